@@ -1,0 +1,56 @@
+"""Error pages: HTML for people, JSON for API paths; bad input never becomes a 500."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify, make_response, render_template, request
+from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
+
+from campaign.db import get_session
+
+
+def wants_json() -> bool:
+    """Whether the client asked for JSON: a .json path, or an Accept header preferring it."""
+    if request.path.endswith(".json"):
+        return True
+    accept = request.accept_mimetypes
+    return accept["application/json"] > accept["text/html"]
+
+
+def render_error(error: HTTPException) -> Response:
+    """One error as JSON or as a page, with its status and its Retry-After, if any."""
+    code = error.code or 500
+    if wants_json():
+        response = jsonify(error=error.name, status=code, message=error.description or "")
+        response.status_code = code
+    else:
+        response = make_response(render_template("errors/error.html", error=error), code)
+    for name, value in error.get_headers():
+        if name.lower() == "retry-after":
+            response.headers[name] = value
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the error handlers."""
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response | HTTPException:
+        if error.code is None:  # a routing redirect, not an error
+            return error
+        return render_error(error)
+
+    @app.errorhandler(DBAPIError)
+    def database_down(error: DBAPIError) -> Response:
+        # The database went away (restart, failover): answer 503 so clients retry,
+        # and drop the broken session; pool_pre_ping reconnects on the next request.
+        app.logger.error("database error: %s", error)
+        try:
+            get_session().rollback()
+        except DBAPIError:
+            app.logger.debug("rollback after a database error failed", exc_info=True)
+        response = render_error(
+            ServiceUnavailable("The service is briefly unavailable. Please try again in a moment.")
+        )
+        response.headers["Retry-After"] = "5"
+        return response

@@ -1,0 +1,29 @@
+"""Flask extensions, created unbound and bound in create_app()."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFProtect
+
+LANGUAGES = ("en", "id", "fr", "es")
+
+csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address)
+babel = Babel()
+
+
+def select_locale() -> str:
+    """The interface language: ?lang=, then the lang cookie, then Accept-Language."""
+    languages = list(current_app.config.get("LANGUAGES", LANGUAGES))
+    for candidate in (request.args.get("lang"), request.cookies.get("lang")):
+        if candidate in languages:
+            return str(candidate)
+    return request.accept_languages.best_match(languages) or languages[0]
+
+
+def rate(key: str) -> str:
+    """A rate-limit string from config, read per request so tests and deployments can set it."""
+    return str(current_app.config[key])

@@ -1,0 +1,225 @@
+"""The tables: columns and constraints only; behaviour lives in the service modules."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from campaign.db import Base, utcnow
+
+CAMPAIGN_STATES = ("draft", "open", "closed")
+# pending: awaiting email confirmation; held: possible duplicate awaiting an organizer;
+# confirmed: counted; rejected/withdrawn/erased: never counted.
+SIGNATURE_STATUSES = ("pending", "held", "confirmed", "rejected", "withdrawn", "erased")
+SOURCES = ("form", "import")
+
+
+class Campaign(Base):
+    """One open letter and its settings."""
+
+    __tablename__ = "campaign"
+    __table_args__ = (CheckConstraint("state IN ('draft', 'open', 'closed')", name="state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    letter: Mapped[str] = mapped_column(Text, default="")
+    recipient: Mapped[str] = mapped_column(String(200), default="")
+    goal: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(10), default="draft")
+    require_confirmation: Mapped[bool] = mapped_column(Boolean, default=True)
+    opens_at: Mapped[dt.datetime | None]
+    closes_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    organizers: Mapped[list[Organizer]] = relationship(
+        secondary="campaign_organizer", back_populates="campaigns"
+    )
+    translations: Mapped[list[LetterTranslation]] = relationship(
+        back_populates="campaign", cascade="all, delete-orphan"
+    )
+
+
+class LetterTranslation(Base):
+    """The letter in another language, shown to readers of that language."""
+
+    __tablename__ = "letter_translation"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True
+    )
+    locale: Mapped[str] = mapped_column(String(16), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    letter: Mapped[str] = mapped_column(Text)
+
+    campaign: Mapped[Campaign] = relationship(back_populates="translations")
+
+
+class Signature(Base):
+    """One signer on one letter; UNIQUE(campaign, email_key) refuses duplicate addresses."""
+
+    __tablename__ = "signature"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "email_key"),
+        CheckConstraint(
+            "status IN ('pending', 'held', 'confirmed', 'rejected', 'withdrawn', 'erased')",
+            name="status",
+        ),
+        CheckConstraint("source IN ('form', 'import')", name="source"),
+        Index("ix_signature_campaign_status", "campaign_id", "status"),
+        Index("ix_signature_campaign_name_key", "campaign_id", "name_key", "country_code"),
+        Index("ix_signature_campaign_signed_at", "campaign_id", "signed_at"),
+        Index("ix_signature_campaign_country", "campaign_id", "country_code"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    signed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    name: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(100), default="")
+    parliament: Mapped[str] = mapped_column(String(200), default="")
+    party: Mapped[str] = mapped_column(String(200), default="")
+    country_code: Mapped[str] = mapped_column(String(2))
+    continent_code: Mapped[str] = mapped_column(String(2))
+    email: Mapped[str] = mapped_column(String(254))
+    # Casefolded, +tag dropped, gmail dots dropped: one key per mailbox.
+    email_key: Mapped[str] = mapped_column(String(254))
+    email_domain: Mapped[str] = mapped_column(String(254), default="")
+    # Accents, case, punctuation and honorifics removed; words sorted.
+    name_key: Mapped[str] = mapped_column(String(200))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(10), default="form")
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+    # Keyed hash of the client address: groups bursts without storing the address.
+    client_hash: Mapped[str | None] = mapped_column(String(64))
+
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    counted: Mapped[bool] = mapped_column(Boolean, default=False)
+    confirmed_at: Mapped[dt.datetime | None]
+    verified_at: Mapped[dt.datetime | None]
+    rejected_at: Mapped[dt.datetime | None]
+    rejected_reason: Mapped[str] = mapped_column(String(500), default="")
+    withdrawn_at: Mapped[dt.datetime | None]
+    erased_at: Mapped[dt.datetime | None]
+    # The signature this one resembles (same name key and country); held until resolved.
+    duplicate_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("signature.id", ondelete="SET NULL")
+    )
+    # None: not a possible duplicate; "held": awaiting an organizer; "distinct": cleared.
+    duplicate_state: Mapped[str | None] = mapped_column(String(10))
+    # "You already signed" mails sent for this signature (capped).
+    duplicate_notices: Mapped[int] = mapped_column(Integer, default=0)
+
+    campaign: Mapped[Campaign] = relationship()
+    duplicate_of: Mapped[Signature | None] = relationship(remote_side=[id])
+
+
+class TallyCount(Base):
+    """Counted signatures per campaign and country, kept in step with every status change."""
+
+    __tablename__ = "tally_count"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True
+    )
+    country_code: Mapped[str] = mapped_column(String(2), primary_key=True)
+    continent_code: Mapped[str] = mapped_column(String(2))
+    signatures: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Organizer(Base):
+    """Someone who runs campaigns; an admin runs all of them and the organizers."""
+
+    __tablename__ = "organizer"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None]
+    last_login_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    campaigns: Mapped[list[Campaign]] = relationship(
+        secondary="campaign_organizer", back_populates="organizers"
+    )
+
+
+class CampaignOrganizer(Base):
+    """Which organizers run which campaign."""
+
+    __tablename__ = "campaign_organizer"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True
+    )
+    organizer_id: Mapped[int] = mapped_column(
+        ForeignKey("organizer.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class AuditEntry(Base):
+    """One organizer action: who, when, on what, before and after."""
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (Index("ix_audit_entry_campaign_created", "campaign_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    organizer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizer.id", ondelete="SET NULL")
+    )
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    signature_id: Mapped[int | None] = mapped_column(
+        ForeignKey("signature.id", ondelete="SET NULL")
+    )
+    action: Mapped[str] = mapped_column(String(64))
+    # JSON text of the changed fields, before and after.
+    before: Mapped[str] = mapped_column(Text, default="{}")
+    after: Mapped[str] = mapped_column(Text, default="{}")
+
+    organizer: Mapped[Organizer | None] = relationship()
+
+
+class OutboxMessage(Base):
+    """A mail queued in the same transaction as what caused it; sent by the sender loop."""
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (Index("ix_outbox_message_due", "sent_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    to_addr: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    # Unique Message-ID, fixed at queue time so a retried send is recognisably the same mail.
+    message_id: Mapped[str] = mapped_column(String(200))
+    signature_id: Mapped[int | None] = mapped_column(
+        ForeignKey("signature.id", ondelete="SET NULL")
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # A sender claims a message until this time, so two senders never send it both.
+    claimed_until: Mapped[dt.datetime | None]
+    sent_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")

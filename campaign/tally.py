@@ -1,0 +1,210 @@
+"""Counts of counted signatures by country and continent, kept in a counter table.
+
+Every change of a signature's status goes through :func:`refresh`, which moves the
+per-country counter in the same transaction; reading the tally then costs one
+query over at most one row per country, however many signatures a letter has.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import func, inspect, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from campaign import geo
+from campaign.db import utcnow
+from campaign.models import Campaign, Signature, TallyCount
+
+
+@dataclass(frozen=True)
+class CountryTally:
+    """Counted signatures from one country."""
+
+    code: str
+    name: str
+    continent: str
+    signatures: int
+
+
+@dataclass(frozen=True)
+class ContinentTally:
+    """Counted signatures and countries on one continent."""
+
+    code: str
+    name: str
+    signatures: int
+    countries: int
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The public numbers of one campaign."""
+
+    signatures: int
+    countries: int
+    continents: int
+    by_continent: list[ContinentTally]
+    by_country: list[CountryTally]
+    updated_at: dt.datetime
+
+
+def derive_status(signature: Signature, campaign: Campaign) -> str:
+    """The status a signature's facts give it, most final first."""
+    if signature.erased_at is not None:
+        return "erased"
+    if signature.withdrawn_at is not None:
+        return "withdrawn"
+    if signature.rejected_at is not None:
+        return "rejected"
+    if signature.duplicate_state == "held":
+        return "held"
+    if campaign.require_confirmation and signature.confirmed_at is None:
+        return "pending"
+    return "confirmed"
+
+
+def lock(session: Session, signature_id: int) -> Signature | None:
+    """Load a signature for change, row-locked where the database can (SELECT ... FOR UPDATE).
+
+    Two requests changing one signature at once (a double-clicked confirm, an organizer
+    rejecting while the signer confirms) then see each other's result, so the counter
+    moves once. SQLite needs no lock: BEGIN IMMEDIATE already serialises writers.
+    """
+    return session.scalars(
+        select(Signature)
+        .where(Signature.id == signature_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def refresh(session: Session, signature: Signature) -> bool:
+    """Recompute a signature's status and move the counters if counting changed; flushes.
+
+    Returns whether the signature counts now. The signature must have been loaded
+    with :func:`lock` (or be new) so that ``counted`` reflects what the counters hold.
+    """
+    campaign = signature.campaign or session.get(Campaign, signature.campaign_id)
+    assert campaign is not None
+    status = derive_status(signature, campaign)
+    counts = status == "confirmed"
+    was_counted = bool(signature.counted)
+    history = inspect(signature).attrs.country_code.history
+    old_country = history.deleted[0] if history.deleted else signature.country_code
+    signature.status = status
+    signature.counted = counts
+    session.flush()
+    if was_counted and (not counts or old_country != signature.country_code):
+        _bump(session, signature.campaign_id, old_country, -1)
+    if counts and (not was_counted or old_country != signature.country_code):
+        _bump(session, signature.campaign_id, signature.country_code, +1)
+    return counts
+
+
+def _bump(session: Session, campaign_id: int, country_code: str, delta: int) -> None:
+    """Add delta to one country's counter, creating the row on first use (atomic upsert)."""
+    now = utcnow()
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(TallyCount).values(
+        campaign_id=campaign_id,
+        country_code=country_code,
+        continent_code=geo.continent_of(country_code),
+        signatures=delta,
+        updated_at=now,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[TallyCount.campaign_id, TallyCount.country_code],
+        set_={"signatures": TallyCount.signatures + delta, "updated_at": now},
+    )
+    session.execute(stmt)
+
+
+def tally(session: Session, campaign: Campaign, locale: str | None = None) -> Tally:
+    """The campaign's counts by country and continent, largest first."""
+    rows = session.execute(
+        select(TallyCount.country_code, TallyCount.continent_code, TallyCount.signatures).where(
+            TallyCount.campaign_id == campaign.id, TallyCount.signatures > 0
+        )
+    ).all()
+    updated_at = session.scalar(
+        select(func.max(TallyCount.updated_at)).where(TallyCount.campaign_id == campaign.id)
+    )
+    by_country = sorted(
+        (
+            CountryTally(code, geo.country_name(code, locale), continent, count)
+            for code, continent, count in rows
+        ),
+        key=lambda c: (-c.signatures, c.name.casefold()),
+    )
+    continents: dict[str, list[int]] = {}
+    for country in by_country:
+        entry = continents.setdefault(country.continent, [0, 0])
+        entry[0] += country.signatures
+        entry[1] += 1
+    by_continent = sorted(
+        (
+            ContinentTally(code, geo.continent_name(code), total, countries)
+            for code, (total, countries) in continents.items()
+        ),
+        key=lambda c: (-c.signatures, c.name),
+    )
+    return Tally(
+        signatures=sum(c.signatures for c in by_country),
+        countries=len(by_country),
+        continents=len(by_continent),
+        by_continent=by_continent,
+        by_country=by_country,
+        updated_at=updated_at or campaign.created_at,
+    )
+
+
+def total(session: Session, campaign: Campaign) -> int:
+    """How many signatures count on a campaign (the sum of its country counters)."""
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(TallyCount.signatures), 0)).where(
+                TallyCount.campaign_id == campaign.id
+            )
+        )
+        or 0
+    )
+
+
+def recount(session: Session, campaign: Campaign) -> dict[str, tuple[int, int]]:
+    """Rebuild the counters from the rows; returns {country: (was, now)} where they differed."""
+    fresh = dict(
+        session.execute(
+            select(Signature.country_code, func.count())
+            .where(Signature.campaign_id == campaign.id, Signature.counted.is_(True))
+            .group_by(Signature.country_code)
+        ).tuples()
+    )
+    stored = {
+        row.country_code: row
+        for row in session.scalars(select(TallyCount).where(TallyCount.campaign_id == campaign.id))
+    }
+    drift: dict[str, tuple[int, int]] = {}
+    for code in set(fresh) | set(stored):
+        now = int(fresh.get(code, 0))
+        row = stored.get(code)
+        was = row.signatures if row else 0
+        if was == now:
+            continue
+        drift[code] = (was, now)
+        if row is None:
+            session.add(
+                TallyCount(
+                    campaign_id=campaign.id,
+                    country_code=code,
+                    continent_code=geo.continent_of(code),
+                    signatures=now,
+                )
+            )
+        else:
+            row.signatures = now
+    session.flush()
+    return drift
