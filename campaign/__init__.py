@@ -46,13 +46,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     babel.init_app(app, locale_selector=select_locale)
 
     from campaign import errors, mail, security
-    from campaign.views import admin, public
+    from campaign.views import admin, admin_data, embed, pages, public
 
     security.init_app(app)
     errors.init_app(app)
     mail.init_app(app)
-    app.register_blueprint(public.bp)
-    app.register_blueprint(admin.bp)
+    assert admin_data.bp is admin.bp  # admin_data adds its routes to the admin blueprint
+    for blueprint in (public.bp, admin.bp, embed.bp, pages.bp):
+        app.register_blueprint(blueprint)
 
     from campaign import cli
 

@@ -51,3 +51,22 @@ JSON_RATE_LIMIT = "120 per minute"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 WTF_CSRF_TIME_LIMIT: int | None = None
+
+# Interface languages offered (Flask-Babel); the first is the fallback.
+LANGUAGES = ["en", "id", "fr", "es"]
+
+# Behind a reverse proxy: how many proxies set X-Forwarded-For/-Proto/-Host (ProxyFix).
+# 0 trusts none, so a spoofed X-Forwarded-For changes nothing.
+PROXY_FIX_HOPS = 0
+# Networks never rate-limited (a parliament's office NAT), e.g. ["192.0.2.0/24"].
+RATELIMIT_ALLOWLIST: list[str] = []
+# Per-campaign ceiling on signing, whatever the client address.
+SIGN_CAMPAIGN_RATE_LIMIT = "2000 per minute"
+SESSION_COOKIE_SECURE = False
+
+# Organizer login throttling: failures before a lockout, and the lockout's length.
+LOGIN_MAX_FAILURES = 5
+LOGIN_LOCKOUT_SECONDS = 900
+
+# Largest CSV an organizer may import.
+IMPORT_MAX_BYTES = 20 * 1024 * 1024

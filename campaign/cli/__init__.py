@@ -44,8 +44,13 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
 def init_app(app: Flask) -> None:
     """Register the project's commands on the app's CLI."""
+    from campaign.cli import campaigns, organizers, privacy, transfer
+
     app.cli.add_command(db_group)
     app.cli.add_command(serve)
+    for module in (campaigns, organizers, transfer, privacy):
+        for command in module.commands:
+            app.cli.add_command(command)
 
 
 def main() -> None:

@@ -1,0 +1,7 @@
+"""`campaign` commands: campaigns."""
+
+from __future__ import annotations
+
+import click
+
+commands: list[click.Command] = []

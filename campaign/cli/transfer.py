@@ -1,0 +1,7 @@
+"""`campaign` commands: transfer."""
+
+from __future__ import annotations
+
+import click
+
+commands: list[click.Command] = []

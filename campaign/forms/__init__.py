@@ -1,0 +1,1 @@
+"""Flask-WTF forms: syntax and choices only; uniqueness is the database's job."""

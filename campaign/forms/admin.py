@@ -1,0 +1,1 @@
+"""Forms of the admin pages: syntax and choices only, no queries."""

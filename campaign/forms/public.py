@@ -1,0 +1,1 @@
+"""Forms of the public pages: syntax and choices only, no queries."""
