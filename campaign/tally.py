@@ -181,7 +181,7 @@ def recount(session: Session, campaign: Campaign) -> dict[str, tuple[int, int]]:
             select(Signature.country_code, func.count())
             .where(Signature.campaign_id == campaign.id, Signature.counted.is_(True))
             .group_by(Signature.country_code)
-        ).tuples()
+        ).all()
     )
     stored = {
         row.country_code: row

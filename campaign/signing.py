@@ -1,0 +1,544 @@
+"""Signing a letter: validation rules, email and name keys, duplicates, confirmation, tokens.
+
+Plain functions taking the session first; no Flask here. The database decides
+duplicates: UNIQUE(campaign_id, email_key) refuses a second signature from one
+mailbox, racing requests included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from campaign import geo, tally
+from campaign.db import utcnow
+from campaign.models import Campaign, Signature
+
+NAME_MAX = 200
+TITLE_MAX = 100
+PARLIAMENT_MAX = 200
+PARTY_MAX = 200
+EMAIL_MAX = 254
+COMMENT_MAX = 1000
+
+# Signatures in these states are no longer "on the letter": a new signer resembling
+# them is not held as their duplicate.
+_GONE = ("rejected", "withdrawn", "erased")
+
+TITLE_SUGGESTIONS = ("MP", "Senator", "Member of Parliament", "Deputy", "Councillor")
+
+
+def N_(message: str) -> str:
+    """Mark a message for translation; the form translates it when it is shown."""
+    return message
+
+
+# --------------------------------------------------------------------------- keys
+
+_GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
+
+
+def email_key(email: str) -> str:
+    """One key per mailbox: casefolded, +tag dropped, gmail dots dropped, googlemail as gmail."""
+    address = email.strip().casefold()
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address
+    local = local.split("+", 1)[0] or local
+    domain = domain.rstrip(".")
+    if domain in _GMAIL_DOMAINS:
+        local = local.replace(".", "")
+        domain = "gmail.com"
+    return f"{local}@{domain}"
+
+
+# Honorifics and titles ignored when comparing names. Multi-word ones are matched as
+# phrases so that a surname such as Tan (in "Tan Sri") or Sri is never dropped alone.
+_HONORIFIC_WORDS = frozenset(
+    [
+        "hon",
+        "honourable",
+        "honorable",
+        "rt",
+        "dr",
+        "doctor",
+        "datuk",
+        "dato",
+        "datin",
+        "yb",
+        "yab",
+        "ybhg",
+        "ybrs",
+        "sen",
+        "senator",
+        "rep",
+        "representative",
+        "mp",
+        "mep",
+        "mr",
+        "mrs",
+        "ms",
+        "miss",
+        "mx",
+        "mdm",
+        "madam",
+        "prof",
+        "professor",
+        "sir",
+        "dame",
+        "lord",
+        "lady",
+        "baroness",
+        "baron",
+        "tun",
+        "toh",
+        "puan",
+        "haji",
+        "hj",
+        "hajjah",
+        "hjh",
+        "excellency",
+        "deputy",
+        "councillor",
+    ]
+)
+# These are also surnames (Amartya Sen, Jack Lord): dropped only before the name begins.
+_LEADING_ONLY = frozenset({"sen", "lord", "lady", "tun", "haji", "hajjah", "rep"})
+_HONORIFIC_PHRASES = tuple(
+    tuple(phrase.split())
+    for phrase in (
+        "the right honourable",
+        "the right honorable",
+        "the honourable",
+        "the honorable",
+        "the hon",
+        "right honourable",
+        "right honorable",
+        "his excellency",
+        "her excellency",
+        "yang amat berhormat",
+        "yang berhormat",
+        "yang berbahagia",
+        "tan sri",
+        "puan sri",
+        "datuk seri",
+        "dato seri",
+        "dato sri",
+        "datuk sri",
+        "datin seri",
+        "h e",
+    )
+)
+_APOSTROPHES = "'\u2019\u2018`\u00b4\u02bc"
+
+
+def name_key(name: str) -> str:
+    """A name for comparison: accents, case, punctuation, honorifics ignored; words sorted."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    letters = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    # O'Brien and OBrien are one name; other punctuation (Jean-Pierre, "Sen.") splits words.
+    letters = "".join("" if c in _APOSTROPHES else c for c in letters)
+    words = "".join(
+        c if c.isalnum() or c.isspace() else " " for c in letters
+    ).split()  # any non-alphanumeric character separates words
+    kept = _drop_honorifics(words) or words
+    return " ".join(sorted(kept))[:NAME_MAX]
+
+
+def _drop_honorifics(words: list[str]) -> list[str]:
+    kept: list[str] = []
+    i = 0
+    while i < len(words):
+        for phrase in _HONORIFIC_PHRASES:
+            if tuple(words[i : i + len(phrase)]) == phrase:
+                i += len(phrase)
+                break
+        else:
+            word = words[i]
+            honorific = word in _HONORIFIC_WORDS and not (kept and word in _LEADING_ONLY)
+            if not honorific:
+                kept.append(word)
+            i += 1
+    return kept
+
+
+def client_hash(secret: str, address: str | None) -> str | None:
+    """A keyed HMAC-SHA256 of the client address: groups bursts without storing the address."""
+    if not address:
+        return None
+    return hmac.new(secret.encode(), address.encode(), hashlib.sha256).hexdigest()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class FieldError(ValueError):
+    """One field's value is refused; the message (an English msgid) says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidEntry(ValueError):
+    """A signature entry is refused; .errors maps field names to messages."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class SignatureEntry:
+    """A valid signature as typed, before it is stored."""
+
+    name: str
+    title: str
+    parliament: str
+    party: str
+    country_code: str
+    email: str
+    comment: str = ""
+    public: bool = False
+    locale: str = "en"
+    source: str = "form"
+    client_hash: str | None = None
+
+
+# A link: a scheme, www., or a host name ending in a common top-level domain.
+_LINK = re.compile(
+    r"(?:[a-z][a-z0-9+.-]*://|\bwww\.|[a-z0-9-]\.(?:com|org|net|info|biz|io|co|xyz|top|online|"
+    r"site|app|dev|me|ru|cn|uk|de|fr|ly|gl|to|tk|ml|ga|cf|gq|pw|club|shop|store|link|click|"
+    r"live|life|vip|win|bid|loan|work|tv|cc|ws|su|in|us|eu)\b)",
+    re.IGNORECASE,
+)
+# Unicode line and paragraph separators are refused with the control characters.
+_SEPARATORS = frozenset("\u2028\u2029")
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        raise FieldError(N_("Enter text."))
+    return str(value)
+
+
+def _check_text(value: str, *, multiline: bool = False) -> None:
+    # Werkzeug decodes bytes that are not UTF-8 as U+FFFD: the sender's text was garbled.
+    if "\ufffd" in value:
+        raise FieldError(N_("This is not valid text (UTF-8)."))
+    for char in value:
+        if multiline and char in "\n\r\t":
+            continue
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cs") or char in _SEPARATORS:
+            raise FieldError(N_("Remove the control characters."))
+
+
+def _line(value: object, *, required: bool, limit: int, links: bool = False) -> str:
+    raw = _text(value)
+    _check_text(raw)
+    cleaned = raw.strip()
+    if required and not cleaned:
+        raise FieldError(N_("This field is required."))
+    if len(cleaned) > limit:
+        raise FieldError(_too_long(limit))
+    if not links and _LINK.search(cleaned):
+        raise FieldError(N_("Remove the link."))
+    return cleaned
+
+
+def _too_long(limit: int) -> str:
+    messages = {
+        NAME_MAX: N_("Use at most 200 characters."),
+        TITLE_MAX: N_("Use at most 100 characters."),
+        EMAIL_MAX: N_("Use at most 254 characters."),
+        COMMENT_MAX: N_("Use at most 1000 characters."),
+    }
+    return messages[limit]
+
+
+def clean_name(value: object) -> str:
+    """The signer's name: required, one line, at most 200 characters, no links."""
+    return _line(value, required=True, limit=NAME_MAX)
+
+
+def clean_title(value: object) -> str:
+    """The signer's title (MP, Senator...): required, at most 100 characters."""
+    return _line(value, required=True, limit=TITLE_MAX)
+
+
+def clean_parliament(value: object) -> str:
+    """The parliament the signer sits in: required, at most 200 characters."""
+    return _line(value, required=True, limit=PARLIAMENT_MAX)
+
+
+def clean_party(value: object) -> str:
+    """The signer's party: optional, at most 200 characters."""
+    return _line(value, required=False, limit=PARTY_MAX)
+
+
+def clean_country(value: object) -> str:
+    """An ISO 3166-1 alpha-2 code this service knows, upper-cased."""
+    raw = _text(value)
+    _check_text(raw)
+    code = raw.strip().upper()
+    if not code:
+        raise FieldError(N_("Choose a country."))
+    if not geo.is_country(code):
+        raise FieldError(N_("Choose a country from the list."))
+    return code
+
+
+def clean_email(value: object, *, check_deliverability: bool = False) -> str:
+    """The address in email-validator's normalized form; at most 254 characters."""
+    raw = _text(value)
+    _check_text(raw)
+    address = raw.strip()
+    if not address:
+        raise FieldError(N_("Enter your email address."))
+    if len(address) > EMAIL_MAX:
+        raise FieldError(_too_long(EMAIL_MAX))
+    try:
+        normalized = validate_email(address, check_deliverability=check_deliverability).normalized
+    except EmailNotValidError:
+        raise FieldError(N_("Enter a valid email address, like name@example.org.")) from None
+    if len(normalized) > EMAIL_MAX or len(email_key(normalized)) > EMAIL_MAX:
+        raise FieldError(_too_long(EMAIL_MAX))
+    return str(normalized)
+
+
+def clean_comment(value: object) -> str:
+    """An optional comment: at most 1000 characters; newlines and tabs allowed."""
+    raw = _text(value)
+    _check_text(raw, multiline=True)
+    cleaned = raw.strip().replace("\r\n", "\n").replace("\r", "\n")
+    if len(cleaned) > COMMENT_MAX:
+        raise FieldError(_too_long(COMMENT_MAX))
+    return cleaned
+
+
+_TRUE = frozenset({"1", "true", "yes", "y", "on", "t"})
+_FALSE = frozenset({"", "0", "false", "no", "n", "off", "f"})
+
+
+def clean_public(value: object) -> bool:
+    """Whether the signer agreed to be listed: a bool, or yes/no words as a CSV holds them."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    word = str(value).strip().casefold()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise FieldError(N_("Use yes or no."))
+
+
+def validate_entry(
+    raw: Mapping[str, str | bool | None], *, check_deliverability: bool = False
+) -> SignatureEntry:
+    """Apply the sign form's rules to raw values; InvalidEntry lists every refused field."""
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    rules: dict[str, Any] = {
+        "name": clean_name,
+        "title": clean_title,
+        "parliament": clean_parliament,
+        "party": clean_party,
+        "country": clean_country,
+        "email": lambda v: clean_email(v, check_deliverability=check_deliverability),
+        "comment": clean_comment,
+        "public": clean_public,
+    }
+    for name, rule in rules.items():
+        try:
+            values[name] = rule(raw.get(name))
+        except FieldError as error:
+            errors[name] = error.message
+    if errors:
+        raise InvalidEntry(errors)
+    return SignatureEntry(
+        name=values["name"],
+        title=values["title"],
+        parliament=values["parliament"],
+        party=values["party"],
+        country_code=values["country"],
+        email=values["email"],
+        comment=values["comment"],
+        public=values["public"],
+    )
+
+
+# --------------------------------------------------------------------------- signing
+
+
+@dataclass
+class SignOutcome:
+    """What sign() did: the signature (new or the existing one) and whether to notify."""
+
+    signature: Signature
+    created: bool
+    notify_existing: bool = field(default=False)
+
+
+def sign(
+    db: Session,
+    campaign: Campaign,
+    entry: SignatureEntry,
+    *,
+    confirmed: bool = False,
+    notice_limit: int = 3,
+) -> SignOutcome:
+    """Record a signature; UNIQUE(campaign, email_key) refuses duplicates. Flushes only."""
+    key = email_key(entry.email)
+    person = name_key(entry.name)
+    _lock_person(db, campaign.id, person, entry.country_code)
+    earlier = db.scalar(
+        select(Signature.id)
+        .where(
+            Signature.campaign_id == campaign.id,
+            Signature.name_key == person,
+            Signature.country_code == entry.country_code,
+            Signature.status.not_in(_GONE),
+        )
+        .order_by(Signature.id)
+        .limit(1)
+    )
+    now = utcnow()
+    signature = Signature(
+        campaign_id=campaign.id,
+        signed_at=now,
+        name=entry.name,
+        title=entry.title,
+        parliament=entry.parliament,
+        party=entry.party,
+        country_code=entry.country_code,
+        continent_code=geo.continent_of(entry.country_code),
+        email=entry.email,
+        email_key=key,
+        email_domain=key.rpartition("@")[2],
+        name_key=person,
+        comment=entry.comment,
+        public=entry.public,
+        source=entry.source,
+        locale=entry.locale,
+        client_hash=entry.client_hash,
+        status="pending",
+        counted=False,
+        confirmed_at=now if confirmed else None,
+        duplicate_of_id=earlier,
+        duplicate_state="held" if earlier is not None else None,
+        duplicate_notices=0,
+    )
+    try:
+        with db.begin_nested():
+            db.add(signature)
+            db.flush()
+    except IntegrityError:
+        # The address already signed (perhaps a moment ago, in a racing request):
+        # the savepoint undid only our INSERT; load the row that won.
+        return _existing(db, campaign, key, notice_limit)
+    tally.refresh(db, signature)
+    return SignOutcome(signature=signature, created=True)
+
+
+def _existing(db: Session, campaign: Campaign, key: str, notice_limit: int) -> SignOutcome:
+    found = db.scalar(
+        select(Signature.id).where(Signature.campaign_id == campaign.id, Signature.email_key == key)
+    )
+    if found is None:  # the unique constraint fired, so the row exists; anything else is a bug
+        raise RuntimeError(f"signature with email key {key!r} vanished")
+    existing = tally.lock(db, found)
+    assert existing is not None
+    notify = existing.status not in _GONE and existing.duplicate_notices < notice_limit
+    if notify:
+        existing.duplicate_notices += 1
+        db.flush()
+    return SignOutcome(signature=existing, created=False, notify_existing=notify)
+
+
+def _lock_person(db: Session, campaign_id: int, person: str, country: str) -> None:
+    """Serialise signers with one name and country, so that two at once cannot both count.
+
+    PostgreSQL takes a transaction-scoped advisory lock; SQLite's BEGIN IMMEDIATE
+    already serialises every writer.
+    """
+    if db.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b(f"{campaign_id}\0{person}\0{country}".encode(), digest_size=8)
+    db.execute(
+        text("SELECT pg_advisory_xact_lock(:key)"),
+        {"key": int.from_bytes(digest.digest(), "big", signed=True)},
+    )
+
+
+def confirm(db: Session, signature_id: int) -> Signature | None:
+    """Mark a signature's address confirmed (idempotent); None when it does not exist."""
+    signature = tally.lock(db, signature_id)
+    if signature is None:
+        return None
+    if signature.confirmed_at is None:
+        signature.confirmed_at = utcnow()
+    tally.refresh(db, signature)
+    return signature
+
+
+def withdraw(db: Session, signature_id: int) -> Signature | None:
+    """Take a signature off the letter (idempotent); None when it does not exist."""
+    signature = tally.lock(db, signature_id)
+    if signature is None:
+        return None
+    if signature.withdrawn_at is None:
+        signature.withdrawn_at = utcnow()
+    tally.refresh(db, signature)
+    return signature
+
+
+# --------------------------------------------------------------------------- tokens
+
+PURPOSES = ("confirm", "withdraw")
+
+
+class BadToken(ValueError):
+    """A link token that was not made by this site for this purpose."""
+
+
+class ExpiredToken(BadToken):
+    """A genuine link token that is too old."""
+
+
+def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown token purpose {purpose!r}")
+    return URLSafeTimedSerializer(secret, salt=f"campaign.signature.{purpose}")
+
+
+def make_token(secret: str, signature_id: int, purpose: str) -> str:
+    """A signed, timestamped token naming one signature for one purpose."""
+    return _serializer(secret, purpose).dumps(signature_id)
+
+
+def read_token(secret: str, token: str, purpose: str, max_age: int) -> int:
+    """The signature id in a token; ExpiredToken when too old, BadToken when forged."""
+    serializer = _serializer(secret, purpose)
+    try:
+        value = serializer.loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise ExpiredToken("this link has expired") from None
+    except BadSignature:
+        raise BadToken("this link is not valid") from None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadToken("this link is not valid")
+    return value

@@ -1,0 +1,128 @@
+"""Campaigns: creating, changing, and whether one takes signatures."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from campaign import campaigns, signing, tally
+from campaign.campaigns import CampaignError, create_campaign, is_accepting, update_campaign
+from campaign.models import Campaign
+
+NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
+
+
+def test_create_campaign_stores_it(db: Session) -> None:
+    made = create_campaign(db, slug="free-kem-sokha", title=" Free Kem Sokha ", letter="# Hi")
+    db.commit()
+    found = campaigns.get_by_slug(db, "free-kem-sokha")
+    assert found is not None and found.id == made.id
+    assert (found.title, found.state, found.require_confirmation) == (
+        "Free Kem Sokha",
+        "draft",
+        True,
+    )
+
+
+def test_get_by_slug_of_an_unknown_slug_is_none(db: Session) -> None:
+    assert campaigns.get_by_slug(db, "nope") is None
+
+
+@pytest.mark.parametrize(
+    "slug", ["a", "A-b", "with space", "under_score", "-lead", "trail-", "x" * 65, "é-t", ""]
+)
+def test_bad_slugs_are_refused(db: Session, slug: str) -> None:
+    with pytest.raises(CampaignError, match="invalid slug"):
+        create_campaign(db, slug=slug, title="T")
+
+
+@pytest.mark.parametrize("slug", ["ab", "free-kem-sokha", "2026", "x" * 64])
+def test_good_slugs_are_taken(db: Session, slug: str) -> None:
+    assert create_campaign(db, slug=slug, title="T").slug == slug
+
+
+def test_taken_slug_is_refused_and_the_session_stays_usable(db: Session) -> None:
+    create_campaign(db, slug="taken", title="First")
+    db.commit()
+    with pytest.raises(CampaignError, match="taken"):
+        create_campaign(db, slug="taken", title="Second")
+    create_campaign(db, slug="other", title="Third")
+    db.commit()
+    assert db.scalar(select(func.count()).select_from(Campaign)) == 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"title": ""}, "title"),
+        ({"title": "x" * 201}, "title"),
+        ({"state": "paused"}, "unknown state"),
+        ({"goal": 0}, "goal"),
+        ({"recipient": "r" * 201}, "recipient"),
+        ({"opens_at": dt.datetime(2026, 1, 1)}, "timezone"),
+        ({"opens_at": NOW, "closes_at": NOW}, "close after"),
+    ],
+)
+def test_bad_values_are_refused(db: Session, changes: dict[str, Any], message: str) -> None:
+    values: dict[str, Any] = {"slug": "c1", "title": "T", **changes}
+    with pytest.raises(CampaignError, match=message):
+        create_campaign(db, **values)
+
+
+def test_update_changes_settings(db: Session) -> None:
+    campaign = create_campaign(db, slug="c1", title="T")
+    update_campaign(db, campaign, state="open", title="New", goal=100)
+    db.commit()
+    assert (campaign.state, campaign.title, campaign.goal) == ("open", "New", 100)
+
+
+def test_update_refuses_unknown_fields_and_taken_slugs(db: Session) -> None:
+    create_campaign(db, slug="c1", title="T")
+    second = create_campaign(db, slug="c2", title="T")
+    db.commit()
+    with pytest.raises(CampaignError, match="cannot change"):
+        update_campaign(db, second, id=5)
+    with pytest.raises(CampaignError, match="taken"):
+        update_campaign(db, second, slug="c1")
+
+
+def test_dropping_confirmation_counts_pending_signatures(db: Session) -> None:
+    campaign = create_campaign(db, slug="c1", title="T", state="open")
+    for n in range(3):
+        signing.sign(
+            db,
+            campaign,
+            signing.validate_entry(
+                {
+                    "name": f"Signer {n}",
+                    "title": "MP",
+                    "parliament": "Diet",
+                    "country": "JP",
+                    "email": f"s{n}@example.org",
+                }
+            ),
+        )
+    db.commit()
+    assert tally.total(db, campaign) == 0
+    update_campaign(db, campaign, require_confirmation=False)
+    db.commit()
+    assert tally.total(db, campaign) == 3
+    update_campaign(db, campaign, require_confirmation=True)
+    db.commit()
+    assert tally.total(db, campaign) == 0
+    assert tally.recount(db, campaign) == {}
+
+
+def test_is_accepting_needs_open_state_and_the_window() -> None:
+    hour = dt.timedelta(hours=1)
+    open_ = Campaign(state="open", opens_at=None, closes_at=None)
+    assert is_accepting(open_, NOW)
+    assert not is_accepting(Campaign(state="draft", opens_at=None, closes_at=None), NOW)
+    assert not is_accepting(Campaign(state="closed", opens_at=None, closes_at=None), NOW)
+    assert not is_accepting(Campaign(state="open", opens_at=NOW + hour, closes_at=None), NOW)
+    assert is_accepting(Campaign(state="open", opens_at=NOW - hour, closes_at=NOW + hour), NOW)
+    assert not is_accepting(Campaign(state="open", opens_at=None, closes_at=NOW), NOW)

@@ -1,0 +1,53 @@
+"""Letters in Markdown, rendered safely."""
+
+from __future__ import annotations
+
+import pytest
+from markupsafe import Markup
+
+from campaign.markup import render_markdown
+
+
+def test_markdown_renders_headings_emphasis_and_lists() -> None:
+    html = render_markdown("# Free him\n\nWe, the *undersigned*:\n\n- ask\n- insist\n")
+    assert isinstance(html, Markup)
+    assert "<h1>Free him</h1>" in html
+    assert "<em>undersigned</em>" in html
+    assert "<li>ask</li>" in html
+
+
+def test_raw_html_is_escaped() -> None:
+    html = render_markdown('<script>alert(1)</script>\n\n<img src=x onerror="alert(1)">')
+    assert "<script>" not in html
+    assert "<img" not in html
+    assert "&lt;script&gt;" in html
+
+
+@pytest.mark.parametrize(
+    "url", ["https://example.org/a", "http://example.org", "mailto:office@example.org"]
+)
+def test_web_and_mail_links_are_kept(url: str) -> None:
+    assert f'href="{url}"' in render_markdown(f"[link]({url})")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "JAVASCRIPT:alert(1)",
+        "data:text/html,<b>x</b>",
+        "vbscript:x",
+        "file:///etc/passwd",
+        "/relative/path",
+    ],
+)
+def test_other_links_are_not_links(url: str) -> None:
+    assert "href" not in render_markdown(f"[link]({url})")
+
+
+def test_images_do_not_load_from_other_servers() -> None:
+    assert "<img" not in render_markdown("![pixel](https://tracker.example/p.gif)")
+
+
+def test_empty_letter_renders_empty() -> None:
+    assert render_markdown("") == ""
