@@ -70,3 +70,25 @@ LOGIN_LOCKOUT_SECONDS = 900
 
 # Largest CSV an organizer may import.
 IMPORT_MAX_BYTES = 20 * 1024 * 1024
+
+# --- Security and privacy (campaign/security.py, the privacy page, SECURITY.md) ---
+# Requests outside /admin/ (the sign form, the widget, confirm) may carry at most this;
+# MAX_CONTENT_LENGTH above applies only to the dashboard (CSV imports).
+PUBLIC_MAX_CONTENT_LENGTH = 256 * 1024
+# Largest text field and most fields in one multipart form (Flask's own limits).
+MAX_FORM_MEMORY_SIZE = 500_000
+MAX_FORM_PARTS = 1000
+# Strict-Transport-Security max-age, sent only on HTTPS responses.
+HSTS_SECONDS = 365 * 24 * 3600
+# Shown on the privacy page for questions and erasure requests; None: MAIL_FROM.
+PRIVACY_CONTACT: str | None = None
+# Where vulnerabilities are reported (SECURITY.md, /.well-known/security.txt when set).
+SECURITY_CONTACT: str | None = None
+# Promise made on the privacy page: personal data of a closed campaign is erased this many
+# days after it closes (run `campaign anonymize --closed-before DATE`, e.g. daily from cron).
+RETENTION_DAYS_AFTER_CLOSE = 90
+# Promise made on the privacy page: how long the web server's request logs are kept.
+LOG_RETENTION_DAYS = 14
+
+# Withdrawal links (sent with the confirmation mail) stay valid this long (public flow).
+WITHDRAW_MAX_AGE_SECONDS = 365 * 24 * 3600

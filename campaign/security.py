@@ -1,15 +1,264 @@
-"""Response headers, proxies and rate-limit policy (issue 4 grows this module)."""
+"""Response headers, cookies, proxies, request sizes and rate-limit policy.
+
+Everything here is wired in :func:`init_app`; views stay unaware of it, except the
+embeddable ones, which call :func:`allow_framing` so other sites may frame them.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, Response
+import ipaddress
+import math
+import time
+from collections.abc import Iterable
+
+from flask import (
+    Flask,
+    Request,
+    Response,
+    current_app,
+    g,
+    has_request_context,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+)
+from flask.sessions import SecureCookieSessionInterface
+from flask_limiter import RateLimitExceeded
+from limits import parse_many
+from werkzeug.exceptions import TooManyRequests
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from campaign.errors import wants_json
+from campaign.extensions import limiter
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# No inline script or style anywhere: what the page needs comes from our own origin.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'"
+)
+CONTENT_SECURITY_POLICY = _CSP + "; frame-ancestors 'none'"
+# The widget and badge are meant to be framed by any site that shows the letter.
+FRAMEABLE_CONTENT_SECURITY_POLICY = _CSP + "; frame-ancestors *"
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+
+# Rate-limit settings checked at start-up, so a typo fails the deployment, not a request.
+RATE_LIMIT_KEYS = (
+    "SIGN_RATE_LIMIT",
+    "SIGN_CAMPAIGN_RATE_LIMIT",
+    "CONFIRM_RATE_LIMIT",
+    "LOGIN_RATE_LIMIT",
+    "JSON_RATE_LIMIT",
+)
+# Endpoints with a ceiling per campaign, whoever asks: endpoint -> config key.
+CAMPAIGN_LIMITS = {"public.sign": "SIGN_CAMPAIGN_RATE_LIMIT"}
+_ALLOWLIST = "campaign.ratelimit_allowlist"
+
+
+class LimitedRequest(Request):
+    """A request whose body may be large only on the dashboard (CSV imports)."""
+
+    @property
+    def max_content_length(self) -> int | None:
+        """PUBLIC_MAX_CONTENT_LENGTH outside /admin/, MAX_CONTENT_LENGTH inside."""
+        if self._max_content_length is not None or not current_app:
+            return super().max_content_length
+        if self.path.startswith("/admin/"):
+            return current_app.config["MAX_CONTENT_LENGTH"]  # type: ignore[no-any-return]
+        return current_app.config["PUBLIC_MAX_CONTENT_LENGTH"]  # type: ignore[no-any-return]
+
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        self._max_content_length = value
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Signed-cookie sessions whose cookie is Secure whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """SESSION_COOKIE_SECURE, or the request itself is HTTPS."""
+        configured = super().get_cookie_secure(app)
+        return configured or (has_request_context() and request.is_secure)
+
+
+def parse_networks(value: str | Iterable[str] | None) -> list[Network]:
+    """Networks from a list of CIDR strings or one comma-separated string; ValueError if bad."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    networks = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ValueError(f"RATELIMIT_ALLOWLIST: {text!r} is not a network") from None
+    return networks
+
+
+def client_address() -> str:
+    """The client's address as the app sees it (after ProxyFix, when configured)."""
+    return request.remote_addr or "127.0.0.1"
+
+
+def is_allowlisted() -> bool:
+    """Whether the client's address lies in one of the RATELIMIT_ALLOWLIST networks."""
+    networks: list[Network] = current_app.extensions.get(_ALLOWLIST, [])
+    if not networks:
+        return False
+    try:
+        address = ipaddress.ip_address(client_address())
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+def campaign_key() -> str:
+    """The rate-limit key of a per-campaign limit: the campaign's slug from the URL."""
+    slug = (request.view_args or {}).get("slug", "")
+    return f"campaign:{slug}"
+
+
+def allow_framing() -> None:
+    """Let other sites frame this response (the widget, the badge)."""
+    g.allow_framing = True
+
+
+def retry_after_seconds(error: TooManyRequests | None = None) -> int:
+    """Seconds until the refused client may try again (at least 1)."""
+    retry_after = getattr(error, "retry_after", None)
+    if isinstance(retry_after, int | float):
+        return max(1, math.ceil(retry_after))
+    current = limiter.current_limit if limiter.enabled and limiter.initialized else None
+    if current is not None:
+        return max(1, math.ceil(current.reset_at - time.time()))
+    return 60
+
+
+def check_rate_limits(app: Flask) -> None:
+    """Refuse to start with a rate-limit string Flask-Limiter cannot parse."""
+    for key in RATE_LIMIT_KEYS:
+        value = app.config.get(key)
+        try:
+            parse_many(str(value or ""))
+        except ValueError:
+            raise ValueError(f"{key}: {value!r} is not a rate limit like '20 per minute'") from None
+
+
+def _campaign_ceiling() -> None:
+    """Count a POST against its campaign's ceiling; 429 once the campaign is flooded.
+
+    It guards the count itself, so it applies to allow-listed networks too; the
+    per-address limits are the views' own (``@limiter.limit``).
+    """
+    key = CAMPAIGN_LIMITS.get(request.endpoint or "")
+    if key is None or request.method != "POST" or not _limits_active():
+        return
+    prefix = str(current_app.config.get("RATELIMIT_KEY_PREFIX") or "")
+    identifiers = [part for part in (prefix, campaign_key(), "ceiling") if part]
+    for item in parse_many(str(current_app.config.get(key) or "")):
+        if not limiter.limiter.hit(item, *identifiers):
+            reset = limiter.limiter.get_window_stats(item, *identifiers).reset_time
+            raise TooManyRequests(
+                "This letter is receiving more signatures than it can take right now.",
+                retry_after=max(1, math.ceil(reset - time.time())),
+            )
+
+
+def _limits_active() -> bool:
+    return bool(current_app.config.get("RATELIMIT_ENABLED")) and limiter.enabled
+
+
+def _headers(response: Response) -> Response:
+    """The security headers every response carries."""
+    headers = response.headers
+    if g.get("allow_framing"):
+        headers["Content-Security-Policy"] = FRAMEABLE_CONTENT_SECURITY_POLICY
+        headers.pop("X-Frame-Options", None)
+    else:
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.is_secure:
+        headers.setdefault("Strict-Transport-Security", f"max-age={_hsts_seconds()}")
+        _secure_cookies(response)
+    if request.path.startswith("/admin/"):
+        # Dashboard pages show signers' addresses: no copy in shared or proxy caches.
+        headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _hsts_seconds() -> int:
+    return int(current_app.config.get("HSTS_SECONDS", 365 * 24 * 3600))
+
+
+def _secure_cookies(response: Response) -> None:
+    """Mark every cookie a view set Secure when the request came over HTTPS."""
+    cookies = response.headers.getlist("Set-Cookie")
+    if not cookies or all("; secure" in c.lower() for c in cookies):
+        return
+    response.headers.remove("Set-Cookie")
+    for cookie in cookies:
+        response.headers.add(
+            "Set-Cookie", cookie if "; secure" in cookie.lower() else f"{cookie}; Secure"
+        )
+
+
+def _too_many_requests(error: TooManyRequests) -> Response:
+    """429 as a readable page (or JSON), always with Retry-After."""
+    seconds = retry_after_seconds(error)
+    if wants_json():
+        response = jsonify(
+            error="Too Many Requests",
+            status=429,
+            message="Too many requests; try again later.",
+            retry_after=seconds,
+        )
+        response.status_code = 429
+    else:
+        page = render_template(
+            "errors/429.html",
+            error=error,
+            seconds=seconds,
+            minutes=math.ceil(seconds / 60),
+            # Not a per-address limit: the campaign's own ceiling (see _campaign_ceiling).
+            busy=not isinstance(error, RateLimitExceeded),
+        )
+        response = make_response(page, 429)
+    response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 def init_app(app: Flask) -> None:
-    """Add the security headers to every response."""
+    """Wire proxies, cookies, request sizes, rate-limit policy and headers into the app."""
+    hops = int(app.config.get("PROXY_FIX_HOPS") or 0)
+    if hops < 0:
+        raise ValueError("PROXY_FIX_HOPS must be 0 or more")
+    if hops:
+        # Trust exactly this many proxies' X-Forwarded-* headers; without it a client
+        # could pick its own address (and so its own rate-limit bucket) by sending one.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
+    if str(app.config.get("BASE_URL") or "").startswith("https://"):
+        app.config["SESSION_COOKIE_SECURE"] = True
+    app.session_interface = SessionInterface()
+    app.request_class = LimitedRequest
+    app.extensions[_ALLOWLIST] = parse_networks(app.config.get("RATELIMIT_ALLOWLIST"))
+    check_rate_limits(app)
+    app.before_request(_campaign_ceiling)
+    app.after_request(_headers)
+    app.register_error_handler(429, _too_many_requests)
 
-    @app.after_request
-    def headers(response: Response) -> Response:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        return response
+
+@limiter.request_filter
+def _exempt_allowlisted() -> bool:
+    """Flask-Limiter skips every per-address limit for allow-listed networks."""
+    return is_allowlisted()

@@ -1,7 +1,114 @@
-"""`campaign` commands: privacy."""
+"""`campaign` commands: privacy (anonymize closed campaigns)."""
 
 from __future__ import annotations
 
-import click
+import datetime as dt
+from dataclasses import dataclass
 
-commands: list[click.Command] = []
+import click
+from sqlalchemy import String, cast, delete, func, literal, select, update
+from sqlalchemy.orm import Session
+
+from campaign import audit, review
+from campaign.db import session_scope
+from campaign.models import AuditEntry, Campaign, OutboxMessage, Signature
+
+# Audit fields that may name a signer; the same ones an organizer's erasure redacts.
+PERSONAL_AUDIT_FIELDS = tuple(dict.fromkeys(("rejected_reason", *review.ERASED_VALUES)))
+
+
+@dataclass(frozen=True)
+class Anonymized:
+    """What an anonymization touched (or would touch, on a dry run)."""
+
+    campaigns: list[str]
+    signatures: int
+
+
+def closed_before(db: Session, cutoff: dt.datetime) -> list[Campaign]:
+    """Closed campaigns whose closing date (or last change, without one) is before cutoff."""
+    closed_at = func.coalesce(Campaign.closes_at, Campaign.updated_at)
+    return list(
+        db.scalars(
+            select(Campaign)
+            .where(Campaign.state == "closed", closed_at < cutoff)
+            .order_by(Campaign.slug)
+        )
+    )
+
+
+def anonymize(db: Session, cutoff: dt.datetime, *, dry_run: bool = False) -> Anonymized:
+    """Erase signers' personal data in campaigns closed before cutoff; counts stay. Flushes only.
+
+    Status, counted, country and dates stay, so the tally and its counters do not move;
+    what an organizer's erasure blanks is blanked here too (review.ERASED_VALUES), mail
+    to those signers is deleted from the outbox, and audit entries lose what named them.
+    Signatures already without an address (anonymized or erased before) are left alone.
+    """
+    campaigns = closed_before(db, cutoff)
+    ids = [c.id for c in campaigns]
+    pending = (Signature.campaign_id.in_(ids), Signature.email != "")
+    count = int(db.scalar(select(func.count()).select_from(Signature).where(*pending)) or 0)
+    if dry_run or not ids:
+        return Anonymized([c.slug for c in campaigns], count)
+    db.execute(
+        update(Signature)
+        .where(*pending)
+        .values(
+            **review.ERASED_VALUES,
+            # Unique per campaign (the UNIQUE email key), as an erasure leaves it.
+            email_key=literal("erased:") + cast(Signature.id, String),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    in_campaigns = select(Signature.id).where(Signature.campaign_id.in_(ids))
+    db.execute(delete(OutboxMessage).where(OutboxMessage.signature_id.in_(in_campaigns)))
+    audited = db.scalars(
+        select(AuditEntry.signature_id)
+        .where(AuditEntry.campaign_id.in_(ids), AuditEntry.signature_id.is_not(None))
+        .distinct()
+    )
+    for signature_id in list(audited):
+        assert signature_id is not None
+        audit.redact_signature(db, signature_id, PERSONAL_AUDIT_FIELDS)
+    db.flush()
+    return Anonymized([c.slug for c in campaigns], count)
+
+
+class _BadDate(click.ClickException):
+    exit_code = 2
+
+
+def _parse_date(value: str) -> dt.datetime:
+    try:
+        day = dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise _BadDate(f"--closed-before: {value!r} is not a date like 2026-01-31") from None
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+@click.command("anonymize")
+@click.option(
+    "--closed-before",
+    "closed_before_text",
+    required=True,
+    metavar="DATE",
+    help="Anonymize closed campaigns whose closing date is before this day (YYYY-MM-DD, UTC).",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be erased; change nothing.")
+def anonymize_command(closed_before_text: str, dry_run: bool) -> None:
+    """Erase signers' personal data of campaigns closed before DATE; their counts stay."""
+    cutoff = _parse_date(closed_before_text)
+    with session_scope() as db:
+        result = anonymize(db, cutoff, dry_run=dry_run)
+        if dry_run:
+            db.rollback()
+    verb = "would anonymize" if dry_run else "anonymized"
+    where = ", ".join(result.campaigns) or "none"
+    click.echo(
+        f"{verb} {result.signatures} signatures in {len(result.campaigns)} "
+        f"closed campaigns ({where})"
+    )
+
+
+commands: list[click.Command] = [anonymize_command]

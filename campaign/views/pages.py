@@ -1,7 +1,34 @@
-"""Site-wide pages that belong to no campaign (privacy)."""
+"""Site-wide pages that belong to no campaign: privacy, security.txt."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import datetime as dt
+
+from flask import Blueprint, Response, abort, current_app, render_template
 
 bp = Blueprint("pages", __name__)
+
+
+@bp.get("/privacy")
+def privacy() -> str:
+    """What this service keeps about signers, why, for how long, and how to have it removed."""
+    config = current_app.config
+    return render_template(
+        "pages/privacy.html",
+        contact=config.get("PRIVACY_CONTACT") or config.get("MAIL_FROM"),
+        retention_days=int(config.get("RETENTION_DAYS_AFTER_CLOSE") or 0),
+        log_days=int(config.get("LOG_RETENTION_DAYS") or 0),
+    )
+
+
+@bp.get("/.well-known/security.txt")
+def security_txt() -> Response:
+    """RFC 9116 contact for vulnerability reports; 404 until SECURITY_CONTACT is set."""
+    contact = current_app.config.get("SECURITY_CONTACT")
+    if not contact:
+        abort(404)
+    uri = contact if ":" in contact else f"mailto:{contact}"
+    expires = (dt.datetime.now(dt.UTC) + dt.timedelta(days=365)).replace(microsecond=0)
+    body = f"Contact: {uri}\nExpires: {expires.isoformat().replace('+00:00', 'Z')}\n"
+    body += "Preferred-Languages: en\n"
+    return Response(body, mimetype="text/plain")
