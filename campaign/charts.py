@@ -1,0 +1,359 @@
+"""Pictures of a tally, drawn on the server as SVG: world map, continent bars, badge, share image.
+
+Pure functions (no Flask): the caller passes the words in its reader's language through
+:class:`ChartText`. Every piece of text is escaped, and characters XML cannot carry are
+dropped, so a hostile campaign title cannot break out of the markup. Colours are set with
+presentation attributes (never ``style`` or ``<style>``) so a strict CSP keeps them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from campaign import geo
+from campaign.tally import Tally
+
+# Sequential shades, light to dark (ColorBrewer YlGnBu): the lightest is green-tinged so it
+# stays distinct from the grey of countries without signatures; the darkest has 10:1
+# contrast on white. The legend repeats every step in words, so colour is never alone.
+SHADES: tuple[str, ...] = ("#c7e9b4", "#7fcdbb", "#41b6c4", "#2c7fb8", "#253494")
+NO_SIGNATURES = "#dfe3e8"
+BORDER = "#ffffff"
+INK = "#1b1f24"
+BAR = "#2c7fb8"
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Noto Sans', sans-serif"
+
+# Characters outside XML 1.0's Char production: even escaped they make a document invalid.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _signatures(count: int) -> str:
+    return f"{count:,} signature" if count == 1 else f"{count:,} signatures"
+
+
+def _countries(count: int) -> str:
+    return f"{count:,} country" if count == 1 else f"{count:,} countries"
+
+
+def _summary(signatures: int, countries: int, continents: int) -> str:
+    places = "continent" if continents == 1 else "continents"
+    return f"{_signatures(signatures)} from {_countries(countries)} on {continents} {places}"
+
+
+def _share_line(signatures: int, countries: int, continents: int) -> str:
+    noun = "signature" if signatures == 1 else "signatures"
+    places = "continent" if continents == 1 else "continents"
+    return f"{noun} from {_countries(countries)} on {continents} {places}"
+
+
+@dataclass(frozen=True)
+class ChartText:
+    """The words on the pictures; English by default, the caller passes translated ones."""
+
+    signatures: Callable[[int], str] = _signatures
+    countries: Callable[[int], str] = _countries
+    # "158 signatures from 23 countries on 6 continents"
+    summary: Callable[[int, int, int], str] = _summary
+    # What follows the big number on the share image: "signatures from 23 countries on ..."
+    share_line: Callable[[int, int, int], str] = _share_line
+    no_signatures: str = "no signatures"
+    legend: str = "Signatures per country"
+    legend_none: str = "None"
+    empty: str = "No signatures yet"
+    country_name: Callable[[str], str] = field(default=geo.country_name)
+    continent_name: Callable[[str], str] = field(default=geo.continent_name)
+
+
+ENGLISH = ChartText()
+
+
+def clean(text: str) -> str:
+    """Text with the characters XML cannot carry removed (escaping is separate)."""
+    return _NOT_XML.sub("", text)
+
+
+def _e(text: str) -> str:
+    """Escaped, XML-safe text for an element or a quoted attribute."""
+    return str(escape(clean(text)))
+
+
+def _n(value: float) -> str:
+    """A coordinate with at most one decimal."""
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+@cache
+def world_data() -> dict[str, Any]:
+    """The projected country shapes (campaign/data/world-110m.json, see scripts/README.md)."""
+    source = resources.files("campaign").joinpath("data", "world-110m.json")
+    data: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
+    return data
+
+
+def steps(maximum: int) -> list[tuple[int, int]]:
+    """Five count ranges (inclusive) for the shades, from 1 up to the largest count.
+
+    Counts are skewed (a few countries bring most signers), so the bounds grow
+    geometrically; below five signatures each step is a single count.
+    """
+    if maximum <= len(SHADES):
+        return [(i, i) for i in range(1, len(SHADES) + 1)]
+    uppers: list[int] = []
+    for i in range(1, len(SHADES) + 1):
+        upper = max(math.ceil(maximum ** (i / len(SHADES))), (uppers[-1] + 1) if uppers else 1)
+        uppers.append(upper)
+    uppers[-1] = maximum
+    ranges: list[tuple[int, int]] = []
+    lower = 1
+    for upper in uppers:
+        ranges.append((lower, upper))
+        lower = upper + 1
+    return ranges
+
+
+def shade(count: int, ranges: Sequence[tuple[int, int]]) -> str:
+    """The fill of a country with this many signatures."""
+    if count <= 0:
+        return NO_SIGNATURES
+    for index, (_, upper) in enumerate(ranges):
+        if count <= upper:
+            return SHADES[index]
+    return SHADES[-1]
+
+
+def _range_label(lower: int, upper: int) -> str:
+    return f"{lower:,}" if lower == upper else f"{lower:,}\u2013{upper:,}"
+
+
+def _svg_open(width: float, height: float, prefix: str, cls: str, labelled: str) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_n(width)} {_n(height)}" '
+        f'class="{_e(cls)}" role="img" aria-labelledby="{_e(labelled)}" '
+        f'font-family="{FONT}" id="{_e(prefix)}">'
+    )
+
+
+def world_map_svg(
+    tally: Tally,
+    *,
+    title: str,
+    desc: str | None = None,
+    text: ChartText = ENGLISH,
+    id_prefix: str = "world-map",
+) -> Markup:
+    """An inline SVG world map, each country shaded by its signatures, with a legend."""
+    data = world_data()
+    width, height = data["width"], data["height"]
+    counts = {country.code: country.signatures for country in tally.by_country}
+    ranges = steps(max(counts.values(), default=0))
+    if desc is None:
+        top = ", ".join(
+            f"{text.country_name(c.code)} {c.signatures:,}" for c in tally.by_country[:10]
+        )
+        summary = text.summary(tally.signatures, tally.countries, tally.continents)
+        desc = f"{summary}. {top}." if top else f"{text.empty}."
+    legend_top = height + 16
+    legend_height = 124
+    parts = [
+        _svg_open(
+            width,
+            legend_top + legend_height,
+            id_prefix,
+            "chart chart-map",
+            f"{id_prefix}-title {id_prefix}-desc",
+        ),
+        f'<title id="{_e(id_prefix)}-title">{_e(title)}</title>',
+        f'<desc id="{_e(id_prefix)}-desc">{_e(desc)}</desc>',
+        f'<g stroke="{BORDER}" stroke-width=".6" stroke-linejoin="round">',
+    ]
+    parts += [f'<path d="{d}" fill="{NO_SIGNATURES}"/>' for d in data["other"]]
+    for code, d in data["countries"].items():
+        count = counts.get(code, 0)
+        words = text.signatures(count) if count else text.no_signatures
+        parts.append(
+            f'<path d="{d}" fill="{shade(count, ranges)}" data-country="{code}">'
+            f"<title>{_e(text.country_name(code))}: {_e(words)}</title></path>"
+        )
+    parts.append("</g>")
+    # Countries too small for the 1:110m shapes show as dots, only when they have signers.
+    dots = [(code, data["dots"][code]) for code in counts if code in data["dots"]]
+    if dots:
+        parts.append(f'<g stroke="{INK}" stroke-width="1">')
+        for code, (x, y) in sorted(dots, key=lambda item: counts[item[0]]):
+            parts.append(
+                f'<circle cx="{_n(x)}" cy="{_n(y)}" r="6" fill="{shade(counts[code], ranges)}" '
+                f'data-country="{code}"><title>{_e(text.country_name(code))}: '
+                f"{_e(text.signatures(counts[code]))}</title></circle>"
+            )
+        parts.append("</g>")
+    parts.append(_legend(ranges, text, legend_top))
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - every piece of text went through _e()
+
+
+def _legend(ranges: Sequence[tuple[int, int]], text: ChartText, top: float) -> str:
+    """The legend: a caption, then the "none" swatch and the five steps in three columns."""
+    items = [(NO_SIGNATURES, text.legend_none)] + [
+        (colour, _range_label(lower, upper))
+        for colour, (lower, upper) in zip(SHADES, ranges, strict=True)
+    ]
+    parts = [
+        f'<g class="legend" font-size="26" fill="{INK}">',
+        f'<text x="0" y="{_n(top + 26)}" font-weight="600">{_e(text.legend)}</text>',
+    ]
+    for index, (colour, label) in enumerate(items):
+        x = (index % 3) * 330
+        y = top + 44 + (index // 3) * 40
+        parts.append(
+            f'<rect x="{x}" y="{_n(y)}" width="40" height="28" fill="{colour}" '
+            f'stroke="{INK}" stroke-width="1"/>'
+            f'<text x="{x + 52}" y="{_n(y + 23)}">{_e(label)}</text>'
+        )
+    parts.append("</g>")
+    return "".join(parts)
+
+
+def continent_bars_svg(
+    tally: Tally,
+    *,
+    title: str,
+    text: ChartText = ENGLISH,
+    id_prefix: str = "continent-bars",
+) -> Markup:
+    """A horizontal bar per continent, its name and numbers written beside the bar."""
+    width, row, bar_height = 480, 66, 22
+    rows = tally.by_continent
+    height = max(len(rows), 1) * row
+    parts = [
+        _svg_open(width, height, id_prefix, "chart chart-bars", f"{id_prefix}-title"),
+        f'<title id="{_e(id_prefix)}-title">{_e(title)}</title>',
+    ]
+    if not rows:
+        parts.append(f'<text x="0" y="30" font-size="20" fill="{INK}">{_e(text.empty)}</text>')
+    largest = max((c.signatures for c in rows), default=1)
+    for index, continent in enumerate(rows):
+        y = index * row
+        numbers = f"{text.signatures(continent.signatures)}, {text.countries(continent.countries)}"
+        bar = max(4.0, (width - 2) * continent.signatures / largest)
+        parts.append(
+            f'<g data-continent="{_e(continent.code)}">'
+            f'<text x="0" y="{y + 22}" font-size="20" fill="{INK}">'
+            f'<tspan font-weight="600">{_e(text.continent_name(continent.code))}</tspan> '
+            f"{_e(numbers)}</text>"
+            f'<rect x="1" y="{y + 32}" width="{_n(bar)}" height="{bar_height}" fill="{BAR}" '
+            f'rx="3"/></g>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - every piece of text went through _e()
+
+
+# Approximate advance widths at 11px Verdana (the font shields-style badges use); the
+# text is also given textLength, so a different fallback font still fits its box.
+_NARROW = set("fijlrtI.,:;'!|()[] ")
+_WIDE = set("mwMW@%")
+
+
+def _text_width(text: str) -> float:
+    width = 0.0
+    for char in text:
+        if char in _NARROW:
+            width += 4.0
+        elif char in _WIDE:
+            width += 10.5
+        elif char.isupper() or char.isdigit():
+            width += 7.5
+        else:
+            width += 6.8
+    return width
+
+
+def badge_svg(count: int, label: str, *, message: str | None = None) -> str:
+    """A shields-style badge: the label on grey, "N signatures" (or message) on blue."""
+    label = clean(label)
+    if len(label) > 40:
+        label = label[:39].rstrip() + "\u2026"
+    message = clean(message if message is not None else _signatures(count))
+    left = round(_text_width(label) + 12)
+    right = round(_text_width(message) + 12)
+    total = left + right
+    both = f"{label}: {message}"
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{total}" height="20" '
+        f'viewBox="0 0 {total} 20" role="img" aria-label="{_e(both)}">'
+        f"<title>{_e(both)}</title>"
+        f'<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" '
+        f'stop-opacity=".1"/><stop offset="1" stop-opacity=".1"/></linearGradient>'
+        f'<clipPath id="r"><rect width="{total}" height="20" rx="3" fill="#fff"/></clipPath>'
+        f'<g clip-path="url(#r)"><rect width="{left}" height="20" fill="#555"/>'
+        f'<rect x="{left}" width="{right}" height="20" fill="#0b5cad"/>'
+        f'<rect width="{total}" height="20" fill="url(#s)"/></g>'
+        f'<g fill="#fff" text-anchor="middle" '
+        f'font-family="Verdana, Geneva, \'DejaVu Sans\', sans-serif" font-size="11">'
+        f'<text x="{left / 2:.1f}" y="14" textLength="{left - 12}" '
+        f'lengthAdjust="spacingAndGlyphs">{_e(label)}</text>'
+        f'<text x="{left + right / 2:.1f}" y="14" textLength="{right - 12}" '
+        f'lengthAdjust="spacingAndGlyphs">{_e(message)}</text></g></svg>'
+    )
+
+
+def _wrap(text: str, limit: int, lines: int) -> list[str]:
+    """Words wrapped to lines of about limit characters, at most lines of them."""
+    out: list[str] = []
+    for word in text.split():
+        if out and len(out[-1]) + 1 + len(word) <= limit:
+            out[-1] += " " + word
+        else:
+            out.append(word)
+    if len(out) > lines:
+        out = out[:lines]
+        out[-1] = out[-1][: limit - 1].rstrip() + "\u2026"
+    return out
+
+
+def share_image_svg(campaign_title: str, tally: Tally, *, text: ChartText = ENGLISH) -> str:
+    """A 1200x630 Open Graph picture: the title, the count in large type, the shaded map."""
+    data = world_data()
+    counts = {country.code: country.signatures for country in tally.by_country}
+    ranges = steps(max(counts.values(), default=0))
+    scale = 620 / data["width"]
+    line = text.share_line(tally.signatures, tally.countries, tally.continents)
+    summary = text.summary(tally.signatures, tally.countries, tally.continents)
+    parts = [
+        '<svg xmlns="http://www.w3.org/2000/svg" width="1200" height="630" '
+        f'viewBox="0 0 1200 630" role="img" font-family="{FONT}" '
+        f'aria-label="{_e(campaign_title)}: {_e(summary)}">',
+        f"<title>{_e(campaign_title)}: {_e(summary)}</title>",
+        '<rect width="1200" height="630" fill="#ffffff"/>',
+        f'<rect width="1200" height="14" fill="{SHADES[-1]}"/>',
+        f'<g transform="translate(560 250) scale({scale:.4f})" stroke="{BORDER}" stroke-width="1">',
+    ]
+    parts += [f'<path d="{d}" fill="{NO_SIGNATURES}"/>' for d in data["other"]]
+    parts += [
+        f'<path d="{d}" fill="{shade(counts.get(code, 0), ranges)}"/>'
+        for code, d in data["countries"].items()
+    ]
+    parts.append("</g>")
+    for index, title_line in enumerate(_wrap(clean(campaign_title), 30, 3)):
+        parts.append(
+            f'<text x="60" y="{100 + index * 60}" font-size="50" font-weight="700" '
+            f'fill="{INK}">{_e(title_line)}</text>'
+        )
+    parts.append(
+        f'<text x="60" y="410" font-size="150" font-weight="800" fill="{SHADES[-1]}">'
+        f"{tally.signatures:,}</text>"
+    )
+    for index, words in enumerate(_wrap(clean(line), 26, 3)):
+        parts.append(
+            f'<text x="60" y="{470 + index * 44}" font-size="36" fill="{INK}">{_e(words)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -1,0 +1,224 @@
+"""The SVG pictures: valid XML, the right countries in the right shades, hostile text escaped."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from campaign import charts, geo
+from campaign.tally import ContinentTally, CountryTally, Tally
+
+SVG = "{http://www.w3.org/2000/svg}"
+HOSTILE = 'Free "them" <script>alert(1)</script> & \u202eRTL\u200f \x00\x1b'
+DATA_FILE = Path(charts.__file__).parent / "data" / "world-110m.json"
+
+
+def make_tally(counts: dict[str, int]) -> Tally:
+    """A Tally as campaign.tally.tally() builds it, from {country: signatures}."""
+    by_country = sorted(
+        (CountryTally(c, geo.country_name(c), geo.continent_of(c), n) for c, n in counts.items()),
+        key=lambda c: (-c.signatures, c.name),
+    )
+    continents: dict[str, list[int]] = {}
+    for country in by_country:
+        entry = continents.setdefault(country.continent, [0, 0])
+        entry[0] += country.signatures
+        entry[1] += 1
+    by_continent = sorted(
+        (ContinentTally(k, geo.continent_name(k), v[0], v[1]) for k, v in continents.items()),
+        key=lambda c: -c.signatures,
+    )
+    return Tally(
+        signatures=sum(counts.values()),
+        countries=len(counts),
+        continents=len(continents),
+        by_continent=by_continent,
+        by_country=by_country,
+        updated_at=dt.datetime(2026, 11, 28, tzinfo=dt.UTC),
+    )
+
+
+SAMPLE = make_tally({"KH": 40, "FR": 12, "DE": 9, "US": 7, "AU": 5, "BR": 3, "ZA": 1, "SG": 4})
+
+
+def parse(svg: str) -> ET.Element:
+    root = ET.fromstring(svg)  # noqa: S314 - our own output, which this test checks
+    assert root.tag == f"{SVG}svg"
+    return root
+
+
+def shapes_by_country(root: ET.Element) -> dict[str, ET.Element]:
+    return {el.attrib["data-country"]: el for el in root.iter() if "data-country" in el.attrib}
+
+
+def test_map_data_file_is_small_and_keys_countries_by_alpha_2() -> None:
+    data = json.loads(DATA_FILE.read_text())
+    assert DATA_FILE.stat().st_size < 150_000
+    assert set(data["countries"]) <= set(geo.CONTINENT_OF)
+    assert {"FR", "KH", "US", "BR", "AU", "ZA", "IN", "CN", "RU", "CY", "SO"} <= set(
+        data["countries"]
+    )
+    assert all(path.startswith("M") and path.endswith("z") for path in data["countries"].values())
+
+
+def test_every_inhabited_country_can_be_drawn_as_a_shape_or_a_dot() -> None:
+    data = json.loads(DATA_FILE.read_text())
+    drawable = set(data["countries"]) | set(data["dots"])
+    # Antarctica is left off the map; the US Minor Outlying Islands are scattered specks.
+    assert set(geo.CONTINENT_OF) - drawable == {"AQ", "UM"}
+
+
+def test_world_map_is_an_accessible_svg_image_naming_the_totals() -> None:
+    root = parse(charts.world_map_svg(SAMPLE, title="Signatures by country"))
+    assert root.attrib["role"] == "img"
+    labelled = root.attrib["aria-labelledby"].split()
+    ids = {el.attrib.get("id"): el for el in root.iter()}
+    assert [ids[i].tag for i in labelled] == [f"{SVG}title", f"{SVG}desc"]
+    assert ids[labelled[0]].text == "Signatures by country"
+    desc = ids[labelled[1]].text or ""
+    assert "81 signatures from 8 countries on 6 continents" in desc
+    assert "Cambodia 40" in desc
+
+
+def test_each_counted_country_has_a_shape_with_a_tooltip() -> None:
+    shapes = shapes_by_country(parse(charts.world_map_svg(SAMPLE, title="Map")))
+    for country in SAMPLE.by_country:
+        title = shapes[country.code].find(f"{SVG}title")
+        assert title is not None
+        assert title.text == f"{country.name}: {country.signatures} signatures".replace(
+            "1 signatures", "1 signature"
+        )
+    assert shapes["IT"].attrib["fill"] == charts.NO_SIGNATURES
+    assert shapes["IT"].find(f"{SVG}title").text == "Italy: no signatures"  # type: ignore[union-attr]
+
+
+def test_small_countries_with_signers_appear_as_dots() -> None:
+    shapes = shapes_by_country(parse(charts.world_map_svg(SAMPLE, title="Map")))
+    assert shapes["SG"].tag == f"{SVG}circle"
+    assert "MT" not in shapes  # no signers from Malta: no dot
+
+
+def test_more_signatures_never_get_a_lighter_shade() -> None:
+    shapes = shapes_by_country(parse(charts.world_map_svg(SAMPLE, title="Map")))
+    order = [charts.SHADES.index(shapes[c.code].attrib["fill"]) for c in SAMPLE.by_country]
+    assert order == sorted(order, reverse=True)
+    assert order[0] == len(charts.SHADES) - 1  # the largest count gets the darkest shade
+    assert order[-1] == 0
+
+
+def test_legend_lists_no_signatures_and_five_steps_in_words() -> None:
+    root = parse(charts.world_map_svg(SAMPLE, title="Map"))
+    legend = next(el for el in root.iter(f"{SVG}g") if el.attrib.get("class") == "legend")
+    texts = ["".join(t.itertext()) for t in legend.iter(f"{SVG}text")]
+    steps = ["1\u20133", "4\u20135", "6\u201310", "11\u201320", "21\u201340"]
+    assert texts == ["Signatures per country", "None", *steps]
+    swatches = [r.attrib["fill"] for r in legend.iter(f"{SVG}rect")]
+    assert swatches == [charts.NO_SIGNATURES, *charts.SHADES]
+
+
+@pytest.mark.parametrize(
+    ("maximum", "expected"),
+    [
+        (0, [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)]),
+        (3, [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)]),
+        (6, [(1, 2), (3, 3), (4, 4), (5, 5), (6, 6)]),
+        (1000, [(1, 4), (5, 16), (17, 64), (65, 252), (253, 1000)]),
+    ],
+)
+def test_steps_cover_one_to_the_largest_count_without_gaps(maximum: int, expected) -> None:
+    ranges = charts.steps(maximum)
+    assert ranges == expected
+    assert all(ranges[i][1] + 1 == ranges[i + 1][0] for i in range(4))
+
+
+def test_empty_tally_gives_a_grey_map() -> None:
+    empty = make_tally({})
+    root = parse(charts.world_map_svg(empty, title="Map"))
+    fills = {el.attrib["fill"] for el in shapes_by_country(root).values()}
+    assert fills == {charts.NO_SIGNATURES}
+    assert root.find(f"{SVG}desc").text == "No signatures yet."  # type: ignore[union-attr]
+
+
+def test_hostile_title_is_escaped_everywhere() -> None:
+    pictures = [
+        str(charts.world_map_svg(SAMPLE, title=HOSTILE, desc=HOSTILE)),
+        str(charts.continent_bars_svg(SAMPLE, title=HOSTILE)),
+        charts.badge_svg(3, HOSTILE, message=HOSTILE),
+        charts.share_image_svg(HOSTILE, SAMPLE),
+    ]
+    for svg in pictures:
+        root = parse(svg)  # control characters dropped: still well-formed XML
+        assert "<script" not in svg
+        assert root.find(f".//{SVG}script") is None
+        assert "&lt;script&gt;" in svg
+        texts = " ".join("".join(el.itertext()) for el in root.iter(f"{SVG}title"))
+        assert 'Free "them" <script>alert(1)' in texts  # what a reader sees: the text itself
+        assert "\u202eRTL\u200f" in svg  # bidi marks are kept, they are text
+
+
+def test_ids_are_prefixed_so_two_charts_can_share_a_page() -> None:
+    one = parse(charts.world_map_svg(SAMPLE, title="A", id_prefix="one"))
+    assert one.attrib["aria-labelledby"] == "one-title one-desc"
+    assert one.attrib["id"] == "one"
+
+
+def test_continent_bars_write_names_and_numbers_and_scale_bars() -> None:
+    root = parse(charts.continent_bars_svg(SAMPLE, title="By continent"))
+    assert root.attrib["role"] == "img"
+    rows = [el for el in root.iter(f"{SVG}g") if "data-continent" in el.attrib]
+    assert [r.attrib["data-continent"] for r in rows] == ["AS", "EU", "NA", "OC", "SA", "AF"]
+    asia = "".join(rows[0].find(f"{SVG}text").itertext())  # type: ignore[union-attr]
+    assert asia == "Asia 44 signatures, 2 countries"
+    africa = "".join(rows[-1].find(f"{SVG}text").itertext())  # type: ignore[union-attr]
+    assert africa == "Africa 1 signature, 1 country"
+    widths = [float(r.find(f"{SVG}rect").attrib["width"]) for r in rows]  # type: ignore[union-attr]
+    assert widths == sorted(widths, reverse=True)
+    assert widths[1] / widths[0] == pytest.approx(21 / 44, rel=0.01)
+
+
+def test_continent_bars_of_an_empty_tally_say_so() -> None:
+    root = parse(charts.continent_bars_svg(make_tally({}), title="By continent"))
+    assert "No signatures yet" in "".join(root.itertext())
+
+
+def test_translated_words_are_used() -> None:
+    french = charts.ChartText(
+        signatures=lambda n: f"{n} signature" + ("s" if n > 1 else ""),
+        countries=lambda n: f"{n} pays",
+        continent_name=lambda code: {"AS": "Asie"}.get(code, code),
+        country_name=lambda code: geo.country_name(code, "fr"),
+    )
+    bars = "".join(parse(charts.continent_bars_svg(SAMPLE, title="t", text=french)).itertext())
+    assert "Asie 44 signatures, 2 pays" in bars
+    shapes = shapes_by_country(parse(charts.world_map_svg(SAMPLE, title="t", text=french)))
+    assert shapes["DE"].find(f"{SVG}title").text == "Allemagne: 9 signatures"  # type: ignore[union-attr]
+
+
+def test_badge_states_the_count() -> None:
+    svg = charts.badge_svg(1234, "Release Kem Sokha")
+    root = parse(svg)
+    texts = ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
+    assert texts == ["Release Kem Sokha", "1,234 signatures"]
+    assert root.attrib["aria-label"] == "Release Kem Sokha: 1,234 signatures"
+    assert int(root.attrib["width"]) > 150
+    assert "".join(parse(charts.badge_svg(1, "x")).itertext()).endswith("1 signature")
+
+
+def test_badge_shortens_a_long_label() -> None:
+    root = parse(charts.badge_svg(5, "A" * 150))
+    label = "".join(next(root.iter(f"{SVG}text")).itertext())
+    assert len(label) == 40
+    assert label.endswith("\u2026")
+
+
+def test_share_image_states_title_and_count() -> None:
+    root = parse(charts.share_image_svg("Release Kem Sokha", SAMPLE))
+    assert (root.attrib["width"], root.attrib["height"]) == ("1200", "630")
+    words = " ".join("".join(t.itertext()) for t in root.iter(f"{SVG}text"))
+    assert "Release Kem Sokha" in words
+    assert "81" in words
+    assert "signatures from 8 countries on 6 continents" in words
