@@ -1,0 +1,125 @@
+"""The widget and the badge other sites embed."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
+
+from campaign import campaigns, signing
+
+SIGNERS = [
+    ("Ana Lima", "BR"),
+    ("Jean Dupont", "FR"),
+    ("Marie Curie", "FR"),
+    ("Siti Aminah", "ID"),
+    ("Kofi Mensah", "GH"),
+]
+
+
+def seed(db: Session, *, slug: str = "free-them", title: str = "Free them", state: str = "open"):
+    """A campaign with the SIGNERS counted, committed."""
+    campaign = campaigns.create_campaign(
+        db, slug=slug, title=title, letter="Dear minister,", state=state
+    )
+    for index, (name, country) in enumerate(SIGNERS):
+        entry = signing.SignatureEntry(
+            name=name,
+            title="MP",
+            parliament="Parliament",
+            party="",
+            country_code=country,
+            email=f"signer{index}@example.org",
+        )
+        signing.sign(db, campaign, entry, confirmed=True)
+    db.commit()
+    return campaign
+
+
+def test_widget_shows_title_count_continents_and_a_link_to_sign(
+    client: FlaskClient, db: Session
+) -> None:
+    seed(db)
+    response = client.get("/c/free-them/widget")
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert "Free them" in page
+    assert '<span class="widget-number">5</span>' in page
+    assert "from 4 countries" in page
+    assert "on 4 continents" in page
+    assert all(name in page for name in ("Europe", "South America", "Africa", "Asia"))
+    assert (
+        '<a class="widget-sign" href="http://localhost/c/free-them" target="_blank" '
+        'rel="noopener">Sign the letter' in page
+    )
+    assert "site-header" not in page  # standalone, not the site's layout
+    assert "/static/embed.css" in page
+
+
+def test_widget_may_be_framed_by_other_sites(client: FlaskClient, db: Session) -> None:
+    seed(db)
+    response = client.get("/c/free-them/widget")
+    assert "X-Frame-Options" not in response.headers
+    assert "frame-ancestors 'none'" not in response.headers.get("Content-Security-Policy", "")
+    assert response.headers["Cache-Control"] == "public, max-age=60"
+
+
+def test_other_pages_still_refuse_framing(client: FlaskClient, db: Session) -> None:
+    seed(db)
+    assert client.get("/privacy").headers.get("X-Frame-Options") == "DENY"
+
+
+def test_widget_of_a_closed_letter_invites_reading_not_signing(
+    client: FlaskClient, db: Session
+) -> None:
+    seed(db, state="closed")
+    page = client.get("/c/free-them/widget").get_data(as_text=True)
+    assert "Read the letter" in page
+    assert "Sign the letter" not in page
+
+
+def test_widget_escapes_the_title(client: FlaskClient, db: Session) -> None:
+    seed(db, title='<script>alert("x")</script>')
+    page = client.get("/c/free-them/widget").get_data(as_text=True)
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
+
+
+@pytest.mark.parametrize("path", ["/c/nope/widget", "/c/nope/badge.svg"])
+def test_unknown_slug_is_404(client: FlaskClient, path: str) -> None:
+    assert client.get(path).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/c/free-them/widget", "/c/free-them/badge.svg"])
+def test_draft_letter_is_404(client: FlaskClient, db: Session, path: str) -> None:
+    seed(db, state="draft")
+    assert client.get(path).status_code == 404
+
+
+def test_badge_is_an_svg_stating_the_count(client: FlaskClient, db: Session) -> None:
+    seed(db)
+    response = client.get("/c/free-them/badge.svg")
+    assert response.status_code == 200
+    assert response.mimetype == "image/svg+xml"
+    assert response.headers["Cache-Control"] == "public, max-age=60"
+    root = ET.fromstring(response.get_data())  # noqa: S314 - our own output under test
+    assert root.attrib["aria-label"] == "Free them: 5 signatures"
+
+
+def test_badge_counts_only_counted_signatures(client: FlaskClient, db: Session) -> None:
+    campaign = seed(db)
+    entry = signing.SignatureEntry(
+        name="Pending Person",
+        title="MP",
+        parliament="P",
+        party="",
+        country_code="DE",
+        email="pending@example.org",
+    )
+    signing.sign(db, campaign, entry)  # not confirmed: does not count
+    db.commit()
+    svg = client.get("/c/free-them/badge.svg").get_data(as_text=True)
+    assert "5 signatures" in svg
