@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import click
+from flask.cli import with_appcontext
 from sqlalchemy import String, cast, delete, func, literal, select, update
 from sqlalchemy.orm import Session
 
@@ -96,6 +97,7 @@ def _parse_date(value: str) -> dt.datetime:
     help="Anonymize closed campaigns whose closing date is before this day (YYYY-MM-DD, UTC).",
 )
 @click.option("--dry-run", is_flag=True, help="Say what would be erased; change nothing.")
+@with_appcontext
 def anonymize_command(closed_before_text: str, dry_run: bool) -> None:
     """Erase signers' personal data of campaigns closed before DATE; their counts stay."""
     cutoff = _parse_date(closed_before_text)
