@@ -24,7 +24,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
 
 from babel.core import Locale, UnknownLocaleError
-from flask import Flask, current_app, has_app_context, render_template
+from flask import Flask, current_app, has_app_context
 from flask_babel import force_locale, format_timedelta
 from flask_babel import gettext as _
 from sqlalchemy import event, or_, select, update
@@ -78,9 +78,13 @@ def queue(
     signature_id: int | None = None,
 ) -> OutboxMessage:
     """Add a mail to the outbox in the caller's transaction (flush only)."""
+    address = header_safe(to)
+    if parseaddr(address)[1] != address or "@" not in address or " " in address:
+        # Callers pass validated addresses; anything else is a bug, never a second recipient.
+        raise ValueError(f"not a single mail address: {to!r}")
     mail_from = str(current_app.config["MAIL_FROM"]) if has_app_context() else "localhost"
     message = OutboxMessage(
-        to_addr=header_safe(to),
+        to_addr=address,
         subject=header_safe(subject)[:SUBJECT_MAX],
         body_text=text,
         body_html=html,
@@ -138,8 +142,11 @@ def _compose(
             "expires_in": format_timedelta(dt.timedelta(seconds=max_age), add_direction=False),
             **context,
         }
-        text = render_template(f"email/{template}.txt", **values)
-        html = render_template(f"email/{template}.html", **values)
+        # The app's Jinja environment (autoescape for .html, Babel's _), without the page
+        # context processors: a mail is composed outside any request too (CLI, imports).
+        env = current_app.jinja_env
+        text = env.get_template(f"email/{template}.txt").render(values)
+        html = env.get_template(f"email/{template}.html").render(values)
         rendered_subject = subject(header_safe(title))
     return queue(
         db,
@@ -372,7 +379,11 @@ def deliver_due(app: Flask, now: dt.datetime | None = None) -> int:
                 if use_smtp:
                     if smtp is None:
                         smtp = _connect(app)
-                    smtp.send_message(email)
+                    # An explicit envelope: the recipient is the stored address, whatever
+                    # the headers say.
+                    smtp.send_message(
+                        email, from_addr=parseaddr(mail_from)[1], to_addrs=[message.to_addr]
+                    )
                 else:
                     path = _write_eml(app, message, email)
                     app.logger.info("mail to %s written to %s", message.to_addr, path)

@@ -1,0 +1,782 @@
+"""Mail: queued with the signature, composed in the signer's language, delivered exactly once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from email import policy
+from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from campaign import mail
+from campaign.db import new_session, utcnow
+from campaign.models import Campaign, OutboxMessage, Signature
+
+CONFIRM_URL = "http://campaign.test/c/free-the-press/confirm/MTIz.confirm-token-0123456789abcdef"
+# Any request starts the sender; a 404 page depends on nothing the other modules are building.
+ANY_PAGE = "/no-such-page"
+WITHDRAW_URL = "http://campaign.test/c/free-the-press/withdraw/MTIz.withdraw-token-0123456789abcd"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Collector:
+    """An aiosmtpd handler keeping every envelope it accepts."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Any] = []
+        self.peers: list[Any] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.envelopes.append(envelope)
+            self.peers.append(session.peer)
+        return "250 Message accepted for delivery"
+
+
+class SmtpServer:
+    """A real SMTP server on loopback (aiosmtpd) that can be started late and stopped."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.handler = Collector()
+        self.controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    @property
+    def envelopes(self) -> list[Any]:
+        with self.handler.lock:
+            return list(self.handler.envelopes)
+
+    def messages(self) -> list[EmailMessage]:
+        """Every received mail, parsed."""
+        return [
+            email.message_from_bytes(envelope.content, policy=policy.default)  # type: ignore[misc]
+            for envelope in self.envelopes
+        ]
+
+    def config(self) -> dict[str, Any]:
+        """App settings that send mail to this server."""
+        return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": self.port, "SMTP_TIMEOUT": 5.0}
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A running SMTP server on loopback, collecting envelopes."""
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def make_signature(
+    db: Session,
+    *,
+    name: str = "Ada Lovelace",
+    address: str = "ada@example.org",
+    title: str = "Free the press",
+    locale: str = "en",
+) -> Signature:
+    """A pending signature on a new open campaign, flushed."""
+    campaign = Campaign(slug=f"c-{uuid.uuid4().hex[:8]}", title=title, state="open")
+    signature = Signature(
+        campaign=campaign,
+        name=name,
+        country_code="GB",
+        continent_code="EU",
+        email=address,
+        email_key=address.casefold(),
+        name_key=name.casefold(),
+        locale=locale,
+    )
+    db.add(signature)
+    db.flush()
+    return signature
+
+
+def queue_one(app: Flask, **signature: Any) -> int:
+    """Commit one signature with its confirmation mail; return the mail's id."""
+    with app.app_context():
+        db = new_session(app)
+        sig = make_signature(db, **signature)
+        message = mail.queue_confirmation(
+            db, sig, confirm_url=CONFIRM_URL, withdraw_url=WITHDRAW_URL
+        )
+        db.commit()
+        db.close()
+        return message.id
+
+
+def outbox(app: Flask) -> list[OutboxMessage]:
+    """Every outbox row, by id."""
+    with new_session(app) as db:
+        return list(db.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def eml_files(app: Flask) -> list[Path]:
+    """The .eml files written to the instance outbox."""
+    folder = Path(app.instance_path) / "outbox"
+    return sorted(folder.glob("*.eml")) if folder.exists() else []
+
+
+def parse_file(path: Path) -> EmailMessage:
+    message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def text_and_html(message: EmailMessage) -> tuple[str, str]:
+    """The decoded plain-text and HTML parts of a mail."""
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None and html is not None
+    return str(text.get_content()), str(html.get_content())  # type: ignore[attr-defined]
+
+
+# Queueing
+
+
+def test_queue_in_a_rolled_back_transaction_leaves_no_mail(app: Flask) -> None:
+    with app.app_context():
+        db = new_session(app)
+        sig = make_signature(db)
+        mail.queue_confirmation(db, sig, confirm_url=CONFIRM_URL, withdraw_url=WITHDRAW_URL)
+        assert db.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+        db.rollback()
+        db.close()
+    assert outbox(app) == []
+    assert mail.deliver_due(app) == 0
+    assert eml_files(app) == []
+
+
+def test_queue_commits_with_the_signature(app: Flask) -> None:
+    message_id = queue_one(app)
+    [row] = outbox(app)
+    assert row.id == message_id
+    assert row.to_addr == "ada@example.org"
+    assert row.subject == "Please confirm your signature: Free the press"
+    assert row.message_id.startswith("<") and row.message_id.endswith("@localhost>")
+    assert row.sent_at is None and row.attempts == 0
+
+
+def test_message_id_uses_the_mail_from_domain(app_factory: Any) -> None:
+    app = app_factory(MAIL_FROM="Open Letter <letters@example.org>")
+    queue_one(app)
+    [row] = outbox(app)
+    assert row.message_id.endswith("@example.org>")
+
+
+def test_confirmation_carries_confirm_and_withdraw_links_and_expiry(app: Flask) -> None:
+    queue_one(app)
+    [row] = outbox(app)
+    assert CONFIRM_URL in row.body_text
+    assert WITHDRAW_URL in row.body_text
+    assert "Hello Ada Lovelace," in row.body_text
+    assert "The link expires in 1 month." in row.body_text  # CONFIRM_MAX_AGE_SECONDS: 30 days
+    assert row.body_html is not None
+    assert f'href="{CONFIRM_URL}"' in row.body_html
+    assert f'href="{WITHDRAW_URL}"' in row.body_html
+
+
+def test_expiry_follows_the_configured_link_lifetime(app_factory: Any) -> None:
+    app = app_factory(CONFIRM_MAX_AGE_SECONDS=2 * 24 * 3600)
+    queue_one(app)
+    [row] = outbox(app)
+    assert "The link expires in 2 days." in row.body_text
+
+
+def test_html_part_escapes_the_name(app: Flask) -> None:
+    queue_one(app, name="<b>Eve</b> & Co")
+    [row] = outbox(app)
+    assert row.body_html is not None
+    assert "&lt;b&gt;Eve&lt;/b&gt; &amp; Co" in row.body_html
+    assert "<b>Eve</b>" not in row.body_html
+    assert "Hello <b>Eve</b> & Co," in row.body_text  # plain text is not HTML
+
+
+@pytest.mark.parametrize(
+    ("confirmed", "expected", "absent"),
+    [
+        (False, "Your signature is waiting for confirmation.", "already counts"),
+        (True, "Your signature is confirmed and already counts.", "waiting for confirmation"),
+    ],
+)
+def test_already_signed_notice(app: Flask, confirmed: bool, expected: str, absent: str) -> None:
+    with app.app_context():
+        db = new_session(app)
+        sig = make_signature(db)
+        if confirmed:
+            sig.status = "confirmed"
+        mail.queue_already_signed(
+            db,
+            sig,
+            confirm_url=None if confirmed else CONFIRM_URL,
+            withdraw_url=WITHDRAW_URL,
+        )
+        db.commit()
+        db.close()
+    [row] = outbox(app)
+    assert row.subject == "You have already signed: Free the press"
+    assert expected in row.body_text
+    assert absent not in row.body_text
+    assert WITHDRAW_URL in row.body_text
+    assert (CONFIRM_URL in row.body_text) is not confirmed
+
+
+def test_mail_is_composed_in_the_signers_locale(app: Flask) -> None:
+    queue_one(app, locale="fr", address="marie@example.fr")
+    queue_one(app, locale="en", address="ada@example.org")
+    french, english = outbox(app)
+    # No French catalogue yet, but Babel's own data shows force_locale took effect.
+    assert "1\xa0mois" in french.body_text
+    assert french.body_html is not None and '<html lang="fr">' in french.body_html
+    assert "1 month" in english.body_text
+
+
+def test_unknown_locale_falls_back_to_the_default_language(app: Flask) -> None:
+    queue_one(app, locale="zz-not-a-locale")
+    [row] = outbox(app)
+    assert "The link expires in 1 month." in row.body_text
+
+
+def test_subject_uses_a_translated_title_when_the_letter_has_one(app: Flask) -> None:
+    from campaign.models import LetterTranslation
+
+    with app.app_context():
+        db = new_session(app)
+        sig = make_signature(db, locale="fr")
+        sig.campaign.translations.append(
+            LetterTranslation(locale="fr", title="Libérez la presse", letter="...")
+        )
+        db.flush()
+        mail.queue_confirmation(db, sig, confirm_url=CONFIRM_URL, withdraw_url=WITHDRAW_URL)
+        db.commit()
+        db.close()
+    [row] = outbox(app)
+    assert row.subject == "Please confirm your signature: Libérez la presse"
+
+
+def test_queue_refuses_anything_but_one_address(app: Flask) -> None:
+    with app.app_context(), new_session(app) as db:
+        for bad in ("a@example.org, b@example.org", "a@example.org\r\nBcc: b@example.org", "x"):
+            with pytest.raises(ValueError, match="not a single mail address"):
+                mail.queue(db, to=bad, subject="s", text="t")
+
+
+# Header injection
+
+
+def test_crlf_in_name_or_title_cannot_add_a_header(
+    app_factory: Any, smtp_server: SmtpServer
+) -> None:
+    app = app_factory(**smtp_server.config())
+    queue_one(
+        app,
+        name="Eve\r\nBcc: victim@example.org\r\nX-Injected: name",
+        title="Letter\r\nX-Injected: title\nBcc: other@example.org\u2028X-Sep: 1",
+    )
+    with app.app_context(), new_session(app) as db:
+        mail.queue(
+            db,
+            to="ada@example.org",
+            subject="Hi\r\nX-Injected: subject\r\n\r\nbody",
+            text="Hello\r\nX-Injected: body",
+        )
+        db.commit()
+    assert mail.deliver_due(app) == 2
+    envelopes = smtp_server.envelopes
+    assert [e.rcpt_tos for e in envelopes] == [["ada@example.org"], ["ada@example.org"]]
+    for message in smtp_server.messages():
+        headers = {key.lower() for key in message}
+        assert "x-injected" not in headers
+        assert "bcc" not in headers
+        assert "x-sep" not in headers
+        assert "\n" not in message["Subject"] and "\r" not in message["Subject"]
+    first, second = smtp_server.messages()
+    assert first["Subject"] == (
+        "Please confirm your signature: Letter X-Injected: title Bcc: other@example.org X-Sep: 1"
+    )
+    assert second["Subject"] == "Hi X-Injected: subject body"
+
+
+def test_header_safe_replaces_every_line_break_and_control_character() -> None:
+    assert mail.header_safe("a\r\nb\nc\rd\x00e\x1bf\u2028g\u2029h\x85i\tj") == "a b c d e f g h i j"
+    assert mail.header_safe("  Ünïcödé  title ") == "Ünïcödé title"
+
+
+# Delivery to the outbox folder
+
+
+def test_without_smtp_host_mail_is_written_to_the_outbox_folder(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    message_id = queue_one(app)
+    caplog.set_level("INFO")
+    assert mail.deliver_due(app) == 1
+    [path] = eml_files(app)
+    [row] = outbox(app)
+    assert path.name == f"{row.created_at:%Y-%m-%d}-{message_id}.eml"
+    assert f"mail to ada@example.org written to {path}" in caplog.text
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp-")]
+    parsed = parse_file(path)
+    assert parsed["From"] == "campaign@localhost"
+    assert parsed["To"] == "ada@example.org"
+    assert parsed["Subject"] == "Please confirm your signature: Free the press"
+    assert parsed["Message-ID"] == row.message_id
+    assert parsed["Auto-Submitted"] == "auto-generated"
+    assert parsed.get_content_type() == "multipart/alternative"
+    text, html = text_and_html(parsed)
+    assert CONFIRM_URL in text and WITHDRAW_URL in text
+    assert f'href="{CONFIRM_URL}"' in html
+    # The raw file keeps the link whole, so a reader can copy it out of the .eml.
+    assert CONFIRM_URL.encode() in path.read_bytes()
+    assert row.sent_at is not None and row.claimed_until is None
+    assert mail.deliver_due(app) == 0
+    assert len(eml_files(app)) == 1
+
+
+def test_outbox_write_failure_is_retried_not_lost(app: Flask) -> None:
+    queue_one(app)
+    blocker = Path(app.instance_path) / "outbox"
+    blocker.write_text("a file where the folder should be")
+    now = utcnow()
+    assert mail.deliver_due(app, now) == 0
+    [row] = outbox(app)
+    assert row.attempts == 1 and row.sent_at is None
+    assert "FileExistsError" in row.last_error or "NotADirectoryError" in row.last_error
+    blocker.unlink()
+    assert mail.deliver_due(app, now + dt.timedelta(seconds=6)) == 1
+    assert len(eml_files(app)) == 1
+
+
+# Delivery by SMTP
+
+
+def test_smtp_delivery_with_correct_headers(app_factory: Any, smtp_server: SmtpServer) -> None:
+    app = app_factory(MAIL_FROM="Open Letter <letters@example.org>", **smtp_server.config())
+    queue_one(app, name="Zoë Ångström", locale="fr")
+    assert mail.deliver_due(app) == 1
+    [envelope] = smtp_server.envelopes
+    assert envelope.mail_from == "letters@example.org"
+    assert envelope.rcpt_tos == ["ada@example.org"]
+    [received] = smtp_server.messages()
+    [row] = outbox(app)
+    assert received["From"] == "Open Letter <letters@example.org>"
+    assert received["To"] == "ada@example.org"
+    assert received["Subject"] == "Please confirm your signature: Free the press"
+    assert received["Message-ID"] == row.message_id
+    assert parsedate_to_datetime(received["Date"]) == row.created_at.replace(microsecond=0)
+    text, html = text_and_html(received)
+    assert "Zoë Ångström" in text and "1\xa0mois" in text
+    assert CONFIRM_URL in text and WITHDRAW_URL in text
+    assert f'href="{CONFIRM_URL}"' in html
+    assert row.sent_at is not None
+    assert eml_files(app) == []
+
+
+def test_one_connection_carries_a_batch(app_factory: Any, smtp_server: SmtpServer) -> None:
+    app = app_factory(**smtp_server.config())
+    for n in range(5):
+        queue_one(app, address=f"mp{n}@example.org")
+    assert mail.deliver_due(app) == 5
+    assert len(smtp_server.envelopes) == 5
+    assert len(set(smtp_server.handler.peers)) == 1  # one client port: one connection
+    assert len({m["Message-ID"] for m in smtp_server.messages()}) == 5
+
+
+def test_smtp_down_backs_off_then_delivers_exactly_once(app_factory: Any) -> None:
+    server = SmtpServer()  # not started: nothing listens on its port
+    app = app_factory(MAIL_RETRY_BASE_SECONDS=5, MAIL_RETRY_MAX_SECONDS=600, **server.config())
+    queue_one(app)
+    t0 = utcnow()
+
+    assert mail.deliver_due(app, t0) == 0
+    [row] = outbox(app)
+    assert row.attempts == 1
+    assert row.next_attempt_at == t0 + dt.timedelta(seconds=5)
+    assert row.claimed_until is None and row.sent_at is None
+    assert "ConnectionRefusedError" in row.last_error
+
+    assert mail.deliver_due(app, t0 + dt.timedelta(seconds=4)) == 0  # not due yet
+    assert outbox(app)[0].attempts == 1
+
+    delays = [10, 20, 40, 80, 160, 320, 600, 600]
+    when = t0 + dt.timedelta(seconds=5)
+    for attempts, delay in enumerate(delays, start=2):
+        assert mail.deliver_due(app, when) == 0
+        [row] = outbox(app)
+        assert row.attempts == attempts
+        assert row.next_attempt_at == when + dt.timedelta(seconds=delay)
+        when = row.next_attempt_at
+
+    server.start()
+    try:
+        assert mail.deliver_due(app, when) == 1
+        assert mail.deliver_due(app, when + dt.timedelta(hours=1)) == 0
+        assert len(server.envelopes) == 1
+    finally:
+        server.stop()
+    [row] = outbox(app)
+    assert row.sent_at == when and row.attempts == len(delays) + 1
+
+
+def test_smtp_down_for_a_minute_loses_nothing_and_sends_nothing_twice(app_factory: Any) -> None:
+    server = SmtpServer()
+    app = app_factory(**server.config())
+    for n in range(12):
+        queue_one(app, address=f"mp{n}@example.org")
+    t0 = utcnow()
+    for second in range(0, 61, 1):  # the sender polls every second while SMTP is down
+        assert mail.deliver_due(app, t0 + dt.timedelta(seconds=second)) == 0
+    rows = outbox(app)
+    assert len(rows) == 12 and all(r.sent_at is None for r in rows)
+    assert all(r.attempts >= 1 for r in rows)
+    server.start()
+    try:
+        sent = 0
+        when = t0 + dt.timedelta(seconds=61)
+        while sent < 12 and when < t0 + dt.timedelta(hours=1):
+            sent += mail.deliver_due(app, when)
+            when += dt.timedelta(seconds=1)
+        ids = [m["Message-ID"] for m in server.messages()]
+    finally:
+        server.stop()
+    assert sent == 12
+    assert sorted(ids) == sorted(r.message_id for r in rows)
+    assert len(set(ids)) == 12
+    assert all(r.sent_at is not None for r in outbox(app))
+
+
+def test_a_refused_recipient_does_not_hold_up_the_others(
+    app_factory: Any, smtp_server: SmtpServer
+) -> None:
+    class Refusing(Collector):
+        async def handle_RCPT(
+            self, server: Any, session: Any, envelope: Any, address: str, options: Any
+        ) -> str:
+            if address.startswith("refused"):
+                return "550 no such user"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+    smtp_server.stop()
+    smtp_server.handler = Refusing()
+    smtp_server.start()
+    app = app_factory(**smtp_server.config())
+    queue_one(app, address="refused@example.org")
+    queue_one(app, address="ada@example.org")
+    assert mail.deliver_due(app) == 1
+    refused, delivered = outbox(app)
+    assert refused.sent_at is None and refused.attempts == 1
+    assert "SMTPRecipientsRefused" in refused.last_error
+    assert delivered.sent_at is not None
+    assert [e.rcpt_tos for e in smtp_server.envelopes] == [["ada@example.org"]]
+
+
+def _concurrent_senders(apps: list[Flask], per_app: int) -> list[int]:
+    """Run deliver_due from several threads at once; return each call's count."""
+    barrier = threading.Barrier(len(apps) * per_app)
+    counts: list[int] = []
+    errors: list[BaseException] = []
+
+    def run(app: Flask) -> None:
+        try:
+            barrier.wait()
+            counts.append(mail.deliver_due(app))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(app,)) for app in apps for _ in range(per_app)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    return counts
+
+
+def test_concurrent_senders_never_send_one_message_twice(
+    app_factory: Any, backend: str, smtp_server: SmtpServer
+) -> None:
+    # Two apps on one database stand for two processes: their own engines and pools.
+    first = app_factory(backend, **smtp_server.config())
+    second = app_factory(backend, **smtp_server.config())
+    for n in range(40):
+        queue_one(first, address=f"mp{n}@example.org")
+    counts = _concurrent_senders([first, second], per_app=3)
+    assert sum(counts) == 40
+    ids = [m["Message-ID"] for m in smtp_server.messages()]
+    assert len(ids) == 40 and len(set(ids)) == 40
+    assert all(r.sent_at is not None and r.claimed_until is None for r in outbox(first))
+
+
+def test_concurrent_senders_write_each_file_once(app_factory: Any, backend: str) -> None:
+    first = app_factory(backend)
+    second = app_factory(backend)
+    for n in range(30):
+        queue_one(first, address=f"mp{n}@example.org")
+    counts = _concurrent_senders([first, second], per_app=2)
+    assert sum(counts) == 30
+    assert len(eml_files(first)) == 30
+
+
+def test_a_live_claim_is_respected_and_an_expired_one_is_taken_over(app: Flask) -> None:
+    queue_one(app)
+    now = utcnow()
+    with new_session(app) as db:
+        row = db.scalars(select(OutboxMessage)).one()
+        row.claimed_until = now + dt.timedelta(seconds=30)  # another sender is on it
+        db.commit()
+    assert mail.deliver_due(app, now) == 0
+    assert mail.deliver_due(app, now + dt.timedelta(seconds=31)) == 1  # that sender died
+
+
+def test_a_sent_mail_not_yet_marked_is_marked_before_anything_is_claimed(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue_one(app)
+    real_mark = mail._mark_sent
+    calls = {"n": 0}
+
+    def flaky_mark(*args: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("database went away")
+        real_mark(*args)
+
+    monkeypatch.setattr(mail, "_mark_sent", flaky_mark)
+    now = utcnow()
+    with pytest.raises(OSError, match="database went away"):
+        mail.deliver_due(app, now)
+    assert len(eml_files(app)) == 1
+    # Long after the claim ran out, the sender marks the mail instead of sending it again.
+    assert mail.deliver_due(app, now + dt.timedelta(minutes=5)) == 0
+    assert len(eml_files(app)) == 1
+    assert outbox(app)[0].sent_at == now
+
+
+# The sender thread
+
+
+def _wait_for(predicate: Any, timeout: float = 10.0) -> float:
+    """Poll until predicate() is true; return the seconds it took."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise AssertionError("timed out")
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def test_sender_thread_starts_on_a_request_and_delivers(app_factory: Any) -> None:
+    app = app_factory(MAIL_SENDER=True, MAIL_POLL_SECONDS=0.1)
+    queue_one(app)
+    assert "mail_sender" not in app.extensions  # nothing runs before the first request
+    try:
+        app.test_client().get(ANY_PAGE)
+        sender = app.extensions["mail_sender"]
+        assert sender.pid == os.getpid() and sender.thread.is_alive()
+        app.test_client().get(ANY_PAGE)
+        assert app.extensions["mail_sender"] is sender  # one thread per process
+        _wait_for(lambda: len(eml_files(app)) == 1)
+    finally:
+        mail.stop_sender(app)
+    assert not sender.thread.is_alive()
+    assert "mail_sender" not in app.extensions
+
+
+def test_a_commit_wakes_the_sender_within_a_second(app_factory: Any) -> None:
+    app = app_factory(MAIL_SENDER=True, MAIL_POLL_SECONDS=30)
+    try:
+        app.test_client().get(ANY_PAGE)
+        time.sleep(0.2)  # the sender's first round finds nothing and waits 30 s
+        queue_one(app)  # the commit wakes it
+        took = _wait_for(lambda: len(eml_files(app)) == 1, timeout=5)
+    finally:
+        mail.stop_sender(app)
+    assert took < 1.0
+
+
+def test_a_rollback_does_not_wake_the_sender(app_factory: Any) -> None:
+    app = app_factory(MAIL_SENDER=True, MAIL_POLL_SECONDS=30)
+    try:
+        app.test_client().get(ANY_PAGE)
+        time.sleep(0.2)
+        sender = app.extensions["mail_sender"]
+        with app.app_context(), new_session(app) as db:
+            mail.queue(db, to="ada@example.org", subject="s", text="t")
+            db.rollback()
+        assert not sender.wakeup.is_set()
+    finally:
+        mail.stop_sender(app)
+
+
+def test_sender_survives_errors_in_its_loop(
+    app_factory: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = app_factory(MAIL_SENDER=True, MAIL_POLL_SECONDS=0.05)
+    real = mail.deliver_due
+    failures = {"n": 0}
+
+    def failing_twice(app: Flask, now: dt.datetime | None = None) -> int:
+        if failures["n"] < 2:
+            failures["n"] += 1
+            raise RuntimeError("database is down")
+        return real(app, now)
+
+    monkeypatch.setattr(mail, "deliver_due", failing_twice)
+    caplog.set_level("INFO")
+    queue_one(app)
+    try:
+        app.test_client().get(ANY_PAGE)
+        _wait_for(lambda: len(eml_files(app)) == 1)
+    finally:
+        mail.stop_sender(app)
+    assert "mail sender: delivery failed; will retry" in caplog.text
+    assert "mail sender: still failing: database is down" in caplog.text
+    assert "mail sender: delivering again" in caplog.text
+
+
+def test_sender_survives_a_database_that_is_gone(
+    app_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = app_factory(
+        MAIL_SENDER=True,
+        MAIL_POLL_SECONDS=0.05,
+        DATABASE_URL=f"sqlite:///{tmp_path}/missing-dir/none.sqlite3",
+    )
+    try:
+        app.test_client().get(ANY_PAGE)
+        _wait_for(lambda: "still failing" in caplog.text)
+        assert app.extensions["mail_sender"].thread.is_alive()
+    finally:
+        mail.stop_sender(app)
+
+
+def test_a_forked_worker_starts_its_own_sender(app_factory: Any) -> None:
+    app = app_factory(MAIL_SENDER=True, MAIL_POLL_SECONDS=0.1)
+    # What a worker forked after the parent started a sender inherits: a record, no thread.
+    app.extensions["mail_sender"] = mail._Sender(pid=os.getpid() + 100000)
+    try:
+        assert mail.start_sender(app) is True
+        assert app.extensions["mail_sender"].pid == os.getpid()
+        assert mail.start_sender(app) is False
+    finally:
+        mail.stop_sender(app)
+
+
+def test_no_sender_without_mail_sender(app: Flask) -> None:
+    app.test_client().get(ANY_PAGE)
+    assert "mail_sender" not in app.extensions
+
+
+def test_sender_with_smtp_down_then_up_delivers_each_mail_once(app_factory: Any) -> None:
+    server = SmtpServer()
+    app = app_factory(
+        MAIL_SENDER=True,
+        MAIL_POLL_SECONDS=0.05,
+        MAIL_RETRY_BASE_SECONDS=0.1,
+        MAIL_RETRY_MAX_SECONDS=0.5,
+        **server.config(),
+    )
+    for n in range(10):
+        queue_one(app, address=f"mp{n}@example.org")
+    try:
+        app.test_client().get(ANY_PAGE)
+        _wait_for(lambda: all(r.attempts >= 2 for r in outbox(app)))
+        server.start()
+        _wait_for(lambda: all(r.sent_at is not None for r in outbox(app)))
+        time.sleep(0.5)  # a few more rounds: nothing is sent again
+    finally:
+        mail.stop_sender(app)
+        server.stop()
+    ids = [m["Message-ID"] for m in server.messages()]
+    assert len(ids) == 10 and len(set(ids)) == 10
+
+
+# The real servers
+
+
+def _serve(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    exe = str(Path(sys.executable).parent / "campaign")
+    return subprocess.Popen(
+        [exe, *command],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.parametrize("server", ["serve", "run"])
+def test_running_server_delivers_the_outbox(app: Flask, tmp_path: Path, server: str) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "CAMPAIGN_INSTANCE_PATH": app.instance_path,
+        "CAMPAIGN_DATABASE_URL": app.config["DATABASE_URL"],
+        "CAMPAIGN_SECRET_KEY": "test-secret-key-not-for-production",
+        "CAMPAIGN_MAIL_POLL_SECONDS": "0.2",
+        "CAMPAIGN_RATELIMIT_ENABLED": "false",
+    }
+    if server == "serve":
+        command = ["serve", "--port", str(port), "--workers", "2", "--threads", "2"]
+    else:
+        command = ["run", "--port", str(port), "--no-reload", "--no-debugger"]
+    for n in range(6):
+        queue_one(app, address=f"mp{n}@example.org")
+    process = _serve(command, env)
+    try:
+        import urllib.request
+
+        def answered() -> bool:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{ANY_PAGE}", timeout=1)
+            except urllib.error.HTTPError:
+                return True
+            except OSError:
+                return False
+            return True
+
+        _wait_for(answered, timeout=20)
+        for _ in range(8):  # reach every worker, most likely
+            answered()
+        _wait_for(lambda: len(eml_files(app)) == 6, timeout=10)
+        queue_one(app, address="late@example.org")  # committed elsewhere: the poll finds it
+        _wait_for(lambda: len(eml_files(app)) == 7, timeout=10)
+        time.sleep(0.6)
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=20)
+    assert len(eml_files(app)) == 7
+    assert all(r.sent_at is not None for r in outbox(app))
+    assert b"Traceback" not in stderr
