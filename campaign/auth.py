@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import ParamSpec, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import abort, g, redirect, request, session, url_for
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
+from campaign import audit
 from campaign.db import get_session
 from campaign.models import Campaign, CampaignOrganizer, Organizer
 
@@ -74,6 +76,150 @@ def create_organizer(
     return organizer
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check unknown addresses against, so the answer takes as long as for a real one."""
+    return _hasher.hash("no organizer has this password")
+
+
+def authenticate(
+    db: Session,
+    email: str,
+    password: str,
+    *,
+    now: dt.datetime,
+    max_failures: int,
+    lockout_seconds: int,
+) -> Organizer | None:
+    """The active organizer these credentials belong to, else None (counting the failure).
+
+    Every call verifies one hash, whether the address exists or not, so response time does
+    not reveal which addresses have accounts. After max_failures failures in a row the
+    account is locked for lockout_seconds, even against the right password.
+    """
+    organizer = db.scalar(select(Organizer).where(Organizer.email == normalize_email(email)))
+    if organizer is None:
+        verify_password(_dummy_hash(), password)
+        return None
+    matches = verify_password(organizer.password_hash, password)
+    if organizer.locked_until is not None and organizer.locked_until > now:
+        # Failures during a lockout are not counted: they would only lengthen it for the owner.
+        return None
+    if matches and organizer.active:
+        organizer.failed_logins = 0
+        organizer.locked_until = None
+        organizer.last_login_at = now
+        if _hasher.check_needs_rehash(organizer.password_hash):
+            organizer.password_hash = hash_password(password)
+        db.flush()
+        return organizer
+    _count_failure(
+        db, organizer, now=now, max_failures=max_failures, lockout_seconds=lockout_seconds
+    )
+    return None
+
+
+def _count_failure(
+    db: Session, organizer: Organizer, *, now: dt.datetime, max_failures: int, lockout_seconds: int
+) -> None:
+    # One atomic increment, so parallel guesses cannot slip past the limit on a stale count.
+    failures = db.scalar(
+        update(Organizer)
+        .where(Organizer.id == organizer.id)
+        .values(failed_logins=Organizer.failed_logins + 1)
+        .returning(Organizer.failed_logins)
+        .execution_options(synchronize_session=False)
+    )
+    if failures is not None and failures >= max_failures:
+        db.execute(
+            update(Organizer)
+            .where(Organizer.id == organizer.id)
+            .values(failed_logins=0, locked_until=now + dt.timedelta(seconds=lockout_seconds))
+            .execution_options(synchronize_session=False)
+        )
+    db.expire(organizer)
+
+
+def login(organizer: Organizer) -> None:
+    """Start a fresh session for the organizer (nothing from before login survives)."""
+    session.clear()
+    session["organizer_id"] = organizer.id
+    session.permanent = True
+    g.organizer = organizer
+
+
+def logout() -> None:
+    """End the organizer's session."""
+    session.clear()
+    g.organizer = None
+
+
+def is_safe_next(target: str | None) -> bool:
+    """Whether a `next` target is a path on this site (never //host, a scheme or a backslash)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return False
+    # Browsers read a backslash as "/" and drop tabs and newlines inside URLs, so either
+    # could turn "/x" into "//evil.example": refuse them and every other control character.
+    return not any(ch == "\\" or ord(ch) < 0x21 or ord(ch) == 0x7F for ch in target)
+
+
+def update_organizer(
+    db: Session,
+    actor: Organizer,
+    organizer: Organizer,
+    *,
+    name: str,
+    is_admin: bool,
+    active: bool,
+    campaigns: Iterable[Campaign],
+) -> None:
+    """Change an organizer's name, role, state and campaigns, auditing each change."""
+    if organizer.id == actor.id and (not is_admin or not active):
+        raise AccountError("you cannot remove your own admin role or deactivate yourself")
+    before = {"name": organizer.name, "is_admin": organizer.is_admin, "active": organizer.active}
+    after = {"name": name, "is_admin": is_admin, "active": active}
+    changed = [key for key in after if before[key] != after[key]]
+    if changed:
+        organizer.name, organizer.is_admin, organizer.active = name, is_admin, active
+        db.flush()
+        audit.record(
+            db,
+            actor,
+            "organizer.update",
+            before={"organizer": organizer.email} | {key: before[key] for key in changed},
+            after={"organizer": organizer.email} | {key: after[key] for key in changed},
+        )
+    wanted = {campaign.id: campaign for campaign in campaigns}
+    current = set(
+        db.scalars(
+            select(CampaignOrganizer.campaign_id).where(
+                CampaignOrganizer.organizer_id == organizer.id
+            )
+        )
+    )
+    for campaign_id in sorted(current - wanted.keys()):
+        link = db.get(CampaignOrganizer, (campaign_id, organizer.id))
+        if link is not None:
+            db.delete(link)
+            db.flush()
+            audit.record(
+                db,
+                actor,
+                "organizer.unassign",
+                campaign=db.get(Campaign, campaign_id),
+                before={"organizer": organizer.email},
+            )
+    for campaign_id in sorted(wanted.keys() - current):
+        add_to_campaign(db, organizer, wanted[campaign_id])
+        audit.record(
+            db,
+            actor,
+            "organizer.assign",
+            campaign=wanted[campaign_id],
+            after={"organizer": organizer.email},
+        )
+
+
 def add_to_campaign(db: Session, organizer: Organizer, campaign: Campaign) -> None:
     """Let an organizer run a campaign (no-op if they already do)."""
     if db.get(CampaignOrganizer, (campaign.id, organizer.id)) is None:
@@ -118,3 +264,28 @@ def campaign_or_404(slug: str) -> Campaign:
     if found is None or organizer is None or not can_access(db, organizer, found):
         abort(404)
     return found
+
+
+def visible_campaigns(db: Session, organizer: Organizer) -> list[Campaign]:
+    """The campaigns an organizer may see, newest first (all of them for an admin)."""
+    stmt = select(Campaign).order_by(Campaign.created_at.desc(), Campaign.id.desc())
+    if not organizer.is_admin:
+        stmt = stmt.join(CampaignOrganizer, CampaignOrganizer.campaign_id == Campaign.id).where(
+            CampaignOrganizer.organizer_id == organizer.id
+        )
+    return list(db.scalars(stmt))
+
+
+def admin_required(view: Callable[P, R]) -> Callable[P, R | Response]:
+    """Like login_required, and a 404 for organizers who are not admins."""
+
+    @functools.wraps(view)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R | Response:
+        organizer = current_organizer()
+        if organizer is None:
+            return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
+        if not organizer.is_admin:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapped

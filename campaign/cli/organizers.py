@@ -2,6 +2,51 @@
 
 from __future__ import annotations
 
-import click
+import sys
 
-commands: list[click.Command] = []
+import click
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+
+from campaign import audit, auth
+from campaign.db import session_scope
+
+
+def _read_password() -> str:
+    """The first line of stdin when it is piped, else asked twice without echo."""
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        if not line:
+            raise click.ClickException("no password on standard input")
+        return line.rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@click.command("create-organizer")
+@click.argument("email")
+@click.option("--name", default="", help="The organizer's name, shown in the audit trail.")
+@click.option("--admin", "is_admin", is_flag=True, help="Sees every campaign; manages organizers.")
+def create_organizer(email: str, name: str, is_admin: bool) -> None:
+    """Create an organizer; the password comes from stdin (first line) or a prompt."""
+    try:
+        address = validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        raise click.ClickException(f"invalid email address {email!r}: {error}") from None
+    password = _read_password()
+    try:
+        auth.check_password_strength(password)
+        with session_scope(current_app) as db:
+            organizer = auth.create_organizer(db, address, password, name=name, is_admin=is_admin)
+            audit.record(
+                db,
+                None,
+                "organizer.create",
+                after={"organizer": organizer.email, "is_admin": is_admin, "via": "cli"},
+            )
+            created = organizer.email
+    except auth.AccountError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"organizer {created} created{' (admin)' if is_admin else ''}")
+
+
+commands: list[click.Command] = [create_organizer]

@@ -1,1 +1,210 @@
 """Forms of the admin pages: syntax and choices only, no queries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+    widgets,
+)
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
+
+from campaign.auth import MIN_PASSWORD_LENGTH
+from campaign.models import CAMPAIGN_STATES
+
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+# datetime-local inputs send minutes, and seconds when the browser's step allows them.
+DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+
+ACTIONS = ("verify", "unverify", "reject", "restore", "resend", "erase")
+
+
+def _strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+class LoginForm(FlaskForm):  # type: ignore[misc]
+    """Email and password; no syntax check on the address, so every failure reads the same."""
+
+    email = StringField(
+        _l("Email address"),
+        validators=[DataRequired(), Length(max=254)],
+        filters=[_strip],
+        render_kw={"autocomplete": "username", "spellcheck": "false", "autocapitalize": "none"},
+    )
+    password = PasswordField(
+        _l("Password"),
+        validators=[DataRequired(), Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
+    )
+
+
+class PostForm(FlaskForm):  # type: ignore[misc]
+    """A form with nothing but its CSRF token (logout, one-button actions)."""
+
+
+class CampaignForm(FlaskForm):  # type: ignore[misc]
+    """A campaign's settings; "preview" re-renders the page with the letter rendered."""
+
+    slug = StringField(
+        _l("Address (slug)"),
+        validators=[
+            DataRequired(),
+            Length(min=2, max=64),
+            Regexp(SLUG_PATTERN, message=_l("Lowercase letters, digits and hyphens only.")),
+        ],
+        filters=[_strip],
+        render_kw={"spellcheck": "false", "autocapitalize": "none"},
+    )
+    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)], filters=[_strip])
+    letter = TextAreaField(_l("Letter (Markdown)"), render_kw={"rows": 16})
+    recipient = StringField(_l("Recipient"), validators=[Length(max=200)], filters=[_strip])
+    goal = IntegerField(
+        _l("Goal (signatures)"), validators=[Optional(), NumberRange(min=1, max=10_000_000)]
+    )
+    opens_at = DateTimeLocalField(
+        _l("Opens (UTC)"), format=DATETIME_FORMATS, validators=[Optional()]
+    )
+    closes_at = DateTimeLocalField(
+        _l("Closes (UTC)"), format=DATETIME_FORMATS, validators=[Optional()]
+    )
+    state = SelectField(
+        _l("State"),
+        choices=[
+            ("draft", _l("Draft: not public")),
+            ("open", _l("Open: accepting signatures")),
+            ("closed", _l("Closed: public, not accepting signatures")),
+        ],
+        default="draft",
+        validators=[InputRequired()],
+    )
+    require_confirmation = BooleanField(_l("Signers confirm by email"), default=True)
+    preview = SubmitField(_l("Preview"))
+    save = SubmitField(_l("Save"))
+
+    def validate_state(self, field: SelectField) -> None:
+        """Only the model's states."""
+        if field.data not in CAMPAIGN_STATES:
+            raise ValidationError(_l("Choose a state."))
+
+    def validate_closes_at(self, field: DateTimeLocalField) -> None:
+        """Closing must come after opening."""
+        if field.data and self.opens_at.data and field.data <= self.opens_at.data:
+            raise ValidationError(_l("The closing time must be after the opening time."))
+
+
+class TranslationForm(FlaskForm):  # type: ignore[misc]
+    """The letter in one other language; both fields empty removes the translation."""
+
+    title = StringField(_l("Title"), validators=[Length(max=200)], filters=[_strip])
+    letter = TextAreaField(_l("Letter (Markdown)"), render_kw={"rows": 10})
+
+    def validate_title(self, field: StringField) -> None:
+        """A translated letter needs its title."""
+        if self.letter.data and self.letter.data.strip() and not field.data:
+            raise ValidationError(_l("Give the translated title too."))
+
+
+class MultiCheckboxField(SelectMultipleField):  # type: ignore[misc]
+    """A list of checkboxes."""
+
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+class OrganizerCreateForm(FlaskForm):  # type: ignore[misc]
+    """A new organizer account."""
+
+    email = EmailField(
+        _l("Email address"),
+        validators=[DataRequired(), Length(max=254), Email(check_deliverability=False)],
+        filters=[_strip],
+    )
+    name = StringField(_l("Name"), validators=[Length(max=200)], filters=[_strip])
+    password = PasswordField(
+        _l("Password"),
+        validators=[
+            DataRequired(),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                max=1024,
+                message=_l("At least %(n)d characters.", n=MIN_PASSWORD_LENGTH),
+            ),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+    is_admin = BooleanField(_l("Admin: sees every campaign and manages organizers"))
+
+
+class OrganizerForm(FlaskForm):  # type: ignore[misc]
+    """An existing organizer's name, role, state and campaigns (choices set by the view)."""
+
+    name = StringField(_l("Name"), validators=[Length(max=200)], filters=[_strip])
+    is_admin = BooleanField(_l("Admin: sees every campaign and manages organizers"))
+    active = BooleanField(_l("Active: may log in"))
+    campaigns = MultiCheckboxField(_l("Campaigns"), coerce=int)
+
+
+class SignatureActionForm(FlaskForm):  # type: ignore[misc]
+    """One action on one signature."""
+
+    action = SelectField(_l("Action"), choices=[(a, a) for a in ACTIONS])
+    reason = StringField(_l("Reason"), validators=[Length(max=500)], filters=[_strip])
+    confirm_erase = BooleanField(_l("The signer asked for erasure; this cannot be undone"))
+
+    def validate_reason(self, field: StringField) -> None:
+        """Rejecting needs a reason."""
+        if self.action.data == "reject" and not field.data:
+            raise ValidationError(_l("Say why the signature is rejected."))
+
+    def validate_confirm_erase(self, field: BooleanField) -> None:
+        """Erasing cannot be undone, so it is confirmed explicitly."""
+        if self.action.data == "erase" and not field.data:
+            raise ValidationError(_l("Tick the box to confirm the erasure."))
+
+
+class BulkActionForm(SignatureActionForm):
+    """One action on the ticked signatures of the list."""
+
+    ids = SelectMultipleField(_l("Signatures"), coerce=int, validate_choice=False)
+
+    def validate_ids(self, field: SelectMultipleField) -> None:
+        """At least one signature, and not more than a page holds."""
+        if not field.data:
+            raise ValidationError(_l("Tick at least one signature."))
+        if len(field.data) > 500:
+            raise ValidationError(_l("Too many signatures at once."))
+
+
+class DuplicateForm(FlaskForm):  # type: ignore[misc]
+    """The organizer's decision on a possible duplicate."""
+
+    keep = SelectField(
+        _l("Decision"),
+        choices=[
+            ("this", _l("Same person: keep this one")),
+            ("other", _l("Same person: keep the other")),
+            ("both", _l("Different people: count both")),
+        ],
+    )

@@ -1,7 +1,762 @@
-"""The organizer dashboard."""
+"""The organizer dashboard: login, campaigns, signatures, duplicates, audit, organizers."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+
+from campaign import audit, auth, campaigns, export, geo, mail, markup, review, signing, tally
+from campaign.auth import admin_required, current_organizer, login_required
+from campaign.db import get_session, utcnow
+from campaign.extensions import limiter, rate
+from campaign.forms.admin import (
+    BulkActionForm,
+    CampaignForm,
+    DuplicateForm,
+    LoginForm,
+    OrganizerCreateForm,
+    OrganizerForm,
+    PostForm,
+    SignatureActionForm,
+    TranslationForm,
+)
+from campaign.models import (
+    SIGNATURE_STATUSES,
+    SOURCES,
+    AuditEntry,
+    Campaign,
+    LetterTranslation,
+    Organizer,
+    Signature,
+)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+# One message for every failed login: unknown address, wrong password, locked or inactive.
+LOGIN_FAILED = _l(
+    "That email address and password do not match an account. After several failed "
+    "attempts, logging in is paused for a while."
+)
+# What a skipped action on a signature says, by ReviewError code.
+SKIPPED = {
+    "gone": _l("it no longer exists"),
+    "erased": _l("it was erased"),
+    "already_verified": _l("it is already verified"),
+    "not_verified": _l("it is not verified"),
+    "already_rejected": _l("it is already rejected"),
+    "not_rejected": _l("it is not rejected"),
+    "not_pending": _l("it is not awaiting confirmation"),
+    "not_held": _l("it is no longer held as a possible duplicate"),
+    "reason_required": _l("a reason is needed"),
+    "bad_choice": _l("the choice is unknown"),
+}
+DONE = {
+    "verify": _l("Verified: %(n)d."),
+    "unverify": _l("Verified mark removed: %(n)d."),
+    "reject": _l("Rejected: %(n)d."),
+    "restore": _l("Restored: %(n)d."),
+    "resend": _l("Confirmation mail queued: %(n)d."),
+    "erase": _l("Personal data erased: %(n)d."),
+}
+STATUS_LABELS = {
+    "pending": _l("pending"),
+    "held": _l("held"),
+    "confirmed": _l("confirmed"),
+    "rejected": _l("rejected"),
+    "withdrawn": _l("withdrawn"),
+    "erased": _l("erased"),
+}
+
+
+def _see_other(endpoint: str, **values: Any) -> Response:
+    """POST/redirect/GET."""
+    return redirect(url_for(endpoint, **values), code=303)
+
+
+def _organizer() -> Organizer:
+    """The logged-in organizer (views reach this only behind login_required)."""
+    organizer = current_organizer()
+    if organizer is None:
+        abort(404)
+    return organizer
+
+
+def _page_arg() -> int:
+    page = request.args.get("page", default=1, type=int) or 1
+    return max(1, min(page, 1_000_000))
+
+
+@bp.app_template_global()
+def status_label(status: str) -> str:
+    """A signature status in the reader's language."""
+    return str(STATUS_LABELS.get(status, status))
+
+
+@bp.app_template_global()
+def has_endpoint(endpoint: str) -> bool:
+    """Whether the app serves this endpoint (links to pages other helpers may not have added)."""
+    return endpoint in current_app.view_functions
+
+
+@bp.app_template_global()
+def country_name(code: str) -> str:
+    """A country's name from its alpha-2 code."""
+    return geo.country_name(code)
+
+
+# --- login -----------------------------------------------------------------
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: rate("LOGIN_RATE_LIMIT"), methods=["POST"])
+def login() -> Response | tuple[str, int]:
+    """The login form; success starts a fresh session and goes to `next` or the dashboard."""
+    target = request.args.get("next")
+    if not auth.is_safe_next(target):
+        target = None
+    form = LoginForm()
+    if current_organizer() is not None and request.method == "GET":
+        return redirect(target or url_for("admin.index"))
+    failed = False
+    if form.validate_on_submit():
+        db = get_session()
+        organizer = auth.authenticate(
+            db,
+            form.email.data or "",
+            form.password.data or "",
+            now=utcnow(),
+            max_failures=int(current_app.config["LOGIN_MAX_FAILURES"]),
+            lockout_seconds=int(current_app.config["LOGIN_LOCKOUT_SECONDS"]),
+        )
+        db.commit()  # the failure count too: it is what locks a guessed account
+        if organizer is not None:
+            auth.login(organizer)
+            return redirect(target or url_for("admin.index"), code=303)
+        failed = True
+    status = 200 if request.method == "GET" or failed else 400
+    return render_template(
+        "admin/login.html", form=form, failed=LOGIN_FAILED if failed else None, next=target
+    ), status
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    """End the session (POST only, CSRF-protected, so a link cannot log anyone out)."""
+    auth.logout()
+    flash(_("You are logged out."), "ok")
+    return _see_other("admin.login")
+
+
+# --- campaigns -------------------------------------------------------------
+
+
+@bp.get("/")
+@login_required
+def index() -> str:
+    """The organizer's campaigns with their counts per status."""
+    db = get_session()
+    organizer = _organizer()
+    visible = auth.visible_campaigns(db, organizer)
+    counts = review.status_counts(db, [c.id for c in visible])
+    return render_template(
+        "admin/index.html",
+        campaigns=visible,
+        counts=counts,
+        statuses=SIGNATURE_STATUSES,
+        organizer=organizer,
+    )
+
+
+def _campaign_values(form: CampaignForm) -> dict[str, Any]:
+    """The form's values as create_campaign/update_campaign take them (times in UTC)."""
+
+    def utc(value: dt.datetime | None) -> dt.datetime | None:
+        return value.replace(tzinfo=dt.UTC) if value is not None else None
+
+    return {
+        "slug": form.slug.data or "",
+        "title": form.title.data or "",
+        "letter": (form.letter.data or "").replace("\r\n", "\n"),
+        "recipient": form.recipient.data or "",
+        "goal": form.goal.data,
+        "opens_at": utc(form.opens_at.data),
+        "closes_at": utc(form.closes_at.data),
+        "state": form.state.data or "draft",
+        "require_confirmation": bool(form.require_confirmation.data),
+    }
+
+
+def _campaign_error(form: CampaignForm, error: campaigns.CampaignError) -> None:
+    """Put a service refusal beside the field it is about."""
+    message = str(error)
+    if "slug" in message:
+        form.slug.errors = [*form.slug.errors, _("That address is taken or not allowed.")]
+    elif "close" in message:
+        form.closes_at.errors = [*form.closes_at.errors, message]
+    else:
+        form.title.errors = [*form.title.errors, message]
+
+
+@bp.route("/campaigns/new", methods=["GET", "POST"])
+@login_required
+def new_campaign() -> Response | tuple[str, int]:
+    """Create a campaign; its creator becomes one of its organizers."""
+    form = CampaignForm()
+    preview: Markup | None = None
+    if form.is_submitted() and form.preview.data:
+        form.validate()
+        preview = markup.render_markdown(form.letter.data or "")
+    elif form.validate_on_submit():
+        db = get_session()
+        organizer = _organizer()
+        try:
+            created = campaigns.create_campaign(db, **_campaign_values(form))
+        except campaigns.CampaignError as error:
+            db.rollback()
+            _campaign_error(form, error)
+        else:
+            auth.add_to_campaign(db, organizer, created)
+            audit.record(
+                db, organizer, "campaign.create", campaign=created, after=_campaign_values(form)
+            )
+            db.commit()
+            flash(_("Campaign created."), "ok")
+            return _see_other("admin.edit_campaign", slug=created.slug)
+    status = 400 if form.is_submitted() and form.errors else 200
+    return render_template("admin/campaign_form.html", form=form, preview=preview), status
+
+
+def _campaign_fields(campaign: Campaign) -> dict[str, Any]:
+    return {
+        "slug": campaign.slug,
+        "title": campaign.title,
+        "letter": campaign.letter,
+        "recipient": campaign.recipient,
+        "goal": campaign.goal,
+        "opens_at": campaign.opens_at,
+        "closes_at": campaign.closes_at,
+        "state": campaign.state,
+        "require_confirmation": campaign.require_confirmation,
+    }
+
+
+def _translation_forms(campaign: Campaign) -> dict[str, TranslationForm]:
+    """One form per configured language other than English, filled from what is stored."""
+    stored = {t.locale: t for t in campaign.translations}
+    forms = {}
+    for locale in current_app.config["LANGUAGES"]:
+        if locale == "en":
+            continue
+        existing = stored.get(locale)
+        forms[locale] = TranslationForm(
+            prefix=f"tr-{locale}",
+            formdata=None,
+            title=existing.title if existing else "",
+            letter=existing.letter if existing else "",
+        )
+    return forms
+
+
+@bp.route("/c/<slug>/edit", methods=["GET", "POST"])
+@login_required
+def edit_campaign(slug: str) -> Response | tuple[str, int]:
+    """Change a campaign's settings and letter, with a preview; its translations below."""
+    campaign = auth.campaign_or_404(slug)
+    before = _campaign_fields(campaign)
+    form = CampaignForm(obj=campaign)
+    preview: Markup | None = None
+    if form.is_submitted() and form.preview.data:
+        form.validate()
+        preview = markup.render_markdown(form.letter.data or "")
+    elif form.validate_on_submit():
+        db = get_session()
+        values = _campaign_values(form)
+        try:
+            campaigns.update_campaign(db, campaign, **values)
+        except campaigns.CampaignError as error:
+            db.rollback()
+            _campaign_error(form, error)
+        else:
+            after = _campaign_fields(campaign)
+            changed = [key for key in after if after[key] != before[key]]
+            if changed:
+                audit.record(
+                    db,
+                    _organizer(),
+                    "campaign.update",
+                    campaign=campaign,
+                    before={key: before[key] for key in changed},
+                    after={key: after[key] for key in changed},
+                )
+            db.commit()
+            flash(_("Campaign saved."), "ok")
+            return _see_other("admin.edit_campaign", slug=campaign.slug)
+    status = 400 if form.is_submitted() and form.errors else 200
+    return render_template(
+        "admin/campaign_form.html",
+        form=form,
+        campaign=campaign,
+        preview=preview,
+        translations=_translation_forms(campaign),
+    ), status
+
+
+@bp.post("/c/<slug>/translations/<locale>")
+@login_required
+def save_translation(slug: str, locale: str) -> Response | tuple[str, int]:
+    """Add, change or (both fields empty) remove the letter in one language."""
+    campaign = auth.campaign_or_404(slug)
+    if locale == "en" or locale not in current_app.config["LANGUAGES"]:
+        abort(404)
+    form = TranslationForm(prefix=f"tr-{locale}")
+    if not form.validate():
+        forms = _translation_forms(campaign)
+        forms[locale] = form
+        return render_template(
+            "admin/campaign_form.html",
+            form=CampaignForm(obj=campaign, formdata=None),
+            campaign=campaign,
+            preview=None,
+            translations=forms,
+        ), 400
+    db = get_session()
+    title, letter = form.title.data or "", (form.letter.data or "").replace("\r\n", "\n").strip()
+    existing = db.get(LetterTranslation, (campaign.id, locale))
+    before = {"title": existing.title, "letter": existing.letter} if existing else {}
+    after: dict[str, str] = {}
+    if existing is not None and not title and not letter:
+        db.delete(existing)
+    elif existing is not None:
+        existing.title, existing.letter = title, letter
+        after = {"title": title, "letter": letter}
+    elif title or letter:
+        db.add(
+            LetterTranslation(campaign_id=campaign.id, locale=locale, title=title, letter=letter)
+        )
+        after = {"title": title, "letter": letter}
+    if before != after:
+        try:
+            db.flush()
+        except IntegrityError:
+            # Another organizer added this language a moment ago: theirs stands.
+            db.rollback()
+            flash(_("Someone else saved this translation first; check it and try again."), "error")
+            return _see_other("admin.edit_campaign", slug=slug, _anchor=f"tr-{locale}")
+        audit.record(
+            db,
+            _organizer(),
+            "campaign.translation",
+            campaign=campaign,
+            before={"locale": locale} | before,
+            after={"locale": locale} | after,
+        )
+        db.commit()
+    flash(_("Translation saved."), "ok")
+    return _see_other("admin.edit_campaign", slug=slug, _anchor=f"tr-{locale}")
+
+
+# --- signatures ------------------------------------------------------------
+
+
+def _list_args() -> dict[str, str]:
+    """The list's filters, sort and page as they arrived, for links that keep them."""
+    keys = ("q", "status", "country", "continent", "verified", "held", "source", "sort", "dir")
+    return {key: value for key in keys if (value := request.args.get(key, "").strip())}
+
+
+@bp.get("/c/<slug>/signatures")
+@login_required
+def signatures(slug: str) -> str:
+    """The signatures: search, filters, sorting, 50 a page, counts per status, bulk actions."""
+    campaign = auth.campaign_or_404(slug)
+    db = get_session()
+    flt = export.from_args(request.args)
+    sort = request.args.get("sort", "signed_at")
+    if sort not in review.SORTS:
+        sort = "signed_at"
+    descending = request.args.get("dir", "desc" if sort == "signed_at" else "asc") != "asc"
+    page = review.list_signatures(
+        db,
+        campaign,
+        lambda stmt: export.apply(stmt, flt),
+        sort=sort,
+        descending=descending,
+        page=_page_arg(),
+    )
+    return render_template(
+        "admin/signatures.html",
+        campaign=campaign,
+        page=page,
+        flt=flt,
+        sort=sort,
+        descending=descending,
+        args=_list_args(),
+        counts=review.status_counts(db, [campaign.id])[campaign.id],
+        counted=tally.total(db, campaign),
+        form=BulkActionForm(formdata=None),
+        statuses=export.STATUS_CHOICES,
+        countries=geo.country_choices(),
+        continents=sorted(geo.CONTINENTS.items(), key=lambda item: item[1]),
+        sources=SOURCES,
+    )
+
+
+def _signature_or_404(campaign: Campaign, signature_id: int) -> Signature:
+    signature = get_session().get(Signature, signature_id)
+    if signature is None or signature.campaign_id != campaign.id:
+        abort(404)
+    return signature
+
+
+def _external_url(endpoint: str, **values: Any) -> str:
+    """An absolute URL for mail: BASE_URL when configured, else the request's host."""
+    base = current_app.config.get("BASE_URL")
+    if base:
+        return str(base).rstrip("/") + url_for(endpoint, **values)
+    return url_for(endpoint, _external=True, **values)
+
+
+def _queue_confirmation(db: Session, signature: Signature) -> None:
+    """Queue the confirmation mail again, with fresh confirm and withdraw links."""
+    secret = str(current_app.config["SECRET_KEY"])
+    slug = signature.campaign.slug
+    mail.queue_confirmation(
+        db,
+        signature,
+        confirm_url=_external_url(
+            "public.confirm", slug=slug, token=signing.make_token(secret, signature.id, "confirm")
+        ),
+        withdraw_url=_external_url(
+            "public.withdraw", slug=slug, token=signing.make_token(secret, signature.id, "withdraw")
+        ),
+    )
+
+
+def _act(db: Session, organizer: Organizer, signature: Signature, action: str, reason: str) -> None:
+    """Run one review action; ReviewError when it does not apply to the signature."""
+    if action == "verify":
+        review.verify(db, organizer, signature)
+    elif action == "unverify":
+        review.unverify(db, organizer, signature)
+    elif action == "reject":
+        review.reject(db, organizer, signature, reason)
+    elif action == "restore":
+        review.restore(db, organizer, signature)
+    elif action == "resend":
+        review.resend_confirmation(db, organizer, signature, lambda s: _queue_confirmation(db, s))
+    elif action == "erase":
+        review.erase(db, organizer, signature)
+    else:
+        raise review.ReviewError("bad_choice")
+
+
+def _flash_outcome(action: str, done: int, skipped: Counter[str]) -> None:
+    if done:
+        flash(str(DONE[action] % {"n": done}), "ok")
+    for code, n in sorted(skipped.items()):
+        flash(
+            _("Skipped %(n)d: %(why)s.", n=n, why=SKIPPED.get(code, code)),
+            "error" if not done else "ok",
+        )
+
+
+def _form_errors(form: Any) -> None:
+    for errors in form.errors.values():
+        for error in errors:
+            flash(str(error), "error")
+
+
+@bp.get("/c/<slug>/signatures/<int:signature_id>")
+@login_required
+def signature(slug: str, signature_id: int) -> str:
+    """One signature in full: details, possible duplicates, actions and its audit trail."""
+    campaign = auth.campaign_or_404(slug)
+    found = _signature_or_404(campaign, signature_id)
+    db = get_session()
+    resembling = list(
+        db.scalars(
+            select(Signature)
+            .where(Signature.duplicate_of_id == found.id, Signature.campaign_id == campaign.id)
+            .order_by(Signature.id)
+        )
+    )
+    trail = list(
+        db.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.signature_id == found.id)
+            .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
+            .limit(100)
+        )
+    )
+    return render_template(
+        "admin/signature.html",
+        campaign=campaign,
+        sig=found,
+        resembling=resembling,
+        trail=trail,
+        changes=audit.changes,
+        form=SignatureActionForm(formdata=None),
+        duplicate_form=DuplicateForm(formdata=None),
+    )
+
+
+@bp.post("/c/<slug>/signatures/<int:signature_id>")
+@login_required
+def act(slug: str, signature_id: int) -> Response:
+    """Apply one action to one signature."""
+    campaign = auth.campaign_or_404(slug)
+    found = _signature_or_404(campaign, signature_id)
+    form = SignatureActionForm()
+    if not form.validate():
+        _form_errors(form)
+        return _see_other("admin.signature", slug=slug, signature_id=signature_id)
+    db = get_session()
+    action = form.action.data or ""
+    try:
+        _act(db, _organizer(), found, action, form.reason.data or "")
+    except review.ReviewError as error:
+        db.rollback()
+        _flash_outcome(action, 0, Counter([error.code]))
+    else:
+        db.commit()
+        _flash_outcome(action, 1, Counter())
+    return _see_other("admin.signature", slug=slug, signature_id=signature_id)
+
+
+@bp.post("/c/<slug>/signatures/bulk")
+@login_required
+def bulk(slug: str) -> Response:
+    """Apply one action to every ticked signature; the ones it does not fit are skipped."""
+    campaign = auth.campaign_or_404(slug)
+    form = BulkActionForm()
+    back = {k: v for k, v in request.args.items() if k in (*_list_args(), "page")}
+    if not form.validate():
+        _form_errors(form)
+        return _see_other("admin.signatures", slug=slug, **back)
+    db = get_session()
+    organizer = _organizer()
+    action = form.action.data or ""
+    ids = sorted(set(form.ids.data or []))
+    # Only this campaign's signatures: an id from another campaign is as good as absent.
+    rows = {
+        s.id: s
+        for s in db.scalars(
+            select(Signature).where(Signature.id.in_(ids), Signature.campaign_id == campaign.id)
+        )
+    }
+    done, skipped = 0, Counter[str]()
+    for signature_id in ids:
+        found = rows.get(signature_id)
+        if found is None:
+            skipped["gone"] += 1
+            continue
+        try:
+            _act(db, organizer, found, action, form.reason.data or "")
+        except review.ReviewError as error:
+            skipped[error.code] += 1
+        else:
+            done += 1
+    db.commit()
+    _flash_outcome(action, done, skipped)
+    return _see_other("admin.signatures", slug=slug, **back)
+
+
+# --- duplicates ------------------------------------------------------------
+
+
+@bp.get("/c/<slug>/duplicates")
+@login_required
+def duplicates(slug: str) -> str:
+    """Held signatures, each beside the one it resembles, with the three decisions."""
+    campaign = auth.campaign_or_404(slug)
+    rows, total = review.held_duplicates(get_session(), campaign, page=_page_arg())
+    return render_template(
+        "admin/duplicates.html",
+        campaign=campaign,
+        rows=rows,
+        total=total,
+        page=_page_arg(),
+        pages=max(1, -(-total // review.PER_PAGE)),
+        form=DuplicateForm(formdata=None),
+    )
+
+
+@bp.post("/c/<slug>/duplicates/<int:signature_id>")
+@login_required
+def resolve(slug: str, signature_id: int) -> Response:
+    """Settle one possible duplicate; the tally follows in the same transaction."""
+    campaign = auth.campaign_or_404(slug)
+    held = _signature_or_404(campaign, signature_id)
+    form = DuplicateForm()
+    if not form.validate():
+        _form_errors(form)
+        return _see_other("admin.duplicates", slug=slug)
+    db = get_session()
+    keep = form.keep.data
+    try:
+        this, other = review.resolve_duplicate(
+            db,
+            _organizer(),
+            held,
+            "both" if keep == "both" else "this" if keep == "this" else "other",
+        )
+    except review.ReviewError as error:
+        db.rollback()
+        flash(
+            _(
+                "Signature #%(id)d: nothing done, %(why)s.",
+                id=signature_id,
+                why=SKIPPED.get(error.code, error.code),
+            ),
+            "error",
+        )
+    else:
+        db.commit()
+        if keep == "both":
+            flash(_("#%(a)d and #%(b)d both count.", a=this.id, b=other.id if other else 0), "ok")
+        else:
+            kept, dropped = (this, other) if keep == "this" else (other, this)
+            flash(
+                _(
+                    "Kept #%(kept)d; #%(dropped)d rejected as its duplicate.",
+                    kept=kept.id if kept else 0,
+                    dropped=dropped.id if dropped else 0,
+                ),
+                "ok",
+            )
+    return _see_other("admin.duplicates", slug=slug)
+
+
+# --- audit -----------------------------------------------------------------
+
+
+@bp.get("/c/<slug>/audit")
+@login_required
+def campaign_audit(slug: str) -> str:
+    """The campaign's audit trail, newest first."""
+    campaign = auth.campaign_or_404(slug)
+    return _audit_page(campaign)
+
+
+@bp.get("/audit")
+@admin_required
+def all_audit() -> str:
+    """Every audit entry, newest first (admins)."""
+    return _audit_page(None)
+
+
+def _audit_page(campaign: Campaign | None) -> str:
+    page = _page_arg()
+    rows, total = audit.entries(get_session(), campaign, page=page, per_page=review.PER_PAGE)
+    return render_template(
+        "admin/audit.html",
+        campaign=campaign,
+        rows=rows,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // review.PER_PAGE)),
+        changes=audit.changes,
+    )
+
+
+# --- organizers ------------------------------------------------------------
+
+
+@bp.route("/organizers", methods=["GET", "POST"])
+@admin_required
+def organizers() -> Response | tuple[str, int]:
+    """Every organizer, and the form to add one."""
+    db = get_session()
+    form = OrganizerCreateForm()
+    if form.validate_on_submit():
+        try:
+            created = auth.create_organizer(
+                db,
+                form.email.data or "",
+                form.password.data or "",
+                name=form.name.data or "",
+                is_admin=bool(form.is_admin.data),
+            )
+        except auth.AccountError:
+            db.rollback()
+            form.email.errors = [*form.email.errors, _("An organizer has this address already.")]
+        else:
+            audit.record(
+                db,
+                _organizer(),
+                "organizer.create",
+                after={"organizer": created.email, "is_admin": created.is_admin},
+            )
+            db.commit()
+            flash(_("Organizer %(email)s created.", email=created.email), "ok")
+            return _see_other("admin.organizer", organizer_id=created.id)
+    people = list(db.scalars(select(Organizer).order_by(Organizer.email)))
+    status = 400 if form.is_submitted() and form.errors else 200
+    return render_template("admin/organizers.html", form=form, people=people), status
+
+
+@bp.route("/organizers/<int:organizer_id>", methods=["GET", "POST"])
+@admin_required
+def organizer(organizer_id: int) -> Response | tuple[str, int]:
+    """One organizer: name, admin role, active, and the campaigns they run."""
+    db = get_session()
+    person = db.get(Organizer, organizer_id)
+    if person is None:
+        abort(404)
+    everything = list(db.scalars(select(Campaign).order_by(Campaign.title, Campaign.id)))
+    if request.method == "POST":
+        form = OrganizerForm()
+    else:
+        form = OrganizerForm(obj=person, data={"campaigns": [c.id for c in person.campaigns]})
+    form.campaigns.choices = [(c.id, f"{c.title} ({c.slug})") for c in everything]
+    if form.validate_on_submit():
+        chosen = set(form.campaigns.data or [])
+        try:
+            auth.update_organizer(
+                db,
+                _organizer(),
+                person,
+                name=form.name.data or "",
+                is_admin=bool(form.is_admin.data),
+                active=bool(form.active.data),
+                campaigns=[c for c in everything if c.id in chosen],
+            )
+        except auth.AccountError:
+            db.rollback()
+            form.active.errors = [
+                *form.active.errors,
+                _("You cannot remove your own admin role or deactivate yourself."),
+            ]
+        else:
+            db.commit()
+            flash(_("Organizer saved."), "ok")
+            return _see_other("admin.organizer", organizer_id=person.id)
+    status = 400 if form.is_submitted() and form.errors else 200
+    return render_template("admin/organizer.html", form=form, person=person), status
+
+
+@bp.app_context_processor
+def _admin_context() -> dict[str, Any]:
+    """The logged-in organizer and a logout form for the admin layout."""
+    if request.blueprint != "admin":
+        return {}
+    return {"me": current_organizer(), "logout_form": PostForm(formdata=None)}

@@ -1,0 +1,313 @@
+"""What organizers do to signatures: verify, reject, restore, erase, resolve duplicates.
+
+Each operation reloads the signature row-locked (tally.lock), checks that it still
+applies to the signature's current state, changes the facts, lets tally.refresh derive
+status and counters, and writes one audit entry with the changed fields before and after.
+Operations only flush; the caller commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.orm import Session, joinedload
+
+from campaign import audit, tally
+from campaign.db import utcnow
+from campaign.models import SIGNATURE_STATUSES, Campaign, Organizer, OutboxMessage, Signature
+
+PER_PAGE = 50
+# Sort keys the list accepts; anything else falls back to the newest first.
+SORTS: dict[str, Any] = {
+    "signed_at": Signature.signed_at,
+    "name": func.lower(Signature.name),
+    "country": Signature.country_code,
+    "status": Signature.status,
+}
+# The personal data an erasure removes, and the neutral value each gets.
+ERASED_VALUES: dict[str, Any] = {
+    "name": "",
+    "title": "",
+    "parliament": "",
+    "party": "",
+    "email": "",
+    "email_domain": "",
+    "name_key": "",
+    "comment": "",
+    "client_hash": None,
+    "rejected_reason": "",
+    "public": False,
+}
+# Audit fields that may hold something personal (a reason naming the signer).
+_PERSONAL_AUDIT_FIELDS = ("rejected_reason", *ERASED_VALUES)
+
+Keep = Literal["both", "this", "other"]
+
+
+class ReviewError(ValueError):
+    """The action does not apply to the signature as it is now; .code says why."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _locked(db: Session, signature: Signature) -> Signature:
+    fresh = tally.lock(db, signature.id)
+    if fresh is None:
+        raise ReviewError("gone")
+    return fresh
+
+
+def _change(
+    db: Session,
+    organizer: Organizer,
+    signature: Signature,
+    action: str,
+    facts: Mapping[str, Any],
+) -> Signature:
+    """Set facts, re-derive status and counters, and audit what actually changed."""
+    before = {key: getattr(signature, key) for key in facts}
+    before |= {"status": signature.status, "counted": signature.counted}
+    for key, value in facts.items():
+        setattr(signature, key, value)
+    tally.refresh(db, signature)
+    after = {key: getattr(signature, key) for key in before}
+    changed = [key for key in before if before[key] != after[key]]
+    audit.record(
+        db,
+        organizer,
+        action,
+        signature=signature,
+        before={key: before[key] for key in changed},
+        after={key: after[key] for key in changed},
+    )
+    return signature
+
+
+def verify(
+    db: Session, organizer: Organizer, signature: Signature, *, now: dt.datetime | None = None
+) -> Signature:
+    """Mark the signer as checked to be who they say (the public list shows a mark)."""
+    signature = _locked(db, signature)
+    if signature.erased_at is not None:
+        raise ReviewError("erased")
+    if signature.verified_at is not None:
+        raise ReviewError("already_verified")
+    return _change(db, organizer, signature, "signature.verify", {"verified_at": now or utcnow()})
+
+
+def unverify(db: Session, organizer: Organizer, signature: Signature) -> Signature:
+    """Take the verified mark away."""
+    signature = _locked(db, signature)
+    if signature.verified_at is None:
+        raise ReviewError("not_verified")
+    return _change(db, organizer, signature, "signature.unverify", {"verified_at": None})
+
+
+def reject(
+    db: Session,
+    organizer: Organizer,
+    signature: Signature,
+    reason: str,
+    *,
+    now: dt.datetime | None = None,
+) -> Signature:
+    """Stop counting a signature, saying why (shown to organizers only)."""
+    reason = reason.strip()
+    if not reason:
+        raise ReviewError("reason_required")
+    signature = _locked(db, signature)
+    if signature.erased_at is not None:
+        raise ReviewError("erased")
+    if signature.rejected_at is not None:
+        raise ReviewError("already_rejected")
+    return _change(
+        db,
+        organizer,
+        signature,
+        "signature.reject",
+        {"rejected_at": now or utcnow(), "rejected_reason": reason[:500]},
+    )
+
+
+def restore(db: Session, organizer: Organizer, signature: Signature) -> Signature:
+    """Undo a rejection; the signature counts again if its other facts allow."""
+    signature = _locked(db, signature)
+    if signature.erased_at is not None:
+        raise ReviewError("erased")
+    if signature.rejected_at is None:
+        raise ReviewError("not_rejected")
+    return _change(
+        db, organizer, signature, "signature.restore", {"rejected_at": None, "rejected_reason": ""}
+    )
+
+
+def resend_confirmation(
+    db: Session,
+    organizer: Organizer,
+    signature: Signature,
+    queue: Callable[[Signature], object],
+) -> Signature:
+    """Queue the confirmation mail again through queue(signature); pending signatures only."""
+    signature = _locked(db, signature)
+    if signature.status != "pending":
+        raise ReviewError("not_pending")
+    queue(signature)
+    audit.record(db, organizer, "signature.resend_confirmation", signature=signature)
+    return signature
+
+
+def erase(
+    db: Session, organizer: Organizer, signature: Signature, *, now: dt.datetime | None = None
+) -> Signature:
+    """Remove the signer's personal data for good; the row stays, uncounted, for the history.
+
+    What stays: the id, campaign, country and continent, source, locale and the dates
+    (signed, confirmed, verified, rejected, withdrawn), so past counts remain explicable.
+    The email key becomes "erased:<id>" so the same person can sign again later. Mail
+    to the signer still in the outbox (or already sent) is deleted, and earlier audit
+    entries of the signature lose any reason text that could name them.
+    """
+    signature = _locked(db, signature)
+    if signature.erased_at is not None:
+        raise ReviewError("erased")
+    before = {"status": signature.status, "counted": signature.counted}
+    for key, value in ERASED_VALUES.items():
+        setattr(signature, key, value)
+    signature.email_key = f"erased:{signature.id}"
+    signature.erased_at = now or utcnow()
+    tally.refresh(db, signature)
+    db.execute(delete(OutboxMessage).where(OutboxMessage.signature_id == signature.id))
+    audit.redact_signature(db, signature.id, _PERSONAL_AUDIT_FIELDS)
+    audit.record(
+        db,
+        organizer,
+        "signature.erase",
+        signature=signature,
+        before=before,
+        after={
+            "status": signature.status,
+            "counted": signature.counted,
+            "erased_at": signature.erased_at,
+        },
+    )
+    return signature
+
+
+def resolve_duplicate(
+    db: Session, organizer: Organizer, held: Signature, keep: Keep
+) -> tuple[Signature, Signature | None]:
+    """Settle a possible duplicate: keep "this" (held) one, the "other", or count "both".
+
+    Keeping one rejects the other with the reason "duplicate of #<kept id>".
+    """
+    ids = sorted({held.id} | ({held.duplicate_of_id} if held.duplicate_of_id else set()))
+    # Lock in id order so two organizers resolving crossing pairs cannot deadlock.
+    locked = {sid: tally.lock(db, sid) for sid in ids}
+    this = locked.get(held.id)
+    if this is None:
+        raise ReviewError("gone")
+    if this.status != "held":
+        raise ReviewError("not_held")
+    other = locked.get(this.duplicate_of_id) if this.duplicate_of_id else None
+    now = utcnow()
+    if keep == "both":
+        _change(db, organizer, this, "duplicate.count_both", {"duplicate_state": "distinct"})
+    elif keep == "this":
+        _change(db, organizer, this, "duplicate.keep", {"duplicate_state": "distinct"})
+        if other is not None and other.erased_at is None and other.rejected_at is None:
+            _change(
+                db,
+                organizer,
+                other,
+                "duplicate.reject",
+                {"rejected_at": now, "rejected_reason": f"duplicate of #{this.id}"},
+            )
+    elif keep == "other":
+        if other is None:
+            raise ReviewError("gone")
+        # duplicate_state stays "held": should the rejection be undone, the pair is back
+        # in the duplicates list for a decision.
+        _change(
+            db,
+            organizer,
+            this,
+            "duplicate.reject",
+            {"rejected_at": now, "rejected_reason": f"duplicate of #{other.id}"},
+        )
+    else:
+        raise ReviewError("bad_choice")
+    return this, other
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the signature list."""
+
+    rows: list[Signature]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        """How many pages the list has (at least one)."""
+        return max(1, -(-self.total // self.per_page))
+
+
+def list_signatures(
+    db: Session,
+    campaign: Campaign,
+    narrow: Callable[[Select[Any]], Select[Any]],
+    *,
+    sort: str = "signed_at",
+    descending: bool = True,
+    page: int = 1,
+    per_page: int = PER_PAGE,
+) -> Page:
+    """One page of the campaign's signatures that narrow() keeps, in the chosen order."""
+    base = narrow(select(Signature).where(Signature.campaign_id == campaign.id))
+    total = db.scalar(select(func.count()).select_from(base.order_by(None).subquery())) or 0
+    column = SORTS.get(sort, Signature.signed_at)
+    order = [column.desc(), Signature.id.desc()] if descending else [column.asc(), Signature.id]
+    page = max(1, min(page, max(1, -(-int(total) // per_page))))
+    rows = db.scalars(base.order_by(*order).limit(per_page).offset((page - 1) * per_page))
+    return Page(list(rows), int(total), page, per_page)
+
+
+def status_counts(db: Session, campaign_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """Signatures per status for each campaign (every status present, zero when none)."""
+    ids = list(campaign_ids)
+    counts = {cid: dict.fromkeys(SIGNATURE_STATUSES, 0) for cid in ids}
+    if not ids:
+        return counts
+    rows = db.execute(
+        select(Signature.campaign_id, Signature.status, func.count())
+        .where(Signature.campaign_id.in_(ids))
+        .group_by(Signature.campaign_id, Signature.status)
+    ).tuples()
+    for campaign_id, status, count in rows:
+        counts[campaign_id][status] = int(count)
+    return counts
+
+
+def held_duplicates(
+    db: Session, campaign: Campaign, *, page: int = 1, per_page: int = PER_PAGE
+) -> tuple[list[Signature], int]:
+    """Held signatures, oldest first, each with the signature it resembles loaded."""
+    where = (Signature.campaign_id == campaign.id, Signature.status == "held")
+    total = db.scalar(select(func.count()).select_from(Signature).where(*where)) or 0
+    rows = db.scalars(
+        select(Signature)
+        .where(*where)
+        .options(joinedload(Signature.duplicate_of))
+        .order_by(Signature.signed_at, Signature.id)
+        .limit(per_page)
+        .offset((max(page, 1) - 1) * per_page)
+    )
+    return list(rows), int(total)
