@@ -132,10 +132,11 @@ def retry_after_seconds(error: TooManyRequests | None = None) -> int:
     """Seconds until the refused client may try again (at least 1)."""
     retry_after = getattr(error, "retry_after", None)
     if isinstance(retry_after, int | float):
-        return max(1, math.ceil(retry_after))
+        return max(1, int(retry_after))
     current = limiter.current_limit if limiter.enabled and limiter.initialized else None
     if current is not None:
-        return max(1, math.ceil(current.reset_at - time.time()))
+        # Whole seconds, rounded down like Flask-Limiter's own Retry-After header.
+        return max(1, int(current.reset_at - time.time()))
     return 60
 
 
@@ -165,7 +166,7 @@ def _campaign_ceiling() -> None:
             reset = limiter.limiter.get_window_stats(item, *identifiers).reset_time
             raise TooManyRequests(
                 "This letter is receiving more signatures than it can take right now.",
-                retry_after=max(1, math.ceil(reset - time.time())),
+                retry_after=max(1, int(reset - time.time())),
             )
 
 
