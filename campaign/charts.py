@@ -30,6 +30,8 @@ NO_SIGNATURES = "#dfe3e8"
 BORDER = "#ffffff"
 INK = "#1b1f24"
 BAR = "#2c7fb8"
+LEGEND_FONT = 34
+LEGEND_ROW = 48
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Noto Sans', sans-serif"
 
 # Characters outside XML 1.0's Char production: even escaped they make a document invalid.
@@ -162,7 +164,7 @@ def world_map_svg(
         summary = text.summary(tally.signatures, tally.countries, tally.continents)
         desc = f"{summary}. {top}." if top else f"{text.empty}."
     legend_top = height + 16
-    legend_height = 124
+    legend_height = LEGEND_FONT + 16 + 2 * LEGEND_ROW
     parts = [
         _svg_open(
             width,
@@ -201,22 +203,25 @@ def world_map_svg(
 
 
 def _legend(ranges: Sequence[tuple[int, int]], text: ChartText, top: float) -> str:
-    """The legend: a caption, then the "none" swatch and the five steps in three columns."""
+    """The legend: a caption, then the "none" swatch and the five steps in three columns.
+
+    Its type is large in map units because the whole map shrinks to a phone's width.
+    """
     items = [(NO_SIGNATURES, text.legend_none)] + [
         (colour, _range_label(lower, upper))
         for colour, (lower, upper) in zip(SHADES, ranges, strict=True)
     ]
     parts = [
-        f'<g class="legend" font-size="26" fill="{INK}">',
-        f'<text x="0" y="{_n(top + 26)}" font-weight="600">{_e(text.legend)}</text>',
+        f'<g class="legend" font-size="{LEGEND_FONT}" fill="{INK}">',
+        f'<text x="0" y="{_n(top + LEGEND_FONT)}" font-weight="600">{_e(text.legend)}</text>',
     ]
     for index, (colour, label) in enumerate(items):
-        x = (index % 3) * 330
-        y = top + 44 + (index // 3) * 40
+        x = (index % 3) * 336
+        y = top + LEGEND_FONT + 16 + (index // 3) * LEGEND_ROW
         parts.append(
-            f'<rect x="{x}" y="{_n(y)}" width="40" height="28" fill="{colour}" '
+            f'<rect x="{x + 1}" y="{_n(y)}" width="48" height="34" fill="{colour}" '
             f'stroke="{INK}" stroke-width="1"/>'
-            f'<text x="{x + 52}" y="{_n(y + 23)}">{_e(label)}</text>'
+            f'<text x="{x + 60}" y="{_n(y + 29)}">{_e(label)}</text>'
         )
     parts.append("</g>")
     return "".join(parts)
