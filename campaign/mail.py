@@ -11,6 +11,7 @@ failed delivery is retried with a doubling delay and never dropped.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import smtplib
 import ssl
@@ -32,6 +33,10 @@ from sqlalchemy.orm import Session
 
 from campaign.db import session_scope, utcnow
 from campaign.models import Campaign, OutboxMessage, Signature
+
+# Its own logger at INFO, so "mail to X written to path" shows under `campaign run` and
+# `campaign serve` whatever the app logger's level; logging config can still change it.
+log = logging.getLogger("campaign.mail")
 
 # A claimed message belongs to its sender this long; a sender that died mid-send
 # releases it when the claim runs out, and another sender retries it.
@@ -344,7 +349,7 @@ def _record_failure(app: Flask, message: _Claimed, error: BaseException, now: dt
             )
             .execution_options(synchronize_session=False)
         )
-    app.logger.warning(
+    log.warning(
         "mail %d to %s failed (attempt %d), retrying at %s: %s",
         message.id,
         message.to_addr,
@@ -360,10 +365,11 @@ def deliver_due(app: Flask, now: dt.datetime | None = None) -> int:
     if pending:
         # Mark what an earlier round sent before claiming anything: once its claim ran
         # out, this sender would otherwise send it again.
-        for sent_at, ids in _group_by_time(pending).items():
+        for sent_at, ids in _group_by_time(dict(pending)).items():
             _mark_sent(app, ids, sent_at)
             for message_id in ids:
                 pending.pop(message_id, None)
+    held_back: set[int] = app.extensions.setdefault("mail_held_back", set())
     mail_from = str(app.config["MAIL_FROM"])
     use_smtp = bool(app.config.get("SMTP_HOST"))
     smtp: smtplib.SMTP | None = None
@@ -386,12 +392,13 @@ def deliver_due(app: Flask, now: dt.datetime | None = None) -> int:
                     )
                 else:
                     path = _write_eml(app, message, email)
-                    app.logger.info("mail to %s written to %s", message.to_addr, path)
+                    log.info("mail to %s written to %s", message.to_addr, path)
             except Exception as error:
                 _record_failure(app, message, error, current)
                 if use_smtp and not isinstance(error, _MESSAGE_ERRORS):
                     # The server is unreachable or the connection broke: leave the rest
                     # for the next round rather than spend a timeout on each of them.
+                    held_back.add(message.id)
                     break
                 continue
             sent_at = now or utcnow()
@@ -401,10 +408,30 @@ def deliver_due(app: Flask, now: dt.datetime | None = None) -> int:
                 pending[message.id] = sent_at
                 raise
             sent += 1
+            if held_back:
+                # The server is back: what its outage pushed down the retry schedule
+                # goes out now, in this round, instead of after its backoff.
+                _release(app, list(held_back), current)
+                held_back.clear()
     finally:
         if smtp is not None:
             _quit(smtp)
     return sent
+
+
+def _release(app: Flask, message_ids: list[int], now: dt.datetime) -> None:
+    """Make messages due now (their failure was the server's, not theirs)."""
+    with session_scope(app) as db:
+        db.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id.in_(message_ids),
+                OutboxMessage.sent_at.is_(None),
+                OutboxMessage.next_attempt_at > now,
+            )
+            .values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _group_by_time(pending: dict[int, dt.datetime]) -> dict[dt.datetime, list[int]]:
@@ -455,13 +482,13 @@ def _sender_loop(app: Flask, sender: _Sender) -> None:
         except Exception as error:
             # The database or the disk is away; say so once with the traceback, then briefly.
             if failing:
-                app.logger.warning("mail sender: still failing: %s", error)
+                log.warning("mail sender: still failing: %s", error)
             else:
-                app.logger.exception("mail sender: delivery failed; will retry")
+                log.exception("mail sender: delivery failed; will retry")
             failing = True
         else:
             if failing:
-                app.logger.info("mail sender: delivering again")
+                log.info("mail sender: delivering again")
             failing = False
         sender.wakeup.wait(poll)
 
@@ -484,7 +511,7 @@ def start_sender(app: Flask) -> bool:
         app.extensions["mail_sender"] = sender
         _wakeups.add(sender.wakeup)
         sender.thread.start()
-    app.logger.info("mail sender started in process %d", pid)
+    log.info("mail sender started in process %d", pid)
     return True
 
 
@@ -504,6 +531,8 @@ def stop_sender(app: Flask, timeout: float = 10.0) -> None:
 def init_app(app: Flask) -> None:
     """Start the sender in serving processes (on their first request) when MAIL_SENDER is true."""
     app.extensions.setdefault("mail_unmarked", {})
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)
     if not app.config.get("MAIL_SENDER"):
         return
 
