@@ -1,1 +1,134 @@
-"""Forms of the public pages: syntax and choices only, no queries."""
+"""Forms of the public pages: syntax and choices only, no queries.
+
+The sign form's rules are signing's own (the CSV import applies the same ones);
+this module only turns their messages into field errors in the reader's language.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import current_app
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, SelectField, StringField, TextAreaField
+from wtforms.validators import StopValidation
+
+from campaign import geo, signing
+from campaign.signing import FieldError, SignatureEntry
+
+
+def _rule(clean: Callable[[Any], Any]) -> Callable[[Any, Any], None]:
+    """A WTForms validator applying one of signing's rules; the cleaned value replaces the data."""
+
+    def check(_form: Any, field: Any) -> None:
+        try:
+            field.data = clean(field.data)
+        except FieldError as error:
+            raise StopValidation(gettext(error.message)) from None
+
+    return check
+
+
+def _clean_email(value: Any) -> str:
+    deliverability = bool(current_app.config.get("EMAIL_CHECK_DELIVERABILITY", False))
+    return signing.clean_email(value, check_deliverability=deliverability)
+
+
+class SignForm(FlaskForm):  # type: ignore[misc]
+    """The signing form: who signs, from where, and how to reach them."""
+
+    name = StringField(
+        _l("Full name"),
+        validators=[_rule(signing.clean_name)],
+        render_kw={"autocomplete": "name", "maxlength": signing.NAME_MAX, "required": True},
+    )
+    title = StringField(
+        _l("Title"),
+        validators=[_rule(signing.clean_title)],
+        render_kw={
+            "list": "title-suggestions",
+            "maxlength": signing.TITLE_MAX,
+            "required": True,
+            "autocomplete": "organization-title",
+        },
+    )
+    parliament = StringField(
+        _l("Parliament"),
+        validators=[_rule(signing.clean_parliament)],
+        render_kw={"maxlength": signing.PARLIAMENT_MAX, "required": True},
+    )
+    party = StringField(
+        _l("Party (optional)"),
+        validators=[_rule(signing.clean_party)],
+        render_kw={"maxlength": signing.PARTY_MAX},
+    )
+    country = SelectField(
+        _l("Country"),
+        choices=[],
+        validate_choice=False,  # signing's rule gives the clearer message
+        validators=[_rule(signing.clean_country)],
+        render_kw={"required": True, "autocomplete": "country"},
+    )
+    email = EmailField(
+        _l("Email address"),
+        validators=[_rule(_clean_email)],
+        render_kw={
+            "autocomplete": "email",
+            "maxlength": signing.EMAIL_MAX,
+            "required": True,
+            "spellcheck": "false",
+            "autocapitalize": "none",
+        },
+    )
+    comment = TextAreaField(
+        _l("Comment (optional)"),
+        validators=[_rule(signing.clean_comment)],
+        render_kw={"maxlength": signing.COMMENT_MAX, "rows": 4},
+    )
+    public = BooleanField(_l("List my name publicly on the list of signatories"))
+    # Hidden from people (CSS and aria-hidden); bots that fill every field fill this one.
+    # The view answers a filled one exactly like success and stores nothing.
+    website = StringField(
+        _l("Leave this field empty"),
+        render_kw={"autocomplete": "off", "tabindex": "-1"},
+    )
+
+    def __init__(self, *args: Any, locale: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.country.choices = country_choices(locale)
+
+    def is_bot(self) -> bool:
+        """Whether the honeypot was filled."""
+        return bool((self.website.data or "").strip())
+
+    def entry(self, *, locale: str, client_hash: str | None) -> SignatureEntry:
+        """The validated entry (call after validate())."""
+        return SignatureEntry(
+            name=self.name.data,
+            title=self.title.data,
+            parliament=self.parliament.data,
+            party=self.party.data,
+            country_code=self.country.data,
+            email=self.email.data,
+            comment=self.comment.data,
+            public=bool(self.public.data),
+            locale=locale,
+            source="form",
+            client_hash=client_hash,
+        )
+
+
+def country_choices(locale: str | None) -> list[Any]:
+    """An empty first choice, then every country by name, each with its continent's name."""
+    choices: list[Any] = [("", gettext("Choose a country"))]
+    for code, name in geo.country_choices(locale):
+        continent = gettext(geo.continent_name(geo.continent_of(code)))
+        choices.append((code, name, {"data-continent": continent}))
+    return choices
+
+
+class ActionForm(FlaskForm):  # type: ignore[misc]
+    """A button that only carries the CSRF token (confirm, withdraw)."""
