@@ -89,6 +89,10 @@ SECURITY_CONTACT: str | None = None
 RETENTION_DAYS_AFTER_CLOSE = 90
 # Promise made on the privacy page: how long the web server's request logs are kept.
 LOG_RETENTION_DAYS = 14
+# Suspicious activity (campaign/abuse.py): a group's hour is a burst with at least this many
+# signatures and at least this many times the campaign's median hour of the same kind.
+ABUSE_BURST_MIN = 20
+ABUSE_BURST_FACTOR = 5.0
 
 # Withdrawal links (sent with the confirmation mail) stay valid this long (public flow).
 WITHDRAW_MAX_AGE_SECONDS = 365 * 24 * 3600

@@ -1,0 +1,237 @@
+"""Suspicious activity: signatures per hour by client-address hash and by email domain.
+
+Bots give themselves away by volume from one source: many signatures in one hour from
+one address (its keyed hash) or one mail domain, where an ordinary hour brings one or
+two. :func:`activity` counts signatures per group and time bucket and flags a group
+when one of its buckets is both above an absolute threshold and far above the
+campaign's median bucket; :func:`act_on_group` holds or rejects a group's signatures
+through tally.lock/refresh, with an audit entry for each.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from campaign import audit, tally
+from campaign.db import utcnow
+from campaign.models import Campaign, Organizer, Signature
+
+Kind = Literal["client", "domain"]
+Bucket = Literal["hour", "day"]
+Action = Literal["hold", "reject"]
+
+KINDS: tuple[Kind, ...] = ("client", "domain")
+# A bucket is a burst when it holds at least this many signatures ...
+BURST_MIN = 20
+# ... and at least this many times the campaign's median bucket of the same kind.
+BURST_FACTOR = 5.0
+# Signatures in these states are settled; a bulk action leaves them alone.
+_SETTLED = ("rejected", "withdrawn", "erased")
+_FORMATS = {"hour": "%Y-%m-%d %H:00:00", "day": "%Y-%m-%d 00:00:00"}
+
+
+class AbuseError(ValueError):
+    """A bad kind, bucket or action was asked for."""
+
+
+@dataclass(frozen=True)
+class Count:
+    """Signatures in one time bucket (its start, UTC)."""
+
+    start: dt.datetime
+    signatures: int
+
+
+@dataclass(frozen=True)
+class Group:
+    """One source (an address hash or a mail domain) and its signatures per bucket."""
+
+    kind: Kind
+    key: str
+    total: int
+    # Signatures not yet rejected, withdrawn or erased: what a bulk action would touch.
+    open: int
+    counts: list[Count]
+    peak: Count
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class Activity:
+    """A campaign's signatures since a time, per bucket, grouped both ways."""
+
+    since: dt.datetime
+    bucket: Bucket
+    timeline: list[Count]
+    medians: dict[Kind, float]
+    groups: dict[Kind, list[Group]]
+
+    @property
+    def flagged(self) -> list[Group]:
+        """The flagged groups of both kinds, largest burst first."""
+        found = [g for kind in KINDS for g in self.groups[kind] if g.flagged]
+        return sorted(found, key=lambda g: (-g.peak.signatures, g.kind, g.key))
+
+
+def _column(kind: Kind) -> Any:
+    if kind == "client":
+        return Signature.client_hash
+    if kind == "domain":
+        return Signature.email_domain
+    raise AbuseError(f"unknown kind {kind!r}")
+
+
+def _bucket_expr(db: Session, bucket: Bucket) -> Any:
+    """SQL for the start of a signature's bucket, in UTC, on this database."""
+    if bucket not in _FORMATS:
+        raise AbuseError(f"unknown bucket {bucket!r}")
+    if db.get_bind().dialect.name == "postgresql":
+        return func.date_trunc(bucket, func.timezone("UTC", Signature.signed_at))
+    # SQLite keeps UTC datetimes as ISO text: cut it at the hour (or the day).
+    return func.strftime(_FORMATS[bucket], Signature.signed_at)
+
+
+def _as_utc(value: dt.datetime | str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def activity(
+    db: Session,
+    campaign: Campaign,
+    since: dt.datetime,
+    bucket: Bucket = "hour",
+    *,
+    threshold: int = BURST_MIN,
+    factor: float = BURST_FACTOR,
+    limit: int | None = 50,
+) -> Activity:
+    """Signatures since `since` per bucket, by address hash and by domain, bursts flagged.
+
+    Each kind lists its groups flagged first, then by their largest bucket; `limit` keeps
+    that many per kind (None keeps all). Imported and erased signatures, which have no
+    address hash or domain, appear only in the timeline.
+    """
+    start = _bucket_expr(db, bucket)
+    window = (Signature.campaign_id == campaign.id, Signature.signed_at >= since)
+    timeline = [
+        Count(_as_utc(moment), int(n))
+        for moment, n in db.execute(
+            select(start, func.count()).where(*window).group_by(start).order_by(start)
+        )
+    ]
+    medians: dict[Kind, float] = {}
+    groups: dict[Kind, list[Group]] = {}
+    for kind in KINDS:
+        column = _column(kind)
+        present = (*window, column.is_not(None), column != "")
+        cells: dict[str, list[Count]] = defaultdict(list)
+        for key, moment, n in db.execute(
+            select(column, start, func.count()).where(*present).group_by(column, start)
+        ):
+            cells[str(key)].append(Count(_as_utc(moment), int(n)))
+        open_counts = {
+            str(key): int(n or 0)
+            for key, n in db.execute(
+                select(column, func.sum(case((Signature.status.in_(_SETTLED), 0), else_=1)))
+                .where(*present)
+                .group_by(column)
+            )
+        }
+        sizes = [c.signatures for counts in cells.values() for c in counts]
+        median = float(statistics.median(sizes)) if sizes else 0.0
+        medians[kind] = median
+        found = []
+        for key, counts in cells.items():
+            counts.sort(key=lambda c: c.start)
+            peak = max(counts, key=lambda c: (c.signatures, -c.start.timestamp()))
+            flagged = peak.signatures >= threshold and peak.signatures >= factor * median
+            found.append(
+                Group(
+                    kind=kind,
+                    key=key,
+                    total=sum(c.signatures for c in counts),
+                    open=open_counts.get(key, 0),
+                    counts=counts,
+                    peak=peak,
+                    flagged=flagged,
+                )
+            )
+        found.sort(key=lambda g: (not g.flagged, -g.peak.signatures, -g.total, g.key))
+        groups[kind] = found if limit is None else found[:limit]
+    return Activity(since=since, bucket=bucket, timeline=timeline, medians=medians, groups=groups)
+
+
+def act_on_group(
+    db: Session,
+    organizer: Organizer,
+    campaign: Campaign,
+    kind: Kind,
+    key: str,
+    action: Action,
+    *,
+    since: dt.datetime,
+    until: dt.datetime | None = None,
+    reason: str = "",
+    now: dt.datetime | None = None,
+) -> int:
+    """Hold or reject a group's open signatures signed in [since, until); returns how many.
+
+    "hold" takes them out of the count until an organizer releases each (they join the
+    held list, like possible duplicates); "reject" stops counting them, with the reason.
+    Each goes through tally.lock/refresh and gets an audit entry. Flushes only.
+    """
+    if action not in ("hold", "reject"):
+        raise AbuseError(f"unknown action {action!r}")
+    if not key:
+        raise AbuseError("a group needs a key")
+    column = _column(kind)
+    where = [
+        Signature.campaign_id == campaign.id,
+        column == key,
+        Signature.signed_at >= since,
+        Signature.status.not_in(_SETTLED),
+    ]
+    if until is not None:
+        where.append(Signature.signed_at < until)
+    ids = list(db.scalars(select(Signature.id).where(*where).order_by(Signature.id)))
+    moment = now or utcnow()
+    note = reason.strip() or f"burst from one {'address' if kind == 'client' else 'domain'}"
+    changed = 0
+    for signature_id in ids:
+        signature = tally.lock(db, signature_id)
+        # Re-checked under the lock: another organizer may have settled it meanwhile.
+        if signature is None or signature.status in _SETTLED:
+            continue
+        if action == "hold" and signature.status == "held":
+            continue
+        before = {"status": signature.status, "counted": signature.counted}
+        if action == "hold":
+            before["duplicate_state"] = signature.duplicate_state
+            signature.duplicate_state = "held"
+        else:
+            signature.rejected_at = moment
+            signature.rejected_reason = note[:500]
+        tally.refresh(db, signature)
+        after: dict[str, Any] = {"status": signature.status, "counted": signature.counted}
+        if action == "hold":
+            after["duplicate_state"] = signature.duplicate_state
+        else:
+            after["rejected_reason"] = signature.rejected_reason
+        audit.record(
+            db,
+            organizer,
+            f"abuse.{action}",
+            signature=signature,
+            before=before | {"group": f"{kind}:{key}"},
+            after=after | {"group": f"{kind}:{key}"},
+        )
+        changed += 1
+    return changed
