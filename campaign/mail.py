@@ -322,10 +322,21 @@ def _mark_sent(app: Flask, message_ids: list[int], sent_at: dt.datetime) -> None
         )
 
 
-def _unmarked(app: Flask) -> dict[int, dt.datetime]:
-    """Messages this process sent but could not yet mark sent (the database was down)."""
-    pending: dict[int, dt.datetime] = app.extensions.setdefault("mail_unmarked", {})
-    return pending
+@dataclass
+class _DeliveryState:
+    """What one process remembers between delivery rounds."""
+
+    # Sent, but not yet marked sent (the database was down): marked before any claim.
+    unmarked: dict[int, dt.datetime] = field(default_factory=dict)
+    # Failed because the SMTP server was unreachable: released together once it answers.
+    held_back: set[int] = field(default_factory=set)
+    # When this process last tried the server on behalf of the held-back mail.
+    probed_at: dt.datetime | None = None
+
+
+def _state(app: Flask) -> _DeliveryState:
+    state: _DeliveryState = app.extensions.setdefault("mail_delivery", _DeliveryState())
+    return state
 
 
 def _record_failure(app: Flask, message: _Claimed, error: BaseException, now: dt.datetime) -> None:
@@ -361,7 +372,8 @@ def _record_failure(app: Flask, message: _Claimed, error: BaseException, now: dt
 
 def deliver_due(app: Flask, now: dt.datetime | None = None) -> int:
     """Send every due message, each claimed atomically first; return how many were sent."""
-    pending = _unmarked(app)
+    state = _state(app)
+    pending = state.unmarked
     if pending:
         # Mark what an earlier round sent before claiming anything: once its claim ran
         # out, this sender would otherwise send it again.
@@ -369,9 +381,11 @@ def deliver_due(app: Flask, now: dt.datetime | None = None) -> int:
             _mark_sent(app, ids, sent_at)
             for message_id in ids:
                 pending.pop(message_id, None)
-    held_back: set[int] = app.extensions.setdefault("mail_held_back", set())
+    held_back = state.held_back
     mail_from = str(app.config["MAIL_FROM"])
     use_smtp = bool(app.config.get("SMTP_HOST"))
+    if held_back:
+        _probe(app, state, now or utcnow())
     smtp: smtplib.SMTP | None = None
     sent = 0
     try:
@@ -399,6 +413,7 @@ def deliver_due(app: Flask, now: dt.datetime | None = None) -> int:
                     # The server is unreachable or the connection broke: leave the rest
                     # for the next round rather than spend a timeout on each of them.
                     held_back.add(message.id)
+                    state.probed_at = current
                     break
                 continue
             sent_at = now or utcnow()
@@ -419,10 +434,27 @@ def deliver_due(app: Flask, now: dt.datetime | None = None) -> int:
     return sent
 
 
-def _release(app: Flask, message_ids: list[int], now: dt.datetime) -> None:
-    """Make messages due now (their failure was the server's, not theirs)."""
+def _probe(app: Flask, state: _DeliveryState, now: dt.datetime) -> None:
+    """While the server is away, make one held-back mail due every MAIL_RETRY_BASE_SECONDS.
+
+    Each mail's own retry delay doubles up to MAIL_RETRY_MAX_SECONDS, so without this
+    probe a server back after a minute's outage would wait for the next retry to fall
+    due; with it, the mail goes out within seconds and its success releases the rest.
+    """
+    interval = dt.timedelta(seconds=float(app.config["MAIL_RETRY_BASE_SECONDS"]))
+    if state.probed_at is not None and now - state.probed_at < interval:
+        return
+    state.probed_at = now
+    first = min(state.held_back)
+    if _release(app, [first], now) == 0:
+        # Sent by another process, or due anyway: nothing for this process to hold.
+        state.held_back.discard(first)
+
+
+def _release(app: Flask, message_ids: list[int], now: dt.datetime) -> int:
+    """Make unsent messages due now (the server failed, not they); return how many."""
     with session_scope(app) as db:
-        db.execute(
+        result = db.execute(
             update(OutboxMessage)
             .where(
                 OutboxMessage.id.in_(message_ids),
@@ -432,6 +464,7 @@ def _release(app: Flask, message_ids: list[int], now: dt.datetime) -> None:
             .values(next_attempt_at=now)
             .execution_options(synchronize_session=False)
         )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _group_by_time(pending: dict[int, dt.datetime]) -> dict[dt.datetime, list[int]]:
@@ -530,7 +563,7 @@ def stop_sender(app: Flask, timeout: float = 10.0) -> None:
 
 def init_app(app: Flask) -> None:
     """Start the sender in serving processes (on their first request) when MAIL_SENDER is true."""
-    app.extensions.setdefault("mail_unmarked", {})
+    _state(app)
     if log.level == logging.NOTSET:
         log.setLevel(logging.INFO)
     if not app.config.get("MAIL_SENDER"):
