@@ -43,6 +43,8 @@ MAX_CONTENT_LENGTH = 64 * 1024 * 1024
 RATELIMIT_ENABLED = True
 RATELIMIT_STORAGE_URI = "memory://"
 RATELIMIT_HEADERS_ENABLED = True
+# Redis down: count in each process's memory meanwhile rather than answer 500 (security.py).
+RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
 SIGN_RATE_LIMIT = "20 per minute;200 per hour"
 CONFIRM_RATE_LIMIT = "30 per minute"
 LOGIN_RATE_LIMIT = "10 per minute"

@@ -162,7 +162,12 @@ def _campaign_ceiling() -> None:
     prefix = str(current_app.config.get("RATELIMIT_KEY_PREFIX") or "")
     identifiers = [part for part in (prefix, campaign_key(), "ceiling") if part]
     for item in parse_many(str(current_app.config.get(key) or "")):
-        if not limiter.limiter.hit(item, *identifiers):
+        try:
+            allowed = limiter.limiter.hit(item, *identifiers)
+        except Exception:  # the storage (Redis) is down: sign on, the limits fall back
+            current_app.logger.warning("campaign ceiling skipped: rate-limit storage failed")
+            return
+        if not allowed:
             reset = limiter.limiter.get_window_stats(item, *identifiers).reset_time
             raise TooManyRequests(
                 "This letter is receiving more signatures than it can take right now.",

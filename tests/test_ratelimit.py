@@ -209,6 +209,23 @@ def test_rate_limiting_off_limits_nothing(app_factory) -> None:
     ]
 
 
+def test_with_the_limit_storage_down_pages_still_answer_and_limits_fall_back(
+    app_factory,
+) -> None:
+    client = limited_app(
+        app_factory,
+        RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}/0",
+        SIGN_RATE_LIMIT="2 per minute",
+        JSON_RATE_LIMIT="100 per minute",
+    ).test_client()
+    assert [client.post("/c/letter/sign", data=signer(n)).status_code for n in range(3)] == [
+        303,
+        303,
+        429,
+    ]
+    assert statuses(client, 2) == [200, 200]
+
+
 # --- the shared limit across processes (Redis) --------------------------------
 
 
