@@ -234,3 +234,26 @@ def test_anonymize_keeps_audit_entries_that_name_no_one(closed_setup: dict[str, 
         entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "signature.verify"))
         assert entry is not None and json.loads(entry.after) == {"verified": 1}
         db.close()
+
+
+def test_public_pages_and_json_never_show_an_email_or_address_hash(app_factory) -> None:
+    app = app_factory()
+    with app.app_context():
+        db = new_session(app)
+        letter = add_campaign(db, "letter", state="open", closes_at=None)
+        add_signature(db, letter, 1, "KH", public=True)
+        add_signature(db, letter, 2, "FR", public=False)
+        db.commit()
+        db.close()
+    client = app.test_client()
+    paths = ["/", "/c/letter", "/c/letter/tally", "/c/letter/tally.json", "/c/letter/signatories"]
+    paths += ["/c/letter/widget", "/c/letter/badge.svg", "/c/letter/thanks"]
+    for path in paths:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        text = response.get_data(as_text=True)
+        for n in (1, 2):
+            assert f"member{n}@" not in text and "parliament.example" not in text, path
+            assert f"{n:064x}" not in text, path
+    listed = client.get("/c/letter/signatories").get_data(as_text=True)
+    assert "Member Number1 Person" in listed and "Member Number2 Person" not in listed
