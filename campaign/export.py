@@ -1,0 +1,312 @@
+"""Signatures as CSV: the contract's columns, formula-safe cells, streamed in chunks.
+
+Every cell but the place names is formatted by the database (see _SELECTED).
+Rows are read in keyset chunks (``id > last ORDER BY id LIMIT n``), each chunk in
+its own short transaction. A download to a slow client can take minutes; one long
+transaction would hold SQLite's write lock (every transaction here begins
+IMMEDIATE) for all that time and make signers wait, so no transaction outlives a
+chunk. Memory stays flat: at most one chunk of plain tuples is held at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    SQLColumnExpression,
+    String,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from campaign import geo
+from campaign.models import SIGNATURE_STATUSES, SOURCES, Campaign, Signature
+
+# The public interface (DESIGN.md): these names, in this order.
+CSV_COLUMNS: tuple[str, ...] = (
+    "id",
+    "signed_at",
+    "confirmed_at",
+    "status",
+    "counted",
+    "verified",
+    "name",
+    "title",
+    "parliament",
+    "party",
+    "country_code",
+    "country",
+    "continent_code",
+    "continent",
+    "email",
+    "public",
+    "comment",
+    "source",
+)
+
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# Status filter values beyond the stored statuses: "counted" (what the public numbers count).
+STATUS_CHOICES: tuple[str, ...] = ("counted", *SIGNATURE_STATUSES)
+CHUNK_ROWS = 2000
+BOM = "\ufeff"
+
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y"})
+_FALSE_WORDS = frozenset({"0", "false", "no", "off", "n"})
+
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
+
+
+def _flag(value: str | None) -> bool | None:
+    """A yes/no query argument; anything else means "either"."""
+    word = (value or "").strip().casefold()
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS:
+        return False
+    return None
+
+
+@dataclass(frozen=True)
+class SignatureFilter:
+    """What the organizer's list and the export show; empty or None means "any"."""
+
+    q: str = ""
+    status: str = ""
+    country: str = ""
+    continent: str = ""
+    verified: bool | None = None
+    held: bool | None = None
+    source: str = ""
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> SignatureFilter:
+        """The filter from query arguments; unknown values are ignored, never an error."""
+        status = (args.get("status") or "").strip().casefold()
+        country = (args.get("country") or "").strip().upper()
+        continent = (args.get("continent") or "").strip().upper()
+        source = (args.get("source") or "").strip().casefold()
+        return cls(
+            q=(args.get("q") or "").strip()[:200],
+            status=status if status in STATUS_CHOICES else "",
+            country=country if geo.is_country(country) else "",
+            continent=continent if continent in geo.CONTINENTS else "",
+            verified=_flag(args.get("verified")),
+            held=_flag(args.get("held")),
+            source=source if source in SOURCES else "",
+        )
+
+    def apply(self, stmt: S) -> S:
+        """Narrow a SELECT over Signature to the rows this filter lets through."""
+        if self.q:
+            pattern = "%" + _escape_like(self.q) + "%"
+            stmt = stmt.where(
+                or_(
+                    *(
+                        column.ilike(pattern, escape="\\")
+                        for column in (
+                            Signature.name,
+                            Signature.email,
+                            Signature.party,
+                            Signature.parliament,
+                        )
+                    )
+                )
+            )
+        if self.status == "counted":
+            stmt = stmt.where(Signature.counted.is_(true()))
+        elif self.status:
+            stmt = stmt.where(Signature.status == self.status)
+        if self.country:
+            stmt = stmt.where(Signature.country_code == self.country)
+        if self.continent:
+            stmt = stmt.where(Signature.continent_code == self.continent)
+        if self.verified is True:
+            stmt = stmt.where(Signature.verified_at.is_not(None))
+        elif self.verified is False:
+            stmt = stmt.where(Signature.verified_at.is_(None))
+        if self.held is True:
+            stmt = stmt.where(Signature.duplicate_state == "held")
+        elif self.held is False:
+            stmt = stmt.where(
+                or_(Signature.duplicate_state.is_(None), Signature.duplicate_state != "held")
+            )
+        if self.source:
+            stmt = stmt.where(Signature.source == self.source)
+        return stmt
+
+
+def from_args(args: Mapping[str, str]) -> SignatureFilter:
+    """The filter from query arguments (see SignatureFilter.from_args)."""
+    return SignatureFilter.from_args(args)
+
+
+def apply(stmt: S, signature_filter: SignatureFilter) -> S:
+    """Narrow a SELECT over Signature by a filter (see SignatureFilter.apply)."""
+    return signature_filter.apply(stmt)
+
+
+def _escape_like(text: str) -> str:
+    """Make LIKE's wildcards in user text match literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class iso_utc(FunctionElement[str]):
+    """SQL: a UTC datetime column as ISO 8601 text to the second ("2026-11-28T09:30:00Z")."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(iso_utc, "sqlite")
+def _iso_utc_sqlite(element: iso_utc, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite stores UTC text "YYYY-MM-DD HH:MM:SS.ffffff": slicing it beats strftime().
+    column = compiler.process(element.clauses, **kw)
+    return f"substr({column}, 1, 10) || 'T' || substr({column}, 12, 8) || 'Z'"
+
+
+@compiles(iso_utc)
+def _iso_utc_default(element: iso_utc, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
+
+
+def formula_safe(column: SQLColumnExpression[str]) -> ColumnElement[str]:
+    """SQL: the text with a quote before a leading formula trigger (see FORMULA_PREFIXES)."""
+    return case(
+        (func.substr(column, 1, 1).in_(FORMULA_PREFIXES), literal("'") + column),
+        else_=column,
+    )
+
+
+def _true_false(condition: SQLColumnExpression[bool]) -> ColumnElement[str]:
+    """SQL: "true" or "false"."""
+    return case((condition, "true"), else_="false")
+
+
+# Every cell but the two place names is made in SQL: the database formats a row in C
+# several times faster than Python can, and the export's target is 200,000 rows/s.
+_SELECTED = (
+    Signature.id,
+    iso_utc(Signature.signed_at),
+    iso_utc(Signature.confirmed_at),
+    Signature.status,
+    _true_false(Signature.counted),
+    _true_false(Signature.verified_at.is_not(None)),
+    formula_safe(Signature.name),
+    formula_safe(Signature.title),
+    formula_safe(Signature.parliament),
+    formula_safe(Signature.party),
+    Signature.country_code,
+    Signature.continent_code,
+    formula_safe(Signature.email),
+    _true_false(Signature.public),
+    formula_safe(Signature.comment),
+    Signature.source,
+)
+
+
+@cache
+def _place_names() -> dict[str, str]:
+    """English names of every country and continent code, looked up once per process."""
+    names = {code: geo.country_name(code) for code in geo.CONTINENT_OF}
+    names.update(geo.CONTINENTS)
+    return names
+
+
+def _row_chunks(
+    db: Session, campaign: Campaign, signature_filter: SignatureFilter | None
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The export's rows in CSV_COLUMNS order, CHUNK_ROWS at a time.
+
+    Cells are strings except the id (an int) and a missing confirmed_at (None);
+    each chunk is read in its own transaction.
+    """
+    # "+ 0" keeps the planner on the primary key: with a plain campaign_id = ? SQLite
+    # picks a campaign index and sorts every remaining row for each chunk (quadratic).
+    stmt = (signature_filter or SignatureFilter()).apply(
+        select(*_SELECTED).where(Signature.campaign_id + 0 == campaign.id)
+    )
+    names = _place_names()
+    last_id = 0
+    while True:
+        result = db.connection().execute(
+            stmt.where(Signature.id > last_id).order_by(Signature.id).limit(CHUNK_ROWS)
+        )
+        # Every selected cell is already text or an int with no result processing to
+        # do, so the driver's own tuples are read: building Row objects would cost a
+        # fifth of the export's time.
+        chunk: Sequence[Any] = result.cursor.fetchall()
+        result.close()
+        db.rollback()  # end the read transaction before handing rows to a slow consumer
+        if not chunk:
+            return
+        last_id = chunk[-1][0]
+        yield [
+            (
+                *row[:11],
+                names.get(row[10]) or geo.country_name(row[10]),
+                row[11],
+                names.get(row[11], row[11]),
+                *row[12:],
+            )
+            for row in chunk
+        ]
+
+
+def signature_rows(
+    db: Session, campaign: Campaign, signature_filter: SignatureFilter | None = None
+) -> Iterator[list[str]]:
+    """The campaign's signatures as CSV cells in CSV_COLUMNS order, oldest first.
+
+    Reads CHUNK_ROWS rows per short transaction and ends the session's transaction
+    between chunks, so pass a session with no pending work of its own.
+    """
+    for chunk in _row_chunks(db, campaign, signature_filter):
+        for row in chunk:
+            yield [str(row[0]), *(cell or "" for cell in row[1:])]
+
+
+def csv_lines(
+    db: Session,
+    campaign: Campaign,
+    signature_filter: SignatureFilter | None = None,
+    *,
+    bom: bool = False,
+) -> Iterator[str]:
+    """The CSV text in pieces of whole lines: the header first, then a piece per chunk.
+
+    RFC 4180: CRLF line ends, fields quoted only when they hold a comma, a quote or
+    a line break. ``bom`` prepends a UTF-8 byte order mark so Excel reads UTF-8.
+    Same reading rules as signature_rows.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    yield (BOM if bom else "") + buffer.getvalue()
+    for chunk in _row_chunks(db, campaign, signature_filter):
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerows(chunk)  # the csv module writes None as an empty cell
+        yield buffer.getvalue()
+
+
+def filename(campaign: Campaign, today: dt.date) -> str:
+    """The download's name: <slug>-signatures-YYYY-MM-DD.csv."""
+    return f"{campaign.slug}-signatures-{today.isoformat()}.csv"
