@@ -6,6 +6,7 @@ this module only turns their messages into field errors in the reader's language
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -19,11 +20,18 @@ from wtforms.validators import StopValidation
 from campaign import geo, signing
 from campaign.signing import FieldError, SignatureEntry
 
+# Werkzeug decodes a urlencoded body's %XX escapes and, where the bytes are not UTF-8,
+# puts the escapes back ("%ED") instead of U+FFFD; bytes from 0x80 up appear only there.
+# (A raw undecodable body parses as an empty form, so its fields come back as required.)
+_REQUOTED = re.compile(r"%[89A-F][0-9A-F]")
+
 
 def _rule(clean: Callable[[Any], Any]) -> Callable[[Any, Any], None]:
     """A WTForms validator applying one of signing's rules; the cleaned value replaces the data."""
 
     def check(_form: Any, field: Any) -> None:
+        if isinstance(field.data, str) and _REQUOTED.search(field.data):
+            raise StopValidation(gettext(signing.N_("This is not valid text (UTF-8).")))
         try:
             field.data = clean(field.data)
         except FieldError as error:

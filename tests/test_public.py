@@ -1,0 +1,733 @@
+"""The public pages through HTTP: the letter, signing, every bad input, confirm, tally."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from markupsafe import escape
+from sqlalchemy import create_engine, func, select
+
+from campaign import campaigns, signing, tally
+from campaign.db import session_scope, utcnow
+from campaign.models import Campaign, LetterTranslation, OutboxMessage, Signature
+
+SLUG = "free-amara"
+LETTER = "# Dear President\n\nWe ask you to **release** her.\n\n<script>alert(1)</script>\n"
+
+GOOD: dict[str, str] = {
+    "name": "Maria Santos",
+    "title": "MP",
+    "parliament": "House of Representatives",
+    "party": "Independent",
+    "country": "PH",
+    "email": "maria.santos@example.org",
+    "comment": "For justice.",
+    "public": "y",
+}
+
+
+def make_campaign(app: Flask, slug: str = SLUG, **values: Any) -> int:
+    """Create a campaign (open, requiring confirmation unless told) and return its id."""
+    settings: dict[str, Any] = {
+        "title": "Release Amara",
+        "letter": LETTER,
+        "recipient": "The President of Veldoria",
+        "state": "open",
+    }
+    settings.update(values)
+    with app.app_context(), session_scope(app) as db:
+        return campaigns.create_campaign(db, slug=slug, **settings).id
+
+
+@pytest.fixture
+def campaign_id(app: Flask) -> int:
+    """An open campaign requiring confirmation."""
+    return make_campaign(app)
+
+
+def signatures(app: Flask) -> list[Signature]:
+    """Every stored signature, oldest first."""
+    with session_scope(app) as db:
+        return list(db.scalars(select(Signature).order_by(Signature.id)))
+
+
+def outbox(app: Flask) -> list[OutboxMessage]:
+    """Every queued mail, oldest first."""
+    with session_scope(app) as db:
+        return list(db.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def total(app: Flask, slug: str = SLUG) -> int:
+    """Counted signatures of a campaign, as the tally shows them."""
+    with session_scope(app) as db:
+        found = campaigns.get_by_slug(db, slug)
+        assert found is not None
+        return tally.total(db, found)
+
+
+def post_sign(client: FlaskClient, slug: str = SLUG, **changes: str) -> Any:
+    """Submit the sign form with good values, some changed."""
+    return client.post(f"/c/{slug}/sign", data={**GOOD, **changes})
+
+
+def link(message: OutboxMessage, purpose: str) -> str:
+    """The path of the confirm or withdraw link in a mail."""
+    found = re.search(rf"http://campaign\.test(/c/\S+/{purpose}/\S+)", message.body_text)
+    assert found is not None, message.body_text
+    return found.group(1)
+
+
+# --------------------------------------------------------------------------- the letter
+
+
+def test_letter_page_shows_letter_recipient_count_and_form(
+    client: FlaskClient, campaign_id: int
+) -> None:
+    page = client.get(f"/c/{SLUG}")
+    html = page.text
+    assert page.status_code == 200
+    assert "<h1>Release Amara</h1>" in html
+    assert "<strong>release</strong>" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "The President of Veldoria" in html
+    assert "No signatures yet." in html
+    for name in ("name", "title", "parliament", "party", "country", "email"):
+        assert f'name="{name}"' in html
+    assert 'name="comment"' in html and 'name="public"' in html and 'name="website"' in html
+    assert '<datalist id="title-suggestions">' in html and '<option value="Senator">' in html
+    assert '<option data-continent="Asia" value="PH">Philippines</option>' in html
+    assert '<option value="">Choose a country</option>' in html
+
+
+def test_letter_page_has_no_inline_script(client: FlaskClient, campaign_id: int) -> None:
+    html = client.get(f"/c/{SLUG}").text
+    scripts = re.findall(r"<script[^>]*>", html)
+    assert scripts == ['<script src="/static/sign.js" defer>']
+    assert " style=" not in html and "onclick" not in html
+
+
+def test_the_count_on_the_letter_page_is_pluralised(app: Flask, client: FlaskClient) -> None:
+    make_campaign(app, require_confirmation=False)
+    post_sign(client)
+    assert "1 signature from 1 country on 1 continent" in client.get(f"/c/{SLUG}").text
+    post_sign(client, name="Ana Reyes", email="ana@example.org", country="BR")
+    assert "2 signatures from 2 countries on 2 continents" in client.get(f"/c/{SLUG}").text
+
+
+def test_unknown_campaign_is_a_404_page(client: FlaskClient) -> None:
+    for path in ("/c/nope", "/c/nope/tally", "/c/nope/tally.json", "/c/nope/signatories"):
+        assert client.get(path).status_code == 404
+    assert client.post("/c/nope/sign", data=GOOD).status_code == 404
+    assert "not found" in client.get("/c/nope").text.lower()
+
+
+def test_index_lists_open_letters_only(app: Flask, client: FlaskClient) -> None:
+    make_campaign(app, "open-one", title="The open one")
+    make_campaign(app, "draft-one", title="The draft one", state="draft")
+    make_campaign(app, "closed-one", title="The closed one", state="closed")
+    html = client.get("/").text
+    assert "The open one" in html and 'href="/c/open-one"' in html
+    assert "The draft one" not in html and "The closed one" not in html
+
+
+def test_letter_is_shown_in_the_readers_language(app: Flask, client: FlaskClient) -> None:
+    campaign_id = make_campaign(app)
+    with session_scope(app) as db:
+        db.add(
+            LetterTranslation(
+                campaign_id=campaign_id, locale="fr", title="Libérez Amara", letter="*Cher*"
+            )
+        )
+    french = client.get(f"/c/{SLUG}?lang=fr").text
+    assert "Libérez Amara" in french and "<em>Cher</em>" in french
+    assert '<option data-continent="Europe" value="DE">Allemagne</option>' in french
+    assert "Release Amara" in client.get(f"/c/{SLUG}?lang=en").text
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"state": "draft"}, "This letter is a draft: it is not open for signing yet."),
+        ({"state": "closed"}, "This letter is closed: it no longer takes signatures."),
+        (
+            {"opens_at": utcnow() + dt.timedelta(days=1)},
+            "This letter is not open for signing yet.",
+        ),
+        (
+            {"closes_at": utcnow() - dt.timedelta(days=1)},
+            "This letter is closed: it no longer takes signatures.",
+        ),
+    ],
+)
+def test_a_campaign_not_taking_signatures_shows_why_and_stores_nothing(
+    app: Flask, client: FlaskClient, values: dict[str, Any], message: str
+) -> None:
+    make_campaign(app, **values)
+    page = client.get(f"/c/{SLUG}")
+    assert page.status_code == 200
+    assert message in page.text
+    assert 'name="email"' not in page.text
+    refused = post_sign(client)
+    assert refused.status_code == 409
+    assert message in refused.text
+    assert signatures(app) == [] and outbox(app) == []
+
+
+# --------------------------------------------------------------------------- signing
+
+
+def test_signing_stores_a_pending_signature_and_queues_the_confirmation(
+    app: Flask, client: FlaskClient, campaign_id: int
+) -> None:
+    response = client.post(
+        f"/c/{SLUG}/sign?lang=fr",
+        data={**GOOD, "email": "Maria.Santos@EXAMPLE.org"},
+        environ_base={"REMOTE_ADDR": "203.0.113.7"},
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/c/{SLUG}/thanks"
+    [sig] = signatures(app)
+    assert (sig.name, sig.title, sig.parliament, sig.party) == (
+        "Maria Santos",
+        "MP",
+        "House of Representatives",
+        "Independent",
+    )
+    assert (sig.country_code, sig.continent_code, sig.email) == (
+        "PH",
+        "AS",
+        "Maria.Santos@example.org",
+    )
+    assert (sig.status, sig.counted, sig.public, sig.locale, sig.source) == (
+        "pending",
+        False,
+        True,
+        "fr",
+        "form",
+    )
+    # The client address is kept only as a keyed hash.
+    assert sig.client_hash == signing.client_hash(app.config["SECRET_KEY"], "203.0.113.7")
+    stored = json.dumps([str(v) for v in vars(sig).values()])
+    assert "203.0.113.7" not in stored
+    [mail] = outbox(app)
+    assert mail.to_addr == "Maria.Santos@example.org"
+    assert mail.signature_id == sig.id
+    assert link(mail, "confirm").startswith(f"/c/{SLUG}/confirm/")
+    assert link(mail, "withdraw").startswith(f"/c/{SLUG}/withdraw/")
+    assert total(app) == 0
+
+
+def test_links_fall_back_to_the_request_host_without_base_url(app_factory: Any) -> None:
+    app = app_factory(BASE_URL=None)
+    make_campaign(app)
+    post_sign(app.test_client())
+    [mail] = outbox(app)
+    assert f"http://localhost/c/{SLUG}/confirm/" in mail.body_text
+
+
+def test_thanks_page_asks_to_check_the_mail(client: FlaskClient, campaign_id: int) -> None:
+    page = client.get(f"/c/{SLUG}/thanks")
+    assert page.status_code == 200
+    assert "Please check your email" in page.text
+
+
+def answer(response: Any) -> tuple[int, str | None, bytes]:
+    """What a client learns from an answer to the sign form."""
+    return response.status_code, response.headers.get("Location"), response.data
+
+
+def test_new_duplicate_and_bot_submissions_get_the_same_answer(
+    app: Flask, client: FlaskClient, campaign_id: int
+) -> None:
+    new = answer(post_sign(client))
+    duplicate = answer(post_sign(client, email="MARIA.SANTOS+again@example.org"))
+    bot = answer(post_sign(client, email="bot@example.org", website="http://spam"))
+    assert new == duplicate == bot
+    assert new[:2] == (303, f"/c/{SLUG}/thanks")
+    assert len(signatures(app)) == 1
+
+
+def test_honeypot_stores_nothing_and_sends_nothing(
+    app: Flask, client: FlaskClient, campaign_id: int
+) -> None:
+    response = post_sign(client, website="anything")
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/c/{SLUG}/thanks"
+    assert signatures(app) == [] and outbox(app) == []
+
+
+def test_duplicate_mails_the_owner_the_confirm_link_again_at_most_three_times(
+    app: Flask, client: FlaskClient, campaign_id: int
+) -> None:
+    post_sign(client)
+    for _ in range(5):
+        assert post_sign(client, email="maria.santos+x@example.org").status_code == 303
+    mails = outbox(app)
+    assert len(signatures(app)) == 1
+    assert len(mails) == 1 + 3
+    assert all(m.to_addr == "maria.santos@example.org" for m in mails)
+    assert all("/confirm/" in m.body_text for m in mails[1:])
+    assert signatures(app)[0].duplicate_notices == 3
+
+
+def test_duplicate_of_a_confirmed_signature_sends_no_confirm_link(
+    app: Flask, client: FlaskClient, campaign_id: int
+) -> None:
+    post_sign(client)
+    client.post(link(outbox(app)[0], "confirm"))
+    post_sign(client)
+    notice = outbox(app)[-1]
+    assert len(outbox(app)) == 2
+    assert "/confirm/" not in notice.body_text
+    assert "/withdraw/" in notice.body_text
+
+
+def test_same_person_under_another_address_is_held_and_not_counted(
+    app: Flask, client: FlaskClient
+) -> None:
+    make_campaign(app, require_confirmation=False)
+    post_sign(client)
+    response = post_sign(client, name="Hon. MARÍA SANTOS", email="m.santos@parliament.example")
+    assert response.status_code == 303
+    first, second = signatures(app)
+    assert (first.status, second.status) == ("confirmed", "held")
+    assert (second.duplicate_of_id, second.counted) == (first.id, False)
+    assert total(app) == 1
+    assert "Signed by 1 MP from 1 country" in client.get(f"/c/{SLUG}/tally").text
+
+
+def test_no_confirmation_campaign_counts_at_once_and_sends_no_mail(
+    app: Flask, client: FlaskClient
+) -> None:
+    make_campaign(app, require_confirmation=False)
+    assert post_sign(client).status_code == 303
+    assert [s.status for s in signatures(app)] == ["confirmed"]
+    assert outbox(app) == []
+    assert total(app) == 1
+    assert "Your signature has been recorded." in client.get(f"/c/{SLUG}/thanks").text
+
+
+def test_the_sign_rate_limit_applies(app_factory: Any) -> None:
+    app = app_factory(RATELIMIT_ENABLED=True, SIGN_RATE_LIMIT="2 per minute")
+    make_campaign(app)
+    client = app.test_client()
+    codes = [post_sign(client, email=f"s{n}@example.org").status_code for n in range(3)]
+    assert codes == [303, 303, 429]
+    assert len(signatures(app)) == 2
+
+
+# --------------------------------------------------------------------------- bad input
+
+BAD_INPUT = [
+    ("name", "", "This field is required."),
+    ("name", "    ", "This field is required."),
+    ("name", "N" * 201, "Use at most 200 characters."),
+    ("name", "Maria http://spam.example/x", "Remove the link."),
+    ("name", "Maria www.casino", "Remove the link."),
+    ("name", "Maria buy-now.com", "Remove the link."),
+    ("name", "Maria\x00Santos", "Remove the control characters."),
+    ("name", "Maria\x1bSantos", "Remove the control characters."),
+    ("title", "", "This field is required."),
+    ("title", "T" * 101, "Use at most 100 characters."),
+    ("parliament", "", "This field is required."),
+    ("party", "P" * 201, "Use at most 200 characters."),
+    ("email", "", "Enter your email address."),
+    ("email", "maria", "Enter a valid email address, like name@example.org."),
+    ("email", "maria@@example.org", "Enter a valid email address, like name@example.org."),
+    ("email", "maria@example", "Enter a valid email address, like name@example.org."),
+    ("email", "maria@exa mple.org", "Enter a valid email address, like name@example.org."),
+    ("email", "a" * 64 + "@" + ("b" * 60 + ".") * 3 + "ccc.org", "Use at most 254 characters."),
+    ("country", "", "Choose a country."),
+    ("country", "XX", "Choose a country from the list."),
+    ("country", "Philippines", "Choose a country from the list."),
+    ("comment", "C" * 1001, "Use at most 1000 characters."),
+    ("comment", "bad\x00", "Remove the control characters."),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "message"), BAD_INPUT)
+def test_bad_input_is_refused_beside_its_field_and_what_was_typed_is_kept(
+    app: Flask, client: FlaskClient, campaign_id: int, field: str, value: str, message: str
+) -> None:
+    if field == "email" and value.startswith("a" * 64):
+        assert len(value) == 255
+    typed = {**GOOD, field: value, "name": GOOD["name"] if field != "name" else value}
+    response = client.post(f"/c/{SLUG}/sign", data=typed)
+    html = response.text
+    assert response.status_code == 400
+    assert 'class="error-summary"' in html
+    assert f'<p class="error" id="{field}-error">{escape(message)}</p>' in html
+    assert f'href="#{field}"' in html
+    # What was typed comes back, in every other field too.
+    if field == "comment":
+        assert escape(value) in html
+    elif field != "country":
+        assert f'value="{escape(value)}"' in html or value.strip() == ""
+    assert 'value="House of Representatives"' in html or field == "parliament"
+    assert signatures(app) == [] and outbox(app) == []
+
+
+def test_every_error_is_reported_at_once(app: Flask, client: FlaskClient, campaign_id: int) -> None:
+    response = client.post(f"/c/{SLUG}/sign", data={"public": "y"})
+    assert response.status_code == 400
+    for field in ("name", "title", "parliament", "country", "email"):
+        assert f'id="{field}-error"' in response.text
+    assert 'id="party-error"' not in response.text
+    assert signatures(app) == []
+
+
+def test_the_chosen_country_and_its_continent_are_kept_after_an_error(
+    client: FlaskClient, campaign_id: int
+) -> None:
+    html = post_sign(client, name="", country="KE").text
+    assert '<option data-continent="Africa" selected value="KE">Kenya</option>' in html
+    assert "Continent: Africa" in html
+
+
+def test_a_body_that_is_not_utf8_is_a_form_error(
+    app: Flask, client: FlaskClient, campaign_id: int
+) -> None:
+    body = (
+        b"name=Mar%EDa+Santos&title=MP&parliament=Senado&country=PH"
+        b"&email=maria%40example.org&public=y"
+    )
+    response = client.post(
+        f"/c/{SLUG}/sign", data=body, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 400
+    assert "This is not valid text (UTF-8)." in response.text
+    assert 'id="name-error"' in response.text
+    assert signatures(app) == [] and outbox(app) == []
+
+
+def test_a_raw_body_that_is_not_utf8_stores_nothing(
+    app: Flask, client: FlaskClient, campaign_id: int
+) -> None:
+    body = "name=María&title=MP&parliament=S&country=PH&email=m@example.org".encode("latin-1")
+    response = client.post(
+        f"/c/{SLUG}/sign", data=body, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 400
+    assert 'class="error-summary"' in response.text
+    assert signatures(app) == [] and outbox(app) == []
+
+
+def test_multipart_text_that_is_not_utf8_is_a_form_error(
+    app: Flask, client: FlaskClient, campaign_id: int
+) -> None:
+    boundary = "XyZ"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'.encode()
+        + (v.encode("latin-1") if k == "name" else v.encode())
+        + b"\r\n"
+        for k, v in {**GOOD, "name": "María"}.items()
+    ]
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    response = client.post(
+        f"/c/{SLUG}/sign",
+        data=body,
+        content_type=f"multipart/form-data; boundary={boundary}",
+    )
+    assert response.status_code == 400
+    assert "This is not valid text (UTF-8)." in response.text
+    assert signatures(app) == []
+
+
+def test_a_body_over_the_size_limit_is_a_413_page(app_factory: Any) -> None:
+    app = app_factory(PUBLIC_MAX_CONTENT_LENGTH=4096)
+    make_campaign(app)
+    response = app.test_client().post(f"/c/{SLUG}/sign", data={**GOOD, "comment": "x" * 10_000})
+    assert response.status_code == 413
+    assert response.mimetype == "text/html"
+    assert "<h1>" in response.text
+    assert signatures(app) == []
+
+
+def test_csrf_token_is_required(app_factory: Any) -> None:
+    app = app_factory(WTF_CSRF_ENABLED=True)
+    make_campaign(app)
+    client = app.test_client()
+    refused = post_sign(client)
+    assert refused.status_code == 400
+    assert "CSRF" in refused.text
+    assert signatures(app) == []
+    page = client.get(f"/c/{SLUG}").text
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token is not None
+    accepted = client.post(f"/c/{SLUG}/sign", data={**GOOD, "csrf_token": token.group(1)})
+    assert accepted.status_code == 303
+    assert len(signatures(app)) == 1
+
+
+# --------------------------------------------------------------------------- confirm, withdraw
+
+
+@pytest.fixture
+def signed(app: Flask, client: FlaskClient, campaign_id: int) -> OutboxMessage:
+    """Maria signed; her confirmation mail."""
+    post_sign(client)
+    [mail] = outbox(app)
+    return mail
+
+
+def test_confirm_get_changes_nothing_and_shows_a_button(
+    app: Flask, client: FlaskClient, signed: OutboxMessage
+) -> None:
+    for _ in range(2):
+        page = client.get(link(signed, "confirm"))
+        assert page.status_code == 200
+        assert "Maria Santos" in page.text and "Release Amara" in page.text
+        assert "Confirm my signature" in page.text and 'method="post"' in page.text
+        assert "maria.santos@example.org" not in page.text
+    assert signatures(app)[0].status == "pending"
+    assert total(app) == 0
+
+
+def test_confirm_post_counts_and_can_be_repeated(
+    app: Flask, client: FlaskClient, signed: OutboxMessage
+) -> None:
+    path = link(signed, "confirm")
+    first = client.post(path)
+    assert first.status_code == 303 and first.headers["Location"] == path
+    page = client.post(path, follow_redirects=True)
+    assert page.status_code == 200
+    assert "your signature counts" in page.text
+    assert f'href="/c/{SLUG}/tally"' in page.text
+    assert "Confirm my signature" not in page.text
+    assert [s.status for s in signatures(app)] == ["confirmed"]
+    assert total(app) == 1
+    assert "Signed by 1 MP from 1 country on 1 continent" in client.get(f"/c/{SLUG}/tally").text
+
+
+@pytest.mark.parametrize("purpose", ["confirm", "withdraw"])
+def test_forged_links_give_a_clear_page_and_no_button(
+    app: Flask, client: FlaskClient, signed: OutboxMessage, purpose: str
+) -> None:
+    good = link(signed, purpose)
+    token = good.rsplit("/", 1)[1]
+    forged = signing.make_token("another-secret", signed.signature_id or 0, purpose)
+    other_purpose = signing.make_token(
+        app.config["SECRET_KEY"],
+        signed.signature_id or 0,
+        "withdraw" if purpose == "confirm" else "confirm",
+    )
+    for bad in (token[:-2] + "xx", forged, other_purpose, "nonsense"):
+        for method in (client.get, client.post):
+            page = method(f"/c/{SLUG}/{purpose}/{bad}")
+            assert page.status_code == 400
+            assert "This link is not valid" in page.text
+            assert "<form" not in page.text
+    assert [s.status for s in signatures(app)] == ["pending"]
+
+
+def test_an_expired_link_says_so(app_factory: Any) -> None:
+    app = app_factory(CONFIRM_MAX_AGE_SECONDS=-1)
+    make_campaign(app)
+    client = app.test_client()
+    post_sign(client)
+    path = link(outbox(app)[0], "confirm")
+    for page in (client.get(path), client.post(path)):
+        assert page.status_code == 400
+        assert "This link has expired." in page.text
+        assert "<form" not in page.text
+    assert [s.status for s in signatures(app)] == ["pending"]
+
+
+def test_a_link_for_another_campaign_is_refused(
+    app: Flask, client: FlaskClient, signed: OutboxMessage
+) -> None:
+    make_campaign(app, "other-letter")
+    path = link(signed, "confirm").replace(f"/c/{SLUG}/", "/c/other-letter/")
+    assert client.post(path).status_code == 400
+    assert signatures(app)[0].status == "pending"
+
+
+def test_withdraw_drops_the_count(app: Flask, client: FlaskClient, signed: OutboxMessage) -> None:
+    client.post(link(signed, "confirm"))
+    assert total(app) == 1
+    path = link(signed, "withdraw")
+    page = client.get(path)
+    assert "Withdraw my signature" in page.text and "Maria Santos" in page.text
+    assert total(app) == 1
+    done = client.post(path, follow_redirects=True)
+    assert "Your signature has been withdrawn" in done.text
+    assert client.post(path).status_code == 303
+    assert [s.status for s in signatures(app)] == ["withdrawn"]
+    assert total(app) == 0
+    assert "No signatures yet." in client.get(f"/c/{SLUG}/tally").text
+    confirm_again = client.post(link(signed, "confirm"), follow_redirects=True)
+    assert "This signature was withdrawn" in confirm_again.text
+    assert total(app) == 0
+
+
+# --------------------------------------------------------------------------- tally
+
+
+@pytest.fixture
+def signers(app: Flask) -> Iterator[None]:
+    """Five counted signers in 4 countries on 3 continents, and some who do not count."""
+    make_campaign(app)
+    people = [
+        ("Ana Lima", "BR", True, "ana@example.org"),
+        ("Ben Cole", "GB", True, "ben@example.org"),
+        ("Cara Diaz", "GB", False, "cara@example.org"),
+        ("Dan Ochieng", "KE", True, "dan@example.org"),
+        ("Eva Horn", "DE", True, "eva@example.org"),
+    ]
+    with session_scope(app) as db:
+        found = campaigns.get_by_slug(db, SLUG)
+        assert found is not None
+        for name, country, public, email in people:
+            entry = signing.validate_entry(
+                {
+                    "name": name,
+                    "title": "MP",
+                    "parliament": "Parliament",
+                    "party": "Greens" if name == "Eva Horn" else "",
+                    "country": country,
+                    "email": email,
+                    "public": public,
+                }
+            )
+            sig = signing.sign(db, found, entry, confirmed=True).signature
+            if name == "Ben Cole":
+                sig.verified_at = utcnow()
+        # Not counted: pending, held, withdrawn.
+        for name, email in (
+            ("Pia Pending", "pia@example.org"),
+            ("Ana Lima", "ana.other@example.org"),
+            ("Wes Withdrawn", "wes@example.org"),
+        ):
+            entry = signing.validate_entry(
+                {
+                    "name": name,
+                    "title": "MP",
+                    "parliament": "P",
+                    "country": "BR",
+                    "email": email,
+                    "public": True,
+                }
+            )
+            sig = signing.sign(db, found, entry, confirmed=name != "Pia Pending").signature
+            if name == "Wes Withdrawn":
+                signing.withdraw(db, sig.id)
+    yield
+
+
+def test_tally_page_says_signed_by_n_mps(client: FlaskClient, signers: None) -> None:
+    page = client.get(f"/c/{SLUG}/tally")
+    html = page.text
+    assert page.status_code == 200
+    assert "Signed by 5 MPs from 4 countries on 3 continents" in html
+    assert re.search(
+        r"<th scope=\"row\">Europe</th><td class=\"num\">2</td><td class=\"num\">3</td>", html
+    )
+    assert re.search(
+        r"<th scope=\"row\">United Kingdom</th><td>Europe</td><td class=\"num\">2</td>", html
+    )
+    assert "Kenya" in html and "Africa" in html and "Brazil" in html
+    assert "@" not in html.replace("mailto:", "")
+
+
+def test_tally_json_has_exactly_the_contract_keys(client: FlaskClient, signers: None) -> None:
+    response = client.get(f"/c/{SLUG}/tally.json")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    data = response.get_json()
+    assert set(data) == {
+        "slug",
+        "signatures",
+        "countries",
+        "continents",
+        "by_continent",
+        "by_country",
+        "updated_at",
+    }
+    assert (data["slug"], data["signatures"], data["countries"], data["continents"]) == (
+        SLUG,
+        5,
+        4,
+        3,
+    )
+    assert data["by_continent"][0] == {
+        "code": "EU",
+        "name": "Europe",
+        "signatures": 3,
+        "countries": 2,
+    }
+    assert {c["code"]: c["signatures"] for c in data["by_continent"]} == {
+        "EU": 3,
+        "SA": 1,
+        "AF": 1,
+    }
+    assert data["by_country"][0] == {
+        "code": "GB",
+        "name": "United Kingdom",
+        "continent": "EU",
+        "signatures": 2,
+    }
+    assert all(set(c) == {"code", "name", "continent", "signatures"} for c in data["by_country"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", data["updated_at"])
+    assert "@" not in response.text
+
+
+def test_tally_json_of_an_empty_campaign(app: Flask, client: FlaskClient) -> None:
+    make_campaign(app)
+    data = client.get(f"/c/{SLUG}/tally.json").get_json()
+    assert (data["signatures"], data["countries"], data["continents"]) == (0, 0, 0)
+    assert data["by_continent"] == [] and data["by_country"] == []
+
+
+def test_signatories_lists_counted_public_signers_by_country(
+    client: FlaskClient, signers: None
+) -> None:
+    page = client.get(f"/c/{SLUG}/signatories")
+    html = page.text
+    assert page.status_code == 200
+    headings = re.findall(r"<h2>([^<]+)</h2>", html)
+    assert headings == ["Brazil", "Germany", "Kenya", "United Kingdom"]
+    for name in ("Ana Lima", "Ben Cole", "Dan Ochieng", "Eva Horn"):
+        assert name in html
+    for hidden in ("Cara Diaz", "Pia Pending", "Wes Withdrawn"):
+        assert hidden not in html
+    assert html.count("Ana Lima") == 1  # the held second Ana is not listed
+    assert "(Greens)" in html
+    assert html.count("verified</span>") == 1
+    assert re.search(r"Ben Cole</strong> <span class=\"badge verified\"", html)
+    assert "@" not in html
+
+
+def test_tally_counters_match_a_fresh_count(app: Flask, signers: None) -> None:
+    with session_scope(app) as db:
+        found = db.scalars(select(Campaign)).one()
+        assert tally.recount(db, found) == {}
+        counted = db.scalar(
+            select(func.count()).where(Signature.campaign_id == found.id, Signature.counted)
+        )
+        assert counted == tally.total(db, found) == 5
+
+
+# --------------------------------------------------------------------------- health
+
+
+def test_healthz_answers_ok(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_healthz_answers_503_when_the_database_fails(app: Flask, tmp_path: Any) -> None:
+    broken = create_engine(f"sqlite:///{tmp_path}/missing/dir/db.sqlite3")
+    app.extensions["sessionmaker"].configure(bind=broken)
+    response = app.test_client().get("/healthz")
+    broken.dispose()
+    assert response.status_code == 503
+    assert response.mimetype == "application/json"
+    assert response.get_json()["status"] != "ok"
