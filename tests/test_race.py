@@ -1,0 +1,168 @@
+"""Racing submissions: the database decides duplicates, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from campaign import campaigns, tally
+from campaign.db import session_scope
+from campaign.models import Campaign, OutboxMessage, Signature
+
+SLUG = "race"
+THREADS = 20
+
+FORM = {
+    "name": "Maria Santos",
+    "title": "MP",
+    "parliament": "Senate",
+    "country": "PH",
+    "email": "maria.santos@gmail.com",
+    "public": "y",
+}
+
+# Twenty spellings of one gmail mailbox: case, +tags, dots, googlemail.
+VARIANTS = [
+    "maria.santos@gmail.com",
+    "Maria.Santos@gmail.com",
+    "MARIA.SANTOS@GMAIL.COM",
+    "mariasantos@gmail.com",
+    "m.a.r.i.a.s.a.n.t.o.s@gmail.com",
+    "maria.santos+letter@gmail.com",
+    "maria.santos+a+b@gmail.com",
+    "MariaSantos+X@Gmail.Com",
+    "maria.santos@googlemail.com",
+    "maria.santos+tag@googlemail.com",
+    "MARIASANTOS@GOOGLEMAIL.COM",
+    "ma.ria.san.tos@gmail.com",
+    "mari.asantos@gmail.com",
+    "m.ariasantos+1@gmail.com",
+    "mariasantos+2@googlemail.com",
+    "Maria.Santos+3@GoogleMail.com",
+    "mariasantos+x@gmail.com",
+    "mar.iasantos@gmail.com",
+    "mariasanto.s@gmail.com",
+    "MARIA.santos+zz@gmail.com",
+]
+
+
+def make_campaign(app: Flask, *, require_confirmation: bool = True) -> None:
+    """An open campaign for the race."""
+    with app.app_context(), session_scope(app) as db:
+        campaigns.create_campaign(
+            db,
+            slug=SLUG,
+            title="Race",
+            state="open",
+            require_confirmation=require_confirmation,
+        )
+
+
+def race(app: Flask, forms: list[dict[str, str]]) -> list[int]:
+    """Submit every form at once, one thread and one client each; return the statuses."""
+    barrier = threading.Barrier(len(forms))
+    statuses: list[int] = [0] * len(forms)
+    errors: list[BaseException] = []
+
+    def submit(index: int, form: dict[str, str]) -> Callable[[], None]:
+        def run() -> None:
+            client = app.test_client()
+            try:
+                barrier.wait(timeout=30)
+                statuses[index] = client.post(f"/c/{SLUG}/sign", data=form).status_code
+            except BaseException as error:
+                errors.append(error)
+
+        return run
+
+    threads = [threading.Thread(target=submit(i, form)) for i, form in enumerate(forms)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    return statuses
+
+
+def stored(app: Flask) -> list[Signature]:
+    """Every signature of the race campaign."""
+    with session_scope(app) as db:
+        return list(db.scalars(select(Signature).order_by(Signature.id)))
+
+
+def drift(app: Flask) -> dict[str, tuple[int, int]]:
+    """Differences between the tally counters and a fresh count."""
+    with session_scope(app) as db:
+        return tally.recount(db, db.scalars(select(Campaign)).one())
+
+
+def test_same_address_at_once_makes_one_row(app_factory: Any, backend: str) -> None:
+    app = app_factory(backend)
+    make_campaign(app)
+    assert VARIANTS[0] == FORM["email"] and len(set(VARIANTS)) == THREADS
+    assert race(app, [FORM] * THREADS) == [303] * THREADS
+    assert len(stored(app)) == 1
+    assert race(app, [{**FORM, "email": e} for e in VARIANTS]) == [303] * THREADS
+    [only] = stored(app)
+    assert only.email_key == "mariasantos@gmail.com"
+    # One confirmation mail, then at most three "you already signed" notices.
+    with session_scope(app) as db:
+        mails = list(db.scalars(select(OutboxMessage)))
+    assert len(mails) == 1 + 3
+    assert only.duplicate_notices == 3
+    assert drift(app) == {}
+
+
+def test_same_person_under_many_addresses_at_once_counts_once(
+    app_factory: Any, backend: str
+) -> None:
+    app = app_factory(backend)
+    make_campaign(app, require_confirmation=False)
+    forms = [{**FORM, "email": f"maria{n}@parliament{n}.example"} for n in range(THREADS)]
+    assert race(app, forms) == [303] * THREADS
+    rows = stored(app)
+    assert len(rows) == THREADS
+    counted = [row for row in rows if row.counted]
+    assert len(counted) == 1
+    held = [row for row in rows if row.status == "held"]
+    assert len(held) == THREADS - 1
+    assert {row.duplicate_of_id for row in held} == {counted[0].id}
+    assert drift(app) == {}
+    with session_scope(app) as db:
+        assert tally.total(db, db.scalars(select(Campaign)).one()) == 1
+
+
+@pytest.mark.parametrize("require_confirmation", [True, False])
+def test_racing_confirmations_count_once(
+    app_factory: Any, backend: str, require_confirmation: bool
+) -> None:
+    app = app_factory(backend)
+    make_campaign(app, require_confirmation=require_confirmation)
+    race(app, [{**FORM, "email": f"s{n}@example.org", "name": f"Signer {n}"} for n in range(5)])
+    with session_scope(app) as db:
+        links = [
+            m.body_text.split("http://campaign.test", 1)[1].split()[0]
+            for m in db.scalars(select(OutboxMessage))
+        ]
+    paths = [path for path in links for _ in range(4)]
+    barrier = threading.Barrier(len(paths))
+    codes: list[int] = []
+
+    def confirm(path: str) -> None:
+        client = app.test_client()
+        barrier.wait(timeout=30)
+        codes.append(client.post(path).status_code)
+
+    threads = [threading.Thread(target=confirm, args=(p,)) for p in paths]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert codes == [303] * len(paths)
+    assert sum(row.counted for row in stored(app)) == 5
+    assert drift(app) == {}
