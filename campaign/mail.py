@@ -10,6 +10,7 @@ failed delivery is retried with a doubling delay and never dropped.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import logging
 import os
@@ -43,6 +44,8 @@ log = logging.getLogger("campaign.mail")
 CLAIM_SECONDS = 60
 # Candidates read per claim attempt; another sender may win some of them.
 CLAIM_CANDIDATES = 10
+# How long an exiting process waits for its sender to finish the message in hand.
+EXIT_JOIN_SECONDS = 5.0
 SUBJECT_MAX = 300
 ERROR_MAX = 2000
 # RFC 5321: a line of a mail is at most 998 octets before its CRLF.
@@ -370,8 +373,13 @@ def _record_failure(app: Flask, message: _Claimed, error: BaseException, now: dt
     )
 
 
-def deliver_due(app: Flask, now: dt.datetime | None = None) -> int:
-    """Send every due message, each claimed atomically first; return how many were sent."""
+def deliver_due(
+    app: Flask, now: dt.datetime | None = None, *, stop: threading.Event | None = None
+) -> int:
+    """Send every due message, each claimed atomically first; return how many were sent.
+
+    With ``stop``, the round ends between two messages once the event is set (shutdown).
+    """
     state = _state(app)
     pending = state.unmarked
     if pending:
@@ -389,7 +397,7 @@ def deliver_due(app: Flask, now: dt.datetime | None = None) -> int:
     smtp: smtplib.SMTP | None = None
     sent = 0
     try:
-        while True:
+        while stop is None or not stop.is_set():
             current = now or utcnow()
             message = _claim_next(app, current)
             if message is None:
@@ -511,7 +519,7 @@ def _sender_loop(app: Flask, sender: _Sender) -> None:
         # Cleared before delivering: a nudge that arrives during delivery is kept.
         sender.wakeup.clear()
         try:
-            deliver_due(app)
+            deliver_due(app, stop=sender.stopping)
         except Exception as error:
             # The database or the disk is away; say so once with the traceback, then briefly.
             if failing:
@@ -544,6 +552,9 @@ def start_sender(app: Flask) -> bool:
         app.extensions["mail_sender"] = sender
         _wakeups.add(sender.wakeup)
         sender.thread.start()
+        # On a normal exit (gunicorn worker restart, Ctrl-C) finish the message in hand
+        # rather than die mid-send, which would send it again once its claim runs out.
+        atexit.register(stop_sender, app, EXIT_JOIN_SECONDS)
     log.info("mail sender started in process %d", pid)
     return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email
 import os
@@ -655,11 +656,11 @@ def test_sender_survives_errors_in_its_loop(
     real = mail.deliver_due
     failures = {"n": 0}
 
-    def failing_twice(app: Flask, now: dt.datetime | None = None) -> int:
+    def failing_twice(app: Flask, now: dt.datetime | None = None, **kwargs: Any) -> int:
         if failures["n"] < 2:
             failures["n"] += 1
             raise RuntimeError("database is down")
-        return real(app, now)
+        return real(app, now, **kwargs)
 
     monkeypatch.setattr(mail, "deliver_due", failing_twice)
     caplog.set_level("INFO")
@@ -688,6 +689,34 @@ def test_sender_survives_a_database_that_is_gone(
         assert app.extensions["mail_sender"].thread.is_alive()
     finally:
         mail.stop_sender(app)
+
+
+def test_stopping_the_sender_ends_its_round_between_two_mails(
+    app_factory: Any, smtp_server: SmtpServer
+) -> None:
+    class Slow(Collector):
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            await asyncio.sleep(0.05)
+            return await super().handle_DATA(server, session, envelope)
+
+    smtp_server.stop()
+    smtp_server.handler = Slow()
+    smtp_server.start()
+    app = app_factory(MAIL_SENDER=True, MAIL_POLL_SECONDS=0.05, **smtp_server.config())
+    for n in range(60):
+        queue_one(app, address=f"mp{n}@example.org")
+    app.test_client().get(ANY_PAGE)
+    _wait_for(lambda: len(smtp_server.envelopes) >= 3)
+    started = time.monotonic()
+    mail.stop_sender(app)
+    assert time.monotonic() - started < 1.0
+    rows = outbox(app)
+    sent = [r for r in rows if r.sent_at is not None]
+    assert 3 <= len(sent) < 60
+    assert len(smtp_server.envelopes) == len(sent)  # the mail in hand was finished and marked
+    assert all(r.claimed_until is None for r in rows)  # nothing left claimed
+    assert mail.deliver_due(app) == 60 - len(sent)  # the rest goes out with the next sender
+    assert len({m["Message-ID"] for m in smtp_server.messages()}) == 60
 
 
 def test_a_forked_worker_starts_its_own_sender(app_factory: Any) -> None:
