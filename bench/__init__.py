@@ -1,0 +1,1 @@
+"""Benchmarks of issue 5: `python -m bench [--quick] [--only N,...]`."""
