@@ -28,10 +28,7 @@ def sign(
             "title": "MP",
             "parliament": "P",
             "country": country,
-            "email": signing.name_key(name).replace(" ", ".")
-            + "."
-            + country.lower()
-            + "@example.org",
+            "email": email or name.replace(" ", ".").lower() + "@example.org",
         }
     )
     return signing.sign(db, campaign, entry, **kw).signature
