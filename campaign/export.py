@@ -231,7 +231,7 @@ def _place_names() -> dict[str, str]:
 
 
 def _row_chunks(
-    db: Session, campaign: Campaign, signature_filter: SignatureFilter | None
+    db: Session, campaign_id: int, signature_filter: SignatureFilter | None
 ) -> Iterator[list[tuple[Any, ...]]]:
     """The export's rows in CSV_COLUMNS order, CHUNK_ROWS at a time.
 
@@ -241,7 +241,7 @@ def _row_chunks(
     # "+ 0" keeps the planner on the primary key: with a plain campaign_id = ? SQLite
     # picks a campaign index and sorts every remaining row for each chunk (quadratic).
     stmt = (signature_filter or SignatureFilter()).apply(
-        select(*_SELECTED).where(Signature.campaign_id + 0 == campaign.id)
+        select(*_SELECTED).where(Signature.campaign_id + 0 == campaign_id)
     )
     names = _place_names()
     last_id = 0
@@ -276,9 +276,11 @@ def signature_rows(
     """The campaign's signatures as CSV cells in CSV_COLUMNS order, oldest first.
 
     Reads CHUNK_ROWS rows per short transaction and ends the session's transaction
-    between chunks, so pass a session with no pending work of its own.
+    before the first row and between chunks, so pass a session with no pending work.
     """
-    for chunk in _row_chunks(db, campaign, signature_filter):
+    campaign_id = campaign.id
+    db.rollback()  # no transaction stays open while the consumer holds a row
+    for chunk in _row_chunks(db, campaign_id, signature_filter):
         for row in chunk:
             yield [str(row[0]), *(cell or "" for cell in row[1:])]
 
@@ -296,11 +298,13 @@ def csv_lines(
     a line break. ``bom`` prepends a UTF-8 byte order mark so Excel reads UTF-8.
     Same reading rules as signature_rows.
     """
+    campaign_id = campaign.id
+    db.rollback()  # no transaction stays open while the consumer holds the header
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     yield (BOM if bom else "") + buffer.getvalue()
-    for chunk in _row_chunks(db, campaign, signature_filter):
+    for chunk in _row_chunks(db, campaign_id, signature_filter):
         buffer.seek(0)
         buffer.truncate()
         writer.writerows(chunk)  # the csv module writes None as an empty cell
