@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -52,6 +53,7 @@ def _database_error(error: DBAPIError) -> click.ClickException:
 
 
 @click.command("create-campaign")
+@with_appcontext
 @click.argument("slug")
 @click.option("--title", required=True, help="The letter's title.")
 @click.option("--letter", "letter_path", required=True, help="A UTF-8 Markdown file.")
@@ -206,6 +208,7 @@ def _write_login(path: str, email: str, password: str) -> None:
 
 
 @click.command("demo")
+@with_appcontext
 def demo() -> None:
     """Load a demo campaign and a demo organizer once; later runs say where they are."""
     login_path = os.path.join(current_app.instance_path, DEMO_LOGIN_FILE)
@@ -258,6 +261,7 @@ def demo() -> None:
 
 
 @click.command("recount")
+@with_appcontext
 @click.argument("slug", required=False)
 def recount(slug: str | None) -> None:
     """Rebuild the tally counters from the signatures; prints any drift repaired."""

@@ -1,0 +1,235 @@
+"""`campaign create-campaign`, `campaign demo` and `campaign recount`."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskCliRunner
+from sqlalchemy import func, select, update
+
+from campaign import auth, geo, tally
+from campaign.campaigns import get_by_slug
+from campaign.db import session_scope
+from campaign.models import Campaign, CampaignOrganizer, Organizer, Signature, TallyCount
+
+
+@pytest.fixture
+def letter(tmp_path: Path) -> Path:
+    """A Markdown letter file."""
+    path = tmp_path / "letter.md"
+    path.write_text("# Dear Minister\n\nRelease them — now.\n", encoding="utf-8")
+    return path
+
+
+def campaign_count(app: Flask) -> int:
+    """How many campaigns are stored."""
+    with session_scope(app) as db:
+        return int(db.scalar(select(func.count()).select_from(Campaign)) or 0)
+
+
+def one_line_error(output: str) -> str:
+    """The single line of a failed command's output."""
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- create-campaign
+
+
+def test_create_campaign_makes_a_draft(app: Flask, runner: FlaskCliRunner, letter: Path) -> None:
+    result = runner.invoke(
+        args=["create-campaign", "free-them", "--title", "Free them", "--letter", str(letter)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == "campaign free-them created (draft): http://campaign.test/c/free-them\n"
+    with session_scope(app) as db:
+        found = get_by_slug(db, "free-them")
+        assert found is not None
+        assert (found.title, found.state, found.require_confirmation, found.recipient) == (
+            "Free them",
+            "draft",
+            True,
+            "",
+        )
+        assert found.letter == "# Dear Minister\n\nRelease them — now.\n"
+
+
+def test_create_campaign_with_every_option(
+    app: Flask, runner: FlaskCliRunner, letter: Path
+) -> None:
+    with session_scope(app) as db:
+        auth.create_organizer(db, "Org@Example.org", "a long enough password")
+    result = runner.invoke(
+        args=[
+            "create-campaign",
+            "free-them",
+            "--title",
+            "Free them",
+            "--letter",
+            str(letter),
+            "--recipient",
+            "The Minister",
+            "--open",
+            "--no-confirmation",
+            "--organizer",
+            "org@example.org",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    assert "(open)" in result.output
+    with session_scope(app) as db:
+        found = get_by_slug(db, "free-them")
+        assert found is not None
+        assert (found.state, found.require_confirmation, found.recipient) == (
+            "open",
+            False,
+            "The Minister",
+        )
+        organizer = db.scalars(select(Organizer)).one()
+        assert db.get(CampaignOrganizer, (found.id, organizer.id)) is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["Bad_Slug", "--title", "T"], "invalid slug 'Bad_Slug'"),
+        (["x", "--title", "T"], "invalid slug 'x'"),
+        (["ok-slug", "--title", "   "], "a campaign needs a title"),
+        (["ok-slug", "--title", "T" * 201], "the title is longer than 200 characters"),
+        (
+            ["ok-slug", "--title", "T", "--organizer", "nobody@example.org"],
+            "no organizer with the address nobody@example.org",
+        ),
+    ],
+)
+def test_create_campaign_refuses_bad_arguments(
+    app: Flask, runner: FlaskCliRunner, letter: Path, args: list[str], message: str
+) -> None:
+    result = runner.invoke(args=["create-campaign", *args, "--letter", str(letter)])
+    assert result.exit_code == 1
+    assert message in one_line_error(result.output)
+    assert campaign_count(app) == 0
+
+
+def test_create_campaign_refuses_a_taken_slug(
+    app: Flask, runner: FlaskCliRunner, letter: Path
+) -> None:
+    args = ["create-campaign", "taken", "--title", "T", "--letter", str(letter)]
+    assert runner.invoke(args=args).exit_code == 0
+    result = runner.invoke(args=args)
+    assert result.exit_code == 1
+    assert one_line_error(result.output) == "Error: the slug 'taken' is taken"
+    assert campaign_count(app) == 1
+
+
+def test_create_campaign_refuses_letter_files_it_cannot_use(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    latin1 = tmp_path / "latin1.md"
+    latin1.write_bytes("Chère Ministre".encode("latin-1"))
+    cases = {
+        str(tmp_path / "missing.md"): "does not exist",
+        str(tmp_path): "is a directory",
+        str(latin1): "is not UTF-8 text (bad byte at offset 2)",
+    }
+    for path, message in cases.items():
+        result = runner.invoke(args=["create-campaign", "c1", "--title", "T", "--letter", path])
+        assert result.exit_code == 1
+        assert message in one_line_error(result.output)
+    assert campaign_count(app) == 0
+
+
+def test_create_campaign_needs_title_and_letter(runner: FlaskCliRunner, letter: Path) -> None:
+    for args in (["c1", "--letter", str(letter)], ["c1", "--title", "T"], []):
+        result = runner.invoke(args=["create-campaign", *args])
+        assert result.exit_code == 2
+        assert "Missing" in result.output
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def test_demo_loads_a_campaign_and_an_organizer_once(app: Flask, runner: FlaskCliRunner) -> None:
+    first = runner.invoke(args=["demo"])
+    assert first.exit_code == 0, first.output
+    password = re.search(r"password: (\S+)", first.output)
+    assert password is not None
+    login_file = Path(app.instance_path) / "demo-login.txt"
+    assert stat.S_IMODE(os.stat(login_file).st_mode) == 0o600
+    assert f"password: {password.group(1)}" in login_file.read_text()
+    with session_scope(app) as db:
+        demo = get_by_slug(db, "demo")
+        assert demo is not None and demo.state == "open"
+        rows = list(db.scalars(select(Signature).where(Signature.campaign_id == demo.id)))
+        assert len(rows) >= 15
+        assert all(row.counted and row.source == "import" for row in rows)
+        result = tally.tally(db, demo)
+        assert result.signatures == len(rows)
+        assert result.countries >= 10 and result.continents >= 5
+        organizer = db.scalars(select(Organizer)).one()
+        assert organizer.email == "demo@example.org" and organizer.is_admin
+        assert auth.verify_password(organizer.password_hash, password.group(1))
+        assert db.get(CampaignOrganizer, (demo.id, organizer.id)) is not None
+    again = runner.invoke(args=["demo"])
+    assert again.exit_code == 0
+    assert password.group(1) not in again.output
+    assert "http://campaign.test/c/demo" in again.output
+    assert str(login_file) in again.output
+    assert campaign_count(app) == 1
+    with session_scope(app) as db:
+        assert db.scalar(select(func.count()).select_from(Signature)) == len(rows)
+
+
+def test_demo_signers_are_valid_entries() -> None:
+    from campaign.cli.campaigns import DEMO_SIGNERS
+
+    assert all(geo.is_country(country) for *_rest, country, _public in DEMO_SIGNERS)
+
+
+def test_demo_takes_no_arguments(runner: FlaskCliRunner) -> None:
+    assert runner.invoke(args=["demo", "extra"]).exit_code == 2
+
+
+def test_demo_on_an_unmigrated_database_says_what_to_do(app_factory: Any, tmp_path: Path) -> None:
+    app = app_factory(DATABASE_URL=f"sqlite:///{tmp_path}/empty.sqlite3")
+    result = app.test_cli_runner().invoke(args=["demo"])
+    assert result.exit_code == 1
+    assert "run `campaign db upgrade` first" in one_line_error(result.output)
+
+
+# --------------------------------------------------------------------------- recount
+
+
+def test_recount_reports_matching_counters(runner: FlaskCliRunner) -> None:
+    runner.invoke(args=["demo"])
+    result = runner.invoke(args=["recount"])
+    assert result.exit_code == 0
+    assert result.output == "demo: counters match (15)\n"
+
+
+def test_recount_repairs_and_reports_drift(app: Flask, runner: FlaskCliRunner) -> None:
+    runner.invoke(args=["demo"])
+    with session_scope(app) as db:
+        db.execute(update(TallyCount).where(TallyCount.country_code == "GB").values(signatures=9))
+    result = runner.invoke(args=["recount", "demo"])
+    assert result.exit_code == 0
+    assert result.output == "demo: GB was 9, now 2 (repaired)\n"
+    assert runner.invoke(args=["recount", "demo"]).output == "demo: counters match (15)\n"
+
+
+def test_recount_of_an_unknown_campaign_fails(runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["recount", "nope"])
+    assert result.exit_code == 1
+    assert one_line_error(result.output) == "Error: no campaign with the slug nope"
+
+
+def test_recount_without_campaigns(runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["recount"])
+    assert (result.exit_code, result.output) == (0, "no campaigns\n")
