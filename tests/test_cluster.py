@@ -1,0 +1,345 @@
+"""Two `campaign serve` processes sharing one PostgreSQL database and one Redis.
+
+The deployment a letter outgrows one machine with: several servers behind a proxy
+(ProxyFix trusts one hop here), one database, one rate-limit store. A signer may load
+the form from one process and post it to the other; the same address posted through
+both is one signature; counts stay exact; per-address limits are counted once for the
+cluster, not once per process; and each confirmation mail leaves once, although every
+process runs a sender.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import pytest
+from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from campaign.models import Campaign, OutboxMessage, Signature, TallyCount
+
+pytestmark = pytest.mark.slow
+
+POSTGRES_ENV = "CAMPAIGN_TEST_POSTGRES_URL"
+REDIS_ENV = "CAMPAIGN_TEST_REDIS_URL"
+CAMPAIGN = str(Path(sys.executable).parent / "campaign")
+ROOT = Path(__file__).resolve().parent.parent
+CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+SIGN_LIMIT = 3  # per address and minute, counted in Redis for the whole cluster
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    """The shared database, and the two servers' ports and instance folders."""
+
+    url: str
+    ports: list[int]
+    instances: list[Path]
+    env: dict[str, str]
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: list[IO[bytes]] = field(default_factory=list)
+    engine: Engine | None = None
+
+    def session(self) -> Session:
+        """A session on the shared database (the caller closes it)."""
+        if self.engine is None:
+            self.engine = create_engine(self.url)
+        return Session(self.engine)
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    proc = subprocess.run(
+        [CAMPAIGN, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, f"campaign {' '.join(args)}: {proc.stderr}"
+    return proc.stdout
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"server on {port} exited: {log.read_text()[-2000:]}"
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+            conn.close()
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"server on {port} never became ready: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A fresh PostgreSQL database, two open letters, two servers; all removed afterwards."""
+    base, redis_url = os.environ.get(POSTGRES_ENV), os.environ.get(REDIS_ENV)
+    if not base or not redis_url:
+        pytest.skip(f"{POSTGRES_ENV} and {REDIS_ENV} are not both set")
+    import redis
+
+    # Set but unreachable is a failure, not a skip.
+    store = redis.Redis.from_url(redis_url)
+    store.ping()
+    name = f"campaign_cluster_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    prefix = f"cluster-test-{uuid.uuid4().hex[:10]}"
+    tmp = tmp_path_factory.mktemp("cluster")
+    env = dict(
+        os.environ,
+        CAMPAIGN_DATABASE_URL=url,
+        # One key for every process: a form served by one is posted to the other.
+        CAMPAIGN_SECRET_KEY="cluster-test-secret-shared-by-every-process",
+        CAMPAIGN_RATELIMIT_ENABLED="true",
+        CAMPAIGN_RATELIMIT_STORAGE_URI=redis_url,
+        CAMPAIGN_RATELIMIT_KEY_PREFIX=prefix,
+        CAMPAIGN_SIGN_RATE_LIMIT=f"{SIGN_LIMIT} per minute",
+        CAMPAIGN_PROXY_FIX_HOPS="1",
+        CAMPAIGN_BASE_URL="http://cluster.test",
+        CAMPAIGN_MAIL_POLL_SECONDS="0.2",
+        CAMPAIGN_INSTANCE_PATH=str(tmp / "setup"),
+    )
+    letter = tmp / "letter.md"
+    letter.write_text("We ask for a cluster that counts.\n", encoding="utf-8")
+    cluster = Cluster(url, [_free_port(), _free_port()], [tmp / "a", tmp / "b"], env)
+    try:
+        _cli(env, "db", "upgrade")
+        _cli(env, "create-campaign", "counted", "--title", "Counted", "--letter", str(letter),
+             "--open", "--no-confirmation")  # fmt: skip
+        _cli(env, "create-campaign", "mailed", "--title", "Mailed", "--letter", str(letter),
+             "--open")  # fmt: skip
+        for port, instance in zip(cluster.ports, cluster.instances, strict=True):
+            log = instance.with_suffix(".log").open("wb")
+            cluster.logs.append(log)
+            proc = subprocess.Popen(
+                [CAMPAIGN, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+                env={**env, "CAMPAIGN_INSTANCE_PATH": str(instance)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                start_new_session=True,
+            )
+            cluster.procs.append(proc)
+        for port, proc, instance in zip(
+            cluster.ports, cluster.procs, cluster.instances, strict=True
+        ):
+            _wait_ready(port, proc, instance.with_suffix(".log"))
+        yield cluster
+    finally:
+        for proc in cluster.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in cluster.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        for log in cluster.logs:
+            log.close()
+        if cluster.engine is not None:
+            cluster.engine.dispose()
+        for key in store.scan_iter(f"*{prefix}*"):
+            store.delete(key)
+        store.close()
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+class Browser:
+    """One signer behind the proxy: their address (X-Forwarded-For) and their cookies."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.cookies: dict[str, str] = {}
+        self.token = ""
+
+    def request(
+        self, port: int, method: str, path: str, fields: dict[str, str] | None = None
+    ) -> tuple[int, str]:
+        """One request to the server on port; returns (status, body); redirects not followed."""
+        headers = {"X-Forwarded-For": self.address}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if fields is not None:
+            body = urllib.parse.urlencode(fields)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            for key, value in response.getheaders():
+                if key.lower() == "set-cookie":
+                    name, _, rest = value.split(";", 1)[0].partition("=")
+                    self.cookies[name.strip()] = rest.strip()
+            return response.status, response.read().decode("utf-8", errors="replace")
+        finally:
+            conn.close()
+
+    def open_form(self, port: int, slug: str) -> None:
+        """GET the letter and keep the form's csrf_token."""
+        status, page = self.request(port, "GET", f"/c/{slug}")
+        assert status == 200
+        match = CSRF.search(page)
+        assert match, "the signing form has no csrf_token"
+        self.token = match.group(1)
+
+    def sign(self, port: int, slug: str, n: int, email: str | None = None) -> int:
+        """POST signer n's form; returns the status."""
+        status, _ = self.request(
+            port,
+            "POST",
+            f"/c/{slug}/sign",
+            {
+                "csrf_token": self.token,
+                "name": f"Member {chr(65 + n // 26)}{chr(97 + n % 26)}ington",
+                "title": "MP",
+                "parliament": "Cluster Parliament",
+                "party": "",
+                "country": ["FR", "KH", "BR", "NZ", "KE", "CA"][n % 6],
+                "email": email or f"member{n}@cluster.example.org",
+                "comment": "",
+                "public": "y",
+                "website": "",
+            },
+        )
+        return status
+
+
+def _tally_json(port: int, slug: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", f"/c/{slug}/tally.json", headers={"X-Forwarded-For": "192.0.2.200"})
+        response = conn.getresponse()
+        assert response.status == 200
+        return int(json.loads(response.read())["signatures"])
+    finally:
+        conn.close()
+
+
+def _counts(cluster: Cluster, slug: str) -> tuple[int, int, int]:
+    """(rows, counted rows, sum of the counters) of a campaign, read from the database."""
+    with cluster.session() as db:
+        cid = db.scalar(select(Campaign.id).where(Campaign.slug == slug))
+        rows = db.scalar(select(func.count()).where(Signature.campaign_id == cid))
+        counted = db.scalar(
+            select(func.count()).where(Signature.campaign_id == cid, Signature.counted.is_(True))
+        )
+        tally = db.scalar(
+            select(func.coalesce(func.sum(TallyCount.signatures), 0)).where(
+                TallyCount.campaign_id == cid
+            )
+        )
+        return int(rows or 0), int(counted or 0), int(tally or 0)
+
+
+def test_signatures_through_both_servers_count_exactly(cluster: Cluster) -> None:
+    a, b = cluster.ports
+    # Twelve signers, each served the form by one process and posting to the other.
+    for n in range(12):
+        browser = Browser(f"198.51.100.{n + 1}")
+        browser.open_form(a if n % 2 else b, "counted")
+        assert browser.sign(b if n % 2 else a, "counted", n) == 303
+    # One address posted through both processes at once: one signature.
+    twice = Browser("198.51.100.99")
+    twice.open_form(a, "counted")
+    statuses: list[int] = []
+    threads = [
+        threading.Thread(
+            target=lambda port=port: statuses.append(
+                twice.sign(port, "counted", 50, email="Twice+Cluster@Example.org")
+            )
+        )
+        for port in (a, b)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert statuses == [303, 303]
+
+    assert _counts(cluster, "counted") == (13, 13, 13)
+    assert _tally_json(a, "counted") == 13
+    assert _tally_json(b, "counted") == 13
+    out = _cli({**cluster.env, "CAMPAIGN_INSTANCE_PATH": str(cluster.instances[0])},
+               "recount", "counted")  # fmt: skip
+    assert "counted: counters match (13)" in out
+
+
+def test_rate_limit_is_shared_by_both_servers(cluster: Cluster) -> None:
+    a, b = cluster.ports
+    browser = Browser("203.0.113.50")
+    browser.open_form(a, "counted")
+    # Alternating servers: with per-process counters each would allow SIGN_LIMIT.
+    statuses = [
+        browser.sign(port, "counted", 100 + n) for n, port in enumerate([a, b] * SIGN_LIMIT)
+    ]
+    assert statuses == [303] * SIGN_LIMIT + [429] * SIGN_LIMIT
+    # Another address is not affected.
+    other = Browser("203.0.113.51")
+    other.open_form(b, "counted")
+    assert other.sign(a, "counted", 200) == 303
+
+
+def test_each_mail_leaves_once_though_every_process_sends(cluster: Cluster) -> None:
+    a, b = cluster.ports
+    for n in range(8):
+        browser = Browser(f"198.51.100.{150 + n}")
+        browser.open_form(a, "mailed")
+        assert browser.sign(a if n % 2 else b, "mailed", 300 + n) == 303
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with cluster.session() as db:
+            unsent = db.scalar(select(func.count()).where(OutboxMessage.sent_at.is_(None)))
+            queued = db.scalar(select(func.count()).select_from(OutboxMessage))
+        if unsent == 0:
+            break
+        time.sleep(0.2)
+    assert unsent == 0, "the senders did not deliver every message"
+    files = [p for inst in cluster.instances for p in (inst / "outbox").glob("*.eml")]
+    ids = []
+    for path in files:
+        match = re.search(r"^Message-ID: (.+)$", path.read_text(), re.MULTILINE | re.IGNORECASE)
+        assert match, path
+        ids.append(match.group(1).strip())
+    # Eight confirmations here, and the earlier test's "you already signed" notice.
+    assert queued == 9
+    assert len(files) == queued
+    assert len(set(ids)) == queued
+    assert _counts(cluster, "mailed") == (8, 0, 0)  # pending until confirmed
