@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +40,23 @@ class ChildRun:
         return self
 
 
+# A minimal launcher between us and the measured command. On Linux a process's
+# ru_maxrss starts from the high-water mark of the memory it exec'd from: spawned
+# straight from this (large) process, every child would report at least our size.
+# Spawned from this small interpreter (no site, ~10 MiB), it reports its own peak.
+_LAUNCHER = """
+import os, sys, time
+out, argv = sys.argv[1], sys.argv[2:]
+begun = time.perf_counter()
+pid = os.posix_spawn(argv[0], argv, os.environ)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - begun
+with open(out, "w") as handle:
+    handle.write(f"{usage.ru_maxrss} {seconds!r}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_measured(
     argv: list[str],
     env: dict[str, str] | None = None,
@@ -47,33 +64,40 @@ def run_measured(
     timeout: float = 900,
     cwd: Path | None = None,
 ) -> ChildRun:
-    """Run argv to the end; its own peak RSS comes from wait4()'s rusage for that one child.
+    """Run argv (an absolute path first) to the end; its wall time and its own peak RSS.
 
-    wait4 reports the high-water mark of exactly this process, the same figure as
-    VmHWM in /proc/<pid>/status just before it exits, with no polling to miss a peak.
+    The peak is ru_maxrss from wait4() on exactly that process, reported by a small
+    launcher (see _LAUNCHER): the process's VmHWM as it exits, with no polling to miss it.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        begun = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, cwd=cwd)
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.01)
-        seconds = time.perf_counter() - begun
-        proc.returncode = os.waitstatus_to_exitcode(status)  # wait4 reaped it; tell Popen
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile("r", suffix=".rusage") as report,
+    ):
+        proc = subprocess.Popen(
+            [sys.executable, "-S", "-c", _LAUNCHER, report.name, *argv],
+            env=env,
+            stdout=out,
+            stderr=err,
+            cwd=cwd,
+            start_new_session=True,  # the launcher and the command, killed together on timeout
+        )
+        try:
+            returncode = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise RuntimeError(
+                f"{' '.join(argv[:3])}... still running after {timeout:.0f} s"
+            ) from None
+        fields = report.read().split()
         out.seek(0)
         err.seek(0)
         return ChildRun(
             argv=argv,
-            returncode=proc.returncode if pid else -9,
-            seconds=seconds,
-            maxrss_kib=int(usage.ru_maxrss),
+            returncode=returncode,
+            seconds=float(fields[1]) if len(fields) == 2 else float("nan"),
+            maxrss_kib=int(fields[0]) if len(fields) == 2 else 0,
             stdout=out.read().decode(errors="replace"),
             stderr=err.read().decode(errors="replace"),
         )
