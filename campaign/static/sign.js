@@ -1,6 +1,11 @@
-/* The sign form: show the continent of the chosen country. The form works without it. */
+/* The sign form: show the continent of the chosen country, and move to the errors after a
+   refused submission. The form works without this script. */
 (function () {
   "use strict";
+  var summary = document.getElementById("error-summary");
+  if (summary) {
+    summary.focus();
+  }
   var select = document.getElementById("country");
   var out = document.getElementById("country-continent");
   if (!select || !out) {
