@@ -290,7 +290,7 @@ def status_counts(db: Session, campaign_ids: Iterable[int]) -> dict[int, dict[st
         select(Signature.campaign_id, Signature.status, func.count())
         .where(Signature.campaign_id.in_(ids))
         .group_by(Signature.campaign_id, Signature.status)
-    ).tuples()
+    ).all()
     for campaign_id, status, count in rows:
         counts[campaign_id][status] = int(count)
     return counts

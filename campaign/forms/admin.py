@@ -12,6 +12,7 @@ from wtforms import (
     EmailField,
     IntegerField,
     PasswordField,
+    SelectChoice,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -92,9 +93,9 @@ class CampaignForm(FlaskForm):  # type: ignore[misc]
     state = SelectField(
         _l("State"),
         choices=[
-            ("draft", _l("Draft: not public")),
-            ("open", _l("Open: accepting signatures")),
-            ("closed", _l("Closed: public, not accepting signatures")),
+            SelectChoice("draft", _l("Draft: not public")),
+            SelectChoice("open", _l("Open: accepting signatures")),
+            SelectChoice("closed", _l("Closed: public, not accepting signatures")),
         ],
         default="draft",
         validators=[InputRequired()],
@@ -169,7 +170,7 @@ class OrganizerForm(FlaskForm):  # type: ignore[misc]
 class SignatureActionForm(FlaskForm):  # type: ignore[misc]
     """One action on one signature."""
 
-    action = SelectField(_l("Action"), choices=[(a, a) for a in ACTIONS])
+    action = SelectField(_l("Action"), choices=[SelectChoice(a) for a in ACTIONS])
     reason = StringField(_l("Reason"), validators=[Length(max=500)], filters=[_strip])
     confirm_erase = BooleanField(_l("The signer asked for erasure; this cannot be undone"))
 
@@ -203,8 +204,8 @@ class DuplicateForm(FlaskForm):  # type: ignore[misc]
     keep = SelectField(
         _l("Decision"),
         choices=[
-            ("this", _l("Same person: keep this one")),
-            ("other", _l("Same person: keep the other")),
-            ("both", _l("Different people: count both")),
+            SelectChoice("this", _l("Same person: keep this one")),
+            SelectChoice("other", _l("Same person: keep the other")),
+            SelectChoice("both", _l("Different people: count both")),
         ],
     )

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
+from wtforms import SelectChoice
 
 from campaign import audit, auth, campaigns, export, geo, mail, markup, review, signing, tally
 from campaign.auth import admin_required, current_organizer, login_required
@@ -727,7 +728,7 @@ def organizer(organizer_id: int) -> Response | tuple[str, int]:
         form = OrganizerForm()
     else:
         form = OrganizerForm(obj=person, data={"campaigns": [c.id for c in person.campaigns]})
-    form.campaigns.choices = [(c.id, f"{c.title} ({c.slug})") for c in everything]
+    form.campaigns.choices = [SelectChoice(c.id, f"{c.title} ({c.slug})") for c in everything]
     if form.validate_on_submit():
         chosen = set(form.campaigns.data or [])
         try:

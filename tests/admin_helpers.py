@@ -1,0 +1,169 @@
+"""Test helpers for the dashboard: organizers, campaigns and signatures, and an `auth` fixture."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
+
+from campaign import auth as authmod
+from campaign import db as dbmod
+from campaign import geo, tally
+from campaign.models import Campaign, Organizer, Signature
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_organizer(
+    db: Session,
+    email: str,
+    *,
+    admin: bool = False,
+    campaigns: tuple[Campaign, ...] = (),
+    password: str = PASSWORD,
+) -> Organizer:
+    """A committed organizer running the given campaigns."""
+    organizer = authmod.create_organizer(db, email, password, is_admin=admin)
+    for campaign in campaigns:
+        authmod.add_to_campaign(db, organizer, campaign)
+    db.commit()
+    return organizer
+
+
+def make_campaign(
+    db: Session, slug: str, *, require_confirmation: bool = True, state: str = "open"
+) -> Campaign:
+    """A committed campaign."""
+    campaign = Campaign(
+        slug=slug,
+        title=f"Letter {slug}",
+        letter="Dear minister,\n\nRelease him.",
+        state=state,
+        require_confirmation=require_confirmation,
+    )
+    db.add(campaign)
+    db.commit()
+    return campaign
+
+
+def make_signature(
+    db: Session,
+    campaign: Campaign,
+    name: str,
+    email: str,
+    *,
+    country: str = "FR",
+    confirmed: bool = True,
+    duplicate_of: Signature | None = None,
+    **facts: object,
+) -> Signature:
+    """A committed signature, its status and the counters derived through tally.refresh."""
+    signature = Signature(
+        campaign_id=campaign.id,
+        name=name,
+        email=email,
+        email_key=email.casefold(),
+        email_domain=email.rpartition("@")[2],
+        name_key=" ".join(sorted(name.casefold().split())),
+        country_code=country,
+        continent_code=geo.continent_of(country),
+        title=facts.pop("title", "MP"),
+        parliament=facts.pop("parliament", "National Assembly"),
+        party=facts.pop("party", "Green"),
+        confirmed_at=dbmod.utcnow() if confirmed else None,
+        duplicate_of_id=duplicate_of.id if duplicate_of is not None else None,
+        duplicate_state="held" if duplicate_of is not None else None,
+        **facts,
+    )
+    db.add(signature)
+    db.flush()
+    tally.refresh(db, signature)
+    db.commit()
+    return signature
+
+
+def reload(db: Session, signature: Signature) -> Signature:
+    """The signature as the database holds it now."""
+    db.expire_all()
+    found = db.get(Signature, signature.id)
+    assert found is not None
+    return found
+
+
+def flashes(response: TestResponse) -> list[str]:
+    """The flash messages shown on a page."""
+    return [
+        re.sub(r"\s+", " ", m).strip()
+        for m in re.findall(r'class="flash[^"]*"[^>]*>([^<]*)<', response.get_data(as_text=True))
+    ]
+
+
+def csrf_token(client: FlaskClient, path: str) -> str:
+    """The CSRF token of the first form on a page."""
+    page = client.get(path).get_data(as_text=True)
+    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', page
+    )
+    assert found, f"no csrf token on {path}"
+    return found.group(1)
+
+
+@dataclass
+class AuthActions:
+    """Log a test client in and out as an organizer."""
+
+    client: FlaskClient
+
+    def login(self, email: str, password: str = PASSWORD, **extra: str) -> TestResponse:
+        """POST the login form (with a CSRF token when the app checks them)."""
+        data = {"email": email, "password": password, **extra}
+        if self.client.application.config.get("WTF_CSRF_ENABLED", True):
+            data["csrf_token"] = csrf_token(self.client, "/admin/login")
+        return self.client.post("/admin/login", data=data)
+
+    def logout(self) -> TestResponse:
+        """POST the logout form."""
+        return self.client.post("/admin/logout")
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    """Log the test client in as a given organizer."""
+    return AuthActions(client)
+
+
+@pytest.fixture
+def store(app: Flask) -> Iterator[Session]:
+    """A session on the app's database for arranging and checking, beside the test client.
+
+    Unlike conftest's `db` it pushes no app context (requests of the test client would
+    reuse it, so `g` - the request's session, the logged-in organizer - would outlive
+    each request), and its engine is plain: the app's engine begins every transaction
+    IMMEDIATE, so a test merely reading would hold SQLite's write lock against the app.
+    """
+    engine = create_engine(str(app.config["DATABASE_URL"]))
+    session = Session(bind=engine, expire_on_commit=False)
+    yield session
+    session.close()
+    engine.dispose()
+
+
+def organizer_by_email(db: Session, email: str) -> Organizer:
+    """The stored organizer with this address."""
+    db.expire_all()
+    found = db.scalar(select(Organizer).where(Organizer.email == email))
+    assert found is not None
+    return found
+
+
+def app_client(app: Flask) -> tuple[FlaskClient, AuthActions]:
+    """A fresh client of an app and its login helper."""
+    client = app.test_client()
+    return client, AuthActions(client)

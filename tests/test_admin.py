@@ -1,0 +1,611 @@
+"""The dashboard's doors: anonymous visitors, roles, CSRF, campaigns and organizers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from admin_helpers import (
+    AuthActions,
+    auth,
+    csrf_token,
+    flashes,
+    make_campaign,
+    make_organizer,
+    make_signature,
+    organizer_by_email,
+    store,
+)
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from campaign import create_app
+from campaign.models import (
+    AuditEntry,
+    Campaign,
+    CampaignOrganizer,
+    LetterTranslation,
+    Organizer,
+    Signature,
+)
+
+__all__ = ["auth", "store"]
+
+
+def _admin_rules() -> list[tuple[str, str, frozenset[str]]]:
+    """(endpoint, method, arguments) of every /admin route, read from the app's URL map."""
+    app = create_app(
+        {"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": "sqlite://", "MAIL_SENDER": False}
+    )
+    rules = sorted(
+        (rule.endpoint, method, frozenset(rule.arguments))
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/admin")
+        for method in (rule.methods or set()) & {"GET", "POST"}
+    )
+    app.extensions["engine"].dispose()
+    return rules
+
+
+ADMIN_RULES = _admin_rules()
+ARGUMENTS = {endpoint: arguments for endpoint, _, arguments in ADMIN_RULES}
+PROTECTED = [(e, m) for e, m, _ in ADMIN_RULES if e != "admin.login"]
+PER_CAMPAIGN = [(e, m) for e, m, arguments in ADMIN_RULES if "slug" in arguments]
+POSTS = [e for e, m, _ in ADMIN_RULES if m == "POST"]
+
+
+@dataclass
+class World:
+    """Two campaigns, each with its own organizer and signers, and an admin."""
+
+    alpha: Campaign
+    beta: Campaign
+    alpha_signature: Signature
+    alpha_held: Signature
+    beta_signature: Signature
+    alice: Organizer
+    bob: Organizer
+    root: Organizer
+
+
+@pytest.fixture
+def world(store: Session) -> World:
+    """alice runs alpha, bob runs beta, root is an admin."""
+    alpha = make_campaign(store, "alpha")
+    beta = make_campaign(store, "beta")
+    first = make_signature(store, alpha, "Ann Lee", "ann@parl.example")
+    held = make_signature(store, alpha, "Ann Lee", "ann.lee@other.example", duplicate_of=first)
+    secret = make_signature(store, beta, "Beatrice Secret", "beatrice@secret.example")
+    return World(
+        alpha=alpha,
+        beta=beta,
+        alpha_signature=first,
+        alpha_held=held,
+        beta_signature=secret,
+        alice=make_organizer(store, "alice@example.org", campaigns=(alpha,)),
+        bob=make_organizer(store, "bob@example.org", campaigns=(beta,)),
+        root=make_organizer(store, "root@example.org", admin=True),
+    )
+
+
+def _values(
+    endpoint: str, campaign: Campaign, signature: Signature, organizer: Organizer
+) -> dict[str, Any]:
+    """Real values for a route's arguments."""
+    known = {
+        "slug": campaign.slug,
+        "signature_id": signature.id,
+        "organizer_id": organizer.id,
+        "locale": "fr",
+    }
+    missing = ARGUMENTS[endpoint] - known.keys()
+    assert not missing, f"give test values for {endpoint}'s {missing}"
+    return {key: known[key] for key in ARGUMENTS[endpoint]}
+
+
+# Form data that would do something if the request were allowed.
+ACTION_DATA: dict[str, dict[str, Any]] = {
+    "admin.new_campaign": {"slug": "gamma", "title": "Gamma", "state": "open", "save": "Save"},
+    "admin.edit_campaign": {"slug": "changed", "title": "Changed", "state": "closed", "save": "1"},
+    "admin.save_translation": {"tr-fr-title": "Titre", "tr-fr-letter": "Lettre"},
+    "admin.act": {"action": "reject", "reason": "not an MP"},
+    "admin.bulk": {"action": "reject", "reason": "not an MP"},
+    "admin.resolve": {"keep": "both"},
+    "admin.organizers": {
+        "email": "eve@example.org",
+        "password": "a long password!",
+        "is_admin": "y",
+    },
+    "admin.organizer": {"name": "Eve", "is_admin": "y", "active": "y"},
+}
+
+
+def _data(endpoint: str, signature: Signature) -> dict[str, Any]:
+    data = dict(ACTION_DATA.get(endpoint, {}))
+    if endpoint == "admin.bulk":
+        data["ids"] = [str(signature.id)]
+    return data
+
+
+def _snapshot(store: Session) -> tuple[Any, ...]:
+    """Everything an action could change."""
+    store.expire_all()
+    return (
+        store.scalar(select(func.count()).select_from(AuditEntry)),
+        tuple(store.execute(select(Campaign.slug, Campaign.title, Campaign.state)).all()),
+        tuple(
+            store.execute(
+                select(
+                    Signature.id,
+                    Signature.status,
+                    Signature.verified_at,
+                    Signature.rejected_at,
+                    Signature.erased_at,
+                    Signature.email,
+                    Signature.duplicate_state,
+                ).order_by(Signature.id)
+            ).all()
+        ),
+        tuple(store.execute(select(Organizer.email, Organizer.is_admin, Organizer.active)).all()),
+        tuple(
+            store.execute(
+                select(CampaignOrganizer.campaign_id, CampaignOrganizer.organizer_id)
+            ).all()
+        ),
+        store.scalar(select(func.count()).select_from(LetterTranslation)),
+    )
+
+
+def _url(app: Flask, endpoint: str, values: dict[str, Any]) -> str:
+    with app.test_request_context():
+        from flask import url_for
+
+        return url_for(endpoint, **values)
+
+
+def test_the_rule_list_covers_the_dashboard() -> None:
+    endpoints = {endpoint for endpoint, _, _ in ADMIN_RULES}
+    assert {
+        "admin.login",
+        "admin.logout",
+        "admin.index",
+        "admin.signatures",
+        "admin.signature",
+        "admin.act",
+        "admin.bulk",
+        "admin.duplicates",
+        "admin.resolve",
+        "admin.campaign_audit",
+        "admin.organizers",
+    } <= endpoints
+
+
+@pytest.mark.parametrize(("endpoint", "method"), PROTECTED)
+def test_every_admin_url_refuses_anonymous_visitors(
+    app: Flask, client: FlaskClient, store: Session, world: World, endpoint: str, method: str
+) -> None:
+    before = _snapshot(store)
+    url = _url(app, endpoint, _values(endpoint, world.alpha, world.alpha_held, world.alice))
+    response = client.open(url, method=method, data=_data(endpoint, world.alpha_held))
+    assert response.status_code in (302, 303)
+    assert response.headers["Location"].startswith("/admin/login")
+    body = response.get_data(as_text=True)
+    assert "ann@parl.example" not in body
+    assert "Ann Lee" not in body
+    assert _snapshot(store) == before
+
+
+@pytest.mark.parametrize(("endpoint", "method"), PER_CAMPAIGN)
+def test_an_organizer_cannot_reach_another_campaign(
+    app: Flask,
+    client: FlaskClient,
+    auth: AuthActions,
+    store: Session,
+    world: World,
+    endpoint: str,
+    method: str,
+) -> None:
+    auth.login("alice@example.org")
+    before = _snapshot(store)
+    url = _url(app, endpoint, _values(endpoint, world.beta, world.beta_signature, world.bob))
+    response = client.open(url, method=method, data=_data(endpoint, world.beta_signature))
+    assert response.status_code == 404
+    body = response.get_data(as_text=True)
+    assert "Beatrice" not in body
+    assert "beatrice@secret.example" not in body
+    assert _snapshot(store) == before
+
+
+@pytest.mark.parametrize(("endpoint", "method"), PER_CAMPAIGN)
+def test_the_same_urls_work_for_the_campaigns_organizer(
+    app: Flask,
+    client: FlaskClient,
+    auth: AuthActions,
+    world: World,
+    endpoint: str,
+    method: str,
+) -> None:
+    auth.login("bob@example.org")
+    url = _url(app, endpoint, _values(endpoint, world.beta, world.beta_signature, world.bob))
+    response = client.open(url, method=method, data=_data(endpoint, world.beta_signature))
+    assert response.status_code in (200, 303), response.get_data(as_text=True)[:500]
+
+
+@pytest.mark.parametrize("endpoint", ["admin.signature", "admin.act", "admin.resolve"])
+def test_a_signature_of_another_campaign_is_404_under_ones_own(
+    app: Flask, client: FlaskClient, auth: AuthActions, store: Session, world: World, endpoint: str
+) -> None:
+    auth.login("alice@example.org")
+    before = _snapshot(store)
+    url = _url(app, endpoint, {"slug": "alpha", "signature_id": world.beta_signature.id})
+    method = "GET" if endpoint == "admin.signature" else "POST"
+    response = client.open(url, method=method, data=_data(endpoint, world.beta_signature))
+    assert response.status_code == 404
+    assert _snapshot(store) == before
+
+
+def test_bulk_ignores_ids_of_another_campaign(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    auth.login("alice@example.org")
+    before = _snapshot(store)
+    response = client.post(
+        "/admin/c/alpha/signatures/bulk",
+        data={"ids": [str(world.beta_signature.id)], "action": "reject", "reason": "x"},
+    )
+    assert response.status_code == 303
+    assert _snapshot(store) == before
+
+
+def test_export_of_another_campaign_is_404(
+    client: FlaskClient, auth: AuthActions, world: World
+) -> None:
+    auth.login("alice@example.org")
+    response = client.get("/admin/c/beta/export.csv")
+    assert response.status_code == 404
+    assert b"beatrice" not in response.data
+    assert client.get("/admin/c/beta/export.csv?status=counted").status_code == 404
+
+
+def test_an_organizer_sees_only_their_campaigns_and_an_admin_all(
+    client: FlaskClient, auth: AuthActions, world: World
+) -> None:
+    auth.login("alice@example.org")
+    page = client.get("/admin/").get_data(as_text=True)
+    assert "Letter alpha" in page
+    assert "Letter beta" not in page
+    assert client.get("/admin/organizers").status_code == 404
+    auth.logout()
+    auth.login("root@example.org")
+    page = client.get("/admin/").get_data(as_text=True)
+    assert "Letter alpha" in page
+    assert "Letter beta" in page
+    assert client.get("/admin/c/beta/signatures").status_code == 200
+
+
+def test_the_campaign_list_counts_each_status(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    make_signature(store, world.alpha, "Pending Person", "p@parl.example", confirmed=False)
+    auth.login("alice@example.org")
+    page = client.get("/admin/").get_data(as_text=True)
+    row = re.search(r"Letter alpha.*?</tr>", page, re.S)
+    assert row
+    cells = re.findall(r'<td class="num">(.*?)</td>', row.group(0), re.S)
+    numbers = [re.sub(r"<[^>]+>", "", cell).strip() for cell in cells]
+    # pending, held, confirmed, rejected, withdrawn, erased, goal
+    assert numbers == ["1", "1", "1", "0", "0", "0", "—"]
+
+
+@pytest.fixture
+def csrf_app(app_factory: Any) -> Flask:
+    """The app with CSRF checks on, as in production."""
+    return app_factory(WTF_CSRF_ENABLED=True)
+
+
+@pytest.mark.parametrize("endpoint", POSTS)
+def test_every_post_needs_a_csrf_token(
+    csrf_app: Flask, store: Session, world: World, endpoint: str
+) -> None:
+    client = csrf_app.test_client()
+    helper = AuthActions(client)
+    assert helper.login("root@example.org").status_code == 303
+    before = _snapshot(store)
+    url = _url(csrf_app, endpoint, _values(endpoint, world.alpha, world.alpha_held, world.alice))
+    response = client.post(url, data=_data(endpoint, world.alpha_held))
+    assert response.status_code == 400
+    assert "CSRF" in response.get_data(as_text=True)
+    assert _snapshot(store) == before
+    assert client.get("/admin/").status_code == 200  # not even logged out
+
+
+def test_a_post_with_its_csrf_token_goes_through(
+    csrf_app: Flask, store: Session, world: World
+) -> None:
+    client = csrf_app.test_client()
+    AuthActions(client).login("alice@example.org")
+    path = f"/admin/c/alpha/signatures/{world.alpha_signature.id}"
+    token = csrf_token(client, path)
+    response = client.post(path, data={"csrf_token": token, "action": "verify"})
+    assert response.status_code == 303
+    store.expire_all()
+    assert store.get(Signature, world.alpha_signature.id).verified_at is not None
+
+
+def test_login_needs_a_csrf_token(csrf_app: Flask, world: World) -> None:
+    client = csrf_app.test_client()
+    response = client.post(
+        "/admin/login", data={"email": "alice@example.org", "password": "x" * 20}
+    )
+    assert response.status_code == 400
+
+
+# --- campaigns ---------------------------------------------------------------
+
+
+def _campaign_form(**changes: str) -> dict[str, str]:
+    form = {
+        "slug": "gamma",
+        "title": "Release the prisoners",
+        "letter": "Dear **Minister**,\r\n\r\n<script>x</script>",
+        "recipient": "The Prime Minister",
+        "goal": "150",
+        "opens_at": "2026-12-01T09:30",
+        "closes_at": "2027-01-31T18:00",
+        "state": "open",
+        "require_confirmation": "y",
+        "save": "Save",
+    }
+    form.update(changes)
+    return form
+
+
+def test_an_organizer_creates_a_campaign_and_runs_it(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    auth.login("alice@example.org")
+    response = client.post("/admin/campaigns/new", data=_campaign_form())
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/admin/c/gamma/edit"
+    store.expire_all()
+    created = store.scalar(select(Campaign).where(Campaign.slug == "gamma"))
+    assert created is not None
+    assert created.title == "Release the prisoners"
+    assert created.letter == "Dear **Minister**,\n\n<script>x</script>"
+    assert created.goal == 150
+    assert created.opens_at is not None
+    assert created.opens_at.isoformat() == "2026-12-01T09:30:00+00:00"
+    assert created.closes_at is not None
+    assert created.closes_at.isoformat() == "2027-01-31T18:00:00+00:00"
+    assert created.require_confirmation
+    assert store.get(CampaignOrganizer, (created.id, world.alice.id)) is not None
+    entry = store.scalar(select(AuditEntry).where(AuditEntry.action == "campaign.create"))
+    assert entry is not None
+    assert entry.campaign_id == created.id
+    assert entry.organizer_id == world.alice.id
+    edit = client.get("/admin/c/gamma/edit").get_data(as_text=True)
+    assert 'value="2026-12-01T09:30"' in edit
+    assert "(UTC)" in edit
+
+
+def test_a_taken_slug_is_a_form_error(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    auth.login("alice@example.org")
+    response = client.post("/admin/campaigns/new", data=_campaign_form(slug="beta"))
+    assert response.status_code == 400
+    assert "That address is taken" in response.get_data(as_text=True)
+    store.expire_all()
+    assert store.scalar(select(func.count()).select_from(Campaign)) == 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"slug": "Bad Slug"}, "Lowercase letters, digits and hyphens only."),
+        ({"title": ""}, "This field is required."),
+        ({"goal": "many"}, "Not a valid integer value."),
+        ({"goal": "0"}, "Number must be"),
+        ({"opens_at": "yesterday"}, "Not a valid datetime value."),
+        ({"closes_at": "2026-11-01T00:00"}, "The closing time must be after the opening time."),
+        ({"state": "paused"}, "Not a valid choice."),
+    ],
+)
+def test_bad_campaign_input_is_a_form_error(
+    client: FlaskClient,
+    auth: AuthActions,
+    store: Session,
+    world: World,
+    changes: dict[str, str],
+    message: str,
+) -> None:
+    auth.login("alice@example.org")
+    response = client.post("/admin/campaigns/new", data=_campaign_form(**changes))
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    store.expire_all()
+    assert store.scalar(select(func.count()).select_from(Campaign)) == 2
+
+
+def test_preview_renders_the_letter_without_saving(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    auth.login("alice@example.org")
+    form = _campaign_form(letter="Dear **Minister**\n\n<script>alert(1)</script>")
+    form.pop("save")
+    form["preview"] = "Preview"
+    response = client.post("/admin/c/alpha/edit", data=form)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "<strong>Minister</strong>" in page
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    store.expire_all()
+    assert store.get(Campaign, world.alpha.id).letter == "Dear minister,\n\nRelease him."
+
+
+def test_editing_a_campaign_is_audited_with_before_and_after(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    auth.login("alice@example.org")
+    form = _campaign_form(slug="alpha", title="New title", state="closed")
+    response = client.post("/admin/c/alpha/edit", data=form)
+    assert response.status_code == 303
+    store.expire_all()
+    entry = store.scalar(select(AuditEntry).where(AuditEntry.action == "campaign.update"))
+    assert entry is not None
+    assert '"title": "Letter alpha"' in entry.before
+    assert '"title": "New title"' in entry.after
+    assert '"state": "closed"' in entry.after
+    assert "slug" not in entry.after  # unchanged fields are not listed
+
+
+def test_turning_confirmation_off_counts_pending_signatures(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    pending = make_signature(store, world.alpha, "Pat Doe", "pat@parl.example", confirmed=False)
+    auth.login("alice@example.org")
+    form = _campaign_form(slug="alpha", title="Letter alpha")
+    form.pop("require_confirmation")
+    assert client.post("/admin/c/alpha/edit", data=form).status_code == 303
+    store.expire_all()
+    assert store.get(Signature, pending.id).status == "confirmed"
+
+
+def test_translations_are_added_changed_and_removed(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    auth.login("alice@example.org")
+    url = "/admin/c/alpha/translations/fr"
+    response = client.post(url, data={"tr-fr-title": "Libérez-le", "tr-fr-letter": "Monsieur,"})
+    assert response.status_code == 303
+    store.expire_all()
+    stored = store.get(LetterTranslation, (world.alpha.id, "fr"))
+    assert stored is not None
+    assert (stored.title, stored.letter) == ("Libérez-le", "Monsieur,")
+    page = client.get("/admin/c/alpha/edit").get_data(as_text=True)
+    assert "Libérez-le" in page
+    client.post(url, data={"tr-fr-title": "Libérez-le !", "tr-fr-letter": "Madame,"})
+    store.expire_all()
+    assert store.get(LetterTranslation, (world.alpha.id, "fr")).letter == "Madame,"
+    client.post(url, data={"tr-fr-title": "", "tr-fr-letter": ""})
+    store.expire_all()
+    assert store.get(LetterTranslation, (world.alpha.id, "fr")) is None
+    actions = store.scalars(
+        select(AuditEntry.action).where(AuditEntry.action == "campaign.translation")
+    ).all()
+    assert len(actions) == 3
+
+
+def test_a_translation_needs_its_title_and_a_known_language(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    auth.login("alice@example.org")
+    response = client.post("/admin/c/alpha/translations/fr", data={"tr-fr-letter": "Monsieur,"})
+    assert response.status_code == 400
+    assert "Give the translated title too." in response.get_data(as_text=True)
+    assert client.post("/admin/c/alpha/translations/xx", data={}).status_code == 404
+    assert client.post("/admin/c/alpha/translations/en", data={}).status_code == 404
+    store.expire_all()
+    assert store.scalar(select(func.count()).select_from(LetterTranslation)) == 0
+
+
+# --- organizers --------------------------------------------------------------
+
+
+def test_an_admin_creates_an_organizer_who_can_log_in(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    auth.login("root@example.org")
+    response = client.post(
+        "/admin/organizers",
+        data={"email": "Carol@Example.org", "name": "Carol", "password": "a long password!"},
+    )
+    assert response.status_code == 303
+    carol = organizer_by_email(store, "carol@example.org")
+    assert not carol.is_admin
+    assert carol.password_hash.startswith("$argon2id$")
+    entry = store.scalar(select(AuditEntry).where(AuditEntry.action == "organizer.create"))
+    assert entry is not None
+    assert "carol@example.org" in entry.after
+    assert "a long password!" not in entry.after
+    auth.logout()
+    assert auth.login("carol@example.org", "a long password!").status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"email": "alice@example.org"}, "An organizer has this address already."),
+        ({"email": "not-an-address"}, "Invalid email address."),
+        ({"password": "short one"}, "At least 12 characters."),
+    ],
+)
+def test_bad_organizer_input_is_a_form_error(
+    client: FlaskClient,
+    auth: AuthActions,
+    store: Session,
+    world: World,
+    data: dict[str, str],
+    message: str,
+) -> None:
+    auth.login("root@example.org")
+    form = {"email": "dan@example.org", "password": "a long password!"} | data
+    response = client.post("/admin/organizers", data=form)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    store.expire_all()
+    assert store.scalar(select(func.count()).select_from(Organizer)) == 3
+
+
+def test_an_admin_assigns_promotes_and_deactivates(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    auth.login("root@example.org")
+    url = f"/admin/organizers/{world.alice.id}"
+    page = client.get(url).get_data(as_text=True)
+    assert "Letter alpha (alpha)" in page
+    response = client.post(
+        url, data={"name": "Alice", "active": "y", "campaigns": [str(world.beta.id)]}
+    )
+    assert response.status_code == 303
+    store.expire_all()
+    assert store.get(CampaignOrganizer, (world.beta.id, world.alice.id)) is not None
+    assert store.get(CampaignOrganizer, (world.alpha.id, world.alice.id)) is None
+    actions = store.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    assert actions == ["organizer.update", "organizer.unassign", "organizer.assign"]
+    client.post(url, data={"name": "Alice", "is_admin": "y", "active": "y"})
+    assert organizer_by_email(store, "alice@example.org").is_admin
+    client.post(url, data={"name": "Alice"})
+    alice = organizer_by_email(store, "alice@example.org")
+    assert not alice.active
+    assert not alice.is_admin
+    auth.logout()
+    assert "do not match" in auth.login("alice@example.org").get_data(as_text=True)
+
+
+def test_an_admin_cannot_demote_or_deactivate_themself(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    auth.login("root@example.org")
+    response = client.post(f"/admin/organizers/{world.root.id}", data={"name": "Root"})
+    assert response.status_code == 400
+    assert "You cannot remove your own admin role" in response.get_data(as_text=True)
+    root = organizer_by_email(store, "root@example.org")
+    assert root.is_admin
+    assert root.active
+
+
+def test_unknown_organizer_is_404(client: FlaskClient, auth: AuthActions, world: World) -> None:
+    auth.login("root@example.org")
+    assert client.get("/admin/organizers/9999").status_code == 404
+
+
+def test_flash_after_logout(client: FlaskClient, auth: AuthActions, world: World) -> None:
+    auth.login("alice@example.org")
+    auth.logout()
+    assert flashes(client.get("/admin/login")) == ["You are logged out."]

@@ -1,0 +1,257 @@
+"""Organizer accounts and login: hashing, password policy, throttling, sessions, `next`."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from admin_helpers import PASSWORD, AuthActions, auth, make_organizer, organizer_by_email, store
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
+
+from campaign import auth as authmod
+from campaign.db import new_session, utcnow
+
+__all__ = ["auth", "store"]
+
+FAILED = "That email address and password do not match an account."
+
+
+def test_passwords_are_hashed_with_argon2id_at_owasp_strength(store: Session) -> None:
+    organizer = make_organizer(store, "a@example.org")
+    assert organizer.password_hash.startswith("$argon2id$")
+    assert "m=47104,t=1,p=1" in organizer.password_hash
+    assert authmod.verify_password(organizer.password_hash, PASSWORD)
+    assert not authmod.verify_password(organizer.password_hash, PASSWORD + "x")
+
+
+@pytest.mark.parametrize("password", ["", "short", "elevenchars"])
+def test_passwords_shorter_than_twelve_characters_are_refused(
+    store: Session, password: str
+) -> None:
+    with pytest.raises(authmod.AccountError, match="at least 12"):
+        authmod.create_organizer(store, "a@example.org", password)
+
+
+def test_a_twelve_character_password_is_accepted(store: Session) -> None:
+    organizer = authmod.create_organizer(store, "a@example.org", "twelve chars")
+    assert organizer.id
+
+
+def test_a_taken_address_is_refused_whatever_its_case(store: Session) -> None:
+    make_organizer(store, "a@example.org")
+    with pytest.raises(authmod.AccountError, match="already exists"):
+        authmod.create_organizer(store, "A@Example.ORG", PASSWORD)
+
+
+def test_login_page_has_the_contract_fields(app_factory) -> None:
+    client = app_factory(WTF_CSRF_ENABLED=True).test_client()
+    page = client.get("/admin/login").get_data(as_text=True)
+    for name in ("csrf_token", "email", "password"):
+        assert f'name="{name}"' in page
+
+
+def test_login_succeeds_with_303_to_the_dashboard(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    make_organizer(store, "a@example.org")
+    response = auth.login("A@example.org ")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+    assert organizer_by_email(store, "a@example.org").last_login_at is not None
+
+
+def test_unknown_address_and_wrong_password_read_the_same(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    make_organizer(store, "a@example.org")
+    unknown = auth.login("nobody@example.org")
+    wrong = auth.login("a@example.org", "not the password at all")
+    assert unknown.status_code == wrong.status_code == 200
+    assert FAILED in unknown.get_data(as_text=True)
+    # Apart from the address typed in, kept in the form, the two pages are identical.
+    shown = unknown.get_data(as_text=True).replace("nobody@example.org", "a@example.org")
+    assert shown == wrong.get_data(as_text=True)
+    assert client.get("/admin/").status_code == 302
+
+
+def test_an_unknown_address_still_costs_one_hash_verification(
+    auth: AuthActions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = authmod.verify_password
+
+    def counting(password_hash: str, password: str) -> bool:
+        calls.append(password_hash)
+        return real(password_hash, password)
+
+    monkeypatch.setattr(authmod, "verify_password", counting)
+    auth.login("nobody@example.org")
+    assert len(calls) == 1
+    assert calls[0].startswith("$argon2id$")
+
+
+def test_the_account_locks_after_the_configured_failures(app_factory) -> None:
+    app = app_factory(LOGIN_MAX_FAILURES=3, LOGIN_LOCKOUT_SECONDS=600)
+    client = app.test_client()
+    helper = AuthActions(client)
+    store = new_session(app)
+    make_organizer(store, "a@example.org")
+    for _ in range(3):
+        failed = helper.login("a@example.org", "wrong password!!")
+        assert FAILED in failed.get_data(as_text=True)
+    locked = helper.login("a@example.org")  # the right password, during the lockout
+    assert locked.status_code == 200
+    assert FAILED in locked.get_data(as_text=True)
+    assert client.get("/admin/").status_code == 302
+    organizer = organizer_by_email(store, "a@example.org")
+    assert organizer.locked_until is not None
+    assert organizer.locked_until > utcnow() + dt.timedelta(seconds=590)
+    # Once the lockout has passed, the right password works again.
+    organizer.locked_until = utcnow() - dt.timedelta(seconds=1)
+    store.commit()
+    assert helper.login("a@example.org").status_code == 303
+    assert organizer_by_email(store, "a@example.org").failed_logins == 0
+    store.close()
+
+
+def test_failures_during_a_lockout_do_not_extend_it(store: Session) -> None:
+    make_organizer(store, "a@example.org")
+    now = utcnow()
+    for _ in range(5):
+        authmod.authenticate(
+            store, "a@example.org", "wrong", now=now, max_failures=5, lockout_seconds=60
+        )
+    store.commit()
+    until = organizer_by_email(store, "a@example.org").locked_until
+    authmod.authenticate(
+        store,
+        "a@example.org",
+        "wrong",
+        now=now + dt.timedelta(seconds=30),
+        max_failures=5,
+        lockout_seconds=60,
+    )
+    assert organizer_by_email(store, "a@example.org").locked_until == until
+
+
+def test_login_is_rate_limited_per_client_address(app_factory) -> None:
+    app = app_factory(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    helper = AuthActions(client)
+    statuses = [helper.login(f"n{i}@example.org").status_code for i in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    assert client.get("/admin/login").status_code == 200  # the form itself stays reachable
+
+
+def test_an_inactive_organizer_cannot_log_in_and_loses_their_session(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    make_organizer(store, "a@example.org")
+    assert auth.login("a@example.org").status_code == 303
+    organizer = organizer_by_email(store, "a@example.org")
+    organizer.active = False
+    store.commit()
+    assert client.get("/admin/").status_code == 302
+    assert FAILED in auth.login("a@example.org").get_data(as_text=True)
+
+
+def test_login_starts_a_fresh_session(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    make_organizer(store, "a@example.org")
+    with client.session_transaction() as session:
+        session["planted"] = "by someone else"
+    auth.login("a@example.org")
+    with client.session_transaction() as session:
+        assert "planted" not in session
+        assert session["organizer_id"]
+        assert session.permanent
+
+
+def test_session_cookie_is_httponly_and_samesite_lax(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    make_organizer(store, "a@example.org")
+    cookie = auth.login("a@example.org").headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+
+
+def test_logout_is_post_only(client: FlaskClient, auth: AuthActions, store: Session) -> None:
+    make_organizer(store, "a@example.org")
+    auth.login("a@example.org")
+    assert client.get("/admin/logout").status_code == 405
+    assert client.get("/admin/").status_code == 200
+    response = auth.logout()
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/admin/login"
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.parametrize("target", ["/admin/c/x/signatures?status=held", "/admin/organizers"])
+def test_next_within_the_site_is_followed(
+    auth: AuthActions, store: Session, target: str, client: FlaskClient
+) -> None:
+    make_organizer(store, "a@example.org")
+    response = client.post(
+        "/admin/login",
+        query_string={"next": target},
+        data={"email": "a@example.org", "password": PASSWORD},
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"] == target
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/",
+        "https://evil.example/",
+        "http:evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        "",
+    ],
+)
+def test_next_outside_the_site_is_refused(client: FlaskClient, store: Session, target: str) -> None:
+    make_organizer(store, "a@example.org")
+    response = client.post(
+        "/admin/login",
+        query_string={"next": target},
+        data={"email": "a@example.org", "password": PASSWORD},
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/admin/"
+
+
+def test_anonymous_visitors_are_sent_to_login_with_next(client: FlaskClient) -> None:
+    response = client.get("/admin/organizers")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/login?next=/admin/organizers"
+
+
+def test_a_logged_in_organizer_visiting_login_goes_to_the_dashboard(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    make_organizer(store, "a@example.org")
+    auth.login("a@example.org")
+    response = client.get("/admin/login")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/"
+
+
+def test_admin_pages_are_404_for_organizers(
+    client: FlaskClient, auth: AuthActions, store: Session, app: Flask
+) -> None:
+    make_organizer(store, "a@example.org")
+    auth.login("a@example.org")
+    assert client.get("/admin/organizers").status_code == 404
+    assert client.get("/admin/audit").status_code == 404
+    assert client.post("/admin/organizers", data={"email": "b@example.org"}).status_code == 404
