@@ -731,3 +731,24 @@ def test_healthz_answers_503_when_the_database_fails(app: Flask, tmp_path: Any) 
     assert response.status_code == 503
     assert response.mimetype == "application/json"
     assert response.get_json()["status"] != "ok"
+
+
+def test_the_whole_flow_on_each_backend(app_factory: Any, backend: str) -> None:
+    app = app_factory(backend)
+    make_campaign(app)
+    client = app.test_client()
+    assert post_sign(client).status_code == 303
+    assert post_sign(client, email="MARIA.SANTOS@example.org").status_code == 303
+    assert post_sign(client, email="other@example.org", name="Dr Maria Santos").status_code == 303
+    first, held = signatures(app)
+    assert (first.status, held.status) == ("pending", "held")
+    confirm_path = link(outbox(app)[0], "confirm")
+    assert client.get(confirm_path).status_code == 200
+    assert total(app) == 0
+    assert client.post(confirm_path).status_code == 303
+    assert client.post(confirm_path).status_code == 303
+    assert client.get(f"/c/{SLUG}/tally.json").get_json()["signatures"] == 1
+    assert "Maria Santos" in client.get(f"/c/{SLUG}/signatories").text
+    assert client.post(link(outbox(app)[0], "withdraw")).status_code == 303
+    assert client.get(f"/c/{SLUG}/tally.json").get_json()["signatures"] == 0
+    assert client.get("/healthz").get_json() == {"status": "ok"}
