@@ -72,7 +72,9 @@ def create_organizer(
         with db.begin_nested():
             db.flush()
     except IntegrityError:
-        raise AccountError(f"an organizer with the address {email} already exists") from None
+        raise AccountError(
+            f"an organizer with the address {organizer.email} already exists"
+        ) from None
     return organizer
 
 

@@ -7,14 +7,20 @@ import sys
 import click
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from flask.cli import with_appcontext
 
 from campaign import audit, auth
 from campaign.db import session_scope
 
 
+def _stdin_is_terminal() -> bool:
+    """Whether a person is typing (so the password is prompted, not read)."""
+    return sys.stdin.isatty()
+
+
 def _read_password() -> str:
     """The first line of stdin when it is piped, else asked twice without echo."""
-    if not sys.stdin.isatty():
+    if not _stdin_is_terminal():
         line = sys.stdin.readline()
         if not line:
             raise click.ClickException("no password on standard input")
@@ -26,6 +32,7 @@ def _read_password() -> str:
 @click.argument("email")
 @click.option("--name", default="", help="The organizer's name, shown in the audit trail.")
 @click.option("--admin", "is_admin", is_flag=True, help="Sees every campaign; manages organizers.")
+@with_appcontext
 def create_organizer(email: str, name: str, is_admin: bool) -> None:
     """Create an organizer; the password comes from stdin (first line) or a prompt."""
     try:

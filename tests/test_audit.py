@@ -1,0 +1,118 @@
+"""The audit trail: entries, their JSON, the per-campaign page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+from admin_helpers import (
+    AuthActions,
+    auth,
+    make_campaign,
+    make_organizer,
+    make_signature,
+    store,
+)
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
+
+from campaign import audit, review
+from campaign.models import AuditEntry
+
+__all__ = ["auth", "store"]
+
+
+def test_record_stores_sorted_json_with_iso_dates(store: Session) -> None:
+    campaign = make_campaign(store, "kem")
+    organizer = make_organizer(store, "a@example.org", campaigns=(campaign,))
+    when = dt.datetime(2026, 11, 28, 12, 30, tzinfo=dt.UTC)
+    entry = audit.record(
+        store,
+        organizer,
+        "campaign.update",
+        campaign=campaign,
+        before={"title": "Old", "closes_at": None},
+        after={"title": "Nouveau ✓", "closes_at": when},
+    )
+    store.commit()
+    assert entry.before == '{"closes_at": null, "title": "Old"}'
+    assert entry.after == '{"closes_at": "2026-11-28T12:30:00+00:00", "title": "Nouveau ✓"}'
+    assert [(c.field, c.before, c.after) for c in audit.changes(entry)] == [
+        ("closes_at", None, "2026-11-28T12:30:00+00:00"),
+        ("title", "Old", "Nouveau ✓"),
+    ]
+
+
+def test_an_entry_on_a_signature_belongs_to_its_campaign(store: Session) -> None:
+    campaign = make_campaign(store, "kem")
+    organizer = make_organizer(store, "a@example.org", campaigns=(campaign,))
+    signature = make_signature(store, campaign, "Ann Lee", "ann@parl.example")
+    entry = review.verify(store, organizer, signature)
+    store.commit()
+    [recorded] = store.query(AuditEntry).all()
+    assert recorded.campaign_id == campaign.id
+    assert recorded.signature_id == entry.id
+    assert recorded.organizer_id == organizer.id
+
+
+def test_the_audit_page_lists_entries_newest_first_with_before_and_after(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    campaign = make_campaign(store, "kem")
+    make_organizer(store, "alice@example.org", campaigns=(campaign,))
+    signature = make_signature(store, campaign, "Ann Lee", "ann@parl.example")
+    auth.login("alice@example.org")
+    url = f"/admin/c/kem/signatures/{signature.id}"
+    client.post(url, data={"action": "verify"})
+    client.post(url, data={"action": "reject", "reason": "not an MP"})
+    page = client.get("/admin/c/kem/audit").get_data(as_text=True)
+    actions = re.findall(r"<code>(signature\.\w+)</code>", page)
+    assert actions == ["signature.reject", "signature.verify"]
+    assert "alice@example.org" in page
+    assert f"#{signature.id}" in page
+    assert "not an MP" in page
+    assert "confirmed → rejected" in page
+
+
+def test_the_audit_page_is_paged(client: FlaskClient, auth: AuthActions, store: Session) -> None:
+    campaign = make_campaign(store, "kem")
+    organizer = make_organizer(store, "alice@example.org", campaigns=(campaign,))
+    for i in range(60):
+        audit.record(store, organizer, f"test.{i:02d}", campaign=campaign)
+    store.commit()
+    auth.login("alice@example.org")
+    first = client.get("/admin/c/kem/audit").get_data(as_text=True)
+    assert re.findall(r"<code>(test\.\d+)</code>", first)[:2] == ["test.59", "test.58"]
+    assert len(re.findall(r"<code>test\.", first)) == 50
+    assert "Page 1 of 2" in first
+    second = client.get("/admin/c/kem/audit?page=2").get_data(as_text=True)
+    assert re.findall(r"<code>(test\.\d+)</code>", second)[-1] == "test.00"
+
+
+def test_another_campaigns_entries_are_not_listed(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    mine = make_campaign(store, "mine")
+    theirs = make_campaign(store, "theirs")
+    organizer = make_organizer(store, "alice@example.org", campaigns=(mine,))
+    audit.record(store, organizer, "test.mine", campaign=mine)
+    audit.record(store, organizer, "test.theirs", campaign=theirs)
+    store.commit()
+    auth.login("alice@example.org")
+    page = client.get("/admin/c/mine/audit").get_data(as_text=True)
+    assert "test.mine" in page
+    assert "test.theirs" not in page
+
+
+def test_redaction_blanks_named_fields_only(store: Session) -> None:
+    campaign = make_campaign(store, "kem")
+    organizer = make_organizer(store, "a@example.org", campaigns=(campaign,))
+    signature = make_signature(store, campaign, "Ann Lee", "ann@parl.example")
+    review.reject(store, organizer, signature, "Ann Lee is not an MP")
+    assert audit.redact_signature(store, signature.id, ("rejected_reason",)) == 1
+    store.commit()
+    [entry] = store.query(AuditEntry).all()
+    after = json.loads(entry.after)
+    assert after["rejected_reason"] == "[erased]"
+    assert after["status"] == "rejected"

@@ -1,0 +1,105 @@
+"""`campaign create-organizer`."""
+
+from __future__ import annotations
+
+import pytest
+from admin_helpers import store
+from flask.testing import FlaskCliRunner
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaign import auth
+from campaign.cli import organizers
+from campaign.models import AuditEntry, Organizer
+
+__all__ = ["store"]
+
+
+def _organizers(store: Session) -> list[Organizer]:
+    store.expire_all()
+    return list(store.scalars(select(Organizer)))
+
+
+def test_create_organizer_reads_the_password_from_stdin(
+    runner: FlaskCliRunner, store: Session
+) -> None:
+    result = runner.invoke(
+        args=["create-organizer", "Ann@Example.org", "--name", "Ann"],
+        input="a long enough password\nignored second line\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == "organizer ann@example.org created\n"
+    [organizer] = _organizers(store)
+    assert (organizer.email, organizer.name, organizer.is_admin) == (
+        "ann@example.org",
+        "Ann",
+        False,
+    )
+    assert auth.verify_password(organizer.password_hash, "a long enough password")
+    entry = store.scalar(select(AuditEntry))
+    assert entry is not None
+    assert entry.action == "organizer.create"
+    assert entry.organizer_id is None
+
+
+def test_admin_flag(runner: FlaskCliRunner, store: Session) -> None:
+    result = runner.invoke(args=["create-organizer", "root@example.org", "--admin"], input="x" * 12)
+    assert result.exit_code == 0, result.output
+    assert "(admin)" in result.output
+    assert _organizers(store)[0].is_admin
+
+
+def test_the_password_is_prompted_twice_on_a_terminal(
+    runner: FlaskCliRunner, store: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(organizers, "_stdin_is_terminal", lambda: True)
+    result = runner.invoke(
+        args=["create-organizer", "ann@example.org"],
+        input="a long enough password\na long enough password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Password:" in result.output
+    assert "Repeat for confirmation:" in result.output
+    assert "a long enough password" not in result.output  # hidden input is not echoed
+    assert len(_organizers(store)) == 1
+
+
+def test_prompted_passwords_that_differ_are_asked_again(
+    runner: FlaskCliRunner, store: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(organizers, "_stdin_is_terminal", lambda: True)
+    result = runner.invoke(
+        args=["create-organizer", "ann@example.org"],
+        input="a long enough password\nsomething else entirely\n",
+    )
+    assert result.exit_code != 0
+    assert "do not match" in result.output
+    assert _organizers(store) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["ann@example.org"], "short\n", "Error: password must be at least 12 characters\n"),
+        (["ann@example.org"], "", "Error: no password on standard input\n"),
+        (["not-an-address"], "a long enough password\n", "Error: invalid email address"),
+        ([], "", "Missing argument 'EMAIL'"),
+    ],
+)
+def test_bad_input_is_one_line_and_a_non_zero_exit(
+    runner: FlaskCliRunner, store: Session, args: list[str], stdin: str, message: str
+) -> None:
+    result = runner.invoke(args=["create-organizer", *args], input=stdin)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert _organizers(store) == []
+
+
+def test_a_taken_address_is_refused(runner: FlaskCliRunner, store: Session) -> None:
+    first = runner.invoke(args=["create-organizer", "ann@example.org"], input="x" * 12)
+    assert first.exit_code == 0
+    again = runner.invoke(args=["create-organizer", "ANN@example.org"], input="y" * 12)
+    assert again.exit_code == 1
+    assert again.output == "Error: an organizer with the address ann@example.org already exists\n"
+    assert len(_organizers(store)) == 1

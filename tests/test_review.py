@@ -1,0 +1,564 @@
+"""Reviewing signatures: the list, single and bulk actions, erasure, duplicates and the tally."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from admin_helpers import (
+    AuthActions,
+    auth,
+    flashes,
+    make_campaign,
+    make_organizer,
+    make_signature,
+    reload,
+    store,
+)
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from campaign import review, tally
+from campaign.models import AuditEntry, Campaign, Organizer, OutboxMessage, Signature
+
+__all__ = ["auth", "store"]
+
+
+@pytest.fixture
+def campaign(store: Session) -> Campaign:
+    """An open campaign run by alice@example.org."""
+    made = make_campaign(store, "kem")
+    make_organizer(store, "alice@example.org", campaigns=(made,))
+    return made
+
+
+@pytest.fixture
+def alice(store: Session, campaign: Campaign) -> Organizer:
+    """The campaign's organizer, as the store holds her."""
+    found = store.scalar(select(Organizer).where(Organizer.email == "alice@example.org"))
+    assert found is not None
+    return found
+
+
+@pytest.fixture
+def logged_in(auth: AuthActions, campaign: Campaign) -> AuthActions:
+    """The test client, logged in as the campaign's organizer."""
+    assert auth.login("alice@example.org").status_code == 303
+    return auth
+
+
+def _ids(page: str) -> list[int]:
+    """Signature ids in the list's order."""
+    return [int(i) for i in re.findall(r'name="ids" value="(\d+)"', page)]
+
+
+def _tally(client: FlaskClient, slug: str) -> dict[str, object]:
+    response = client.get(f"/c/{slug}/tally.json")
+    assert response.status_code == 200
+    data: dict[str, object] = json.loads(response.data)
+    return data
+
+
+def _audit(store: Session, action: str) -> list[AuditEntry]:
+    store.expire_all()
+    return list(
+        store.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id))
+    )
+
+
+# --- the list ------------------------------------------------------------------
+
+
+def test_the_list_pages_fifty_at_a_time(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    made = [
+        make_signature(store, campaign, f"Member {i:03d}", f"m{i}@parl.example") for i in range(120)
+    ]
+    first = client.get("/admin/c/kem/signatures").get_data(as_text=True)
+    assert _ids(first) == [s.id for s in reversed(made)][:50]
+    assert "Page 1 of 3" in first
+    assert "120 signatures match; showing 1\N{EN DASH}50." in first
+    last = client.get("/admin/c/kem/signatures?page=3").get_data(as_text=True)
+    assert len(_ids(last)) == 20
+    beyond = client.get("/admin/c/kem/signatures?page=99").get_data(as_text=True)
+    assert _ids(beyond) == _ids(last)
+    assert client.get("/admin/c/kem/signatures?page=abc").status_code == 200
+
+
+def test_search_covers_name_email_party_and_parliament_case_insensitively(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    by_name = make_signature(store, campaign, "Siti Nurhaliza", "a@parl.example")
+    by_email = make_signature(store, campaign, "A Person", "siti@mail.example")
+    by_party = make_signature(store, campaign, "B Person", "b@parl.example", party="SITI party")
+    by_parl = make_signature(store, campaign, "C Person", "c@parl.example", parliament="Dewan Siti")
+    make_signature(store, campaign, "D Person", "d@parl.example")
+    page = client.get("/admin/c/kem/signatures?q=sItI").get_data(as_text=True)
+    assert sorted(_ids(page)) == sorted([by_name.id, by_email.id, by_party.id, by_parl.id])
+
+
+def test_search_wildcards_match_literally(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    percent = make_signature(store, campaign, "100% Member", "a@parl.example")
+    underscore = make_signature(store, campaign, "Under_Score", "b@parl.example")
+    make_signature(store, campaign, "Plain Member", "c@parl.example")
+    assert _ids(client.get("/admin/c/kem/signatures?q=%25").get_data(as_text=True)) == [percent.id]
+    assert _ids(client.get("/admin/c/kem/signatures?q=_").get_data(as_text=True)) == [underscore.id]
+
+
+def test_filters_narrow_the_list(
+    client: FlaskClient,
+    logged_in: AuthActions,
+    store: Session,
+    campaign: Campaign,
+    alice: Organizer,
+) -> None:
+    french = make_signature(store, campaign, "Jean Dupont", "j@parl.example", country="FR")
+    kenyan = make_signature(store, campaign, "Wanjiru Kamau", "w@parl.example", country="KE")
+    pending = make_signature(
+        store, campaign, "Pat Pending", "p@parl.example", country="ID", confirmed=False
+    )
+    imported = make_signature(
+        store, campaign, "Ina Import", "i@parl.example", country="ID", source="import"
+    )
+    held = make_signature(store, campaign, "Jean Dupont", "j2@parl.example", duplicate_of=french)
+    review.verify(store, alice, kenyan)
+    store.commit()
+
+    def ids(query: str) -> list[int]:
+        return sorted(_ids(client.get(f"/admin/c/kem/signatures?{query}").get_data(as_text=True)))
+
+    assert ids("status=pending") == [pending.id]
+    assert ids("status=counted") == sorted([french.id, kenyan.id, imported.id])
+    assert ids("country=KE") == [kenyan.id]
+    assert ids("continent=AS") == sorted([pending.id, imported.id])
+    assert ids("verified=yes") == [kenyan.id]
+    assert ids("held=yes") == [held.id]
+    assert ids("source=import") == [imported.id]
+    assert ids("country=FR&held=no") == [french.id]
+    assert ids("status=bogus") == sorted([french.id, kenyan.id, pending.id, imported.id, held.id])
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("sort=name&dir=asc", ["Anna", "bob", "Chloe"]),
+        ("sort=name&dir=desc", ["Chloe", "bob", "Anna"]),
+        ("sort=country&dir=asc", ["Chloe", "Anna", "bob"]),
+        ("sort=status&dir=asc", ["Anna", "Chloe", "bob"]),
+        ("sort=signed_at&dir=asc", ["bob", "Anna", "Chloe"]),
+        ("", ["Chloe", "Anna", "bob"]),
+        ("sort=email;drop&dir=sideways", ["Chloe", "Anna", "bob"]),
+    ],
+)
+def test_sorting_follows_a_whitelist(
+    client: FlaskClient,
+    logged_in: AuthActions,
+    store: Session,
+    campaign: Campaign,
+    query: str,
+    expected: list[str],
+) -> None:
+    names = {}
+    for name, country, confirmed in (
+        ("bob", "US", False),
+        ("Anna", "DE", True),
+        ("Chloe", "BR", True),
+    ):
+        names[
+            make_signature(
+                store, campaign, name, f"{name}@parl.example", country=country, confirmed=confirmed
+            ).id
+        ] = name
+    page = client.get(f"/admin/c/kem/signatures?{query}").get_data(as_text=True)
+    assert [names[i] for i in _ids(page)] == expected
+
+
+def test_counts_per_status_are_shown_at_the_top(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    make_signature(store, campaign, "One", "1@parl.example")
+    make_signature(store, campaign, "Two", "2@parl.example")
+    make_signature(store, campaign, "Three", "3@parl.example", confirmed=False)
+    page = client.get("/admin/c/kem/signatures?status=pending").get_data(as_text=True)
+    counts = dict(
+        (label, int(n)) for n, label in re.findall(r"<strong>(\d+)</strong> (\w+)</a>", page)
+    )
+    assert counts == {
+        "counted": 2,
+        "pending": 1,
+        "held": 0,
+        "confirmed": 2,
+        "rejected": 0,
+        "withdrawn": 0,
+        "erased": 0,
+    }
+
+
+# --- single actions ------------------------------------------------------------
+
+
+def test_verify_and_unverify(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    signature = make_signature(store, campaign, "Ann Lee", "ann@parl.example", public=True)
+    url = f"/admin/c/kem/signatures/{signature.id}"
+    assert client.post(url, data={"action": "verify"}).status_code == 303
+    assert reload(store, signature).verified_at is not None
+    assert flashes(client.get(url)) == ["Verified: 1."]
+    assert "✓ verified" in client.get("/admin/c/kem/signatures").get_data(as_text=True)
+    client.post(url, data={"action": "verify"})
+    assert flashes(client.get(url)) == ["Skipped 1: it is already verified."]
+    client.post(url, data={"action": "unverify"})
+    assert reload(store, signature).verified_at is None
+    [verified] = _audit(store, "signature.verify")
+    assert json.loads(verified.before) == {"verified_at": None}
+    assert json.loads(verified.after)["verified_at"]
+    assert len(_audit(store, "signature.unverify")) == 1
+
+
+def test_reject_needs_a_reason_and_restore_undoes_it(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    signature = make_signature(store, campaign, "Fake Member", "fake@mail.example")
+    url = f"/admin/c/kem/signatures/{signature.id}"
+    client.post(url, data={"action": "reject", "reason": "  "})
+    assert reload(store, signature).status == "confirmed"
+    assert flashes(client.get(url)) == ["Say why the signature is rejected."]
+    before = _tally(client, "kem")["signatures"]
+    client.post(url, data={"action": "reject", "reason": "not a member of any parliament"})
+    rejected = reload(store, signature)
+    assert (rejected.status, rejected.counted) == ("rejected", False)
+    assert rejected.rejected_reason == "not a member of any parliament"
+    assert _tally(client, "kem")["signatures"] == before - 1
+    page = client.get(url).get_data(as_text=True)
+    assert "not a member of any parliament" in page
+    client.post(url, data={"action": "restore"})
+    restored = reload(store, signature)
+    assert (restored.status, restored.counted, restored.rejected_reason) == ("confirmed", True, "")
+    assert _tally(client, "kem")["signatures"] == before
+    [entry] = _audit(store, "signature.reject")
+    assert json.loads(entry.before)["status"] == "confirmed"
+    assert json.loads(entry.after)["status"] == "rejected"
+    assert json.loads(entry.after)["rejected_reason"] == "not a member of any parliament"
+    assert len(_audit(store, "signature.restore")) == 1
+
+
+def test_resend_queues_the_confirmation_for_pending_signatures_only(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    pending = make_signature(store, campaign, "Pat Doe", "pat@parl.example", confirmed=False)
+    confirmed = make_signature(store, campaign, "Con Firmed", "con@parl.example")
+    client.post(f"/admin/c/kem/signatures/{pending.id}", data={"action": "resend"})
+    client.post(f"/admin/c/kem/signatures/{confirmed.id}", data={"action": "resend"})
+    store.expire_all()
+    [message] = store.scalars(select(OutboxMessage)).all()
+    assert message.to_addr == "pat@parl.example"
+    assert message.signature_id == pending.id
+    assert "http://campaign.test/c/kem/confirm/" in message.body_text
+    assert "http://campaign.test/c/kem/withdraw/" in message.body_text
+    assert len(_audit(store, "signature.resend_confirmation")) == 1
+
+
+def test_a_confirmation_link_from_a_resent_mail_confirms(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    pending = make_signature(store, campaign, "Pat Doe", "pat@parl.example", confirmed=False)
+    client.post(f"/admin/c/kem/signatures/{pending.id}", data={"action": "resend"})
+    store.expire_all()
+    message = store.scalars(select(OutboxMessage)).one()
+    link = re.search(r"http://campaign\.test(/c/kem/confirm/\S+)", message.body_text)
+    assert link
+    assert client.post(link.group(1)).status_code in (200, 303)
+    assert reload(store, pending).status == "confirmed"
+
+
+def test_erasure_leaves_nothing_identifying(
+    client: FlaskClient,
+    logged_in: AuthActions,
+    store: Session,
+    campaign: Campaign,
+    app: Flask,
+) -> None:
+    signature = make_signature(
+        store,
+        campaign,
+        "Siti Rahmawati",
+        "siti.rahmawati@dpr.example",
+        title="Hon.",
+        parliament="Dewan Perwakilan Rakyat",
+        party="Partai Contoh",
+        comment="I sign as Siti from Jakarta",
+        public=True,
+        client_hash="ab" * 32,
+        country="ID",
+    )
+    url = f"/admin/c/kem/signatures/{signature.id}"
+    client.post(url, data={"action": "resend"})  # nothing: it is confirmed
+    client.post(url, data={"action": "reject", "reason": "Siti Rahmawati asked us"})
+    store.add(
+        OutboxMessage(
+            to_addr=signature.email,
+            subject="x",
+            body_text="Dear Siti Rahmawati",
+            message_id="<1@x>",
+            signature_id=signature.id,
+        )
+    )
+    store.commit()
+    # Without the confirmation box, nothing happens.
+    client.post(url, data={"action": "erase"})
+    assert reload(store, signature).erased_at is None
+    client.post(url, data={"action": "erase", "confirm_erase": "y"})
+    erased = reload(store, signature)
+    assert (erased.status, erased.counted) == ("erased", False)
+    assert erased.email_key == f"erased:{signature.id}"
+    assert erased.name_key == ""
+    assert erased.client_hash is None
+    assert not erased.public
+    assert erased.country_code == "ID"  # kept, with the dates, for the counts' history
+    assert erased.signed_at is not None
+    row = store.execute(select(Signature.__table__).where(Signature.id == signature.id)).one()
+    for value in row:
+        text = str(value).casefold()
+        assert "siti" not in text
+        assert "rahmawati" not in text
+        assert "dpr" not in text
+        assert "partai" not in text
+    for entry in store.scalars(select(AuditEntry)):
+        assert "Siti" not in entry.before + entry.after
+    assert store.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    page = client.get(url).get_data(as_text=True)
+    assert "(erased)" in page
+    assert "Siti" not in page
+    [entry] = _audit(store, "signature.erase")
+    assert json.loads(entry.after)["status"] == "erased"
+    # The address is free again: the same person may sign anew.
+    again = make_signature(store, campaign, "Siti Rahmawati", "siti.rahmawati@dpr.example")
+    assert again.id != signature.id
+
+
+def test_an_erased_signature_takes_no_other_action(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    signature = make_signature(store, campaign, "Gone Person", "gone@parl.example")
+    url = f"/admin/c/kem/signatures/{signature.id}"
+    client.post(url, data={"action": "erase", "confirm_erase": "y"})
+    for action in ("verify", "restore", "erase"):
+        client.post(url, data={"action": action, "reason": "x", "confirm_erase": "y"})
+    assert reload(store, signature).verified_at is None
+    assert len(_audit(store, "signature.erase")) == 1
+
+
+def test_an_unknown_action_is_refused(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    signature = make_signature(store, campaign, "Ann Lee", "ann@parl.example")
+    url = f"/admin/c/kem/signatures/{signature.id}"
+    assert client.post(url, data={"action": "delete"}).status_code == 303
+    assert flashes(client.get(url)) == ["Not a valid choice."]
+    store.expire_all()
+    assert store.scalar(select(func.count()).select_from(AuditEntry)) == 0
+
+
+# --- bulk ----------------------------------------------------------------------
+
+
+def test_bulk_actions_apply_to_every_ticked_signature(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    made = [make_signature(store, campaign, f"M {i}", f"m{i}@parl.example") for i in range(4)]
+    ticked = [str(s.id) for s in made[:3]]
+    response = client.post(
+        "/admin/c/kem/signatures/bulk?status=confirmed&page=1",
+        data={"ids": ticked, "action": "verify"},
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/admin/c/kem/signatures?status=confirmed&page=1"
+    assert [reload(store, s).verified_at is not None for s in made] == [True, True, True, False]
+    assert len(_audit(store, "signature.verify")) == 3
+    assert _tally(client, "kem")["signatures"] == 4
+
+    client.post(
+        "/admin/c/kem/signatures/bulk",
+        data={"ids": [str(s.id) for s in made], "action": "reject", "reason": "fake list"},
+    )
+    assert [reload(store, s).status for s in made] == ["rejected"] * 4
+    assert _tally(client, "kem")["signatures"] == 0
+
+    client.post(
+        "/admin/c/kem/signatures/bulk",
+        data={"ids": [str(made[0].id)], "action": "restore"},
+    )
+    assert reload(store, made[0]).status == "confirmed"
+    assert _tally(client, "kem")["signatures"] == 1
+
+
+def test_bulk_reports_what_it_skipped(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    pending = make_signature(store, campaign, "P", "p@parl.example", confirmed=False)
+    confirmed = make_signature(store, campaign, "C", "c@parl.example")
+    client.post(
+        "/admin/c/kem/signatures/bulk",
+        data={"ids": [str(pending.id), str(confirmed.id), "999999"], "action": "resend"},
+    )
+    shown = flashes(client.get("/admin/c/kem/signatures"))
+    assert shown == [
+        "Confirmation mail queued: 1.",
+        "Skipped 1: it no longer exists.",
+        "Skipped 1: it is not awaiting confirmation.",
+    ]
+    store.expire_all()
+    assert store.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+
+
+def test_bulk_erase_needs_its_confirmation_box(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    made = [make_signature(store, campaign, f"M {i}", f"m{i}@parl.example") for i in range(2)]
+    data = {"ids": [str(s.id) for s in made], "action": "erase"}
+    client.post("/admin/c/kem/signatures/bulk", data=data)
+    assert [reload(store, s).erased_at for s in made] == [None, None]
+    assert flashes(client.get("/admin/c/kem/signatures")) == [
+        "Tick the box to confirm the erasure."
+    ]
+    client.post("/admin/c/kem/signatures/bulk", data=data | {"confirm_erase": "y"})
+    assert [reload(store, s).status for s in made] == ["erased", "erased"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"action": "verify"}, "Tick at least one signature."),
+        ({"action": "verify", "ids": ["x"]}, "Invalid choice(s)"),
+        ({"action": "reject", "ids": ["1"]}, "Say why the signature is rejected."),
+        ({"action": "nuke", "ids": ["1"]}, "Not a valid choice."),
+    ],
+)
+def test_bad_bulk_input_changes_nothing(
+    client: FlaskClient,
+    logged_in: AuthActions,
+    store: Session,
+    campaign: Campaign,
+    data: dict[str, object],
+    message: str,
+) -> None:
+    make_signature(store, campaign, "M", "m@parl.example")
+    assert client.post("/admin/c/kem/signatures/bulk", data=data).status_code == 303
+    shown = flashes(client.get("/admin/c/kem/signatures"))
+    assert any(message in m for m in shown), shown
+    store.expire_all()
+    assert store.scalar(select(func.count()).select_from(AuditEntry)) == 0
+
+
+# --- duplicates ------------------------------------------------------------------
+
+
+@pytest.fixture
+def pair(store: Session, campaign: Campaign) -> tuple[Signature, Signature]:
+    """A counted signature and a confirmed one held as its possible duplicate."""
+    first = make_signature(store, campaign, "Ann Lee", "ann@parl.example", party="Labour")
+    held = make_signature(
+        store, campaign, "Ann Lee", "ann.lee@gmail.example", party="Greens", duplicate_of=first
+    )
+    return first, held
+
+
+def test_the_duplicates_page_shows_both_sets_of_details(
+    client: FlaskClient, logged_in: AuthActions, pair: tuple[Signature, Signature]
+) -> None:
+    page = client.get("/admin/c/kem/duplicates").get_data(as_text=True)
+    assert "ann@parl.example" in page
+    assert "ann.lee@gmail.example" in page
+    assert "Labour" in page
+    assert "Greens" in page
+    for label in (
+        "Same person: keep this one",
+        "Same person: keep the other",
+        "Different people: count both",
+    ):
+        assert label in page
+
+
+def test_count_both_adds_the_held_one_to_the_tally(
+    client: FlaskClient, logged_in: AuthActions, store: Session, pair: tuple[Signature, Signature]
+) -> None:
+    _first, held = pair
+    assert _tally(client, "kem")["signatures"] == 1
+    response = client.post(f"/admin/c/kem/duplicates/{held.id}", data={"keep": "both"})
+    assert response.status_code == 303
+    assert _tally(client, "kem")["signatures"] == 2
+    resolved = reload(store, held)
+    assert (resolved.status, resolved.duplicate_state) == ("confirmed", "distinct")
+    assert "Nothing to decide" in client.get("/admin/c/kem/duplicates").get_data(as_text=True)
+    [entry] = _audit(store, "duplicate.count_both")
+    assert json.loads(entry.before) == {
+        "counted": False,
+        "duplicate_state": "held",
+        "status": "held",
+    }
+
+
+def test_keep_this_one_rejects_the_other(
+    client: FlaskClient, logged_in: AuthActions, store: Session, pair: tuple[Signature, Signature]
+) -> None:
+    first, held = pair
+    client.post(f"/admin/c/kem/duplicates/{held.id}", data={"keep": "this"})
+    kept, dropped = reload(store, held), reload(store, first)
+    assert (kept.status, kept.counted) == ("confirmed", True)
+    assert (dropped.status, dropped.rejected_reason) == ("rejected", f"duplicate of #{held.id}")
+    assert _tally(client, "kem")["signatures"] == 1
+    assert len(_audit(store, "duplicate.keep")) == 1
+    assert len(_audit(store, "duplicate.reject")) == 1
+
+
+def test_keep_the_other_rejects_the_held_one(
+    client: FlaskClient, logged_in: AuthActions, store: Session, pair: tuple[Signature, Signature]
+) -> None:
+    first, held = pair
+    client.post(f"/admin/c/kem/duplicates/{held.id}", data={"keep": "other"})
+    assert reload(store, first).status == "confirmed"
+    dropped = reload(store, held)
+    assert (dropped.status, dropped.rejected_reason) == ("rejected", f"duplicate of #{first.id}")
+    assert _tally(client, "kem")["signatures"] == 1
+    shown = flashes(client.get("/admin/c/kem/duplicates"))
+    assert shown == [f"Kept #{first.id}; #{held.id} rejected as its duplicate."]
+
+
+def test_a_settled_duplicate_cannot_be_settled_twice(
+    client: FlaskClient, logged_in: AuthActions, store: Session, pair: tuple[Signature, Signature]
+) -> None:
+    first, held = pair
+    client.post(f"/admin/c/kem/duplicates/{held.id}", data={"keep": "both"})
+    assert flashes(client.get("/admin/c/kem/duplicates")) == [
+        f"#{held.id} and #{first.id} both count."
+    ]
+    client.post(f"/admin/c/kem/duplicates/{held.id}", data={"keep": "other"})
+    assert reload(store, held).status == "confirmed"
+    assert reload(store, first).status == "confirmed"
+    assert flashes(client.get("/admin/c/kem/duplicates")) == [
+        f"Signature #{held.id}: nothing done, it is no longer held as a possible duplicate."
+    ]
+
+
+def test_resolving_on_postgres_and_sqlite_moves_the_counters(app_factory, backend: str) -> None:
+    app = app_factory(backend)
+    from campaign.db import session_scope
+
+    with session_scope(app) as db:
+        made = make_campaign(db, "dup")
+        organizer = make_organizer(db, "o@example.org", campaigns=(made,))
+        first = make_signature(db, made, "Ann Lee", "a@parl.example", country="KE")
+        held = make_signature(
+            db, made, "Ann Lee", "b@parl.example", country="KE", duplicate_of=first
+        )
+        assert tally.total(db, made) == 1
+        review.resolve_duplicate(db, organizer, held, "both")
+        assert tally.total(db, made) == 2
+        assert tally.recount(db, made) == {}
