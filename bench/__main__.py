@@ -168,9 +168,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the short run (under two minutes)")
     parser.add_argument("--only", default="", help="comma-separated item numbers, e.g. 1,3,7")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--workers", type=int, default=items.WORKERS, help="gunicorn workers of every server"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=items.THREADS, help="threads per worker, every server"
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="where databases go")
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
+    items.WORKERS, items.THREADS = args.workers, args.threads
     wanted = {part.strip() for part in args.only.split(",") if part.strip()} or set("1234567")
     unknown = wanted - set("1234567")
     if unknown:
@@ -195,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
             if "1" in wanted:
                 line.sqlite = _guard(
                     "1",
-                    lambda: items.signing_throughput(dbs, "sqlite", duration=settings.sign_seconds),
+                    lambda: items.signing_throughput(
+                        dbs, "sqlite", duration=settings.sign_seconds, diagnose=not args.quick
+                    ),
                 )
             if "7" in wanted:
                 line.postgres = (
@@ -278,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench" + (" --quick" if args.quick else "")
     if args.only:
         command += f" --only {args.only}"
+    if (args.workers, args.threads) != (2, 4):
+        command += f" --workers {args.workers} --threads {args.threads}"
     meta = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": command,

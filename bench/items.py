@@ -133,13 +133,23 @@ def _load_summary(result: loadgen.Result) -> str:
     )
 
 
-def signing_throughput(dbs: Databases, backend: str, *, duration: float) -> Figure:
-    """Item 1 (SQLite) / 7 (PostgreSQL): the real signing flow vs the bare app, closed loop."""
+def signing_throughput(
+    dbs: Databases, backend: str, *, duration: float, diagnose: bool = False
+) -> Figure:
+    """Item 1 (SQLite) / 7 (PostgreSQL): the real signing flow vs the bare app, closed loop.
+
+    With diagnose, a third run without the mail sender shows what delivering costs.
+    """
     codes = data.countries()
     notes: list[str] = []
 
     bare_url = dbs.new_bare(backend, f"bare-{backend}")
-    bare = servers.start_bare(folder_for(bare_url, dbs.workdir, f"bare-{backend}"), bare_url)
+    bare = servers.start_bare(
+        folder_for(bare_url, dbs.workdir, f"bare-{backend}"),
+        bare_url,
+        workers=WORKERS,
+        threads=THREADS,
+    )
     try:
         bare.wait_ready("/healthz")
         log(f"1/{backend}: bare app, {USERS} users, {duration:.0f} s")
@@ -205,11 +215,34 @@ def signing_throughput(dbs: Databases, backend: str, *, duration: float) -> Figu
     )
     for error in result.errors + bare_result.errors:
         notes.append(f"error sample: {error}")
+    quiet: loadgen.Result | None = None
+    if diagnose:
+        url = dbs.new(backend, f"sign-quiet-{backend}")
+        folder = folder_for(url, dbs.workdir, f"sign-quiet-{backend}")
+        data.create_campaign(url, SLUG, require_confirmation=True)
+        with campaign_server(url, folder, CAMPAIGN_MAIL_SENDER="false") as server:
+            log(f"1/{backend}: campaign serve without the mail sender (diagnosis)")
+            quiet = loadgen.closed_loop(
+                server.host,
+                server.port,
+                f"/c/{SLUG}",
+                loadgen.signing_request(
+                    f"/c/{SLUG}/sign", loadgen.Signers(loadgen.run_id(), codes)
+                ),
+                users=USERS,
+                duration=duration,
+                warmup=2.0,
+            )
+        notes.append(
+            f"diagnosis, same run with CAMPAIGN_MAIL_SENDER=false (mail queued, not delivered):"
+            f" {_load_summary(quiet)} = {quiet.rate / bare_result.rate:.2f} of bare"
+        )
     return Figure(
         cell,
         ok,
         notes,
         {
+            "without_sender": _raw(quiet) if quiet else None,
             "ratio": ratio,
             "campaign": _raw(result),
             "bare": _raw(bare_result),

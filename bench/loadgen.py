@@ -294,7 +294,7 @@ class Result:
     def note(self, outcome: str, detail: str | None = None) -> None:
         """Count one outcome; keep the first few error details."""
         self.statuses[outcome] = self.statuses.get(outcome, 0) + 1
-        if detail and len(self.errors) < 5:
+        if detail and len(self.errors) < 5 and detail not in self.errors:
             self.errors.append(detail)
 
 
@@ -491,7 +491,7 @@ def open_loop(
     rate: float,
     duration: float,
     users: int = 32,
-    max_users: int = 1000,
+    max_users: int = 256,
 ) -> Result:
     """Requests started at a fixed rate for duration seconds, whatever the server does."""
     return asyncio.run(

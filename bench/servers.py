@@ -163,12 +163,12 @@ def start_campaign(
     return server
 
 
-def start_bare(workdir: Path, database_url: str, *, workers: int = 2) -> Server:
+def start_bare(workdir: Path, database_url: str, *, workers: int = 2, threads: int = 4) -> Server:
     """The bare app (bench/bare_app.py) behind the same gunicorn settings."""
     port = free_port()
     env = dict(os.environ, BENCH_BARE_DATABASE_URL=database_url)
     argv = [sys.executable, "-m", "bench.bare_app", "--port", str(port)]
-    argv += ["--workers", str(workers)]
+    argv += ["--workers", str(workers), "--threads", str(threads)]
     server = start("bare app", argv, env, workdir / f"bare-{port}.log", port)
     server.extra["database_url"] = database_url
     return server
