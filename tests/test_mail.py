@@ -6,11 +6,13 @@ import asyncio
 import datetime as dt
 import email
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from email import policy
@@ -30,8 +32,8 @@ from campaign.db import new_session, utcnow
 from campaign.models import Campaign, OutboxMessage, Signature
 
 CONFIRM_URL = "http://campaign.test/c/free-the-press/confirm/MTIz.confirm-token-0123456789abcdef"
-# Any request starts the sender; a 404 page depends on nothing the other modules are building.
-ANY_PAGE = "/no-such-page"
+# Any request starts the sender; a static file renders no template, so nothing else can break it.
+ANY_PAGE = "/static/site.css"
 WITHDRAW_URL = "http://campaign.test/c/free-the-press/withdraw/MTIz.withdraw-token-0123456789abcd"
 
 
@@ -598,6 +600,13 @@ def test_a_sent_mail_not_yet_marked_is_marked_before_anything_is_claimed(
 # The sender thread
 
 
+def request_any_page(app: Flask) -> None:
+    """One request through the app, which starts its sender when MAIL_SENDER is on."""
+    response = app.test_client().get(ANY_PAGE)
+    assert response.status_code == 200
+    response.close()
+
+
 def _wait_for(predicate: Any, timeout: float = 10.0) -> float:
     """Poll until predicate() is true; return the seconds it took."""
     start = time.monotonic()
@@ -613,10 +622,10 @@ def test_sender_thread_starts_on_a_request_and_delivers(app_factory: Any) -> Non
     queue_one(app)
     assert "mail_sender" not in app.extensions  # nothing runs before the first request
     try:
-        app.test_client().get(ANY_PAGE)
+        request_any_page(app)
         sender = app.extensions["mail_sender"]
         assert sender.pid == os.getpid() and sender.thread.is_alive()
-        app.test_client().get(ANY_PAGE)
+        request_any_page(app)
         assert app.extensions["mail_sender"] is sender  # one thread per process
         _wait_for(lambda: len(eml_files(app)) == 1)
     finally:
@@ -628,7 +637,7 @@ def test_sender_thread_starts_on_a_request_and_delivers(app_factory: Any) -> Non
 def test_a_commit_wakes_the_sender_within_a_second(app_factory: Any) -> None:
     app = app_factory(MAIL_SENDER=True, MAIL_POLL_SECONDS=30)
     try:
-        app.test_client().get(ANY_PAGE)
+        request_any_page(app)
         time.sleep(0.2)  # the sender's first round finds nothing and waits 30 s
         queue_one(app)  # the commit wakes it
         took = _wait_for(lambda: len(eml_files(app)) == 1, timeout=5)
@@ -640,7 +649,7 @@ def test_a_commit_wakes_the_sender_within_a_second(app_factory: Any) -> None:
 def test_a_rollback_does_not_wake_the_sender(app_factory: Any) -> None:
     app = app_factory(MAIL_SENDER=True, MAIL_POLL_SECONDS=30)
     try:
-        app.test_client().get(ANY_PAGE)
+        request_any_page(app)
         time.sleep(0.2)
         sender = app.extensions["mail_sender"]
         with app.app_context(), new_session(app) as db:
@@ -668,7 +677,7 @@ def test_sender_survives_errors_in_its_loop(
     caplog.set_level("INFO")
     queue_one(app)
     try:
-        app.test_client().get(ANY_PAGE)
+        request_any_page(app)
         _wait_for(lambda: len(eml_files(app)) == 1)
     finally:
         mail.stop_sender(app)
@@ -686,7 +695,7 @@ def test_sender_survives_a_database_that_is_gone(
         DATABASE_URL=f"sqlite:///{tmp_path}/missing-dir/none.sqlite3",
     )
     try:
-        app.test_client().get(ANY_PAGE)
+        request_any_page(app)
         _wait_for(lambda: "still failing" in caplog.text)
         assert app.extensions["mail_sender"].thread.is_alive()
     finally:
@@ -707,7 +716,7 @@ def test_stopping_the_sender_ends_its_round_between_two_mails(
     app = app_factory(MAIL_SENDER=True, MAIL_POLL_SECONDS=0.05, **smtp_server.config())
     for n in range(60):
         queue_one(app, address=f"mp{n}@example.org")
-    app.test_client().get(ANY_PAGE)
+    request_any_page(app)
     _wait_for(lambda: len(smtp_server.envelopes) >= 3)
     started = time.monotonic()
     mail.stop_sender(app)
@@ -734,7 +743,7 @@ def test_a_forked_worker_starts_its_own_sender(app_factory: Any) -> None:
 
 
 def test_no_sender_without_mail_sender(app: Flask) -> None:
-    app.test_client().get(ANY_PAGE)
+    request_any_page(app)
     assert "mail_sender" not in app.extensions
 
 
@@ -750,7 +759,7 @@ def test_sender_with_smtp_down_then_up_delivers_each_mail_once(app_factory: Any)
     for n in range(10):
         queue_one(app, address=f"mp{n}@example.org")
     try:
-        app.test_client().get(ANY_PAGE)
+        request_any_page(app)
         _wait_for(lambda: all(r.attempts >= 2 for r in outbox(app)))
         server.start()
         _wait_for(lambda: all(r.sent_at is not None for r in outbox(app)))
@@ -794,16 +803,13 @@ def test_running_server_delivers_the_outbox(app: Flask, tmp_path: Path, server: 
         queue_one(app, address=f"mp{n}@example.org")
     process = _serve(command, env)
     try:
-        import urllib.request
 
         def answered() -> bool:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}{ANY_PAGE}", timeout=1)
-            except urllib.error.HTTPError:
-                return True
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{ANY_PAGE}", timeout=1):
+                    return True
             except OSError:
                 return False
-            return True
 
         _wait_for(answered, timeout=20)
         for _ in range(8):  # reach every worker, most likely
@@ -818,3 +824,5 @@ def test_running_server_delivers_the_outbox(app: Flask, tmp_path: Path, server: 
     assert len(eml_files(app)) == 7
     assert all(r.sent_at is not None for r in outbox(app))
     assert b"Traceback" not in stderr
+    started = re.findall(rb"mail sender started in process (\d+)", stderr)
+    assert started and len(set(started)) == len(started)  # one sender per serving process
