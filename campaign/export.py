@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from campaign import geo
+from campaign import geo, tally
 from campaign.models import SIGNATURE_STATUSES, SOURCES, Campaign, Signature
 
 # The public interface (DESIGN.md): these names, in this order.
@@ -314,3 +314,99 @@ def csv_lines(
 def filename(campaign: Campaign, today: dt.date) -> str:
     """The download's name: <slug>-signatures-YYYY-MM-DD.csv."""
     return f"{campaign.slug}-signatures-{today.isoformat()}.csv"
+
+
+# --------------------------------------------------------------------------- the letter
+
+
+@dataclass(frozen=True)
+class Signatory:
+    """A counted signer as the delivered letter lists them."""
+
+    name: str
+    title: str
+    parliament: str
+    party: str
+
+
+@dataclass(frozen=True)
+class CountryGroup:
+    """The signers from one country."""
+
+    code: str
+    name: str
+    signatories: list[Signatory]
+
+
+@dataclass(frozen=True)
+class ContinentGroup:
+    """The countries of one continent that have signers."""
+
+    code: str
+    name: str
+    countries: list[CountryGroup]
+
+    @property
+    def signatures(self) -> int:
+        """Signers on this continent."""
+        return sum(len(country.signatories) for country in self.countries)
+
+
+def signatories_by_place(
+    db: Session, campaign: Campaign, *, verified_only: bool = False, locale: str | None = None
+) -> list[ContinentGroup]:
+    """Every counted signer, grouped by continent then country, each sorted by name."""
+    stmt = select(
+        Signature.name,
+        Signature.title,
+        Signature.parliament,
+        Signature.party,
+        Signature.country_code,
+        Signature.continent_code,
+    ).where(Signature.campaign_id == campaign.id, Signature.counted.is_(true()))
+    if verified_only:
+        stmt = stmt.where(Signature.verified_at.is_not(None))
+    places: dict[str, dict[str, list[Signatory]]] = {}
+    for name, title, parliament, party, country, continent in db.execute(stmt):
+        signer = Signatory(name, title, parliament, party)
+        places.setdefault(continent, {}).setdefault(country, []).append(signer)
+    groups = [
+        ContinentGroup(
+            code=continent,
+            name=geo.continent_name(continent),
+            countries=sorted(
+                (
+                    CountryGroup(
+                        code,
+                        geo.country_name(code, locale),
+                        sorted(signers, key=lambda s: (s.name.casefold(), s.name)),
+                    )
+                    for code, signers in countries.items()
+                ),
+                key=lambda c: c.name.casefold(),
+            ),
+        )
+        for continent, countries in places.items()
+    ]
+    return sorted(groups, key=lambda g: g.name)
+
+
+def tally_of(groups: list[ContinentGroup], updated_at: dt.datetime) -> tally.Tally:
+    """The numbers of a list of signers (the verified ones, say) in tally's terms."""
+    by_country = [
+        tally.CountryTally(country.code, country.name, group.code, len(country.signatories))
+        for group in groups
+        for country in group.countries
+    ]
+    by_continent = [
+        tally.ContinentTally(group.code, group.name, group.signatures, len(group.countries))
+        for group in groups
+    ]
+    return tally.Tally(
+        signatures=sum(c.signatures for c in by_country),
+        countries=len(by_country),
+        continents=len(by_continent),
+        by_continent=by_continent,
+        by_country=by_country,
+        updated_at=updated_at,
+    )

@@ -99,13 +99,14 @@ def counted_by_country(app: Flask, slug: str) -> dict[str, int]:
         campaign = db.scalar(select(Campaign).where(Campaign.slug == slug))
         assert campaign is not None
         counts = tally.tally(db, campaign)
-        fresh = dict(
-            db.execute(
+        fresh = {
+            code: count
+            for code, count in db.execute(
                 select(Signature.country_code, func.count())
                 .where(Signature.campaign_id == campaign.id, Signature.counted.is_(True))
                 .group_by(Signature.country_code)
-            ).tuples()
-        )
+            )
+        }
         by_country = {c.code: c.signatures for c in counts.by_country}
         assert by_country == fresh, "counters drifted from the rows"
         return by_country

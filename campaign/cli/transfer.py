@@ -1,4 +1,4 @@
-"""`campaign` commands: export-csv and import-csv."""
+"""`campaign` commands: export-csv and import-csv (the dashboard's export and import)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from collections.abc import Iterator
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from campaign import export
+from campaign import export, imports
 from campaign.campaigns import get_by_slug
 from campaign.db import new_session
 from campaign.models import Campaign
+from campaign.views.admin_data import confirmation_mailer
 
 
 def _campaign(db: Session, slug: str) -> Campaign:
@@ -65,6 +67,7 @@ def _write_file(path: str, pieces: Iterator[str]) -> None:
     help="counted: only the signatures the public numbers count.",
 )
 @click.option("--bom", is_flag=True, help="Start with a UTF-8 byte order mark (for Excel).")
+@with_appcontext
 def export_csv(slug: str, output: str | None, status: str, bom: bool) -> None:
     """Write a campaign's signatures as CSV (the dashboard export's columns)."""
     db = new_session(current_app)
@@ -88,4 +91,74 @@ def export_csv(slug: str, output: str | None, status: str, bom: bool) -> None:
         db.close()
 
 
-commands: list[click.Command] = [export_csv]
+def _counts(report: imports.ImportReport) -> None:
+    """The rows that were not imported as they are, then the counts, one per line."""
+    for row in report.rows:
+        if row.outcome == imports.INVALID:
+            reasons = "; ".join(f"{column}: {message}" for column, message in row.errors.items())
+            click.echo(f"line {row.line}: invalid: {reasons}")
+        elif row.outcome == imports.DUPLICATE or row.held:
+            click.echo(f"line {row.line}: {row.outcome}: {row.reason % row.values}")
+    if report.total > len(report.rows):
+        click.echo(f"(details for the first {len(report.rows)} of {report.total} rows)")
+    click.echo(f"imported: {report.imported}")
+    click.echo(f"duplicate: {report.duplicate}")
+    click.echo(f"invalid: {report.invalid}")
+    click.echo(f"held: {report.held}")
+
+
+@click.command("import-csv")
+@click.argument("slug")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Show what the import would do; store nothing.")
+@click.option(
+    "--count-now/--send-confirmation",
+    default=True,
+    show_default=True,
+    help="Count the new signatures at once, or mail each signer a confirmation link.",
+)
+@with_appcontext
+def import_csv(slug: str, file: str, dry_run: bool, count_now: bool) -> None:
+    """Import signatures from a CSV file with the export's columns."""
+    app = current_app
+    db = new_session(app)
+    try:
+        campaign = _campaign(db, slug)
+        mails = not count_now and campaign.require_confirmation and not dry_run
+        base_url = app.config.get("BASE_URL")
+        if mails and not base_url:
+            raise click.ClickException(
+                "set CAMPAIGN_BASE_URL to send confirmation mail from the command line "
+                "(the links in the mail need the site's address)"
+            )
+        try:
+            layout = imports.check_file(file, max_bytes=int(app.config["IMPORT_MAX_BYTES"]))
+            if dry_run:
+                report = imports.preview(db, campaign, file, layout, count_now=count_now)
+            else:
+                # The mail's links are built like a request to BASE_URL would build them.
+                with app.test_request_context(base_url=str(base_url or "http://localhost")):
+                    report = imports.apply(
+                        db,
+                        campaign,
+                        file,
+                        layout,
+                        organizer=None,
+                        count_now=count_now,
+                        on_created=confirmation_mailer(campaign) if mails else None,
+                        source_name=os.path.basename(file),
+                    )
+                db.commit()
+        except imports.ImportRefused as error:
+            raise click.ClickException(f"{file}: {error}") from None
+    finally:
+        db.rollback()
+        db.close()
+    _counts(report)
+    if dry_run:
+        click.echo("dry run: nothing was stored")
+    elif mails:
+        click.echo(f"confirmation mail queued for {report.imported} signers")
+
+
+commands: list[click.Command] = [export_csv, import_csv]

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import os
+import re
+import secrets
+import time
 from collections.abc import Iterator
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import format_date, get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
+from wtforms import HiddenField, RadioField, SelectChoice, SelectField
+from wtforms.validators import InputRequired, Regexp
 
-from campaign import auth, export
-from campaign.auth import login_required
+from campaign import auth, export, imports, mail, markup, signing, tally
+from campaign.auth import current_organizer, login_required
 from campaign.db import get_session, new_session, utcnow
-from campaign.models import Campaign
+from campaign.models import Campaign, Signature
 from campaign.views.admin import bp
+from campaign.views.public import tally_sentence
 
 __all__ = ["bp"]
 
@@ -60,3 +74,239 @@ def _stream(
         yield from export.csv_lines(db, campaign, signature_filter, bom=bom)
     finally:
         db.close()
+
+
+# --- import ----------------------------------------------------------------
+
+# An upload waits between preview and apply in instance/imports/<campaign id>-<token>.csv
+# (never in the session cookie); files nobody applied are removed after a day.
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+_STALE_SECONDS = 24 * 3600
+COUNT_NOW = "count_now"
+CONFIRMATION = "confirmation"
+
+
+class ImportUploadForm(FlaskForm):  # type: ignore[misc]
+    """The CSV file to preview."""
+
+    file = FileField(_l("CSV file"), validators=[FileRequired(_l("Choose a CSV file."))])
+
+
+class ImportApplyForm(FlaskForm):  # type: ignore[misc]
+    """Apply a previewed upload: how the new signatures are to count."""
+
+    token = HiddenField(validators=[InputRequired(), Regexp(_TOKEN.pattern)])
+    mode = RadioField(
+        _l("The imported signatures"),
+        choices=[
+            SelectChoice(COUNT_NOW, _l("count at once (I have checked them)")),
+            SelectChoice(CONFIRMATION, _l("get a confirmation mail, and count once confirmed")),
+        ],
+        default=COUNT_NOW,
+        validators=[InputRequired()],
+    )
+    locale = SelectField(_l("Language of the confirmation mail"))
+
+
+def _imports_dir() -> str:
+    path = os.path.join(current_app.instance_path, "imports")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def _upload_path(campaign: Campaign, token: str) -> str:
+    return os.path.join(_imports_dir(), f"{campaign.id}-{token}.csv")
+
+
+def _remove_stale_uploads(now: float) -> None:
+    """Remove previews nobody applied."""
+    directory = _imports_dir()
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        try:
+            if now - os.path.getmtime(path) > _STALE_SECONDS:
+                os.unlink(path)
+        except FileNotFoundError:
+            continue  # another worker removed it first
+
+
+def _refused(error: imports.ImportRefused) -> str:
+    """The refusal in the reader's language."""
+    return str(_(error.message, **error.values))
+
+
+def _max_bytes() -> int:
+    return int(current_app.config["IMPORT_MAX_BYTES"])
+
+
+def _apply_form(token: str) -> ImportApplyForm:
+    form = ImportApplyForm(formdata=None, token=token, locale=str(get_locale() or "en"))
+    _locale_choices(form)
+    return form
+
+
+def _locale_choices(form: ImportApplyForm) -> None:
+    form.locale.choices = [SelectChoice(code) for code in current_app.config["LANGUAGES"]]
+
+
+def _render_upload(
+    campaign: Campaign, form: ImportUploadForm, error: str | None = None, status: int = 200
+) -> tuple[str, int]:
+    return render_template(
+        "admin/import.html",
+        campaign=campaign,
+        form=form,
+        error=error,
+        required=imports.REQUIRED_COLUMNS,
+        optional=imports.OPTIONAL_COLUMNS,
+        max_megabytes=imports.megabytes(_max_bytes()),
+    ), status
+
+
+@bp.route("/c/<slug>/import", methods=["GET", "POST"])
+@login_required
+def import_csv(slug: str) -> Response | tuple[str, int]:
+    """Upload a CSV, see what it would do, then apply it."""
+    campaign = auth.campaign_or_404(slug)
+    if request.method == "POST" and request.form.get("step") == "apply":
+        return _apply_upload(campaign)
+    form = ImportUploadForm()
+    if not form.validate_on_submit():
+        status = 400 if form.is_submitted() else 200
+        return _render_upload(campaign, form, status=status)
+    upload = form.file.data
+    stream = upload.stream
+    stream.seek(0, os.SEEK_END)
+    size = stream.tell()
+    stream.seek(0)
+    max_bytes = _max_bytes()
+    if size > max_bytes:
+        # Refused before anything is written to disk.
+        refusal = imports.ImportRefused(
+            signing.N_("The file is %(size)s MB; files up to %(limit)s MB can be imported."),
+            size=imports.megabytes(size),
+            limit=imports.megabytes(max_bytes),
+        )
+        return _render_upload(campaign, form, _refused(refusal), 400)
+    _remove_stale_uploads(time.time())
+    token = secrets.token_urlsafe(24)
+    path = _upload_path(campaign, token)
+    upload.save(path)
+    db = get_session()
+    try:
+        layout = imports.check_file(path, max_bytes=max_bytes)
+        report = imports.preview(db, campaign, path, layout)
+    except imports.ImportRefused as error:
+        os.unlink(path)
+        return _render_upload(campaign, form, _refused(error), 400)
+    finally:
+        db.rollback()  # a preview stores nothing
+    return render_template(
+        "admin/import_preview.html",
+        campaign=campaign,
+        report=report,
+        form=_apply_form(token),
+        filename=upload.filename or "",
+        preview_rows=imports.PREVIEW_ROWS,
+    ), 200
+
+
+def _apply_upload(campaign: Campaign) -> Response | tuple[str, int]:
+    """Import a previewed upload in one transaction, then forget the file."""
+    form = ImportApplyForm()
+    _locale_choices(form)
+    if not form.validate():
+        flash(_("That import could not be applied. Upload the file again."), "error")
+        return redirect(url_for("admin.import_csv", slug=campaign.slug), code=303)
+    path = _upload_path(campaign, form.token.data)
+    if not os.path.exists(path):
+        flash(_("That upload is no longer here (it was applied or is too old)."), "error")
+        return redirect(url_for("admin.import_csv", slug=campaign.slug), code=303)
+    count_now = form.mode.data == COUNT_NOW
+    mails = not count_now and campaign.require_confirmation
+    db = get_session()
+    try:
+        layout = imports.check_file(path, max_bytes=_max_bytes())
+        report = imports.apply(
+            db,
+            campaign,
+            path,
+            layout,
+            organizer=current_organizer(),
+            count_now=count_now,
+            locale=form.locale.data,
+            on_created=confirmation_mailer(campaign) if mails else None,
+            source_name=request.form.get("filename", "")[:200],
+        )
+        db.commit()
+    except imports.ImportRefused as error:
+        db.rollback()
+        os.unlink(path)
+        return _render_upload(campaign, ImportUploadForm(formdata=None), _refused(error), 409)
+    os.unlink(path)
+    if mails:
+        mail.wake()
+    flash(
+        _(
+            "Imported %(imported)d signatures (%(held)d held as possible duplicates); "
+            "skipped %(duplicate)d duplicates and %(invalid)d invalid rows.",
+            imported=report.imported,
+            held=report.held,
+            duplicate=report.duplicate,
+            invalid=report.invalid,
+        ),
+        "ok",
+    )
+    return redirect(url_for("admin.import_csv", slug=campaign.slug), code=303)
+
+
+def _link(campaign: Campaign, signature_id: int, purpose: str) -> str:
+    """An absolute confirm or withdraw link: from BASE_URL when set, else this request's host."""
+    token = signing.make_token(str(current_app.config["SECRET_KEY"]), signature_id, purpose)
+    endpoint = f"public.{purpose}"
+    base = current_app.config.get("BASE_URL")
+    if base:
+        return str(base).rstrip("/") + url_for(endpoint, slug=campaign.slug, token=token)
+    return url_for(endpoint, slug=campaign.slug, token=token, _external=True)
+
+
+def confirmation_mailer(campaign: Campaign) -> imports.OnCreated:
+    """Queue the sign form's confirmation mail for each signature an import creates."""
+
+    def queue(db: Session, ids: list[int]) -> None:
+        for signature in db.scalars(select(Signature).where(Signature.id.in_(ids))):
+            mail.queue_confirmation(
+                db,
+                signature,
+                confirm_url=_link(campaign, signature.id, "confirm"),
+                withdraw_url=_link(campaign, signature.id, "withdraw"),
+            )
+
+    return queue
+
+
+# --- the letter for delivery ----------------------------------------------
+
+
+@bp.get("/c/<slug>/letter")
+@login_required
+def letter(slug: str) -> str:
+    """The letter with its counted signers by continent and country, ready to print as PDF."""
+    campaign = auth.campaign_or_404(slug)
+    db = get_session()
+    verified_only = _yes("verified")
+    locale = str(get_locale() or "en")
+    groups = export.signatories_by_place(db, campaign, verified_only=verified_only, locale=locale)
+    now = utcnow()
+    # The public numbers come from the counters; a verified-only letter counts its own list.
+    counts = export.tally_of(groups, now) if verified_only else tally.tally(db, campaign, locale)
+    return render_template(
+        "admin/letter.html",
+        campaign=campaign,
+        letter_html=markup.render_markdown(campaign.letter),
+        groups=groups,
+        counts=counts,
+        sentence=tally_sentence(counts),
+        today=format_date(now.date(), format="long"),
+        verified_only=verified_only,
+    )

@@ -1,0 +1,635 @@
+"""Importing signatures from a CSV file with the export's columns: check, preview, apply.
+
+The file is checked as a whole first (size, text, UTF-8, header), so a bad file is
+refused before anything is read into the database. Rows then go through the sign
+form's own rules (signing.validate_entry) and its duplicate rules: an address whose
+email key already signed, here or on an earlier row of the file, is a duplicate;
+a new signer with the name key and country of an earlier live signer is held.
+
+Rows are handled in chunks: the keys of a chunk are looked up with one query each,
+the chunk's new signatures are inserted with one statement, and earlier chunks
+are found in the database like any other signer, so memory does not grow with the
+file. A preview is the import itself inside a savepoint that is rolled back: it
+cannot disagree with the import it announces.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import os
+from array import array
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from campaign import audit, geo, signing, tally
+from campaign.db import utcnow
+from campaign.export import FORMULA_PREFIXES
+from campaign.models import Campaign, Organizer, Signature
+
+# The sign form's columns under the export's names; extra columns are ignored.
+REQUIRED_COLUMNS = ("name", "title", "parliament", "country_code", "email")
+OPTIONAL_COLUMNS = ("party", "comment", "public", "signed_at", "status")
+PREVIEW_ROWS = 200
+CHUNK_ROWS = 1000
+
+IMPORTED = "imported"
+DUPLICATE = "duplicate"
+INVALID = "invalid"
+
+# Rows an export marks as off the letter are never brought back by an import.
+_OFF_THE_LETTER = frozenset({"rejected", "withdrawn", "erased"})
+_SCAN_BYTES = 1 << 20
+# What other files look like at their start, to say what they are.
+_MAGIC = (
+    (b"PK\x03\x04", "workbook"),  # .xlsx, .ods (zip)
+    (b"\xd0\xcf\x11\xe0", "workbook"),  # .xls
+    (b"%PDF", "pdf"),
+    (b"\xff\xfe", "utf16"),
+    (b"\xfe\xff", "utf16"),
+)
+
+N_ = signing.N_
+
+
+class ImportRefused(ValueError):
+    """The whole file is refused and nothing was stored; .message (a msgid) % .values says why."""
+
+    def __init__(self, message: str, **values: Any) -> None:
+        super().__init__(message % values if values else message)
+        self.message = message
+        self.values = values
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a checked file is laid out: its delimiter and where each column is."""
+
+    delimiter: str
+    columns: Mapping[str, int]
+    width: int
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """What happens to one row; reason % values and errors are msgids for the reader."""
+
+    line: int
+    outcome: str
+    name: str
+    email: str
+    country_code: str
+    errors: Mapping[str, str] = field(default_factory=dict)
+    reason: str = ""
+    values: Mapping[str, Any] = field(default_factory=dict)
+    held: bool = False
+
+
+@dataclass
+class ImportReport:
+    """Counts for every row, and the first PREVIEW_ROWS rows in detail."""
+
+    imported: int = 0
+    duplicate: int = 0
+    invalid: int = 0
+    held: int = 0
+    counted: int = 0
+    applied: bool = False
+    rows: list[RowResult] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """Rows read (blank lines aside)."""
+        return self.imported + self.duplicate + self.invalid
+
+
+# --------------------------------------------------------------------------- the file
+
+
+def check_file(path: str, *, max_bytes: int) -> Layout:
+    """Refuse a file that is too large, empty, binary, not UTF-8 or missing columns."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            _scan(handle, size, max_bytes)
+        with open(path, encoding="utf-8-sig", newline="") as text:
+            first = text.readline()
+            text.seek(0)
+            delimiter = max((",", ";", "\t"), key=first.count)
+            header = next(csv.reader(text, delimiter=delimiter), [])
+    except OSError as error:
+        raise ImportRefused(
+            N_("The file cannot be read: %(error)s."), error=error.strerror
+        ) from None
+    except csv.Error as error:
+        raise ImportRefused(
+            N_("The first row cannot be read as CSV: %(error)s."), error=str(error)
+        ) from None
+    return _layout(header, delimiter)
+
+
+def _scan(handle: Any, size: int, max_bytes: int) -> None:
+    """Size, binary content and strict UTF-8, read a megabyte at a time."""
+    if size > max_bytes:
+        raise ImportRefused(
+            N_("The file is %(size)s MB; files up to %(limit)s MB can be imported."),
+            size=megabytes(size),
+            limit=megabytes(max_bytes),
+        )
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    offset = 0
+    newlines = 0
+    content = False
+    while chunk := handle.read(_SCAN_BYTES):
+        if offset == 0:
+            for magic, kind in _MAGIC:
+                if chunk.startswith(magic):
+                    raise ImportRefused(_KIND_MESSAGES[kind])
+        if b"\x00" in chunk:
+            raise ImportRefused(_KIND_MESSAGES["binary"])
+        try:
+            decoder.decode(chunk)
+        except UnicodeDecodeError as error:
+            line = newlines + chunk.count(b"\n", 0, max(error.start, 0)) + 1
+            raise ImportRefused(
+                N_(
+                    "The file is not UTF-8 text (line %(line)d). Save it as "
+                    "\u201cCSV UTF-8\u201d and upload it again."
+                ),
+                line=line,
+            ) from None
+        content = content or bool(chunk.lstrip(b"\xef\xbb\xbf \t\r\n"))
+        newlines += chunk.count(b"\n")
+        offset += len(chunk)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise ImportRefused(
+            N_(
+                "The file is not UTF-8 text (line %(line)d). Save it as "
+                "\u201cCSV UTF-8\u201d and upload it again."
+            ),
+            line=newlines + 1,
+        ) from None
+    if not content:
+        raise ImportRefused(N_("The file is empty."))
+
+
+_KIND_MESSAGES = {
+    "workbook": N_(
+        "This is a spreadsheet workbook, not a CSV file. Save it as \u201cCSV UTF-8\u201d "
+        "and upload that."
+    ),
+    "pdf": N_("This is a PDF document, not a CSV file."),
+    "utf16": N_("The file is UTF-16 text. Save it as \u201cCSV UTF-8\u201d and upload it again."),
+    "binary": N_("This is not a text file: it holds binary data. A CSV file is needed."),
+}
+
+
+def megabytes(size: int) -> str:
+    """A size in MB as file managers count them (1024 x 1024 bytes): 50, 20.5."""
+    return f"{size / 1024 / 1024:.1f}".removesuffix(".0")
+
+
+def _layout(header: list[str], delimiter: str) -> Layout:
+    """Where each known column is; refuse a header that lacks one or names one twice."""
+    names = [cell.strip().casefold() for cell in header]
+    if not any(names):
+        raise ImportRefused(N_("The file is empty."))
+    seen: set[str] = set()
+    for name in names:
+        if name in seen and name in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS):
+            raise ImportRefused(N_("The column %(column)s appears twice."), column=name)
+        seen.add(name)
+    missing = [name for name in REQUIRED_COLUMNS if name not in seen]
+    if missing:
+        raise ImportRefused(
+            N_(
+                "Missing columns: %(missing)s. The first row must name the columns, "
+                "as in the export: %(required)s (and optionally %(optional)s)."
+            ),
+            missing=", ".join(missing),
+            required=", ".join(REQUIRED_COLUMNS),
+            optional=", ".join(OPTIONAL_COLUMNS),
+        )
+    wanted = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
+    columns = {name: names.index(name) for name in wanted if name in seen}
+    return Layout(delimiter=delimiter, columns=columns, width=len(names))
+
+
+def _unguard(cell: str) -> str:
+    """Undo the export's formula guard, so that an export imports as it was signed."""
+    if len(cell) > 1 and cell[0] == "'" and cell[1] in FORMULA_PREFIXES:
+        return cell[1:]
+    return cell
+
+
+def read_rows(path: str, layout: Layout) -> Iterator[tuple[int, dict[str, str] | None]]:
+    """(line, cells by column) for each non-blank row; None for a row with too many cells."""
+    columns = list(layout.columns.items())
+    line = 1
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as text:
+            reader = csv.reader(text, delimiter=layout.delimiter)
+            next(reader, None)
+            line = reader.line_num + 1
+            for row in reader:
+                start, line = line, reader.line_num + 1
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) > layout.width and any(cell.strip() for cell in row[layout.width :]):
+                    yield start, None
+                    continue
+                if len(row) < layout.width:
+                    row += [""] * (layout.width - len(row))
+                cells = {name: row[i] for name, i in columns}
+                if any(cell[:1] == "'" for cell in cells.values()):
+                    cells = {name: _unguard(cell) for name, cell in cells.items()}
+                yield start, cells
+    except csv.Error as error:
+        raise ImportRefused(
+            N_("Line %(line)d cannot be read as CSV: %(error)s."), line=line, error=str(error)
+        ) from None
+    except (OSError, UnicodeDecodeError):
+        raise ImportRefused(N_("The file changed or vanished while it was read.")) from None
+
+
+# --------------------------------------------------------------------------- the rows
+
+
+@dataclass
+class _Row:
+    """One row on its way in."""
+
+    line: int
+    cells: dict[str, str]
+    entry: signing.SignatureEntry | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    signed_at: dt.datetime | None = None
+    email_key: str = ""
+    name_key: str = ""
+
+
+def _parse_time(value: str, now: dt.datetime) -> dt.datetime | None:
+    """A signing time as the export writes it (or a date); naive times are UTC."""
+    try:
+        when = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise signing.FieldError(
+            N_("Use a time like 2026-11-28T09:30:00Z or a date like 2026-11-28.")
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    if when > now + dt.timedelta(days=1):
+        raise signing.FieldError(N_("This time is in the future."))
+    return when
+
+
+def _validate(line: int, cells: dict[str, str] | None, now: dt.datetime) -> _Row:
+    """The form's rules on one row, plus the columns only a file has."""
+    if cells is None:
+        return _Row(line, {}, errors={"row": N_("This row has more cells than the header.")})
+    row = _Row(line, cells)
+    raw = {
+        "name": cells["name"],
+        "title": cells["title"],
+        "parliament": cells["parliament"],
+        "party": cells.get("party", ""),
+        "country": cells["country_code"],
+        "email": cells["email"],
+        "comment": cells.get("comment", ""),
+        "public": cells.get("public", ""),
+    }
+    try:
+        row.entry = signing.validate_entry(raw)
+    except signing.InvalidEntry as error:
+        row.errors.update(
+            {("country_code" if k == "country" else k): v for k, v in error.errors.items()}
+        )
+    if cells.get("status", "").strip().casefold() in _OFF_THE_LETTER:
+        row.errors["status"] = N_("Rejected, withdrawn and erased signatures are not imported.")
+    if cells.get("signed_at", "").strip():
+        try:
+            row.signed_at = _parse_time(cells["signed_at"], now)
+        except signing.FieldError as error:
+            row.errors["signed_at"] = error.message
+    if row.errors:
+        row.entry = None
+        return row
+    assert row.entry is not None
+    row.email_key = signing.email_key(row.entry.email)
+    row.name_key = signing.name_key(row.entry.name)
+    return row
+
+
+def _chunks(rows: Iterator[_Row], size: int) -> Iterator[list[_Row]]:
+    chunk: list[_Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# Called with the ids of the signatures one chunk created (to queue confirmation mail).
+OnCreated = Callable[[Session, list[int]], None]
+
+
+class _Importer:
+    """One run over a file: classify each chunk, insert its new signatures, count."""
+
+    def __init__(self, db: Session, campaign: Campaign, *, count_now: bool, locale: str) -> None:
+        self.db = db
+        self.campaign = campaign
+        self.count_now = count_now
+        self.locale = locale
+        self.now = utcnow()
+        self.report = ImportReport()
+        # Ids of the signatures this run inserted, and the file line of each, in step:
+        # 12 bytes a row, so that a duplicate of an earlier row can name its line.
+        self.ids = array("q")
+        self.lines = array("q")
+        self.counted_by_country: Counter[str] = Counter()
+        self._status = {held: self._derive(held) for held in (False, True)}
+
+    def _derive(self, held: bool) -> str:
+        """The status tally.derive_status gives a new imported signature."""
+        probe = Signature(
+            duplicate_state="held" if held else None,
+            confirmed_at=self.now if self.count_now else None,
+        )
+        return tally.derive_status(probe, self.campaign)
+
+    def line_of(self, signature_id: int) -> int | None:
+        """The file line of a signature this run inserted, else None."""
+        i = bisect_left(self.ids, signature_id)
+        if i < len(self.ids) and self.ids[i] == signature_id:
+            return self.lines[i]
+        return None
+
+    def run(self, rows: Iterator[_Row], on_created: OnCreated | None) -> ImportReport:
+        """Import every chunk; IntegrityError when a racing signer took an address."""
+        for chunk in _chunks(rows, CHUNK_ROWS):
+            created = self._chunk(chunk)
+            if created and on_created is not None:
+                on_created(self.db, created)
+        for country, count in self.counted_by_country.items():
+            tally._bump(self.db, self.campaign.id, country, count)
+        return self.report
+
+    def _chunk(self, chunk: list[_Row]) -> list[int]:
+        valid = [row for row in chunk if row.entry is not None]
+        taken = self._taken({row.email_key for row in valid})
+        resembled = self._resembled({row.name_key for row in valid})
+        in_chunk_keys: dict[str, int] = {}
+        in_chunk_names: dict[tuple[str, str], int] = {}
+        new: list[dict[str, Any]] = []
+        new_lines: list[int] = []
+        # (index in new, line it resembles): held rows whose earlier twin is in this chunk.
+        twins: list[tuple[int, int]] = []
+        for row in chunk:
+            if row.entry is None:
+                self._result(row, INVALID, errors=row.errors)
+                continue
+            entry = row.entry
+            if row.email_key in in_chunk_keys or row.email_key in taken:
+                line = in_chunk_keys.get(row.email_key) or self.line_of(taken[row.email_key])
+                if line is None:
+                    self._result(row, DUPLICATE, reason=N_("This address has already signed."))
+                else:
+                    self._result(
+                        row,
+                        DUPLICATE,
+                        reason=N_("The same address is on line %(line)d."),
+                        values={"line": line},
+                    )
+                continue
+            person = (row.name_key, entry.country_code)
+            twin_id = resembled.get(person)
+            twin_line = in_chunk_names.get(person) if twin_id is None else self.line_of(twin_id)
+            held = twin_id is not None or twin_line is not None
+            if twin_id is None and twin_line is not None:
+                twins.append((len(new), twin_line))
+            in_chunk_keys[row.email_key] = row.line
+            in_chunk_names.setdefault(person, row.line)
+            new.append(self._values(row, entry, twin_id, held))
+            new_lines.append(row.line)
+            if held and twin_line is not None:
+                reason = N_("Held for review: same name and country as line %(line)d.")
+                self._result(row, IMPORTED, reason=reason, values={"line": twin_line}, held=True)
+            elif held:
+                reason = N_("Held for review: same name and country as an earlier signer.")
+                self._result(row, IMPORTED, reason=reason, held=True)
+            else:
+                self._result(row, IMPORTED)
+        if not new:
+            return []
+        # RETURNING in any order (asking for parameter order makes SQLite insert row by
+        # row); the email key, unique on the letter, says which row got which id.
+        returned = self.db.connection().execute(
+            insert(Signature).returning(Signature.email_key, Signature.id), new
+        )
+        id_of = {key: signature_id for key, signature_id in returned}
+        ids = [id_of[values["email_key"]] for values in new]
+        for signature_id, line in sorted(zip(ids, new_lines, strict=True)):
+            self.ids.append(signature_id)
+            self.lines.append(line)
+        if twins:
+            by_line = dict(zip(new_lines, ids, strict=True))
+            self.db.connection().execute(
+                update(Signature)
+                .where(Signature.id == bindparam("row_id"))
+                .values(duplicate_of_id=bindparam("twin_id")),
+                [{"row_id": ids[i], "twin_id": by_line[line]} for i, line in twins],
+            )
+        return ids
+
+    def _taken(self, keys: set[str]) -> dict[str, int]:
+        """Which of these email keys already signed this letter (what UNIQUE would refuse)."""
+        if not keys:
+            return {}
+        rows = self.db.execute(
+            select(Signature.email_key, Signature.id).where(
+                Signature.campaign_id == self.campaign.id, Signature.email_key.in_(keys)
+            )
+        )
+        return {key: signature_id for key, signature_id in rows}
+
+    def _resembled(self, name_keys: set[str]) -> dict[tuple[str, str], int]:
+        """The earliest live signer per (name key, country): whom signing.sign() would hold for."""
+        if not name_keys:
+            return {}
+        rows = self.db.execute(
+            select(Signature.name_key, Signature.country_code, func.min(Signature.id))
+            .where(
+                Signature.campaign_id == self.campaign.id,
+                Signature.name_key.in_(name_keys),
+                Signature.status.not_in(signing._GONE),
+            )
+            .group_by(Signature.name_key, Signature.country_code)
+        )
+        return {(name, country): first for name, country, first in rows}
+
+    def _values(
+        self, row: _Row, entry: signing.SignatureEntry, twin_id: int | None, held: bool
+    ) -> dict[str, Any]:
+        """The new signature's columns, as signing.sign() would set them."""
+        status = self._status[held]
+        counted = status == "confirmed"
+        if counted:
+            self.counted_by_country[entry.country_code] += 1
+            self.report.counted += 1
+        return {
+            "campaign_id": self.campaign.id,
+            "signed_at": row.signed_at or self.now,
+            "updated_at": self.now,
+            "name": entry.name,
+            "title": entry.title,
+            "parliament": entry.parliament,
+            "party": entry.party,
+            "country_code": entry.country_code,
+            "continent_code": geo.continent_of(entry.country_code),
+            "email": entry.email,
+            "email_key": row.email_key,
+            "email_domain": row.email_key.rpartition("@")[2],
+            "name_key": row.name_key,
+            "comment": entry.comment,
+            "public": entry.public,
+            "source": "import",
+            "locale": self.locale,
+            "client_hash": None,
+            "status": status,
+            "counted": counted,
+            "confirmed_at": self.now if self.count_now else None,
+            "rejected_reason": "",
+            "duplicate_of_id": twin_id,
+            "duplicate_state": "held" if held else None,
+            "duplicate_notices": 0,
+        }
+
+    def _result(
+        self,
+        row: _Row,
+        outcome: str,
+        *,
+        errors: Mapping[str, str] | None = None,
+        reason: str = "",
+        values: Mapping[str, Any] | None = None,
+        held: bool = False,
+    ) -> None:
+        report = self.report
+        if outcome == IMPORTED:
+            report.imported += 1
+            report.held += held
+        elif outcome == DUPLICATE:
+            report.duplicate += 1
+        else:
+            report.invalid += 1
+        if len(report.rows) < PREVIEW_ROWS:
+            entry = row.entry
+            report.rows.append(
+                RowResult(
+                    line=row.line,
+                    outcome=outcome,
+                    name=entry.name if entry else row.cells.get("name", ""),
+                    email=entry.email if entry else row.cells.get("email", ""),
+                    country_code=entry.country_code if entry else row.cells.get("country_code", ""),
+                    errors=dict(errors or {}),
+                    reason=reason,
+                    values=dict(values or {}),
+                    held=held,
+                )
+            )
+
+
+def _rows(path: str, layout: Layout, now: dt.datetime) -> Iterator[_Row]:
+    for line, cells in read_rows(path, layout):
+        yield _validate(line, cells, now)
+
+
+def _run(
+    db: Session,
+    campaign: Campaign,
+    path: str,
+    layout: Layout,
+    *,
+    count_now: bool,
+    locale: str,
+    on_created: OnCreated | None,
+) -> ImportReport:
+    importer = _Importer(db, campaign, count_now=count_now, locale=locale)
+    return importer.run(_rows(path, layout, importer.now), on_created)
+
+
+def preview(
+    db: Session, campaign: Campaign, path: str, layout: Layout, *, count_now: bool = True
+) -> ImportReport:
+    """What apply() would do with the file now; stores nothing (a rolled-back savepoint)."""
+    savepoint = db.begin_nested()
+    try:
+        return _run(db, campaign, path, layout, count_now=count_now, locale="en", on_created=None)
+    finally:
+        savepoint.rollback()
+
+
+def apply(
+    db: Session,
+    campaign: Campaign,
+    path: str,
+    layout: Layout,
+    *,
+    organizer: Organizer | None,
+    count_now: bool,
+    locale: str = "en",
+    on_created: OnCreated | None = None,
+    source_name: str = "",
+) -> ImportReport:
+    """Import every new signer in one savepoint and audit it; flushes, the caller commits.
+
+    ImportRefused, with nothing stored, when the file goes bad midway or a signer
+    took one of its addresses while it was imported (UNIQUE decides, as for the form).
+    """
+    savepoint = db.begin_nested()
+    try:
+        report = _run(
+            db, campaign, path, layout, count_now=count_now, locale=locale, on_created=on_created
+        )
+    except IntegrityError:
+        savepoint.rollback()
+        raise ImportRefused(
+            N_(
+                "Someone signed with an address in this file while it was imported, so "
+                "nothing was imported. Import the file again."
+            )
+        ) from None
+    except BaseException:
+        savepoint.rollback()
+        raise
+    audit.record(
+        db,
+        organizer,
+        "signatures.import",
+        campaign=campaign,
+        after={
+            "file": source_name,
+            "mode": "count_now" if count_now else "confirmation_mail",
+            "imported": report.imported,
+            "duplicate": report.duplicate,
+            "invalid": report.invalid,
+            "held": report.held,
+            "counted": report.counted,
+        },
+    )
+    savepoint.commit()
+    report.applied = True
+    return report

@@ -1,0 +1,209 @@
+"""`campaign export-csv` and `campaign import-csv`: output, counts, and one line on bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from data_helpers import counted_by_country, make_campaign, sign
+from flask import Flask
+from flask.testing import FlaskCliRunner
+from sqlalchemy import func, select
+
+from campaign.db import new_session
+from campaign.models import AuditEntry, OutboxMessage, Signature
+
+HEADER = (
+    "id,signed_at,confirmed_at,status,counted,verified,name,title,parliament,party,"
+    "country_code,country,continent_code,continent,email,public,comment,source\r\n"
+)
+PAPER = (
+    "name,title,parliament,party,country_code,email,public\r\n"
+    "Anna Müller,MP,Bundestag,Greens,DE,anna@example.org,yes\r\n"
+    "Bob Smith,Senator,Senate,,US,bob@example.org,no\r\n"
+    "Bad Row,MP,Somewhere,,ZZ,anna@example,no\r\n"
+    "Anna Again,MP,Bundestag,,DE,ANNA+x@example.org,\r\n"
+    "Ingrid Existing,MP,Storting,,NO,ingrid.other@example.org,yes\r\n"
+)
+
+
+@pytest.fixture
+def letter(app: Flask) -> Flask:
+    """A letter with one counted and one pending signer."""
+    db = new_session(app)
+    campaign = make_campaign(db)
+    sign(db, campaign, "Ingrid Existing", "ingrid@example.org", country="NO", comment="=2+2")
+    sign(db, campaign, "Pat Pending", "pat@example.org", confirmed=False)
+    db.close()
+    return app
+
+
+def _signatures(app: Flask) -> int:
+    db = new_session(app)
+    try:
+        return int(db.scalar(select(func.count()).select_from(Signature)) or 0)
+    finally:
+        db.close()
+
+
+def test_export_csv_writes_the_dashboards_csv_to_stdout(
+    letter: Flask, runner: FlaskCliRunner
+) -> None:
+    result = runner.invoke(args=["export-csv", "release"])
+    counted = runner.invoke(args=["export-csv", "release", "--status", "counted"])
+
+    assert result.exit_code == 0, result.output
+    text = result.stdout_bytes.decode("utf-8")
+    assert text.startswith(HEADER)
+    assert text.count("\r\n") == 3
+    assert ",Ingrid Existing,MP,National Assembly,Greens,NO,Norway,EU,Europe," in text
+    assert ",'=2+2,form\r\n" in text
+    assert "Pat Pending" in text
+    assert counted.exit_code == 0
+    assert "Pat Pending" not in counted.stdout
+    assert counted.stdout_bytes.count(b"\r\n") == 2
+
+
+def test_export_csv_to_a_file(letter: Flask, runner: FlaskCliRunner, tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    result = runner.invoke(args=["export-csv", "release", "--output", str(target), "--bom"])
+
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes().startswith(b"\xef\xbb\xbf" + HEADER.encode())
+    assert f"exported the signatures of release to {target}" in result.stderr
+    assert result.stdout == ""
+    assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["export-csv", "nope"], "Error: no campaign with the slug 'nope'"),
+        (
+            ["export-csv", "release", "--output", "/nonexistent/dir/x.csv"],
+            "Error: cannot write /nonexistent/dir/x.csv: No such file or directory",
+        ),
+        (["export-csv", "release", "--status", "pending"], "Invalid value for '--status'"),
+    ],
+)
+def test_export_csv_errors_are_one_line(
+    letter: Flask, runner: FlaskCliRunner, args: list[str], message: str
+) -> None:
+    result = runner.invoke(args=args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def _paper(tmp_path: Path, text: str = PAPER) -> str:
+    path = tmp_path / "paper.csv"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_import_csv_prints_the_counts_and_imports(
+    letter: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    result = runner.invoke(args=["import-csv", "release", _paper(tmp_path)])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "line 4: invalid: country_code: Choose a country from the list.; "
+        "email: Enter a valid email address, like name@example.org.",
+        "line 5: duplicate: The same address is on line 2.",
+        "line 6: imported: Held for review: same name and country as an earlier signer.",
+        "imported: 3",
+        "duplicate: 1",
+        "invalid: 1",
+        "held: 1",
+    ]
+    assert _signatures(letter) == 5
+    assert counted_by_country(letter, "release") == {"NO": 1, "DE": 1, "US": 1}
+    db = new_session(letter)
+    entry = db.scalars(select(AuditEntry)).one()
+    db.close()
+    assert entry.action == "signatures.import"
+    assert entry.organizer_id is None
+
+
+def test_import_csv_dry_run_stores_nothing(
+    letter: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    result = runner.invoke(args=["import-csv", "release", _paper(tmp_path), "--dry-run"])
+
+    assert result.exit_code == 0, result.output
+    assert "imported: 3" in result.stdout
+    assert result.stdout.endswith("dry run: nothing was stored\n")
+    assert _signatures(letter) == 2
+    assert counted_by_country(letter, "release") == {"NO": 1}
+
+
+def test_import_csv_can_send_confirmation_mail(
+    letter: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    result = runner.invoke(args=["import-csv", "release", _paper(tmp_path), "--send-confirmation"])
+
+    assert result.exit_code == 0, result.output
+    assert "confirmation mail queued for 3 signers" in result.stdout
+    db = new_session(letter)
+    mails = db.scalars(select(OutboxMessage)).all()
+    db.close()
+    assert sorted(m.to_addr for m in mails) == [
+        "anna@example.org",
+        "bob@example.org",
+        "ingrid.other@example.org",
+    ]
+    assert all("http://campaign.test/c/release/confirm/" in m.body_text for m in mails)
+    assert counted_by_country(letter, "release") == {"NO": 1}
+
+
+def test_sending_confirmation_from_the_cli_needs_the_sites_address(
+    app_factory: Callable[..., Flask], tmp_path: Path
+) -> None:
+    app = app_factory(BASE_URL=None)
+    db = new_session(app)
+    make_campaign(db)
+    db.close()
+    result = app.test_cli_runner().invoke(
+        args=["import-csv", "release", _paper(tmp_path), "--send-confirmation"]
+    )
+    assert result.exit_code == 1
+    assert "set CAMPAIGN_BASE_URL to send confirmation mail" in result.output
+    assert _signatures(app) == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "The file cannot be read: No such file or directory."),
+        (b"name,title\r\nx,y\r\n", "Missing columns: parliament, country_code, email."),
+        (
+            "name,title,parliament,country_code,email\r\nZoë,MP,P,FR,z@example.org\r\n".encode(
+                "latin-1"
+            ),
+            "The file is not UTF-8 text (line 2).",
+        ),
+        (b"\x00\x01\x02binary", "This is not a text file"),
+        (b"", "The file is empty."),
+    ],
+)
+def test_import_csv_bad_files_are_one_line(
+    letter: Flask, runner: FlaskCliRunner, tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    if content is not None:
+        path.write_bytes(content)
+    result = runner.invoke(args=["import-csv", "release", str(path)])
+
+    assert result.exit_code == 1
+    assert result.output == f"Error: {path}: {message}\n" or (
+        result.output.startswith(f"Error: {path}: {message}") and result.output.count("\n") == 1
+    )
+    assert _signatures(letter) == 2
+
+
+def test_import_csv_unknown_campaign(letter: Flask, runner: FlaskCliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(args=["import-csv", "nope", _paper(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output == "Error: no campaign with the slug 'nope'\n"

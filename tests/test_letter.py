@@ -1,0 +1,117 @@
+"""The letter for delivery: the letter, its numbers, the counted signers by continent, country."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from data_helpers import login, make_campaign, make_organizer, sign, verify
+from flask import Flask
+from flask.testing import FlaskClient
+
+from campaign import review
+from campaign.db import new_session, utcnow
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+
+
+@pytest.fixture
+def letter_client(app: Flask, client: FlaskClient) -> FlaskClient:
+    """A letter with counted, verified, pending, held and rejected signers; its organizer in."""
+    db = new_session(app)
+    campaign = make_campaign(
+        db,
+        title="Release Kem Sokha",
+        letter="Dear Prime Minister,\n\nWe ask for his **release**.\n\n<script>x()</script>",
+        recipient="Prime Minister of Cambodia",
+    )
+    organizer = make_organizer(db, campaigns=(campaign,))
+    zoe = sign(db, campaign, "Zoë Adams", "zoe@example.org", country="GB", party="Labour")
+    sign(db, campaign, "Ahmed Bello", "ahmed@example.org", country="NG", party="")
+    sign(
+        db,
+        campaign,
+        "Émile Zola",
+        "emile@example.org",
+        country="FR",
+        title="Député",
+        parliament="Assemblée nationale",
+        party="",
+    )
+    sign(db, campaign, "Anne Dupont", "anne@example.org", country="FR", party="PS")
+    sign(db, campaign, "Pending Pat", "pat@example.org", country="FR", confirmed=False)
+    sign(db, campaign, "Anne Dupont", "anne2@example.org", country="FR")  # held
+    gone = sign(db, campaign, "Rejected Rick", "rick@example.org", country="US")
+    review.reject(db, organizer, gone, "not an MP")
+    db.commit()
+    verify(db, organizer, zoe)
+    db.close()
+    return login(client, organizer)
+
+
+def test_letter_shows_the_letter_date_numbers_and_counted_signers_by_place(
+    letter_client: FlaskClient,
+) -> None:
+    response = letter_client.get("/admin/c/release/letter")
+    html = response.get_data(as_text=True)
+    text = _text(html)
+
+    assert response.status_code == 200
+    assert "Release Kem Sokha" in text
+    assert "To: Prime Minister of Cambodia" in text
+    assert "<strong>release</strong>" in html
+    assert "<script>x()</script>" not in html
+    assert utcnow().strftime("%B") in text and str(utcnow().year) in text
+    assert "Signed by 4 MPs from 3 countries on 2 continents" in text
+    assert "Africa Nigeria (1) Ahmed Bello , MP, National Assembly Europe" in text
+    assert (
+        "Europe France (2) Anne Dupont , MP, National Assembly (PS) "
+        "Émile Zola , Député, Assemblée nationale "
+        "United Kingdom (1) Zoë Adams , MP, National Assembly (Labour)"
+    ) in text
+    for absent in ("Pending Pat", "Rejected Rick", "zoe@example.org", "anne@example.org"):
+        assert absent not in text
+    assert text.count("Anne Dupont") == 1  # the held twin is not on the letter
+    assert 'href="/static/print.css"' in html
+
+
+def test_verified_only_letter_counts_its_own_list(letter_client: FlaskClient) -> None:
+    text = _text(letter_client.get("/admin/c/release/letter?verified=1").get_data(as_text=True))
+
+    assert "Signed by 1 MP from 1 country on 1 continent" in text
+    assert "Zoë Adams" in text
+    assert "Anne Dupont" not in text
+    assert "Show every counted signer" in text
+
+
+def test_an_empty_letter_says_so(app: Flask, client: FlaskClient) -> None:
+    db = new_session(app)
+    campaign = make_campaign(db)
+    organizer = make_organizer(db, campaigns=(campaign,))
+    db.close()
+    login(client, organizer)
+    text = _text(client.get("/admin/c/release/letter").get_data(as_text=True))
+    assert "No signatures yet." in text
+
+
+def test_letter_is_for_the_campaigns_organizers_only(app: Flask, client: FlaskClient) -> None:
+    db = new_session(app)
+    make_campaign(db, "release")
+    other = make_campaign(db, "other")
+    organizer = make_organizer(db, campaigns=(other,))
+    db.close()
+    assert client.get("/admin/c/release/letter").status_code == 302
+    login(client, organizer)
+    assert client.get("/admin/c/release/letter").status_code == 404
+
+
+def test_print_stylesheet_leaves_out_navigation_and_keeps_countries_whole(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/static/print.css")
+    css = response.get_data(as_text=True)
+    response.close()
+    printed = css[css.index("@media print") :]
+    for hidden in (".site-header", ".tabs", ".letter-tools", "button", "form", "nav"):
+        assert hidden in printed.split("display: none")[0]
+    assert ".country { break-inside: avoid; page-break-inside: avoid; }" in printed
