@@ -771,6 +771,38 @@ def test_sender_with_smtp_down_then_up_delivers_each_mail_once(app_factory: Any)
     assert len(ids) == 10 and len(set(ids)) == 10
 
 
+@pytest.mark.slow
+def test_smtp_down_for_a_real_minute_two_senders_deliver_each_mail_once(
+    app_factory: Any,
+) -> None:
+    server = SmtpServer()
+    # Two apps on one database, each with its own sender thread: two serving processes.
+    # The retry schedule is the default one (5 s doubling to 10 min).
+    apps = [
+        app_factory(MAIL_SENDER=True, MAIL_POLL_SECONDS=1.0, **server.config()) for _ in range(2)
+    ]
+    try:
+        for app in apps:
+            request_any_page(app)
+        for n in range(20):
+            queue_one(apps[n % 2], address=f"mp{n}@example.org")
+            time.sleep(0.05)
+        time.sleep(60)
+        rows = outbox(apps[0])
+        assert all(r.sent_at is None and r.attempts >= 1 for r in rows)
+        assert min(r.next_attempt_at for r in rows) > utcnow() + dt.timedelta(seconds=5)
+        server.start()
+        took = _wait_for(lambda: all(r.sent_at is not None for r in outbox(apps[0])), 30)
+        time.sleep(3)  # more rounds: nothing is sent again
+    finally:
+        for app in apps:
+            mail.stop_sender(app)
+        server.stop()
+    assert took < 10  # the probe, not the backoff, decides how soon mail flows again
+    ids = [m["Message-ID"] for m in server.messages()]
+    assert len(ids) == 20 and len(set(ids)) == 20
+
+
 # The real servers
 
 
