@@ -114,4 +114,4 @@ def test_print_stylesheet_leaves_out_navigation_and_keeps_countries_whole(client
     printed = css[css.index("@media print") :]
     for hidden in (".site-header", ".tabs", ".letter-tools", "button", "form", "nav"):
         assert hidden in printed.split("display: none")[0]
-    assert ".country { break-inside: avoid; page-break-inside: avoid; }" in printed
+    assert ".letter-country { break-inside: avoid; page-break-inside: avoid; }" in printed
