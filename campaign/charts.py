@@ -8,6 +8,7 @@ presentation attributes (never ``style`` or ``<style>``) so a strict CSP keeps t
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -18,6 +19,7 @@ from importlib import resources
 from typing import Any
 
 from markupsafe import Markup, escape
+from PIL import Image, ImageDraw, ImageFont
 
 from campaign import geo
 from campaign.tally import Tally
@@ -57,6 +59,15 @@ def _share_line(signatures: int, countries: int, continents: int) -> str:
     return f"{noun} from {_countries(countries)} on {continents} {places}"
 
 
+def _signed(signatures: int) -> str:
+    return "MP has signed" if signatures == 1 else "MPs have signed"
+
+
+def _places(countries: int, continents: int) -> str:
+    places = "continent" if continents == 1 else "continents"
+    return f"from {_countries(countries)} on {continents} {places}"
+
+
 @dataclass(frozen=True)
 class ChartText:
     """The words on the pictures; English by default, the caller passes translated ones."""
@@ -67,10 +78,15 @@ class ChartText:
     summary: Callable[[int, int, int], str] = _summary
     # What follows the big number on the share image: "signatures from 23 countries on ..."
     share_line: Callable[[int, int, int], str] = _share_line
+    # The share image: the big number, then "MPs have signed", then "from 23 countries on ...".
+    number: Callable[[int], str] = "{:,}".format
+    signed: Callable[[int], str] = _signed
+    places: Callable[[int, int], str] = _places
+    first: str = "Be the first to sign."
     no_signatures: str = "no signatures"
     legend: str = "Signatures per country"
     legend_none: str = "None"
-    empty: str = "No signatures yet"
+    empty: str = "No signatures yet."
     country_name: Callable[[str], str] = field(default=geo.country_name)
     continent_name: Callable[[str], str] = field(default=geo.continent_name)
 
@@ -162,7 +178,7 @@ def world_map_svg(
             f"{text.country_name(c.code)} {c.signatures:,}" for c in tally.by_country[:10]
         )
         summary = text.summary(tally.signatures, tally.countries, tally.continents)
-        desc = f"{summary}. {top}." if top else f"{text.empty}."
+        desc = f"{summary}. {top}." if top else text.empty
     legend_top = height + 16
     legend_height = LEGEND_FONT + 16 + 2 * LEGEND_ROW
     parts = [
@@ -362,3 +378,169 @@ def share_image_svg(campaign_title: str, tally: Tally, *, text: ChartText = ENGL
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+# --- The share image as PNG (what Open Graph and Twitter cards show; they do not take SVG) ---
+
+SHARE_WIDTH, SHARE_HEIGHT = 1200, 630
+_MARGIN = 64
+_MUTED = "#4a5561"
+_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
+_PATH_TOKEN = re.compile(r"[MLlz]|-?(?:\d+(?:\.\d*)?|\.\d+)")
+Polygon = list[tuple[float, float]]
+
+
+def polygons(d: str) -> list[Polygon]:
+    """The rings of an SVG path as the map data writes them (M, l, L and z commands only)."""
+    rings: list[Polygon] = []
+    ring: Polygon = []
+    x = y = 0.0
+    command = "M"
+    numbers: list[float] = []
+    for token in [*_PATH_TOKEN.findall(d), "z"]:
+        if not _NUMBER.fullmatch(token):
+            command = token
+            if command == "z" and ring:
+                rings.append(ring)
+                x, y = ring[0]
+                ring = []
+            continue
+        numbers.append(float(token))
+        if len(numbers) < 2:
+            continue
+        dx, dy = numbers
+        numbers = []
+        if command == "M":
+            if ring:
+                rings.append(ring)
+            x, y = dx, dy
+            ring = [(x, y)]
+            command = "L"  # further pairs after M are lines (SVG's implicit lineto)
+        elif command == "L":
+            x, y = dx, dy
+            ring.append((x, y))
+        else:
+            x, y = x + dx, y + dy
+            ring.append((x, y))
+    return [r for r in rings if len(r) >= 3]
+
+
+@cache
+def _map_rings() -> tuple[tuple[str, tuple[Polygon, ...]], ...]:
+    """Every country's rings ("" for land without a country), parsed once per process."""
+    data = world_data()
+    shapes = [("", tuple(polygons(d))) for d in data["other"]]
+    shapes += [(code, tuple(polygons(d))) for code, d in data["countries"].items()]
+    return tuple(shapes)
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's own scalable font (no font file to ship or find)."""
+    return ImageFont.load_default(size=size)
+
+
+def _fit_lines(
+    draw: ImageDraw.ImageDraw,
+    text: str,
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    width: float,
+    lines: int,
+) -> list[str]:
+    """Words wrapped to the pixel width, at most lines of them, the last cut with an ellipsis."""
+    out: list[str] = []
+    for word in text.split():
+        candidate = f"{out[-1]} {word}" if out else word
+        if out and draw.textlength(candidate, font=font) <= width:
+            out[-1] = candidate
+        else:
+            out.append(word)
+    for index, line in enumerate(out):
+        # A single word wider than the box (a long URL, a compound name) is cut too.
+        while draw.textlength(line, font=font) > width and len(line) > 1:
+            line = line[:-1]
+        out[index] = line
+    if len(out) > lines:
+        out = out[:lines]
+        last = out[-1]
+        while last and draw.textlength(last + "\u2026", font=font) > width:
+            last = last[:-1].rstrip()
+        out[-1] = last.rstrip(" ,;:-\u2013\u2014") + "\u2026"
+    return out
+
+
+def _draw_map(
+    draw: ImageDraw.ImageDraw, tally: Tally, left: float, top: float, width: float
+) -> None:
+    """The shaded world map, width pixels wide, its top-left corner at (left, top)."""
+    data = world_data()
+    scale = width / data["width"]
+    counts = {country.code: country.signatures for country in tally.by_country}
+    ranges = steps(max(counts.values(), default=0))
+    for code, rings in _map_rings():
+        fill = shade(counts.get(code, 0), ranges) if code else NO_SIGNATURES
+        for ring in rings:
+            points = [(left + px * scale, top + py * scale) for px, py in ring]
+            draw.polygon(points, fill=fill, outline=BORDER)
+    for code, (px, py) in data["dots"].items():
+        if counts.get(code):
+            x, y = left + px * scale, top + py * scale
+            draw.ellipse(
+                (x - 5, y - 5, x + 5, y + 5), fill=shade(counts[code], ranges), outline=INK
+            )
+
+
+def share_image_png(
+    campaign_title: str, tally: Tally, *, text: ChartText = ENGLISH, footer: str = ""
+) -> bytes:
+    """A 1200x630 PNG for link previews: the title, the count in large type, where signers are."""
+    image = Image.new("RGB", (SHARE_WIDTH, SHARE_HEIGHT), "#ffffff")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, SHARE_WIDTH, 14), fill=SHADES[-1])
+    text_width = SHARE_WIDTH - 2 * _MARGIN
+    title_font = _font(52)
+    y = 56.0
+    for line in _fit_lines(draw, clean(campaign_title), title_font, text_width, 3):
+        draw.text((_MARGIN, y), line, font=title_font, fill=INK, stroke_width=1, stroke_fill=INK)
+        y += 64
+    y += 24
+    # The map sits right of the numbers, centred in the space the title leaves.
+    map_width = 540
+    map_height = map_width * world_data()["height"] / world_data()["width"]
+    map_top = max(y, (y + SHARE_HEIGHT - 32) / 2 - map_height / 2)
+    _draw_map(draw, tally, SHARE_WIDTH - _MARGIN - map_width, map_top, map_width)
+    column = 600 - _MARGIN  # the words stay left of the map
+    if tally.signatures:
+        number_font = _font(168)
+        number = clean(text.number(tally.signatures))
+        draw.text(
+            (_MARGIN - 6, y),
+            number,
+            font=number_font,
+            fill=SHADES[-1],
+            stroke_width=3,
+            stroke_fill=SHADES[-1],
+        )
+        y += 190
+        signed_font = _font(44)
+        for line in _fit_lines(draw, clean(text.signed(tally.signatures)), signed_font, column, 2):
+            draw.text(
+                (_MARGIN, y), line, font=signed_font, fill=INK, stroke_width=1, stroke_fill=INK
+            )
+            y += 54
+        places_font = _font(36)
+        places = clean(text.places(tally.countries, tally.continents))
+        for line in _fit_lines(draw, places, places_font, column, 2):
+            draw.text((_MARGIN, y), line, font=places_font, fill=_MUTED)
+            y += 46
+    else:
+        first_font = _font(56)
+        for line in _fit_lines(draw, clean(text.first), first_font, column, 3):
+            draw.text((_MARGIN, y + 40), line, font=first_font, fill=SHADES[-1])
+            y += 68
+    if footer:
+        footer_font = _font(28)
+        line = _fit_lines(draw, clean(footer), footer_font, column, 1)[0]
+        draw.text((_MARGIN, SHARE_HEIGHT - 56), line, font=footer_font, fill=_MUTED)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()

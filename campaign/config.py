@@ -6,6 +6,8 @@ variables ``CAMPAIGN_<KEY>`` (parsed as JSON where they can be, so ``false`` is 
 
 from __future__ import annotations
 
+import os
+
 # SQLAlchemy URL; None means SQLite at instance/campaign.sqlite3.
 DATABASE_URL: str | None = None
 # Signs sessions, CSRF tokens and confirmation links. Unset, a random key is made
@@ -98,3 +100,13 @@ ABUSE_BURST_FACTOR = 5.0
 
 # Withdrawal links (sent with the confirmation mail) stay valid this long (public flow).
 WITHDRAW_MAX_AGE_SECONDS = 365 * 24 * 3600
+
+# Flask-Babel: the interface's translations, campaign/translations/<lang>/LC_MESSAGES/messages.mo
+# (an absolute path, so neither the working directory nor the instance folder matters).
+BABEL_TRANSLATION_DIRECTORIES = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "translations"
+)
+
+# Organizer sessions (the dashboard) last this long after login, in seconds; Flask's
+# default of 31 days is long for an account that can erase signers.
+PERMANENT_SESSION_LIFETIME = 12 * 3600

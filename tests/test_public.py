@@ -109,7 +109,10 @@ def test_letter_page_shows_letter_recipient_count_and_form(
 def test_letter_page_has_no_inline_script(client: FlaskClient, campaign_id: int) -> None:
     html = client.get(f"/c/{SLUG}").text
     scripts = re.findall(r"<script[^>]*>", html)
-    assert scripts == ['<script src="/static/sign.js" defer>']
+    assert scripts == [
+        '<script src="/static/sign.js" defer>',
+        '<script src="/static/site.js" defer>',
+    ]
     assert " style=" not in html and "onclick" not in html
 
 

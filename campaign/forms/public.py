@@ -17,7 +17,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, SelectField, StringField, TextAreaField
 from wtforms.validators import StopValidation
 
-from campaign import geo, signing
+from campaign import geo, i18n, signing
 from campaign.signing import FieldError, SignatureEntry
 
 # Werkzeug decodes a urlencoded body's %XX escapes and, where the bytes are not UTF-8,
@@ -133,7 +133,7 @@ def country_choices(locale: str | None) -> list[Any]:
     """An empty first choice, then every country by name, each with its continent's name."""
     choices: list[Any] = [("", gettext("Choose a country"))]
     for code, name in geo.country_choices(locale):
-        continent = gettext(geo.continent_name(geo.continent_of(code)))
+        continent = i18n.continent_name(geo.continent_of(code))
         choices.append((code, name, {"data-continent": continent}))
     return choices
 

@@ -5,6 +5,18 @@
   var summary = document.getElementById("error-summary");
   if (summary) {
     summary.focus();
+    // A link in the summary moves the focus into its field, with the field's label in view.
+    summary.addEventListener("click", function (event) {
+      var link = event.target.closest("a[href^='#']");
+      var input = link && document.getElementById(link.getAttribute("href").slice(1));
+      if (!input) {
+        return;
+      }
+      event.preventDefault();
+      var holder = input.closest(".field") || input;
+      holder.scrollIntoView();
+      input.focus({ preventScroll: true });
+    });
   }
   var select = document.getElementById("country");
   var out = document.getElementById("country-continent");

@@ -1,11 +1,29 @@
-"""What other sites embed: the widget (a small page made for an iframe) and the badge."""
+"""What other sites show: the widget (a small page for an iframe), the badge, the share image."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, g, make_response, render_template
-from flask_babel import format_number, get_locale, ngettext
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
 
-from campaign import campaigns, charts, tally
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    make_response,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import format_number
+from markupsafe import escape
+from werkzeug.wrappers import Response as BaseResponse
+
+from campaign import campaigns, charts, i18n, tally
 from campaign.db import get_session, utcnow
 from campaign.models import Campaign
 
@@ -13,6 +31,55 @@ bp = Blueprint("embed", __name__)
 
 # Other sites show these; a minute's staleness spares us their visitors' every request.
 CACHE_SECONDS = 60
+# Link previews are fetched once per share; their URL carries the count, so it may be kept.
+SHARE_IMAGE_CACHE_SECONDS = 300
+# Drawn share images kept in memory, per (campaign, language, title, counts): a new
+# signature makes a new image, every other request reuses one.
+SHARE_IMAGE_CACHE_SIZE = 64
+_share_images: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+_share_images_lock = threading.Lock()
+
+
+def absolute_url(endpoint: str, **values: Any) -> str:
+    """An absolute URL for links that leave the site: from BASE_URL when set, else the request."""
+    base = current_app.config.get("BASE_URL")
+    if base:
+        return str(base).rstrip("/") + url_for(endpoint, **values)
+    return url_for(endpoint, _external=True, **values)
+
+
+@dataclass(frozen=True)
+class Snippets:
+    """The HTML another site pastes to show the widget or the badge."""
+
+    widget_url: str
+    badge_url: str
+    letter_url: str
+    widget_code: str
+    badge_code: str
+
+
+def snippets(campaign: Campaign) -> Snippets:
+    """The copy-paste code for the campaign's widget and badge, with absolute URLs."""
+    widget = absolute_url("embed.widget", slug=campaign.slug)
+    badge = absolute_url("embed.badge", slug=campaign.slug)
+    letter = absolute_url("public.campaign", slug=campaign.slug)
+    title = i18n.gettext("%(title)s: signatures", title=campaign.title)
+    widget_code = (
+        f'<iframe src="{escape(widget)}" title="{escape(title)}" width="320" height="380" '
+        'loading="lazy"></iframe>'
+    )
+    badge_code = (
+        f'<a href="{escape(letter)}"><img src="{escape(badge)}" alt="{escape(title)}" '
+        'height="20"></a>'
+    )
+    return Snippets(widget, badge, letter, widget_code, badge_code)
+
+
+@bp.app_context_processor
+def _snippet_helper() -> dict[str, object]:
+    """Templates anywhere (the tally page, the dashboard) may show a campaign's snippets."""
+    return {"embed_snippets": snippets}
 
 
 def _campaign(slug: str) -> Campaign:
@@ -23,10 +90,10 @@ def _campaign(slug: str) -> Campaign:
     return campaign
 
 
-def _shareable(response: Response) -> Response:
+def _shareable(response: Response, seconds: int = CACHE_SECONDS) -> Response:
     """Cache briefly anywhere; the words follow the reader's language."""
     response.cache_control.public = True
-    response.cache_control.max_age = CACHE_SECONDS
+    response.cache_control.max_age = seconds
     response.vary.update(("Accept-Language", "Cookie"))
     return response
 
@@ -35,14 +102,14 @@ def _shareable(response: Response) -> Response:
 def widget(slug: str) -> Response:
     """The count, countries and continents, and a link to sign, for other sites' iframes."""
     campaign = _campaign(slug)
-    locale = str(get_locale() or "en")
+    locale = i18n.current()
     counts = tally.tally(get_session(), campaign, locale)
     # security.py reads this flag: no X-Frame-Options, and frame-ancestors * in the CSP.
     g.allow_framing = True
     page = render_template(
         "embed/widget.html",
-        lang=locale,
         campaign=campaign,
+        letter=i18n.letter_for(campaign, locale),
         tally=counts,
         count=format_number(counts.signatures),
         accepting=campaigns.is_accepting(campaign, utcnow()),
@@ -55,10 +122,43 @@ def badge(slug: str) -> Response:
     """The count as a shields-style SVG badge: "<title> | N signatures"."""
     campaign = _campaign(slug)
     count = tally.total(get_session(), campaign)
-    message = ngettext(
+    message = i18n.ngettext(
         "%(count)s signature", "%(count)s signatures", count, count=format_number(count)
     )
     g.allow_framing = True
     response = make_response(charts.badge_svg(count, campaign.title, message=message))
     response.mimetype = "image/svg+xml"
     return _shareable(response)
+
+
+@bp.get("/c/<slug>/share.png")
+def share_image(slug: str) -> BaseResponse:
+    """The link-preview picture (Open Graph, Twitter cards): title, count, map; PNG."""
+    campaign = _campaign(slug)
+    locale = i18n.current()
+    counts = tally.tally(get_session(), campaign, locale)
+    title = i18n.letter_for(campaign, locale).title
+    letter = absolute_url("public.campaign", slug=campaign.slug)
+    footer = letter.split("://", 1)[-1]
+    key = (
+        campaign.id,
+        locale,
+        title,
+        footer,
+        tuple((country.code, country.signatures) for country in counts.by_country),
+    )
+    with _share_images_lock:
+        png = _share_images.get(key)
+        if png is not None:
+            _share_images.move_to_end(key)
+    if png is None:
+        png = charts.share_image_png(title, counts, text=i18n.chart_text(), footer=footer)
+        with _share_images_lock:
+            _share_images[key] = png
+            while len(_share_images) > SHARE_IMAGE_CACHE_SIZE:
+                _share_images.popitem(last=False)
+    response = make_response(png)
+    response.mimetype = "image/png"
+    response.set_etag(hashlib.sha256(png).hexdigest()[:32])
+    _shareable(response, SHARE_IMAGE_CACHE_SECONDS)
+    return response.make_conditional(request)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Any
+from urllib.parse import quote
 
 from flask import (
     Blueprint,
@@ -19,48 +19,25 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_datetime, get_locale
-from flask_babel import gettext as babel_gettext
-from flask_babel import ngettext as babel_ngettext
-from markupsafe import Markup
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response as BaseResponse
 
-from campaign import campaigns, geo, mail, signing, tally
+from campaign import campaigns, charts, geo, i18n, mail, signing, tally
 from campaign.db import get_session, utcnow
 from campaign.extensions import limiter, rate
 from campaign.forms.public import ActionForm, SignForm
-from campaign.markup import render_markdown
+from campaign.i18n import gettext
 from campaign.models import Campaign, Signature
+from campaign.views.embed import absolute_url, snippets
 
 bp = Blueprint("public", __name__)
 
-
-def gettext(message: str, **values: Any) -> str:
-    """The message in the reader's language (Flask-Babel, typed)."""
-    return str(babel_gettext(message, **values))
-
-
-def ngettext(singular: str, plural: str, num: int, **values: Any) -> str:
-    """The singular or plural message for num in the reader's language (typed)."""
-    return str(babel_ngettext(singular, plural, num, **values))
-
-
-@bp.context_processor
-def _helpers() -> dict[str, object]:
-    """Names for country and continent codes, and dates, in the reader's language."""
-    locale = _locale()
-    return {
-        "country_name": lambda code: geo.country_name(code, locale),
-        "continent_name": geo.continent_name,
-        "format_datetime": format_datetime,
-    }
-
-
-def _locale() -> str:
-    """The reader's language as a string such as "fr" (Babel's choice for this request)."""
-    return str(get_locale() or "en")
+# Registered through this blueprint but app-wide: every page (the dashboard's and the error
+# pages too) gets the active language, the switcher and localised names, and a ?lang=
+# choice is remembered in a cookie.
+bp.app_context_processor(i18n.template_context)
+bp.after_app_request(i18n.remember_choice)
 
 
 def _campaign_or_404(slug: str) -> Campaign:
@@ -70,23 +47,14 @@ def _campaign_or_404(slug: str) -> Campaign:
     return found
 
 
-@dataclass(frozen=True)
-class Letter:
-    """The letter as this reader sees it: in their language when a translation exists."""
-
-    title: str
-    body: Markup
-    locale: str | None
+def tally_sentence(counts: tally.Tally) -> str:
+    """'Signed by N MPs from N countries on N continents' in the reader's language."""
+    return i18n.tally_sentence(counts).text
 
 
-def _letter(campaign: Campaign, locale: str) -> Letter:
-    language = locale.split("_")[0]
-    for translation in campaign.translations:
-        if translation.locale in (locale, language):
-            return Letter(
-                translation.title, render_markdown(translation.letter), translation.locale
-            )
-    return Letter(campaign.title, render_markdown(campaign.letter), None)
+def count_sentence(counts: tally.Tally) -> str:
+    """'N signatures from N countries on N continents' in the reader's language."""
+    return i18n.count_sentence(counts).text
 
 
 def _state_message(campaign: Campaign) -> str | None:
@@ -101,50 +69,89 @@ def _state_message(campaign: Campaign) -> str | None:
     return gettext("This letter is not open for signing yet.")
 
 
-def count_sentence(counts: tally.Tally) -> str:
-    """'N signatures from N countries on N continents', pluralised for each number."""
-    if counts.signatures == 0:
-        return gettext("No signatures yet.")
-    return gettext(
-        "%(signatures)s from %(countries)s on %(continents)s",
-        signatures=ngettext("%(num)d signature", "%(num)d signatures", counts.signatures),
-        countries=ngettext("%(num)d country", "%(num)d countries", counts.countries),
-        continents=ngettext("%(num)d continent", "%(num)d continents", counts.continents),
-    )
+@dataclass(frozen=True)
+class ShareLink:
+    """A link that shares a page on one network, needing no script of theirs."""
+
+    network: str
+    label: str
+    href: str
 
 
-def tally_sentence(counts: tally.Tally) -> str:
-    """'Signed by N MPs from N countries on N continents', pluralised for each number."""
-    if counts.signatures == 0:
-        return gettext("No signatures yet.")
-    return gettext(
-        "Signed by %(signers)s from %(countries)s on %(continents)s",
-        signers=ngettext("%(num)d MP", "%(num)d MPs", counts.signatures),
-        countries=ngettext("%(num)d country", "%(num)d countries", counts.countries),
-        continents=ngettext("%(num)d continent", "%(num)d continents", counts.continents),
+@dataclass(frozen=True)
+class Share:
+    """How a page presents itself to link previews, and the links that share it."""
+
+    url: str
+    title: str
+    description: str
+    image: str | None
+    image_alt: str
+    links: list[ShareLink]
+
+
+def share_links(url: str, title: str, sentence: str | None) -> list[ShareLink]:
+    """Plain links sharing url on X, Facebook, LinkedIn, WhatsApp, Telegram and by email."""
+    message = f"{title} \u2013 {sentence}" if sentence else title
+    u, m = quote(url, safe=""), quote(message, safe="")
+    return [
+        ShareLink("x", "X (Twitter)", f"https://x.com/intent/tweet?text={m}&url={u}"),
+        ShareLink("facebook", "Facebook", f"https://www.facebook.com/sharer/sharer.php?u={u}"),
+        ShareLink(
+            "linkedin", "LinkedIn", f"https://www.linkedin.com/sharing/share-offsite/?url={u}"
+        ),
+        ShareLink("whatsapp", "WhatsApp", f"https://wa.me/?text={m}%20{u}"),
+        ShareLink("telegram", "Telegram", f"https://t.me/share/url?url={u}&text={m}"),
+        ShareLink(
+            "email",
+            gettext("Email"),
+            f"mailto:?subject={quote(title, safe='')}&body={m}%0A%0A{u}",
+        ),
+    ]
+
+
+def _share(campaign: Campaign, title: str, counts: tally.Tally, endpoint: str) -> Share:
+    """Open Graph and Twitter card values and share links for one of the letter's pages."""
+    url = absolute_url(endpoint, slug=campaign.slug)
+    sentence = i18n.tally_sentence(counts).text
+    image = None
+    if campaign.state != "draft":  # a draft's picture is not public (404)
+        # The count in the URL: link previews cached elsewhere refresh as it grows.
+        image = absolute_url(
+            "embed.share_image", slug=campaign.slug, lang=i18n.current(), v=counts.signatures
+        )
+    return Share(
+        url=url,
+        title=title,
+        description=sentence,
+        image=image,
+        image_alt=f"{title}: {sentence}",
+        links=share_links(url, title, sentence if counts.signatures else None),
     )
 
 
 def _render_campaign(campaign: Campaign, form: SignForm | None, status: int = 200) -> Response:
-    locale = _locale()
+    locale = i18n.current()
     db = get_session()
     counts = tally.tally(db, campaign, locale)
+    letter = i18n.letter_for(campaign, locale)
     blocked = _state_message(campaign)
     if form is None and blocked is None:
         form = SignForm(locale=locale)
     continent = None
     if form is not None and form.country.data and geo.is_country(str(form.country.data)):
-        continent = gettext(geo.continent_name(geo.continent_of(str(form.country.data))))
+        continent = i18n.continent_name(geo.continent_of(str(form.country.data)))
     page = render_template(
         "public/campaign.html",
         campaign=campaign,
-        letter=_letter(campaign, locale),
+        letter=letter,
         counts=counts,
-        count_sentence=count_sentence(counts),
+        sentence=i18n.count_sentence(counts),
+        share=_share(campaign, letter.title, counts, "public.campaign"),
         blocked=blocked,
         form=form if blocked is None else None,
         continent=continent,
-        title_suggestions=signing.TITLE_SUGGESTIONS,
+        title_suggestions=i18n.title_suggestions(signing.TITLE_SUGGESTIONS),
     )
     return make_response(page, status)
 
@@ -161,9 +168,9 @@ def index() -> str:
         )
         if campaigns.is_accepting(campaign, now)
     ]
-    locale = _locale()
+    locale = i18n.current()
     listed = [
-        (campaign, _letter(campaign, locale).title, tally.total(db, campaign))
+        (campaign, i18n.letter_for(campaign, locale).title, tally.total(db, campaign))
         for campaign in open_campaigns
     ]
     return render_template("public/index.html", listed=listed)
@@ -183,7 +190,7 @@ def sign(slug: str) -> Response | BaseResponse:
     thanks = url_for("public.thanks", slug=found.slug)
     if _state_message(found) is not None:
         return _render_campaign(found, None, 409)
-    locale = _locale()
+    locale = i18n.current()
     form = SignForm(locale=locale)
     if form.is_bot():
         # Answer a bot exactly like a person, so it learns nothing; store nothing.
@@ -221,18 +228,22 @@ def sign(slug: str) -> Response | BaseResponse:
 def _link(campaign: Campaign, signature: Signature, purpose: str) -> str:
     """An absolute confirm or withdraw link: from BASE_URL when set, else this request's host."""
     token = signing.make_token(str(current_app.config["SECRET_KEY"]), signature.id, purpose)
-    endpoint = f"public.{purpose}"
-    base = current_app.config.get("BASE_URL")
-    if base:
-        return str(base).rstrip("/") + url_for(endpoint, slug=campaign.slug, token=token)
-    return url_for(endpoint, slug=campaign.slug, token=token, _external=True)
+    return absolute_url(f"public.{purpose}", slug=campaign.slug, token=token)
 
 
 @bp.get("/c/<slug>/thanks")
 def thanks(slug: str) -> str:
     """The same page after every signature, new or duplicate."""
     found = _campaign_or_404(slug)
-    return render_template("public/thanks.html", campaign=found, letter=_letter(found, _locale()))
+    locale = i18n.current()
+    letter = i18n.letter_for(found, locale)
+    counts = tally.tally(get_session(), found, locale)
+    return render_template(
+        "public/thanks.html",
+        campaign=found,
+        letter=letter,
+        share=_share(found, letter.title, counts, "public.campaign"),
+    )
 
 
 def _signature_for_link(campaign: Campaign, token: str, purpose: str) -> Signature | str:
@@ -259,7 +270,7 @@ def _signature_for_link(campaign: Campaign, token: str, purpose: str) -> Signatu
 def _link_page(slug: str, token: str, purpose: str) -> Response | BaseResponse:
     found = _campaign_or_404(slug)
     result = _signature_for_link(found, token, purpose)
-    letter = _letter(found, _locale())
+    letter = i18n.letter_for(found, i18n.current())
     if isinstance(result, str):
         page = render_template("public/bad_link.html", campaign=found, letter=letter, reason=result)
         return make_response(page, 400)
@@ -299,14 +310,24 @@ def withdraw(slug: str, token: str) -> Response | BaseResponse:
 def tally_page(slug: str) -> str:
     """Signed by N MPs from N countries on N continents, by continent and by country."""
     found = _campaign_or_404(slug)
-    locale = _locale()
+    locale = i18n.current()
     counts = tally.tally(get_session(), found, locale)
+    letter = i18n.letter_for(found, locale)
+    words = i18n.chart_text()
     return render_template(
         "public/tally.html",
         campaign=found,
-        letter=_letter(found, locale),
+        letter=letter,
         counts=counts,
-        sentence=tally_sentence(counts),
+        sentence=i18n.tally_sentence(counts),
+        world_map=charts.world_map_svg(
+            counts, title=gettext("Map of the signatures by country"), text=words
+        ),
+        continent_bars=charts.continent_bars_svg(
+            counts, title=gettext("Signatures by continent"), text=words
+        ),
+        share=_share(found, letter.title, counts, "public.tally"),
+        embed=snippets(found) if found.state != "draft" else None,
     )
 
 
@@ -333,6 +354,10 @@ def tally_json(slug: str) -> Response:
         .isoformat(timespec="seconds")
         .replace("+00:00", "Z"),
     )
+    # Other sites may read the count from their visitors' browsers: any origin, GET only,
+    # never with cookies (no Allow-Credentials, so a browser sends none).
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Allow-Methods"] = "GET"
     return response
 
 
@@ -340,7 +365,7 @@ def tally_json(slug: str) -> Response:
 def signatories(slug: str) -> str:
     """Counted signers who agreed to be listed, grouped by country; never an email."""
     found = _campaign_or_404(slug)
-    locale = _locale()
+    locale = i18n.current()
     rows = get_session().execute(
         select(
             Signature.country_code,
@@ -366,7 +391,7 @@ def signatories(slug: str) -> str:
     return render_template(
         "public/signatories.html",
         campaign=found,
-        letter=_letter(found, locale),
+        letter=i18n.letter_for(found, locale),
         groups=groups,
         listed=len(named),
     )

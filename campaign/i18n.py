@@ -1,0 +1,317 @@
+"""The reader's language: remembering a choice, the switcher, and names in that language.
+
+Flask-Babel picks the language per request (``extensions.select_locale``: ``?lang=``,
+then the ``lang`` cookie, then Accept-Language). This module keeps a ``?lang=`` choice
+in the cookie, builds the switcher's links and gives every template the active language
+and the names of countries and continents in it. Translations live in
+``campaign/translations/<lang>/LC_MESSAGES/messages.po`` (see ``babel.cfg``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import current_app, request, url_for
+from flask_babel import format_datetime, format_number, get_locale, get_translations
+from flask_babel import gettext as babel_gettext
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext as babel_ngettext
+from markupsafe import Markup
+from werkzeug.wrappers import Response
+
+from campaign import charts, geo
+from campaign.extensions import LANGUAGES
+from campaign.markup import render_markdown
+from campaign.models import Campaign
+from campaign.tally import Tally
+
+COOKIE = "lang"
+COOKIE_MAX_AGE = 365 * 24 * 3600
+# Each language named in itself, so a reader finds theirs whatever the page's language.
+LANGUAGE_NAMES: dict[str, str] = {
+    "en": "English",
+    "id": "Bahasa Indonesia",
+    "fr": "Français",
+    "es": "Español",
+}
+# The one place continent names are marked for translation (geo.py keeps the English ones).
+CONTINENT_NAMES = {
+    "AF": _l("Africa"),
+    "AN": _l("Antarctica"),
+    "AS": _l("Asia"),
+    "EU": _l("Europe"),
+    "NA": _l("North America"),
+    "OC": _l("Oceania"),
+    "SA": _l("South America"),
+}
+# The sign form's title suggestions (signing.TITLE_SUGGESTIONS), marked for translation.
+TITLE_NAMES = {
+    "MP": _l("MP"),
+    "Senator": _l("Senator"),
+    "Member of Parliament": _l("Member of Parliament"),
+    "Deputy": _l("Deputy"),
+    "Councillor": _l("Councillor"),
+}
+# Responses other sites embed, or that caches share: a ?lang= there chooses the words of
+# that response only and never changes the visitor's own choice on this site.
+_NO_COOKIE_ENDPOINTS = frozenset(
+    {"embed.widget", "embed.badge", "public.tally_json", "public.share_image"}
+)
+
+
+def gettext(message: str, **values: Any) -> str:
+    """The message in the reader's language (Flask-Babel, typed)."""
+    return str(babel_gettext(message, **values))
+
+
+def ngettext(singular: str, plural: str, num: int, **values: Any) -> str:
+    """The singular or plural message for num in the reader's language (typed)."""
+    return str(babel_ngettext(singular, plural, num, **values))
+
+
+def languages() -> list[str]:
+    """The configured interface languages, the fallback first."""
+    return [str(code) for code in current_app.config.get("LANGUAGES", LANGUAGES)]
+
+
+def current() -> str:
+    """The active language as Babel names it ("fr", "pt_BR"); the fallback outside requests."""
+    locale = get_locale()
+    return str(locale) if locale is not None else languages()[0]
+
+
+def html_lang() -> str:
+    """The active language as a BCP 47 tag for lang attributes ("fr", "pt-BR")."""
+    return current().replace("_", "-")
+
+
+def continent_name(code: str) -> str:
+    """A continent's name in the active language."""
+    name = CONTINENT_NAMES.get(code)
+    return str(name) if name is not None else geo.continent_name(code)
+
+
+def title_suggestions(titles: tuple[str, ...]) -> list[str]:
+    """Title suggestions for the sign form in the active language."""
+    return [str(TITLE_NAMES[title]) if title in TITLE_NAMES else title for title in titles]
+
+
+def country_name(code: str) -> str:
+    """A country's name in the active language (pycountry's translations)."""
+    return geo.country_name(code, current())
+
+
+@dataclass(frozen=True)
+class LanguageLink:
+    """One entry of the language switcher."""
+
+    code: str
+    name: str
+    url: str
+    current: bool
+
+
+def _switch_target() -> tuple[str, list[tuple[str, str]]]:
+    """The path the switcher's links lead to, and the query arguments they keep.
+
+    A page answering a POST (a refused form) cannot be fetched again by a link, so its
+    switcher leads to the letter (or the start) instead.
+    """
+    path = request.script_root + request.path
+    if request.method in ("GET", "HEAD"):
+        kept = [(key, value) for key, value in request.args.items(multi=True) if key != "lang"]
+        return path, kept
+    rule = request.url_rule
+    if rule is not None and "GET" in (rule.methods or ()):
+        return path, []
+    slug = (request.view_args or {}).get("slug")
+    if slug and current_app.view_functions.get("public.campaign"):
+        return url_for("public.campaign", slug=slug), []
+    return url_for("public.index"), []
+
+
+def language_links() -> list[LanguageLink]:
+    """The switcher: this page in each language, the active one marked."""
+    path, kept = _switch_target()
+    active = current()
+    return [
+        LanguageLink(
+            code=code,
+            name=LANGUAGE_NAMES.get(code, code),
+            url=f"{path}?{urlencode([*kept, ('lang', code)])}",
+            current=code == active,
+        )
+        for code in languages()
+    ]
+
+
+def remember_choice(response: Response) -> Response:
+    """Keep a ?lang= choice in the lang cookie; mark pages as varying with the language."""
+    chosen = request.args.get(COOKIE)
+    if (
+        chosen in languages()
+        and chosen != request.cookies.get(COOKIE)
+        and request.endpoint not in _NO_COOKIE_ENDPOINTS
+        and response.status_code < 400
+    ):
+        response.set_cookie(
+            COOKIE,
+            chosen,
+            max_age=COOKIE_MAX_AGE,
+            samesite="Lax",
+            httponly=True,
+            secure=request.is_secure,
+        )
+    if response.mimetype == "text/html":
+        response.vary.update(("Accept-Language", "Cookie"))
+    return response
+
+
+def template_context() -> dict[str, object]:
+    """What every template may use: the active language, the switcher, names and dates."""
+    return {
+        "html_lang": html_lang(),
+        "language_links": language_links,
+        "country_name": country_name,
+        "continent_name": continent_name,
+        "format_datetime": format_datetime,
+    }
+
+
+@dataclass(frozen=True)
+class Letter:
+    """The letter as this reader sees it: in their language when a translation exists."""
+
+    title: str
+    body: Markup
+    locale: str | None
+
+
+def letter_for(campaign: Campaign, locale: str) -> Letter:
+    """The campaign's letter in locale ("fr", "pt_BR" or its language), else the original."""
+    language = locale.split("_")[0]
+    for translation in campaign.translations:
+        if translation.locale in (locale, language):
+            return Letter(
+                translation.title, render_markdown(translation.letter), translation.locale
+            )
+    return Letter(campaign.title, render_markdown(campaign.letter), None)
+
+
+@dataclass(frozen=True)
+class Noun:
+    """A counted noun such as "%(num)d country", in both its forms (msgids)."""
+
+    singular: str
+    plural: str
+
+    def text(self, num: int) -> str:
+        """The noun with its number, in the reader's language: "3 pays"."""
+        return ngettext(self.singular, self.plural, num)
+
+    def forms(self) -> list[str]:
+        """The translated forms, unformatted, for a script that re-counts in the browser.
+
+        The first is the form for the numbers CLDR calls "one" (1 in English and Spanish,
+        0 and 1 in French), the second for every other number; Intl.PluralRules picks.
+        """
+        translations = get_translations()
+        return [
+            str(translations.ungettext(self.singular, self.plural, 1)),
+            str(translations.ungettext(self.singular, self.plural, 2)),
+        ]
+
+
+def noun(singular: str, plural: str) -> Noun:
+    """Declare a counted noun; babel.cfg extracts both forms from this call."""
+    return Noun(singular, plural)
+
+
+SIGNATURES = noun("%(num)d signature", "%(num)d signatures")
+MPS = noun("%(num)d MP", "%(num)d MPs")
+COUNTRIES = noun("%(num)d country", "%(num)d countries")
+CONTINENTS = noun("%(num)d continent", "%(num)d continents")
+# Where each number goes in a sentence's template; the same keys as tally.json's.
+_MARKERS = {"countries": "{countries}", "continents": "{continents}"}
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence stating the counts, and what the page's script needs to restate it."""
+
+    text: str
+    # With {signatures}, {countries} and {continents} where the counted nouns go.
+    template: str
+    forms: dict[str, list[str]]
+    empty: str
+
+
+def _sentence(template: str, nouns: Mapping[str, Noun], numbers: Mapping[str, int]) -> Sentence:
+    empty = gettext("No signatures yet.")
+    text = template
+    for key, counted in nouns.items():
+        text = text.replace("{" + key + "}", counted.text(numbers[key]))
+    return Sentence(
+        text=text if numbers["signatures"] else empty,
+        template=template,
+        forms={key: counted.forms() for key, counted in nouns.items()},
+        empty=empty,
+    )
+
+
+def _count_sentence(signatures: int, countries: int, continents: int) -> Sentence:
+    template = gettext(
+        "%(signatures)s from %(countries)s on %(continents)s",
+        signatures="{signatures}",
+        **_MARKERS,
+    )
+    nouns = {"signatures": SIGNATURES, "countries": COUNTRIES, "continents": CONTINENTS}
+    numbers = {"signatures": signatures, "countries": countries, "continents": continents}
+    return _sentence(template, nouns, numbers)
+
+
+def count_sentence(counts: Tally) -> Sentence:
+    """'N signatures from N countries on N continents', pluralised for each number."""
+    return _count_sentence(counts.signatures, counts.countries, counts.continents)
+
+
+def tally_sentence(counts: Tally) -> Sentence:
+    """'Signed by N MPs from N countries on N continents', pluralised for each number."""
+    template = gettext(
+        "Signed by %(signers)s from %(countries)s on %(continents)s",
+        signers="{signatures}",
+        **_MARKERS,
+    )
+    nouns = {"signatures": MPS, "countries": COUNTRIES, "continents": CONTINENTS}
+    numbers = {
+        "signatures": counts.signatures,
+        "countries": counts.countries,
+        "continents": counts.continents,
+    }
+    return _sentence(template, nouns, numbers)
+
+
+def chart_text() -> charts.ChartText:
+    """The words on the pictures (map, bars, share image) in the reader's language."""
+    return charts.ChartText(
+        signatures=SIGNATURES.text,
+        countries=COUNTRIES.text,
+        summary=lambda *numbers: _count_sentence(*numbers).text,
+        number=lambda num: str(format_number(num)),
+        signed=lambda num: ngettext("MP has signed", "MPs have signed", num),
+        places=lambda countries, continents: gettext(
+            "from %(countries)s on %(continents)s",
+            countries=COUNTRIES.text(countries),
+            continents=CONTINENTS.text(continents),
+        ),
+        first=gettext("Be the first to sign."),
+        no_signatures=gettext("no signatures"),
+        legend=gettext("Signatures per country"),
+        legend_none=gettext("None"),
+        empty=gettext("No signatures yet."),
+        country_name=country_name,
+        continent_name=continent_name,
+    )
