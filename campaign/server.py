@@ -20,9 +20,14 @@ class _Server(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        from campaign import create_app
+        from campaign import create_app, mail
 
-        return create_app()
+        app = create_app()
+        # Start the outbox sender as the worker boots, not on its first request, so mail
+        # queued before a restart goes out even while no one visits the site.
+        if app.config.get("MAIL_SENDER"):
+            mail.start_sender(app)
+        return app
 
 
 def run_gunicorn(*, host: str, port: int, workers: int, threads: int) -> None:
