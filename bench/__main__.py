@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import tempfile
 import time
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown item(s): {', '.join(sorted(unknown))}")
 
     begun = time.perf_counter()
+    load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="campaign-bench-", dir=args.workdir))
     items.log(f"work folder {workdir}")
     dbs = items.Databases(workdir)
@@ -293,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": command,
         **measure.machine(data.postgres_version()),
+        # The machine may be shared: a busy one slows every figure, baselines included.
+        "load average (1/5/15 min) at start": " / ".join(f"{v:.2f}" for v in load_before),
+        "load average at end": " / ".join(f"{v:.2f}" for v in os.getloadavg()),
     }
     seconds = time.perf_counter() - begun
     table = render(lines, settings, args.quick, meta, seconds)
