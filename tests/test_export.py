@@ -84,7 +84,7 @@ def test_export_bytes_quote_and_defuse_formula_cells(any_app: Flask) -> None:
     response = client.get("/admin/c/release/export.csv")
 
     assert response.status_code == 200
-    assert response.mimetype == "text/csv"
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert response.data == HEADER + (
         b"1,2026-11-02T09:30:15Z,2026-11-03T18:00:59Z,confirmed,true,false,'=1+1,'-2,'@x,'+33,"
         b'FR,France,EU,Europe,\'=cmd@example.org,true,"Say ""no"", twice",form\r\n'

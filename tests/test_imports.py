@@ -108,8 +108,8 @@ def test_preview_shows_each_rows_outcome_and_stores_nothing(setup) -> None:  # t
     assert response.status_code == 200
     assert "Nothing is stored yet" in page
     assert "<strong>4</strong> to import" in page
-    assert "<strong>2</strong> of them held as possible duplicates" in page
-    assert "<strong>2</strong> duplicates, skipped" in page
+    assert "<strong>2</strong> of them held for review" in page
+    assert "<strong>2</strong> already signed, skipped" in page
     assert "<strong>1</strong> invalid, skipped" in page
     # line 5: the header is line 1 and Bob's comment spans lines 3 and 4
     assert "Held for review: same name and country as line 2." in page
@@ -131,8 +131,7 @@ def test_apply_counts_at_once_with_source_import_and_an_audit_entry(setup) -> No
     assert response.status_code == 303
     page = _text(client.get(response.headers["Location"]))
     assert (
-        "Imported 4 signatures (2 held as possible duplicates); "
-        "skipped 2 duplicates and 1 invalid rows."
+        "Import applied. Imported: 4 (held for review: 2). Skipped: 2 already signed, 1 invalid."
     ) in page
     db = new_session(app)
     imported = select(Signature).where(Signature.source == "import")

@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import Iterator
 
+from babel import Locale
 from flask import Flask, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
@@ -54,7 +55,7 @@ def export_csv(slug: str) -> Response:
     get_session().rollback()
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     response = Response(
-        _stream(app, campaign_id, signature_filter, bom), mimetype="text/csv; charset=utf-8"
+        _stream(app, campaign_id, signature_filter, bom), content_type="text/csv; charset=utf-8"
     )
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     # Personal data: no shared cache may keep a copy.
@@ -89,7 +90,11 @@ CONFIRMATION = "confirmation"
 class ImportUploadForm(FlaskForm):  # type: ignore[misc]
     """The CSV file to preview."""
 
-    file = FileField(_l("CSV file"), validators=[FileRequired(_l("Choose a CSV file."))])
+    file = FileField(
+        _l("CSV file"),
+        validators=[FileRequired(_l("Choose a CSV file."))],
+        render_kw={"accept": ".csv,text/csv,text/plain"},
+    )
 
 
 class ImportApplyForm(FlaskForm):  # type: ignore[misc]
@@ -146,7 +151,10 @@ def _apply_form(token: str) -> ImportApplyForm:
 
 
 def _locale_choices(form: ImportApplyForm) -> None:
-    form.locale.choices = [SelectChoice(code) for code in current_app.config["LANGUAGES"]]
+    form.locale.choices = [
+        SelectChoice(code, Locale.parse(code).get_display_name(code) or code)
+        for code in current_app.config["LANGUAGES"]
+    ]
 
 
 def _render_upload(
@@ -248,8 +256,8 @@ def _apply_upload(campaign: Campaign) -> Response | tuple[str, int]:
         mail.wake()
     flash(
         _(
-            "Imported %(imported)d signatures (%(held)d held as possible duplicates); "
-            "skipped %(duplicate)d duplicates and %(invalid)d invalid rows.",
+            "Import applied. Imported: %(imported)d (held for review: %(held)d). "
+            "Skipped: %(duplicate)d already signed, %(invalid)d invalid.",
             imported=report.imported,
             held=report.held,
             duplicate=report.duplicate,
