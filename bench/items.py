@@ -134,7 +134,7 @@ def _load_summary(result: loadgen.Result) -> str:
 
 
 def signing_throughput(
-    dbs: Databases, backend: str, *, duration: float, diagnose: bool = False
+    dbs: Databases, backend: str, *, duration: float, warmup: float = 2.0, diagnose: bool = False
 ) -> Figure:
     """Item 1 (SQLite) / 7 (PostgreSQL): the real signing flow vs the bare app, closed loop.
 
@@ -161,7 +161,7 @@ def signing_throughput(
             loadgen.signing_request(f"/c/{SLUG}/sign", signers),
             users=USERS,
             duration=duration,
-            warmup=2.0,
+            warmup=warmup,
         )
     finally:
         bare.stop()
@@ -181,7 +181,7 @@ def signing_throughput(
             loadgen.signing_request(f"/c/{SLUG}/sign", signers),
             users=USERS,
             duration=duration,
-            warmup=2.0,
+            warmup=warmup,
         )
         counts_ok, counts = counts_line(url, SLUG, folder, server)
     check = data.check_counts(url, SLUG, folder)
@@ -210,8 +210,8 @@ def signing_throughput(
     )
     notes.append(f"counts: {counts}")
     notes.append(
-        f"load generator CPU: {result.cpu_seconds / (duration + 2):.0%} of one core during the"
-        f" campaign run, {bare_result.cpu_seconds / (duration + 2):.0%} during the bare run"
+        f"load generator CPU: {result.cpu_seconds / (duration + warmup):.0%} of one core during the"
+        f" campaign run, {bare_result.cpu_seconds / (duration + warmup):.0%} during the bare run"
     )
     for error in result.errors + bare_result.errors:
         notes.append(f"error sample: {error}")
@@ -231,7 +231,7 @@ def signing_throughput(
                 ),
                 users=USERS,
                 duration=duration,
-                warmup=2.0,
+                warmup=warmup,
             )
         notes.append(
             f"diagnosis, same run with CAMPAIGN_MAIL_SENDER=false (mail queued, not delivered):"
