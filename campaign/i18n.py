@@ -58,7 +58,7 @@ TITLE_NAMES = {
 # Responses other sites embed, or that caches share: a ?lang= there chooses the words of
 # that response only and never changes the visitor's own choice on this site.
 _NO_COOKIE_ENDPOINTS = frozenset(
-    {"embed.widget", "embed.badge", "public.tally_json", "public.share_image"}
+    {"embed.widget", "embed.badge", "embed.share_image", "public.tally_json"}
 )
 
 

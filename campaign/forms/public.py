@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import current_app
-from flask_babel import gettext
+from flask_babel import gettext, lazy_pgettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, SelectField, StringField, TextAreaField
@@ -54,7 +54,9 @@ class SignForm(FlaskForm):  # type: ignore[misc]
         render_kw={"autocomplete": "name", "maxlength": signing.NAME_MAX, "required": True},
     )
     title = StringField(
-        _l("Title"),
+        # A signer's office ("MP"); the dashboard's "Title" is a letter's, another word in
+        # some languages (Indonesian: jabatan, judul).
+        lazy_pgettext("signer", "Title"),
         validators=[_rule(signing.clean_title)],
         render_kw={
             "list": "title-suggestions",
