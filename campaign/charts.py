@@ -439,6 +439,24 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
+def _cut(
+    draw: ImageDraw.ImageDraw,
+    text: str,
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    width: float,
+    suffix: str = "",
+) -> str:
+    """The longest start of text that fits the width with suffix after it (binary search)."""
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if draw.textlength(text[:middle] + suffix, font=font) <= width:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]
+
+
 def _fit_lines(
     draw: ImageDraw.ImageDraw,
     text: str,
@@ -448,23 +466,24 @@ def _fit_lines(
 ) -> list[str]:
     """Words wrapped to the pixel width, at most lines of them, the last cut with an ellipsis."""
     out: list[str] = []
+    overflow = False
     for word in text.split():
         candidate = f"{out[-1]} {word}" if out else word
         if out and draw.textlength(candidate, font=font) <= width:
             out[-1] = candidate
-        else:
-            out.append(word)
-    for index, line in enumerate(out):
+            continue
+        if len(out) == lines:
+            overflow = True
+            break
         # A single word wider than the box (a long URL, a compound name) is cut too.
-        while draw.textlength(line, font=font) > width and len(line) > 1:
-            line = line[:-1]
-        out[index] = line
-    if len(out) > lines:
-        out = out[:lines]
-        last = out[-1]
-        while last and draw.textlength(last + "\u2026", font=font) > width:
-            last = last[:-1].rstrip()
-        out[-1] = last.rstrip(" ,;:-\u2013\u2014") + "\u2026"
+        cut = _cut(draw, word, font, width)
+        overflow = cut != word
+        out.append(cut or word[:1])
+        if overflow:
+            break
+    if overflow:
+        last = _cut(draw, out[-1], font, width, "\u2026").rstrip(" ,;:-\u2013\u2014")
+        out[-1] = last + "\u2026"
     return out
 
 

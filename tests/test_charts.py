@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -222,3 +224,58 @@ def test_share_image_states_title_and_count() -> None:
     assert "Release Kem Sokha" in words
     assert "81" in words
     assert "signatures from 8 countries on 6 continents" in words
+
+
+def test_path_rings_are_read_with_relative_and_absolute_moves() -> None:
+    rings = charts.polygons("M10 20l5 0 0 5-5 0zM100 100L110 100 110 110z")
+    assert rings == [
+        [(10, 20), (15, 20), (15, 25), (10, 25)],
+        [(100, 100), (110, 100), (110, 110)],
+    ]
+    assert charts.polygons("M1.5.5l.5-.5.5.5z") == [[(1.5, 0.5), (2.0, 0.0), (2.5, 0.5)]]
+
+
+def test_every_country_shape_parses_into_rings_inside_the_map() -> None:
+    data = charts.world_data()
+    for code, d in data["countries"].items():
+        rings = charts.polygons(d)
+        assert rings, code
+        for ring in rings:
+            xs, ys = [x for x, _ in ring], [y for _, y in ring]
+            assert min(xs) >= -1 and max(xs) <= data["width"] + 1, code
+            assert min(ys) >= -1 and max(ys) <= data["height"] + 1, code
+
+
+def png_image(data: bytes) -> Any:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data))
+
+
+def test_share_png_is_a_link_preview_with_the_count_and_the_map() -> None:
+    image = png_image(charts.share_image_png("Release Kem Sokha", SAMPLE, footer="x.org/c/k"))
+    assert (image.format, image.size) == ("PNG", (1200, 630))
+    colours = {colour for _n, colour in image.convert("RGB").getcolors(1 << 20) or []}
+    rgb = {tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in charts.SHADES}
+    assert rgb <= colours  # the map shows every shade of the sample
+    empty = png_image(charts.share_image_png("Release Kem Sokha", make_tally({})))
+    empty_colours = {colour for _n, colour in empty.convert("RGB").getcolors(1 << 20) or []}
+    assert not (rgb - {(0x25, 0x34, 0x94)}) & empty_colours  # no shaded country
+
+
+def test_share_png_survives_a_hostile_or_huge_title() -> None:
+    for title in (HOSTILE, "W" * 5000, "Free " * 400, ""):
+        image = png_image(charts.share_image_png(title, SAMPLE, text=charts.ENGLISH))
+        assert image.size == (1200, 630)
+
+
+def test_long_titles_are_cut_to_three_lines_with_an_ellipsis() -> None:
+    from PIL import Image, ImageDraw
+
+    draw = ImageDraw.Draw(Image.new("RGB", (10, 10)))
+    font = charts._font(52)
+    lines = charts._fit_lines(draw, "Release all the prisoners of conscience " * 10, font, 1072, 3)
+    assert len(lines) == 3
+    assert lines[-1].endswith("\u2026")
+    assert all(draw.textlength(line, font=font) <= 1072 for line in lines)
+    assert charts._fit_lines(draw, "Short title", font, 1072, 3) == ["Short title"]

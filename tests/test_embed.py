@@ -123,3 +123,29 @@ def test_badge_counts_only_counted_signatures(client: FlaskClient, db: Session) 
     db.commit()
     svg = client.get("/c/free-them/badge.svg").get_data(as_text=True)
     assert "5 signatures" in svg
+
+
+def test_widget_speaks_the_readers_language(client: FlaskClient, db: Session) -> None:
+    seed(db)
+    page = client.get("/c/free-them/widget?lang=fr").get_data(as_text=True)
+    assert '<html lang="fr"' in page
+    assert "de 4 pays" in page and "sur 4 continents" in page
+    assert "<span>Amérique du Sud</span>" in page and "<span>Afrique</span>" in page
+    assert "Signer la lettre" in page
+    assert 'aria-current="true"' not in page  # no language switcher inside other sites
+
+
+def test_widget_shows_the_letters_translated_title(client: FlaskClient, db: Session) -> None:
+    from campaign.models import LetterTranslation
+
+    campaign = seed(db)
+    db.add(LetterTranslation(campaign_id=campaign.id, locale="es", title="Libérenlos", letter="."))
+    db.commit()
+    page = client.get("/c/free-them/widget", headers={"Accept-Language": "es"}).text
+    assert "<bdi>Libérenlos</bdi>" in page
+
+
+def test_badge_speaks_the_readers_language(client: FlaskClient, db: Session) -> None:
+    seed(db)
+    svg = client.get("/c/free-them/badge.svg?lang=es").get_data(as_text=True)
+    assert "5 firmas" in svg
