@@ -110,3 +110,6 @@ BABEL_TRANSLATION_DIRECTORIES = os.path.join(
 # Organizer sessions (the dashboard) last this long after login, in seconds; Flask's
 # default of 31 days is long for an account that can erase signers.
 PERMANENT_SESSION_LIFETIME = 12 * 3600
+
+# The count on the letter and tally pages is re-read from tally.json this often (static/site.js).
+LIVE_REFRESH_SECONDS = 15

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter
 from typing import Any
 
+from babel import Locale, UnknownLocaleError
 from flask import (
     Blueprint,
     abort,
@@ -16,6 +18,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
@@ -52,6 +55,9 @@ from campaign.models import (
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
+# How audit.dumps writes a datetime (isoformat, with its zone).
+_ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?([+-]\d\d:\d\d|Z)?$")
+
 # One message for every failed login: unknown address, wrong password, locked or inactive.
 LOGIN_FAILED = _l(
     "That email address and password do not match an account. After several failed "
@@ -77,6 +83,11 @@ DONE = {
     "restore": _l("Restored: %(n)d."),
     "resend": _l("Confirmation mail queued: %(n)d."),
     "erase": _l("Personal data erased: %(n)d."),
+}
+STATE_LABELS = {
+    "draft": _l("draft"),
+    "open": _l("open"),
+    "closed": _l("closed"),
 }
 STATUS_LABELS = {
     "pending": _l("pending"),
@@ -110,6 +121,33 @@ def _page_arg() -> int:
 def status_label(status: str) -> str:
     """A signature status in the reader's language."""
     return str(STATUS_LABELS.get(status, status))
+
+
+@bp.app_template_global()
+def state_label(state: str) -> str:
+    """A campaign state in the reader's language."""
+    return str(STATE_LABELS.get(state, state))
+
+
+@bp.app_template_global()
+def language_name(code: str) -> str:
+    """A language's name in the reader's language, e.g. "français" -> "French" in English."""
+    try:
+        name = Locale.parse(code).get_display_name(get_locale() or "en")
+    except (ValueError, UnknownLocaleError):
+        return code
+    return str(name or code)
+
+
+@bp.app_template_global()
+def audit_value(value: object) -> str:
+    """One value of an audit entry as a person reads it: times to the minute, long text cut."""
+    if isinstance(value, bool):
+        return str(_("yes") if value else _("no"))
+    text = str(value)
+    if _ISO_TIME.match(text):
+        return text[:16].replace("T", " ")
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 @bp.app_template_global()
@@ -632,7 +670,10 @@ def resolve(slug: str, signature_id: int) -> Response:
         )
     else:
         db.commit()
-        if keep == "both":
+        if other is None and held.duplicate_of_id is None:
+            # Held as part of a burst (suspicious activity): there is no other signature.
+            flash(_("#%(id)d is no longer held.", id=this.id), "ok")
+        elif keep == "both":
             flash(_("#%(a)d and #%(b)d both count.", a=this.id, b=other.id if other else 0), "ok")
         else:
             kept, dropped = (this, other) if keep == "this" else (other, this)
@@ -727,7 +768,15 @@ def organizer(organizer_id: int) -> Response | tuple[str, int]:
     if request.method == "POST":
         form = OrganizerForm()
     else:
-        form = OrganizerForm(obj=person, data={"campaigns": [c.id for c in person.campaigns]})
+        # No obj=: its `campaigns` (Campaign objects) would win over these ids.
+        form = OrganizerForm(
+            data={
+                "name": person.name,
+                "is_admin": person.is_admin,
+                "active": person.active,
+                "campaigns": [c.id for c in person.campaigns],
+            }
+        )
     form.campaigns.choices = [SelectChoice(c.id, f"{c.title} ({c.slug})") for c in everything]
     if form.validate_on_submit():
         chosen = set(form.campaigns.data or [])
