@@ -169,6 +169,48 @@ def activity(
     return Activity(since=since, bucket=bucket, timeline=timeline, medians=medians, groups=groups)
 
 
+def _targets(
+    campaign: Campaign,
+    kind: Kind,
+    key: str,
+    action: Action,
+    since: dt.datetime,
+    until: dt.datetime | None,
+) -> list[Any]:
+    """The WHERE clause of the signatures a bulk action on a group would change."""
+    if action not in ("hold", "reject"):
+        raise AbuseError(f"unknown action {action!r}")
+    if not key:
+        raise AbuseError("a group needs a key")
+    column = _column(kind)
+    where = [
+        Signature.campaign_id == campaign.id,
+        column == key,
+        Signature.signed_at >= since,
+        Signature.status.not_in(_SETTLED),
+    ]
+    if action == "hold":
+        where.append(Signature.status != "held")
+    if until is not None:
+        where.append(Signature.signed_at < until)
+    return where
+
+
+def affected(
+    db: Session,
+    campaign: Campaign,
+    kind: Kind,
+    key: str,
+    action: Action,
+    *,
+    since: dt.datetime,
+    until: dt.datetime | None = None,
+) -> int:
+    """How many signatures act_on_group would change now, for the organizer to confirm."""
+    where = _targets(campaign, kind, key, action, since, until)
+    return int(db.scalar(select(func.count()).select_from(Signature).where(*where)) or 0)
+
+
 def act_on_group(
     db: Session,
     organizer: Organizer,
@@ -186,24 +228,14 @@ def act_on_group(
 
     "hold" takes them out of the count until an organizer releases each (they join the
     held list, like possible duplicates); "reject" stops counting them, with the reason.
-    Each goes through tally.lock/refresh and gets an audit entry. Flushes only.
+    Each goes through tally.lock/refresh and gets an audit entry, and the campaign one
+    entry for the whole action. Flushes only.
     """
-    if action not in ("hold", "reject"):
-        raise AbuseError(f"unknown action {action!r}")
-    if not key:
-        raise AbuseError("a group needs a key")
-    column = _column(kind)
-    where = [
-        Signature.campaign_id == campaign.id,
-        column == key,
-        Signature.signed_at >= since,
-        Signature.status.not_in(_SETTLED),
-    ]
-    if until is not None:
-        where.append(Signature.signed_at < until)
+    where = _targets(campaign, kind, key, action, since, until)
     ids = list(db.scalars(select(Signature.id).where(*where).order_by(Signature.id)))
     moment = now or utcnow()
     note = reason.strip() or f"burst from one {'address' if kind == 'client' else 'domain'}"
+    group = f"{kind}:{key}"
     changed = 0
     for signature_id in ids:
         signature = tally.lock(db, signature_id)
@@ -230,8 +262,16 @@ def act_on_group(
             organizer,
             f"abuse.{action}",
             signature=signature,
-            before=before | {"group": f"{kind}:{key}"},
-            after=after | {"group": f"{kind}:{key}"},
+            before=before | {"group": group},
+            after=after | {"group": group},
         )
         changed += 1
+    if changed:
+        # One entry the campaign's trail shows for the decision as a whole.
+        summary: dict[str, Any] = {"group": group, "signatures": changed, "since": since}
+        if until is not None:
+            summary["until"] = until
+        if action == "reject":
+            summary["reason"] = note[:500]
+        audit.record(db, organizer, f"abuse.{action}_group", campaign=campaign, after=summary)
     return changed

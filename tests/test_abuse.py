@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
+import re
+import time
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import pytest
+from admin_helpers import (
+    AuthActions,
+    app_client,
+    auth,
+    csrf_token,
+    make_campaign,
+    make_organizer,
+    make_signature,
+    store,
+)
+from conftest import AppFactory
 from flask import Flask
-from sqlalchemy import func, select
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.orm import Session
 
 from campaign import abuse, campaigns, review, signing, tally
-from campaign.db import new_session
+from campaign.db import new_session, utcnow
 from campaign.models import AuditEntry, Campaign, Organizer, Signature
+
+__all__ = ["auth", "store"]
 
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 BOT = "b" * 64
@@ -196,3 +216,297 @@ def test_unknown_kinds_and_actions_are_refused(
     with pytest.raises(abuse.AbuseError):
         abuse.act_on_group(db, organizer, campaign, kind, "x", action, since=T0)  # type: ignore[arg-type]
     assert db.scalar(select(func.count()).where(Signature.status == "rejected")) == 0
+
+
+# --------------------------------------------------------------------------- the page
+
+BOT_ADDRESS = "203.0.113.66"
+
+
+@dataclass
+class Letter:
+    """A letter signed through the form by ten people and a bot, and its two organizers."""
+
+    campaign: Campaign
+    bot_hash: str
+
+
+def _post_signature(client: FlaskClient, n: int, address: str, email: str) -> None:
+    response = client.post(
+        "/c/letter/sign",
+        data={
+            "name": f"Member{n} Example",
+            "title": "MP",
+            "parliament": "National Assembly",
+            "country": ["KH", "FR", "BR", "JP"][n % 4],
+            "email": email,
+        },
+        environ_base={"REMOTE_ADDR": address},
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)[:300]
+
+
+@pytest.fixture
+def letter(app: Flask, store: Session) -> Letter:
+    """Ten people from ten addresses and a bot of 25 from one, all within the last hour."""
+    campaign = make_campaign(store, "letter", require_confirmation=False)
+    make_organizer(store, "alice@example.org", campaigns=(campaign,))
+    other = make_campaign(store, "other")
+    make_organizer(store, "bob@example.org", campaigns=(other,))
+    client = app.test_client()
+    for n in range(10):
+        _post_signature(client, n, f"198.51.100.{n + 1}", f"member{n}@parl-{n}.example")
+    for n in range(10, 35):
+        _post_signature(client, n, BOT_ADDRESS, f"x{n}@spam.example")
+    bot_hash = signing.client_hash(str(app.config["SECRET_KEY"]), BOT_ADDRESS)
+    assert bot_hash is not None
+    return Letter(campaign, bot_hash)
+
+
+def _counted(client: FlaskClient) -> int:
+    """What the public tally.json says."""
+    return int(client.get("/c/letter/tally.json").get_json()["signatures"])
+
+
+def _burst_start() -> str:
+    return utcnow().replace(minute=0, second=0, microsecond=0).isoformat()
+
+
+def _confirm_url(kind: str, key: str, action: str, period: str = "24h") -> str:
+    query = urlencode(
+        {"kind": kind, "key": key, "action": action, "period": period, "burst": _burst_start()}
+    )
+    return f"/admin/c/letter/activity/group?{query}"
+
+
+def _form(page: str) -> dict[str, str]:
+    """The hidden fields of the confirmation form."""
+    fields = dict(re.findall(r'<input[^>]*name="([a-z_]+)"[^>]*value="([^"]*)"', page))
+    return {k: html.unescape(v) for k, v in fields.items()}
+
+
+def _statuses(store: Session, **where: str) -> list[str]:
+    store.expire_all()
+    column = Signature.email_domain if "domain" in where else Signature.client_hash
+    value = where.get("domain") or where["client"]
+    return list(store.scalars(select(Signature.status).where(column == value)))
+
+
+def test_anonymous_visitors_are_sent_to_the_login(
+    client: FlaskClient, store: Session, letter: Letter
+) -> None:
+    for method, url in [
+        ("GET", "/admin/c/letter/activity"),
+        ("GET", _confirm_url("client", letter.bot_hash, "hold")),
+        ("POST", "/admin/c/letter/activity/group"),
+    ]:
+        response = client.open(
+            url,
+            method=method,
+            data={"kind": "client", "key": letter.bot_hash, "action": "hold", "scope": "period"},
+        )
+        assert response.status_code in (302, 303)
+        assert response.headers["Location"].startswith("/admin/login")
+    assert set(_statuses(store, client=letter.bot_hash)) == {"confirmed"}
+
+
+def test_another_campaigns_organizer_gets_404(
+    client: FlaskClient, auth: AuthActions, store: Session, letter: Letter
+) -> None:
+    auth.login("bob@example.org")
+    assert client.get("/admin/c/letter/activity").status_code == 404
+    assert client.get(_confirm_url("client", letter.bot_hash, "hold")).status_code == 404
+    page = client.get(_confirm_url("client", letter.bot_hash, "hold"))
+    assert "spam.example" not in page.get_data(as_text=True)
+    response = client.post(
+        "/admin/c/letter/activity/group",
+        data={
+            "kind": "client",
+            "key": letter.bot_hash,
+            "action": "hold",
+            "period": "24h",
+            "burst": _burst_start(),
+            "until": utcnow().isoformat(),
+            "scope": "period",
+        },
+    )
+    assert response.status_code == 404
+    assert set(_statuses(store, client=letter.bot_hash)) == {"confirmed"}
+
+
+def test_the_page_flags_the_burst_and_never_shows_an_address(
+    client: FlaskClient, auth: AuthActions, letter: Letter
+) -> None:
+    auth.login("alice@example.org")
+    response = client.get("/admin/c/letter/activity")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    flagged = page.split('id="flagged"')[1].split('id="by-client"')[0]
+    assert "<code" in flagged and f"{letter.bot_hash[:12]}…</code>" in flagged
+    assert "spam.example" in flagged
+    assert flagged.count('class="flagged"') == 2  # the address and the domain
+    assert "parl-3.example" not in flagged
+    assert BOT_ADDRESS not in page and "198.51.100." not in page
+    # The hash is shown shortened; the whole of it only travels in the action's link.
+    text = re.sub(r'href="[^"]*"', "", page)
+    assert letter.bot_hash not in text
+    assert re.search(r"<strong>35</strong>\s*signatures in this period", page)
+    assert re.search(r"<strong>2</strong>\s*bursts flagged", page)
+    assert "Suspicious activity" in client.get("/admin/c/letter/signatures").get_data(
+        as_text=True
+    )  # a tab of the campaign
+
+
+def test_the_period_selector(
+    client: FlaskClient, auth: AuthActions, store: Session, letter: Letter
+) -> None:
+    # The bot signed three days ago: the last 24 hours are quiet, the week is not.
+    store.execute(
+        update(Signature)
+        .where(Signature.client_hash == letter.bot_hash)
+        .values(signed_at=utcnow() - dt.timedelta(days=3))
+    )
+    store.commit()
+    auth.login("alice@example.org")
+    day = client.get("/admin/c/letter/activity?period=24h").get_data(as_text=True)
+    assert "Nothing flagged in this period." in day and "spam.example" not in day
+    for period in ("7d", "all"):
+        page = client.get(f"/admin/c/letter/activity?period={period}").get_data(as_text=True)
+        assert re.search(r"<strong>2</strong>\s*bursts flagged", page), period
+        assert 'aria-current="page">' in page
+    # An unknown period falls back to the last 24 hours.
+    assert "Nothing flagged" in client.get("/admin/c/letter/activity?period=x").get_data(
+        as_text=True
+    )
+
+
+def test_holding_a_burst_asks_first_then_takes_it_out_of_the_count(
+    client: FlaskClient, auth: AuthActions, store: Session, letter: Letter
+) -> None:
+    auth.login("alice@example.org")
+    assert _counted(client) == 35
+    confirm = client.get(_confirm_url("client", letter.bot_hash, "hold"))
+    assert confirm.status_code == 200
+    page = confirm.get_data(as_text=True)
+    assert re.search(r"Hold 25 signatures: the busiest hour", page)
+    assert set(_statuses(store, client=letter.bot_hash)) == {"confirmed"}  # asking changed nothing
+    response = client.post("/admin/c/letter/activity/group", data={**_form(page), "scope": "burst"})
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/admin/c/letter/activity?period=24h")
+    assert _counted(client) == 10
+    assert set(_statuses(store, client=letter.bot_hash)) == {"held"}
+    after = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Held 25 signatures from" in after
+    assert "all settled" not in after  # held ones can still be rejected
+    store.expire_all()
+    entries = store.scalars(select(AuditEntry.action).where(AuditEntry.action.like("abuse.%")))
+    assert sorted(Counter(entries).items()) == [("abuse.hold", 25), ("abuse.hold_group", 1)]
+    summary = store.scalar(select(AuditEntry).where(AuditEntry.action == "abuse.hold_group"))
+    assert summary is not None and summary.campaign_id == letter.campaign.id
+    assert json.loads(summary.after)["signatures"] == 25
+    assert "abuse.hold_group" in client.get("/admin/c/letter/audit").get_data(as_text=True)
+    # Held by burst, they wait on the duplicates page with no "other" signature.
+    duplicates = client.get("/admin/c/letter/duplicates").get_data(as_text=True)
+    assert duplicates.count("Held as part of a burst") == 25
+    held_id = store.scalar(
+        select(func.min(Signature.id)).where(Signature.client_hash == letter.bot_hash)
+    )
+    released = client.post(
+        f"/admin/c/letter/duplicates/{held_id}", data={"keep": "this"}, follow_redirects=True
+    )
+    assert f"#{held_id} is no longer held." in released.get_data(as_text=True)
+    assert _counted(client) == 11
+
+
+def test_rejecting_a_burst_needs_a_reason(
+    client: FlaskClient, auth: AuthActions, store: Session, letter: Letter
+) -> None:
+    auth.login("alice@example.org")
+    page = client.get(_confirm_url("domain", "spam.example", "reject")).get_data(as_text=True)
+    assert 'name="reason"' in page
+    fields = _form(page)
+    refused = client.post("/admin/c/letter/activity/group", data={**fields, "scope": "period"})
+    assert refused.status_code == 400
+    assert "Say why these signatures are rejected." in refused.get_data(as_text=True)
+    assert _counted(client) == 35
+    done = client.post(
+        "/admin/c/letter/activity/group",
+        data={**fields, "scope": "period", "reason": "bot run from one host"},
+    )
+    assert done.status_code == 303
+    assert _counted(client) == 10
+    store.expire_all()
+    reasons = set(
+        store.scalars(
+            select(Signature.rejected_reason).where(Signature.email_domain == "spam.example")
+        )
+    )
+    assert reasons == {"bot run from one host"}
+    assert store.scalar(select(func.count()).where(AuditEntry.action == "abuse.reject")) == 25
+
+
+def test_a_signature_arriving_after_the_question_is_left_alone(
+    app: Flask, client: FlaskClient, auth: AuthActions, store: Session, letter: Letter
+) -> None:
+    auth.login("alice@example.org")
+    page = client.get(_confirm_url("client", letter.bot_hash, "hold")).get_data(as_text=True)
+    time.sleep(0.01)
+    _post_signature(app.test_client(), 99, BOT_ADDRESS, "late@spam.example")
+    response = client.post(
+        "/admin/c/letter/activity/group", data={**_form(page), "scope": "period"}
+    )
+    assert response.status_code == 303
+    assert Counter(_statuses(store, client=letter.bot_hash)) == {"held": 25, "confirmed": 1}
+
+
+def test_bad_requests_are_refused_and_change_nothing(
+    client: FlaskClient, auth: AuthActions, store: Session, letter: Letter
+) -> None:
+    auth.login("alice@example.org")
+    for query in [
+        "kind=ip&key=x&action=hold&burst=2026-11-28T10:00:00%2B00:00",
+        f"kind=client&key={letter.bot_hash}&action=delete&burst=2026-11-28T10:00:00%2B00:00",
+        f"kind=client&key={letter.bot_hash}&action=hold&burst=yesterday",
+        f"kind=client&key={'k' * 300}&action=hold&burst=2026-11-28T10:00:00%2B00:00",
+    ]:
+        assert client.get(f"/admin/c/letter/activity/group?{query}").status_code == 400
+    good = _form(client.get(_confirm_url("client", letter.bot_hash, "hold")).get_data(as_text=True))
+    for bad in [
+        {"scope": "everything"},
+        {"scope": ""},
+        {"until": "soon", "scope": "period"},
+        {"kind": "ip", "scope": "period"},
+        {"action": "erase", "scope": "period"},
+    ]:
+        response = client.post("/admin/c/letter/activity/group", data={**good, **bad})
+        assert response.status_code == 400, bad
+    assert set(_statuses(store, client=letter.bot_hash)) == {"confirmed"}
+
+
+def test_the_bulk_action_needs_a_csrf_token(app_factory: AppFactory) -> None:
+    app = app_factory(WTF_CSRF_ENABLED=True)
+    engine = create_engine(str(app.config["DATABASE_URL"]))
+    store = Session(bind=engine, expire_on_commit=False)
+    try:
+        campaign = make_campaign(store, "letter", require_confirmation=False)
+        make_organizer(store, "alice@example.org", campaigns=(campaign,))
+        for n in range(25):
+            make_signature(store, campaign, f"Bot {n}", f"b{n}@spam.example")
+        client, auth = app_client(app)
+        auth.login("alice@example.org")
+        page = client.get(_confirm_url("domain", "spam.example", "hold")).get_data(as_text=True)
+        fields = _form(page)
+        assert fields.pop("csrf_token")
+        refused = client.post("/admin/c/letter/activity/group", data={**fields, "scope": "burst"})
+        assert refused.status_code == 400
+        assert set(_statuses(store, domain="spam.example")) == {"confirmed"}
+        token = csrf_token(client, _confirm_url("domain", "spam.example", "hold"))
+        done = client.post(
+            "/admin/c/letter/activity/group",
+            data={**fields, "scope": "burst", "csrf_token": token},
+        )
+        assert done.status_code == 303
+        assert set(_statuses(store, domain="spam.example")) == {"held"}
+    finally:
+        store.close()
+        engine.dispose()
