@@ -162,6 +162,7 @@ def signing_throughput(
             users=USERS,
             duration=duration,
             warmup=warmup,
+            probe=bare.cpu_seconds,
         )
     finally:
         bare.stop()
@@ -182,6 +183,7 @@ def signing_throughput(
             users=USERS,
             duration=duration,
             warmup=warmup,
+            probe=server.cpu_seconds,
         )
         counts_ok, counts = counts_line(url, SLUG, folder, server)
     check = data.check_counts(url, SLUG, folder)
@@ -210,6 +212,11 @@ def signing_throughput(
     )
     notes.append(f"counts: {counts}")
     notes.append(
+        f"server CPU per accepted signature (gunicorn master + workers, mail sender included,"
+        f" database server not): campaign {_cpu_per(result)}, bare {_cpu_per(bare_result)}"
+        " - a ratio of work that machine load does not skew"
+    )
+    notes.append(
         f"load generator CPU: {result.cpu_seconds / (duration + warmup):.0%} of one core during the"
         f" campaign run, {bare_result.cpu_seconds / (duration + warmup):.0%} during the bare run"
     )
@@ -232,10 +239,12 @@ def signing_throughput(
                 users=USERS,
                 duration=duration,
                 warmup=warmup,
+                probe=server.cpu_seconds,
             )
         notes.append(
             f"diagnosis, same run with CAMPAIGN_MAIL_SENDER=false (mail queued, not delivered):"
-            f" {_load_summary(quiet)} = {quiet.rate / bare_result.rate:.2f} of bare"
+            f" {_load_summary(quiet)} = {quiet.rate / bare_result.rate:.2f} of bare;"
+            f" server CPU {_cpu_per(quiet)}"
         )
     return Figure(
         cell,
@@ -253,6 +262,12 @@ def signing_throughput(
     )
 
 
+def _cpu_per(result: loadgen.Result) -> str:
+    if result.server_cpu_seconds is None or not result.accepted:
+        return "n/a"
+    return f"{result.server_cpu_seconds / result.accepted * 1000:.2f} ms"
+
+
 def _raw(result: loadgen.Result) -> dict[str, Any]:
     return {
         "rate": result.rate,
@@ -266,6 +281,7 @@ def _raw(result: loadgen.Result) -> dict[str, Any]:
         "statuses": result.statuses,
         "connections": result.connections,
         "cpu_seconds": result.cpu_seconds,
+        "server_cpu_seconds": result.server_cpu_seconds,
     }
 
 

@@ -269,6 +269,7 @@ class Result:
     warmup_accepted: int = 0
     setup_errors: int = 0
     cpu_seconds: float = 0.0  # this process's CPU time during the run
+    server_cpu_seconds: float | None = None  # the server's, over the measured window
     connections: int = 0
     target_rate: float | None = None
 
@@ -352,6 +353,7 @@ async def _closed_loop(
     users: int,
     duration: float,
     warmup: float,
+    probe: Callable[[], float] | None,
 ) -> Result:
     result = Result("closed", duration, connections=users)
     pool = await _new_users(host, port, form_path, users, result)
@@ -359,6 +361,9 @@ async def _closed_loop(
     start = loop.time()
     measure_from = start + warmup
     end = measure_from + duration
+    probed: list[float] = []
+    if probe is not None:
+        loop.call_at(measure_from, lambda: probed.append(probe()))
 
     async def run(user: VirtualUser) -> None:
         while True:
@@ -388,6 +393,8 @@ async def _closed_loop(
     cpu = time.process_time()
     await asyncio.gather(*(run(u) for u in pool))
     result.cpu_seconds = time.process_time() - cpu
+    if probe is not None and probed:
+        result.server_cpu_seconds = probe() - probed[0]
     for user in pool:
         user.close()
     return result
@@ -475,10 +482,24 @@ def closed_loop(
     users: int = 16,
     duration: float = 10.0,
     warmup: float = 1.0,
+    probe: Callable[[], float] | None = None,
 ) -> Result:
-    """N virtual users POSTing back to back for duration seconds after a warm-up."""
+    """N virtual users POSTing back to back for duration seconds after a warm-up.
+
+    probe, when given, reads the server's CPU seconds; the result then holds how many it
+    spent over the measured window.
+    """
     return asyncio.run(
-        _closed_loop(host, port, form_path, send, users=users, duration=duration, warmup=warmup)
+        _closed_loop(
+            host,
+            port,
+            form_path,
+            send,
+            users=users,
+            duration=duration,
+            warmup=warmup,
+            probe=probe,
+        )
     )
 
 

@@ -103,6 +103,25 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} not ready at {path} ({last}): {self.tail()}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the master and its workers so far, from /proc."""
+        pids = [self.proc.pid]
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+            pids += [int(pid) for pid in children.split()]
+        except OSError:
+            pass
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in pids:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue  # a worker that just exited
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        return total
+
     def tail(self, chars: int = 1500) -> str:
         """The end of the server's log."""
         self.log.flush()

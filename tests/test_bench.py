@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from bench import bare_app, data, items, loadgen, measure, page
+from bench import bare_app, data, items, loadgen, measure, page, servers
 from bench.__main__ import QUICK, Line, render
 from campaign import signing
 
@@ -224,3 +226,34 @@ def test_table_has_one_row_per_benchmark_and_both_backends() -> None:
     assert rows[2].startswith("| 4 | export | FAILED: boom | - |")
     assert "- nproc: 2" in table
     assert "- 4 (SQLite): detail" in table
+
+
+def test_server_cpu_is_read_from_proc(tmp_path: Path) -> None:
+    burn = "import time\nt = time.time()\nwhile time.time() - t < 0.5: pass\ntime.sleep(30)"
+    server = servers.start(
+        "burner", [sys.executable, "-c", burn], dict(os.environ), tmp_path / "log", 0
+    )
+    try:
+        time.sleep(0.8)
+        assert 0.3 <= server.cpu_seconds() <= 1.5
+    finally:
+        server.stop()
+    assert server.proc.returncode is not None
+
+
+def test_closed_loop_reports_server_cpu_over_the_window(
+    bare: tuple[BaseWSGIServer, str],
+) -> None:
+    server, _url = bare
+    readings = iter([10.0, 12.5])
+    result = loadgen.closed_loop(
+        "127.0.0.1",
+        server.server_port,
+        "/c/x",
+        loadgen.signing_request("/c/x/sign", loadgen.Signers("cpu", data.countries())),
+        users=2,
+        duration=0.3,
+        warmup=0.1,
+        probe=lambda: next(readings),
+    )
+    assert result.server_cpu_seconds == 2.5
