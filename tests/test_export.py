@@ -332,3 +332,22 @@ def test_filter_from_args_ignores_unknown_values() -> None:
         }
     )
     assert flt == export.SignatureFilter(q="x", status="counted", country="FR", held=False)
+
+
+def test_country_names_are_not_continent_names(app: Flask) -> None:
+    # AF, AS, NA and SA are both country and continent codes.
+    db = new_session(app)
+    campaign = make_campaign(db)
+    for i, code in enumerate(["AF", "AS", "NA", "SA", "BQ"]):
+        sign(db, campaign, f"Member {i}", f"m{i}@example.org", country=code)
+    places = [(row[10], row[11], row[12], row[13]) for row in export.signature_rows(db, campaign)]
+    lines = "".join(export.csv_lines(db, campaign))
+    db.close()
+    assert places == [
+        ("AF", "Afghanistan", "AS", "Asia"),
+        ("AS", "American Samoa", "OC", "Oceania"),
+        ("NA", "Namibia", "AF", "Africa"),
+        ("SA", "Saudi Arabia", "AS", "Asia"),
+        ("BQ", "Bonaire, Sint Eustatius and Saba", "NA", "North America"),
+    ]
+    assert ',BQ,"Bonaire, Sint Eustatius and Saba",NA,North America,' in lines
