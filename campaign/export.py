@@ -195,14 +195,16 @@ class csv_field(FunctionElement[str]):
 
 _QUOTE = "'\"'"  # SQL for the one-character string "
 _QUOTED_QUOTE = "'\"\"'"  # SQL for ""
+_TRIGGER_CODES = ", ".join(str(ord(char)) for char in FORMULA_PREFIXES)
+_TRIGGER_CHARS = ", ".join(f"chr({ord(char)})" for char in FORMULA_PREFIXES)
 
 
 @compiles(csv_field, "sqlite")
 def _csv_field_sqlite(element: csv_field, compiler: SQLCompiler, **kw: Any) -> str:
     text = compiler.process(element.clauses, **kw)
-    # unicode() is the first character's code point: = + - @ TAB CR.
+    # unicode() is the code point of the first character.
     guarded = (
-        f"CASE WHEN unicode({text}) IN (61, 43, 45, 64, 9, 13) "
+        f"CASE WHEN unicode({text}) IN ({_TRIGGER_CODES}) "
         f"THEN char(39) || {text} ELSE {text} END"
     )
     return (
@@ -216,7 +218,7 @@ def _csv_field_sqlite(element: csv_field, compiler: SQLCompiler, **kw: Any) -> s
 def _csv_field_default(element: csv_field, compiler: SQLCompiler, **kw: Any) -> str:
     text = compiler.process(element.clauses, **kw)
     guarded = (
-        f"CASE WHEN left({text}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) "
+        f"CASE WHEN left({text}, 1) IN ({_TRIGGER_CHARS}) "
         f"THEN chr(39) || {text} ELSE {text} END"
     )
     return (
