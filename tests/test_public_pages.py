@@ -335,6 +335,6 @@ def test_every_page_names_its_language_and_offers_the_others(
 def test_the_letter_form_works_without_javascript(client: FlaskClient, letter: None) -> None:
     page = client.get(f"/c/{SLUG}").text
     form = re.search(r'<form method="post" action="([^"]+)"', page)
-    assert form is not None and form.group(1) == f"/c/{SLUG}/sign#sign"
+    assert form is not None and form.group(1) == f"/c/{SLUG}/sign#error-summary"
     assert '<button type="submit">Sign the letter</button>' in page
     assert 'id="country-continent"' in page  # shown by the server after a refused form too

@@ -4,6 +4,8 @@
   "use strict";
   var summary = document.getElementById("error-summary");
   if (summary) {
+    // The form's action ends in #error-summary, so the browser itself moves there after a
+    // refused submission; focusing it here too covers browsers that only scroll.
     summary.focus();
     // A link in the summary moves the focus into its field, with the field's label in view.
     summary.addEventListener("click", function (event) {

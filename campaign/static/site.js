@@ -3,7 +3,7 @@
 (function () {
   "use strict";
 
-  var REFRESH_MS = 15000;
+  var REFRESH_SECONDS = 15;
   var lang = document.documentElement.lang || "en";
   var plurals = window.Intl && Intl.PluralRules ? new Intl.PluralRules(lang) : null;
 
@@ -29,6 +29,7 @@
     var url = element.getAttribute("data-live");
     var target = element.querySelector("[data-live-text]") || element;
     var shown = element.getAttribute("data-live-numbers");
+    var every = parseFloat(element.getAttribute("data-live-every")) || REFRESH_SECONDS;
 
     function refresh() {
       if (document.hidden || !window.fetch) {
@@ -50,7 +51,7 @@
         .catch(function () { /* offline for a moment: the next round tries again */ });
     }
 
-    window.setInterval(refresh, REFRESH_MS);
+    window.setInterval(refresh, Math.max(every, 1) * 1000);
     document.addEventListener("visibilitychange", function () {
       if (!document.hidden) {
         refresh();

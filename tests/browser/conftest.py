@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from campaign import campaigns, create_app, signing
+from campaign import auth, campaigns, create_app, signing
 from campaign import db as dbmod
 
 CHROMIUM = "/usr/bin/chromium"
@@ -42,6 +42,9 @@ DEMO_SIGNERS = [
     ("Tan Wei Ming", "SG"),
     ("Kofi Mensah", "GH"),
 ]
+# An organizer of the demo letter, for the dashboard's pages.
+ORGANIZER_EMAIL = "organizer@example.org"
+ORGANIZER_PASSWORD = "correct horse battery staple 42"
 
 
 def _missing() -> str | None:
@@ -72,6 +75,9 @@ class LiveServer:
     url: str
     slug: str
     title: str
+    app: Any = None
+    # The demo letter's organizer (an admin), for logging in through the dashboard's form.
+    login: tuple[str, str] = (ORGANIZER_EMAIL, ORGANIZER_PASSWORD)
 
     def __call__(self, path: str) -> str:
         """The absolute URL of a path on this server."""
@@ -100,6 +106,10 @@ def _seed(app: Any) -> None:
                 public=True,
             )
             signing.sign(session, campaign=letter, entry=entry, confirmed=True)
+        organizer = auth.create_organizer(
+            session, ORGANIZER_EMAIL, ORGANIZER_PASSWORD, name="Olga Organizer", is_admin=True
+        )
+        auth.add_to_campaign(session, organizer, letter)
 
 
 @pytest.fixture(scope="session")
@@ -119,6 +129,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             "DATABASE_URL": url,
             "RATELIMIT_ENABLED": False,
             "MAIL_SENDER": False,
+            # The page script re-reads the count every second, so a test sees it change soon.
+            "LIVE_REFRESH_SECONDS": 1,
         }
     )
     _seed(app)
@@ -128,7 +140,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield LiveServer(base, DEMO_SLUG, DEMO_TITLE)
+        yield LiveServer(base, DEMO_SLUG, DEMO_TITLE, app)
     finally:
         server.shutdown()
         server.server_close()

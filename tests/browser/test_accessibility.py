@@ -1,0 +1,208 @@
+"""axe-core on every public page and every dashboard page: no violation, at phone and desktop
+widths, in each language. Each page is also photographed for a person to look at."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from campaign import campaigns, signing
+from campaign import db as dbmod
+from campaign.models import Organizer, Signature
+
+LiveServer = Any  # conftest.LiveServer (tests/ is not a package)
+
+# (language, viewport width): each language once, each width twice.
+VIEWS = [("en", 360), ("fr", 1280), ("id", 360), ("es", 1280)]
+PUBLIC = [
+    "index",
+    "letter",
+    "letter-errors",
+    "thanks",
+    "confirm",
+    "confirm-bad-token",
+    "confirmed",
+    "withdraw",
+    "tally",
+    "signatories",
+    "widget",
+    "privacy",
+    "not-found",
+]
+DASHBOARD = [
+    "login",
+    "index",
+    "campaign-edit",
+    "signatures",
+    "signature",
+    "duplicates",
+    "audit",
+    "organizers",
+    "organizer",
+    "import",
+    "letter",
+    "activity",
+]
+
+
+@dataclass(frozen=True)
+class Fixtures:
+    """URLs of pages that need particular data: tokens, a held duplicate, a signature."""
+
+    confirm: str
+    confirmed: str
+    withdraw: str
+    signature_id: int
+    organizer_id: int
+
+
+@pytest.fixture(scope="module")
+def fixtures(live_server: LiveServer) -> Fixtures:
+    """A pending signer (confirm, withdraw links), a confirmed one, and a held duplicate."""
+    app = live_server.app
+    secret = str(app.config["SECRET_KEY"])
+    with dbmod.session_scope(app) as session:
+        letter = campaigns.get_by_slug(session, live_server.slug)
+        assert letter is not None
+
+        def add(name: str, country: str, email: str, *, confirmed: bool) -> Signature:
+            entry = signing.SignatureEntry(
+                name=name,
+                title="MP",
+                parliament="Parliament",
+                party="",
+                country_code=country,
+                email=email,
+            )
+            return signing.sign(session, letter, entry, confirmed=confirmed).signature
+
+        pending = add("Pat Pending", "NZ", "pat@example.org", confirmed=False)
+        # The same person as a demo signer under another address: held as a possible duplicate.
+        held = add("Jean Dupont", "FR", "jean.other@example.org", confirmed=True)
+        assert held.status == "held"
+        organizer = session.scalars(select(Organizer)).first()
+        assert organizer is not None
+        session.flush()
+        ids = pending.id, held.id, organizer.id
+    slug = live_server.slug
+    first = signing.make_token(secret, ids[0], "confirm")
+    second = signing.make_token(secret, ids[1], "confirm")
+    return Fixtures(
+        confirm=f"/c/{slug}/confirm/{first}",
+        confirmed=f"/c/{slug}/confirm/{second}",
+        withdraw=f"/c/{slug}/withdraw/{signing.make_token(secret, ids[0], 'withdraw')}",
+        signature_id=ids[1],
+        organizer_id=ids[2],
+    )
+
+
+def public_path(name: str, slug: str, fixtures: Fixtures) -> str:
+    return {
+        "index": "/",
+        "letter": f"/c/{slug}",
+        "letter-errors": f"/c/{slug}",
+        "thanks": f"/c/{slug}/thanks",
+        "confirm": fixtures.confirm,
+        "confirm-bad-token": f"/c/{slug}/confirm/not-a-token",
+        "confirmed": fixtures.confirmed,
+        "withdraw": fixtures.withdraw,
+        "tally": f"/c/{slug}/tally",
+        "signatories": f"/c/{slug}/signatories",
+        "widget": f"/c/{slug}/widget",
+        "privacy": "/privacy",
+        "not-found": "/no/such/page",
+    }[name]
+
+
+@pytest.mark.parametrize(("language", "width"), VIEWS, ids=[f"{lang}-{w}" for lang, w in VIEWS])
+@pytest.mark.parametrize("name", PUBLIC)
+def test_public_page_has_no_axe_violations(
+    browser: Any,
+    live_server: LiveServer,
+    fixtures: Fixtures,
+    axe: Any,
+    screenshot: Any,
+    name: str,
+    language: str,
+    width: int,
+) -> None:
+    context = browser.new_context(viewport={"width": width, "height": 800}, bypass_csp=True)
+    page = context.new_page()
+    path = public_path(name, live_server.slug, fixtures)
+    response = page.goto(live_server(f"{path}?lang={language}"))
+    assert response is not None
+    if name == "letter-errors":
+        with page.expect_navigation():
+            page.locator("button[type=submit]").click()  # everything empty: every error
+        assert page.locator("#error-summary").is_visible()
+    assert page.evaluate("document.documentElement.lang") == language
+    # Nothing wider than the screen: a phone never scrolls sideways.
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    screenshot(page, f"{name}-{language}-{width}")
+    assert axe(page) == []
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def dashboard(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    """A browser context logged in through the dashboard's login form."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+    page = context.new_page()
+    page.goto(live_server("/admin/login"))
+    email, password = live_server.login
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Log in").click()
+    assert page.url == live_server("/admin/")
+    yield context
+    context.close()
+
+
+def dashboard_path(name: str, slug: str, fixtures: Fixtures) -> str:
+    return {
+        "login": "/admin/login",
+        "index": "/admin/",
+        "campaign-edit": f"/admin/c/{slug}/edit",
+        "signatures": f"/admin/c/{slug}/signatures",
+        "signature": f"/admin/c/{slug}/signatures/{fixtures.signature_id}",
+        "duplicates": f"/admin/c/{slug}/duplicates",
+        "audit": f"/admin/c/{slug}/audit",
+        "organizers": "/admin/organizers",
+        "organizer": f"/admin/organizers/{fixtures.organizer_id}",
+        "import": f"/admin/c/{slug}/import",
+        "letter": f"/admin/c/{slug}/letter",
+        "activity": f"/admin/c/{slug}/activity",
+    }[name]
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+@pytest.mark.parametrize("name", DASHBOARD)
+def test_dashboard_page_has_no_axe_violations(
+    browser: Any,
+    dashboard: Any,
+    live_server: LiveServer,
+    fixtures: Fixtures,
+    axe: Any,
+    screenshot: Any,
+    name: str,
+    width: int,
+) -> None:
+    if name == "login":  # seen before logging in
+        context = browser.new_context(viewport={"width": width, "height": 800}, bypass_csp=True)
+    else:
+        context = dashboard
+    page = context.new_page()
+    page.set_viewport_size({"width": width, "height": 800})
+    response = page.goto(live_server(dashboard_path(name, live_server.slug, fixtures)))
+    assert response is not None and response.status == 200, name
+    assert "/admin/login" not in page.url or name == "login"
+    screenshot(page, f"admin-{name}-{width}")
+    assert axe(page) == []
+    page.close()
+    if name == "login":
+        context.close()
