@@ -24,10 +24,11 @@ from PIL import Image, ImageDraw, ImageFont
 from campaign import geo
 from campaign.tally import Tally
 
-# Sequential shades, light to dark (ColorBrewer YlGnBu): the lightest is green-tinged so it
-# stays distinct from the grey of countries without signatures; the darkest has 10:1
-# contrast on white. The legend repeats every step in words, so colour is never alone.
-SHADES: tuple[str, ...] = ("#c7e9b4", "#7fcdbb", "#41b6c4", "#2c7fb8", "#253494")
+# Sequential shades, light to dark (ColorBrewer YlGnBu, its five darker steps of seven): the
+# lightest is a clear teal, apart from the grey of countries without signatures even when a
+# small country has a single signer; the darkest has 12:1 contrast on white. The legend
+# repeats every step in words, and the tables give every number, so colour is never alone.
+SHADES: tuple[str, ...] = ("#7fcdbb", "#41b6c4", "#1d91c0", "#225ea8", "#0c2c84")
 NO_SIGNATURES = "#dfe3e8"
 BORDER = "#ffffff"
 INK = "#1b1f24"
@@ -167,8 +168,13 @@ def world_map_svg(
     desc: str | None = None,
     text: ChartText = ENGLISH,
     id_prefix: str = "world-map",
+    legend: bool = True,
 ) -> Markup:
-    """An inline SVG world map, each country shaded by its signatures, with a legend."""
+    """An inline SVG world map, each country shaded by its signatures, with a legend.
+
+    Without the legend (legend=False) the page shows :func:`legend_items` as HTML, whose
+    type keeps its size however small the map is drawn.
+    """
     data = world_data()
     width, height = data["width"], data["height"]
     counts = {country.code: country.signatures for country in tally.by_country}
@@ -184,7 +190,7 @@ def world_map_svg(
     parts = [
         _svg_open(
             width,
-            legend_top + legend_height,
+            legend_top + legend_height if legend else height,
             id_prefix,
             "chart chart-map",
             f"{id_prefix}-title {id_prefix}-desc",
@@ -213,9 +219,34 @@ def world_map_svg(
                 f"{_e(text.signatures(counts[code]))}</title></circle>"
             )
         parts.append("</g>")
-    parts.append(_legend(ranges, text, legend_top))
+    if legend:
+        parts.append(_legend(ranges, text, legend_top))
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every piece of text went through _e()
+
+
+def _legend_items(ranges: Sequence[tuple[int, int]], text: ChartText) -> list[tuple[str, str]]:
+    return [(NO_SIGNATURES, text.legend_none)] + [
+        (colour, _range_label(lower, upper))
+        for colour, (lower, upper) in zip(SHADES, ranges, strict=True)
+    ]
+
+
+def legend_items(tally: Tally, text: ChartText = ENGLISH) -> list[tuple[Markup, str]]:
+    """The map's legend for a page to write as HTML: (a colour swatch as SVG, its words)."""
+    ranges = steps(max((c.signatures for c in tally.by_country), default=0))
+    return [(swatch_svg(colour), label) for colour, label in _legend_items(ranges, text)]
+
+
+def swatch_svg(colour: str) -> Markup:
+    """A small square of colour, hidden from screen readers (the words beside it say it all)."""
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", colour):
+        raise ValueError(f"not a colour: {colour!r}")
+    return Markup(  # noqa: S704 - a checked colour, nothing else is interpolated
+        '<svg xmlns="http://www.w3.org/2000/svg" class="swatch" width="28" height="18" '
+        f'viewBox="0 0 28 18" aria-hidden="true" focusable="false"><rect x=".5" y=".5" '
+        f'width="27" height="17" fill="{colour}" stroke="{INK}"/></svg>'
+    )
 
 
 def _legend(ranges: Sequence[tuple[int, int]], text: ChartText, top: float) -> str:
@@ -223,10 +254,7 @@ def _legend(ranges: Sequence[tuple[int, int]], text: ChartText, top: float) -> s
 
     Its type is large in map units because the whole map shrinks to a phone's width.
     """
-    items = [(NO_SIGNATURES, text.legend_none)] + [
-        (colour, _range_label(lower, upper))
-        for colour, (lower, upper) in zip(SHADES, ranges, strict=True)
-    ]
+    items = _legend_items(ranges, text)
     parts = [
         f'<g class="legend" font-size="{LEGEND_FONT}" fill="{INK}">',
         f'<text x="0" y="{_n(top + LEGEND_FONT)}" font-weight="600">{_e(text.legend)}</text>',

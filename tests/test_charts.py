@@ -260,7 +260,8 @@ def test_share_png_is_a_link_preview_with_the_count_and_the_map() -> None:
     assert rgb <= colours  # the map shows every shade of the sample
     empty = png_image(charts.share_image_png("Release Kem Sokha", make_tally({})))
     empty_colours = {colour for _n, colour in empty.convert("RGB").getcolors(1 << 20) or []}
-    assert not (rgb - {(0x25, 0x34, 0x94)}) & empty_colours  # no shaded country
+    darkest = tuple(int(charts.SHADES[-1][i : i + 2], 16) for i in (1, 3, 5))
+    assert not (rgb - {darkest}) & empty_colours  # no shaded country (the number's colour aside)
 
 
 def test_share_png_survives_a_hostile_or_huge_title() -> None:
@@ -279,3 +280,17 @@ def test_long_titles_are_cut_to_three_lines_with_an_ellipsis() -> None:
     assert lines[-1].endswith("\u2026")
     assert all(draw.textlength(line, font=font) <= 1072 for line in lines)
     assert charts._fit_lines(draw, "Short title", font, 1072, 3) == ["Short title"]
+
+
+def test_the_legend_can_be_left_to_the_page() -> None:
+    bare = parse(charts.world_map_svg(SAMPLE, title="Map", legend=False))
+    assert not [el for el in bare.iter(f"{SVG}g") if el.attrib.get("class") == "legend"]
+    assert bare.attrib["viewBox"] == "0 0 1000 449"
+    items = charts.legend_items(SAMPLE)
+    labels = [label for _swatch, label in items]
+    assert labels == ["None", "1\u20133", "4\u20135", "6\u201310", "11\u201320", "21\u201340"]
+    fills = [parse(str(swatch)).find(f"{SVG}rect").attrib["fill"] for swatch, _ in items]  # type: ignore[union-attr]
+    assert fills == [charts.NO_SIGNATURES, *charts.SHADES]
+    assert all('aria-hidden="true"' in str(swatch) for swatch, _ in items)
+    with pytest.raises(ValueError):
+        charts.swatch_svg('red"/><script>')

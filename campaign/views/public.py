@@ -321,8 +321,10 @@ def tally_page(slug: str) -> str:
         counts=counts,
         sentence=i18n.tally_sentence(counts),
         world_map=charts.world_map_svg(
-            counts, title=gettext("Map of the signatures by country"), text=words
+            counts, title=gettext("Map of the signatures by country"), text=words, legend=False
         ),
+        legend=charts.legend_items(counts, words),
+        legend_title=words.legend,
         continent_bars=charts.continent_bars_svg(
             counts, title=gettext("Signatures by continent"), text=words
         ),

@@ -142,7 +142,7 @@ def test_public_page_has_no_axe_violations(
     assert page.evaluate("document.documentElement.lang") == language
     # Nothing wider than the screen: a phone never scrolls sideways.
     assert page.evaluate("document.documentElement.scrollWidth") <= width
-    screenshot(page, f"{name}-{language}-{width}")
+    screenshot(page, "page")
     assert axe(page) == []
     context.close()
 
@@ -201,7 +201,7 @@ def test_dashboard_page_has_no_axe_violations(
     response = page.goto(live_server(dashboard_path(name, live_server.slug, fixtures)))
     assert response is not None and response.status == 200, name
     assert "/admin/login" not in page.url or name == "login"
-    screenshot(page, f"admin-{name}-{width}")
+    screenshot(page, "page")
     assert axe(page) == []
     page.close()
     if name == "login":
