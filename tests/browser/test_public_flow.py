@@ -303,3 +303,32 @@ def test_copy_link_copies_the_address(browser: Any, live_server: LiveServer, let
     assert page.url == live_server(f"/c/{letter}/tally")  # copied, not followed
     assert page.evaluate("navigator.clipboard.readText()") == live_server(f"/c/{letter}/tally")
     context.close()
+
+
+FOCUS_SHOWN = """(() => {
+  const el = document.activeElement;
+  const s = getComputedStyle(el);
+  const yellow = 'rgb(255, 191, 71)';
+  const shown = (s.outlineStyle !== 'none' && s.outlineColor !== 'rgba(0, 0, 0, 0)'
+                 && parseFloat(s.outlineWidth) >= 2)
+    || s.backgroundColor === yellow || s.boxShadow.includes('255, 191, 71');
+  const text = (el.textContent || '').trim().slice(0, 30);
+  return [el.tagName + (el.id ? '#' + el.id : '') + ' ' + text, shown];
+})()"""
+
+
+@pytest.mark.parametrize("path", ["", "/tally", "/thanks"])
+def test_every_control_shows_where_the_focus_is(
+    page: Any, live_server: LiveServer, letter: str, path: str
+) -> None:
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(live_server(f"/c/{letter}{path}"))
+    seen = []
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        name, shown = page.evaluate(FOCUS_SHOWN)
+        if name in seen or name.startswith("BODY"):
+            break  # round the page once
+        seen.append(name)
+        assert shown, name
+    assert len(seen) > 8
