@@ -281,7 +281,9 @@ def _link_page(slug: str, token: str, purpose: str) -> Response | BaseResponse:
         else:
             signing.withdraw(db, result.id)
         db.commit()
-        return redirect(request.path, 303)
+        # Built, not request.path: a token the serializer accepts may carry a decoded
+        # CR/LF (its base64 ignores stray characters), which no Location header may hold.
+        return redirect(url_for(f"public.{purpose}", slug=found.slug, token=token), 303)
     page = render_template(
         f"public/{purpose}.html",
         campaign=found,
