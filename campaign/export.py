@@ -11,6 +11,7 @@ chunk. Memory stays flat: at most one chunk of plain tuples is held at a time.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -149,6 +150,15 @@ class SignatureFilter:
         return stmt
 
 
+def describe(signature_filter: SignatureFilter) -> dict[str, Any]:
+    """The filter's set fields, for the audit trail."""
+    return {
+        key: value
+        for key, value in dataclasses.asdict(signature_filter).items()
+        if value not in ("", None)
+    }
+
+
 def from_args(args: Mapping[str, str]) -> SignatureFilter:
     """The filter from query arguments (see SignatureFilter.from_args)."""
     return SignatureFilter.from_args(args)
@@ -204,8 +214,7 @@ def _csv_field_sqlite(element: csv_field, compiler: SQLCompiler, **kw: Any) -> s
     text = compiler.process(element.clauses, **kw)
     # unicode() is the code point of the first character.
     guarded = (
-        f"CASE WHEN unicode({text}) IN ({_TRIGGER_CODES}) "
-        f"THEN char(39) || {text} ELSE {text} END"
+        f"CASE WHEN unicode({text}) IN ({_TRIGGER_CODES}) THEN char(39) || {text} ELSE {text} END"
     )
     return (
         f"CASE WHEN {text} GLOB '*[\",' || char(10, 13) || ']*' "
@@ -218,8 +227,7 @@ def _csv_field_sqlite(element: csv_field, compiler: SQLCompiler, **kw: Any) -> s
 def _csv_field_default(element: csv_field, compiler: SQLCompiler, **kw: Any) -> str:
     text = compiler.process(element.clauses, **kw)
     guarded = (
-        f"CASE WHEN left({text}, 1) IN ({_TRIGGER_CHARS}) "
-        f"THEN chr(39) || {text} ELSE {text} END"
+        f"CASE WHEN left({text}, 1) IN ({_TRIGGER_CHARS}) THEN chr(39) || {text} ELSE {text} END"
     )
     return (
         f"CASE WHEN {text} ~ ('[\",' || chr(10) || chr(13) || ']') "

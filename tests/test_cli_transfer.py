@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,6 +63,13 @@ def test_export_csv_writes_the_dashboards_csv_to_stdout(
     assert "Pat Pending" in text
     assert counted.exit_code == 0
     assert "Pat Pending" not in counted.stdout
+    db = new_session(letter)
+    entries = db.scalars(select(AuditEntry.after).where(AuditEntry.action == "signatures.export"))
+    assert [json.loads(after) for after in entries] == [
+        {"bom": False, "filter": {}, "via": "cli"},
+        {"bom": False, "filter": {"status": "counted"}, "via": "cli"},
+    ]
+    db.close()
     assert counted.stdout_bytes.count(b"\r\n") == 2
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import tracemalloc
 
 import pytest
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from campaign import export, geo
 from campaign.db import new_session, utcnow
-from campaign.models import Campaign, Signature
+from campaign.models import AuditEntry, Campaign, Signature
 
 HEADER = (
     b"id,signed_at,confirmed_at,status,counted,verified,name,title,parliament,party,"
@@ -351,3 +352,26 @@ def test_country_names_are_not_continent_names(app: Flask) -> None:
         ("BQ", "Bonaire, Sint Eustatius and Saba", "NA", "North America"),
     ]
     assert ',BQ,"Bonaire, Sint Eustatius and Saba",NA,North America,' in lines
+
+
+def test_each_download_is_in_the_audit_trail(client, app: Flask) -> None:  # type: ignore[no-untyped-def]
+    db = new_session(app)
+    campaign = make_campaign(db)
+    organizer = make_organizer(db, campaigns=(campaign,))
+    db.close()
+    login(client, organizer)
+
+    client.get("/admin/c/release/export.csv?status=counted&country=fr&q=&bom=1")
+
+    db = new_session(app)
+    entry = db.scalars(select(AuditEntry)).one()
+    db.close()
+    assert (entry.action, entry.organizer_id, entry.campaign_id) == (
+        "signatures.export",
+        organizer.id,
+        campaign.id,
+    )
+    assert json.loads(entry.after) == {
+        "bom": True,
+        "filter": {"country": "FR", "status": "counted"},
+    }

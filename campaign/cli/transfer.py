@@ -13,7 +13,7 @@ from flask.cli import with_appcontext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from campaign import export, imports
+from campaign import audit, export, imports
 from campaign.campaigns import get_by_slug
 from campaign.db import new_session
 from campaign.models import Campaign
@@ -87,6 +87,15 @@ def export_csv(slug: str, output: str | None, status: str, bom: bool) -> None:
         else:
             _write_file(output, pieces)
             click.echo(f"exported the signatures of {slug} to {output}", err=True)
+        # Who took a copy of the signers' personal data (here: whoever runs the server).
+        audit.record(
+            db,
+            None,
+            "signatures.export",
+            campaign=campaign,
+            after={"filter": export.describe(signature_filter), "bom": bom, "via": "cli"},
+        )
+        db.commit()
     finally:
         db.close()
 

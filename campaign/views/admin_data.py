@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response
 from wtforms import HiddenField, RadioField, SelectChoice, SelectField
 from wtforms.validators import InputRequired, Regexp
 
-from campaign import auth, export, imports, mail, markup, signing, tally
+from campaign import audit, auth, export, imports, mail, markup, signing, tally
 from campaign.auth import current_organizer, login_required
 from campaign.db import get_session, new_session, utcnow
 from campaign.models import Campaign, Signature
@@ -50,9 +50,18 @@ def export_csv(slug: str) -> Response:
     bom = _yes("bom")
     name = export.filename(campaign, utcnow().date())
     campaign_id = campaign.id
-    # The request's session is closed at teardown, before the body is sent; the body
-    # reads through its own session, chunk by chunk (see campaign.export).
-    get_session().rollback()
+    db = get_session()
+    # Who took a copy of the signers' personal data, and which part of it.
+    audit.record(
+        db,
+        current_organizer(),
+        "signatures.export",
+        campaign=campaign,
+        after={"filter": export.describe(signature_filter), "bom": bom},
+    )
+    # Committed now: the request's session is closed at teardown, before the body is
+    # sent; the body reads through its own session, chunk by chunk (see campaign.export).
+    db.commit()
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     response = Response(
         _stream(app, campaign_id, signature_filter, bom), content_type="text/csv; charset=utf-8"
