@@ -224,7 +224,7 @@ def act_on_group(slug: str) -> Response | tuple[str, int]:
     values = _group_args(form)
     try:
         burst = _parse_time(form.burst.data or "")
-        until = _parse_time(form.until.data or "")
+        until = min(_parse_time(form.until.data or ""), utcnow())
     except ValidationError:
         abort(400)
     scope = request.form.get("scope", "")
