@@ -630,3 +630,14 @@ def test_flash_after_logout(client: FlaskClient, auth: AuthActions, world: World
     auth.login("alice@example.org")
     auth.logout()
     assert flashes(client.get("/admin/login")) == ["You are logged out."]
+
+
+def test_campaign_page_gives_the_embed_code_for_the_widget_and_badge(
+    client: FlaskClient, auth: AuthActions, world: World
+) -> None:
+    auth.login("alice@example.org")
+    page = client.get("/admin/c/alpha/edit").get_data(as_text=True)
+    assert "/c/alpha/widget" in page
+    assert "/c/alpha/badge.svg" in page
+    assert 'id="embed-widget-code"' in page
+    assert "site.js" in page
