@@ -194,9 +194,13 @@ def ally_site() -> Iterator[Callable[[str], str]]:
     thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, driven by Playwright."""
+    """Debian's Chromium, headless, driven by Playwright.
+
+    Module-scoped: Playwright's sync API keeps an asyncio loop running on the main
+    thread while it is open, which would make asyncio.run() fail in later test files.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
