@@ -214,7 +214,7 @@ def signing_throughput(
     notes.append(
         f"server CPU per accepted signature (gunicorn master + workers, mail sender included,"
         f" database server not): campaign {_cpu_per(result)}, bare {_cpu_per(bare_result)}"
-        " - a ratio of work that machine load does not skew"
+        " (less skewed by machine load than the rates)"
     )
     notes.append(
         f"load generator CPU: {result.cpu_seconds / (duration + warmup):.0%} of one core during the"
