@@ -473,11 +473,14 @@ def export_csv(dbs: Databases, *, n: int, cache: dict[tuple[str, int], Seeded]) 
     ).check()
     raw_rows = int(raw.stdout.strip() or 0)
     rate = rows / run.seconds
+    # The export of 100 rows is the same command's start-up (app, imports, first query).
+    net = rows / max(run.seconds - tiny.seconds, 1e-9)
     raw_rate = raw_rows / raw.seconds if raw.seconds else 0.0
     growth = run.maxrss_mib - idle.maxrss_mib
     ok = rows == n and growth <= 64 and rate >= 200_000
     cell = (
-        f"{rate:,.0f} rows/s ({run.seconds:.1f} s, {rows:,} rows);"
+        f"{rate:,.0f} rows/s ({run.seconds:.1f} s, {rows:,} rows; {net:,.0f}/s after"
+        f" the {tiny.seconds:.1f} s start-up);"
         f" peak +{growth:.0f} MiB over idle ({run.maxrss_mib:.0f} vs {idle.maxrss_mib:.0f} MiB);"
         f" {rate / raw_rate:.2f} of raw sqlite3+csv"
     )
@@ -498,6 +501,7 @@ def export_csv(dbs: Databases, *, n: int, cache: dict[tuple[str, int], Seeded]) 
             "rows": rows,
             "seconds": run.seconds,
             "rate": rate,
+            "rate_after_startup": net,
             "peak_mib": run.maxrss_mib,
             "idle_mib": idle.maxrss_mib,
             "growth_mib": growth,
