@@ -153,32 +153,40 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             _wait_ready(port, proc, instance.with_suffix(".log"))
         yield cluster
     finally:
-        for proc in cluster.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in cluster.procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        for log in cluster.logs:
-            log.close()
-        if cluster.engine is not None:
-            cluster.engine.dispose()
-        for key in store.scan_iter(f"*{prefix}*"):
-            store.delete(key)
-        store.close()
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+        try:
+            _stop(cluster)
+            for key in store.scan_iter(f"*{prefix}*"):
+                store.delete(key)
+            store.close()
+        finally:
+            # Whatever failed above, the database goes.
+            with admin.connect() as conn:
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                )
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            admin.dispose()
+
+
+def _stop(cluster: Cluster) -> None:
+    """SIGTERM every server (SIGKILL its group if it lingers), close logs and the engine."""
+    for proc in cluster.procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in cluster.procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    for log in cluster.logs:
+        log.close()
+    if cluster.engine is not None:
+        cluster.engine.dispose()
 
 
 class Browser:
