@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from pg_helpers import fresh_database
+from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session
 
 from campaign.models import Campaign, OutboxMessage, Signature, TallyCount
@@ -95,21 +95,25 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A fresh PostgreSQL database, two open letters, two servers; all removed afterwards."""
+def cluster_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for the cluster, dropped afterwards."""
     base, redis_url = os.environ.get(POSTGRES_ENV), os.environ.get(REDIS_ENV)
     if not base or not redis_url:
         pytest.skip(f"{POSTGRES_ENV} and {REDIS_ENV} are not both set")
+    with fresh_database(base, "campaign_cluster") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, cluster_database: str) -> Iterator[Cluster]:
+    """Two open letters and two servers on the cluster's database; stopped afterwards."""
+    redis_url = os.environ[REDIS_ENV]
     import redis
 
     # Set but unreachable is a failure, not a skip.
     store = redis.Redis.from_url(redis_url)
     store.ping()
-    name = f"campaign_cluster_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    url = cluster_database
     prefix = f"cluster-test-{uuid.uuid4().hex[:10]}"
     tmp = tmp_path_factory.mktemp("cluster")
     env = dict(
@@ -153,23 +157,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             _wait_ready(port, proc, instance.with_suffix(".log"))
         yield cluster
     finally:
-        try:
-            _stop(cluster)
-            for key in store.scan_iter(f"*{prefix}*"):
-                store.delete(key)
-            store.close()
-        finally:
-            # Whatever failed above, the database goes.
-            with admin.connect() as conn:
-                conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": name},
-                )
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            admin.dispose()
+        _stop(cluster)
+        for key in store.scan_iter(f"*{prefix}*"):
+            store.delete(key)
+        store.close()
 
 
 def _stop(cluster: Cluster) -> None:

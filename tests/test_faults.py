@@ -31,8 +31,8 @@ from fault_helpers import (
     read_answers,
     sign_loop,
 )
+from pg_helpers import fresh_database
 from sqlalchemy import Engine, create_engine, func, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from campaign import campaigns, tally
@@ -364,27 +364,10 @@ def pg_deployment(tmp_path: Path) -> Iterator[Deployment]:
     reason = _pg_restart_refusal()
     if reason:
         pytest.skip(reason)
-    base = os.environ[POSTGRES_ENV]
-    name = f"campaign_faults_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    try:
+    with fresh_database(os.environ[POSTGRES_ENV], "campaign_faults") as url:
         dbmod.upgrade(url)
         _open_letters(url)
         yield Deployment(url, _env(url, tmp_path), tmp_path)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 def test_postgres_restart_under_load(pg_deployment: Deployment) -> None:
