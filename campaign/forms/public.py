@@ -6,6 +6,7 @@ this module only turns their messages into field errors in the reader's language
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -133,11 +134,19 @@ class SignForm(FlaskForm):  # type: ignore[misc]
 
 def country_choices(locale: str | None) -> list[Any]:
     """An empty first choice, then every country by name, each with its continent's name."""
+    # The continent names and the first choice come from the active (Babel) language, the
+    # country names from the form's locale: both key the cache.
+    return list(_country_choices(locale, i18n.current()))
+
+
+@functools.lru_cache(maxsize=64)
+def _country_choices(locale: str | None, active: str) -> tuple[Any, ...]:
+    """country_choices, built once per (form locale, active language) in this process."""
     choices: list[Any] = [("", gettext("Choose a country"))]
     for code, name in geo.country_choices(locale):
         continent = i18n.continent_name(geo.continent_of(code))
         choices.append((code, name, {"data-continent": continent}))
-    return choices
+    return tuple(choices)
 
 
 class ActionForm(FlaskForm):  # type: ignore[misc]
