@@ -122,8 +122,11 @@ def runner(app: Flask) -> FlaskCliRunner:
 
 @pytest.fixture
 def db(app: Flask) -> Iterator[Session]:
-    """A session on the SQLite app's database, inside an app context."""
-    with app.app_context():
-        session = dbmod.new_session(app)
-        yield session
-        session.close()
+    """A session on the SQLite app's database.
+
+    No app context stays pushed while the test runs: a test-client request would reuse
+    it, and with it `g` and the request's session, unlike any real request.
+    """
+    session = dbmod.new_session(app)
+    yield session
+    session.close()
