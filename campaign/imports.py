@@ -22,13 +22,16 @@ import os
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import String, bindparam, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from campaign import audit, geo, signing, tally
 from campaign.db import utcnow
@@ -243,15 +246,18 @@ def read_rows(path: str, layout: Layout) -> Iterator[tuple[int, dict[str, str] |
             line = reader.line_num + 1
             for row in reader:
                 start, line = line, reader.line_num + 1
-                if not any(cell.strip() for cell in row):
+                # One string per row: some cell holds more than blanks iff the whole does.
+                joined = "".join(row)
+                if not joined.strip():
                     continue
-                if len(row) > layout.width and any(cell.strip() for cell in row[layout.width :]):
+                if len(row) > layout.width and "".join(row[layout.width :]).strip():
                     yield start, None
                     continue
                 if len(row) < layout.width:
                     row += [""] * (layout.width - len(row))
                 cells = {name: row[i] for name, i in columns}
-                if any(cell[:1] == "'" for cell in cells.values()):
+                # _unguard leaves a cell without a leading quote as it is.
+                if "'" in joined:
                     cells = {name: _unguard(cell) for name, cell in cells.items()}
                 yield start, cells
     except csv.Error as error:
@@ -265,7 +271,7 @@ def read_rows(path: str, layout: Layout) -> Iterator[tuple[int, dict[str, str] |
 # --------------------------------------------------------------------------- the rows
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     """One row on its way in."""
 
@@ -331,13 +337,7 @@ def _validate(line: int, cells: dict[str, str] | None, now: dt.datetime) -> _Row
 
 
 def _chunks(rows: Iterator[_Row], size: int) -> Iterator[list[_Row]]:
-    chunk: list[_Row] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
+    while chunk := list(islice(rows, size)):
         yield chunk
 
 
@@ -354,6 +354,7 @@ class _Importer:
         self.count_now = count_now
         self.locale = locale
         self.now = utcnow()
+        self.postgres = db.get_bind().dialect.name == "postgresql"
         self.report = ImportReport()
         # Ids of the signatures this run inserted, and the file line of each, in step:
         # 12 bytes a row, so that a duplicate of an earlier row can name its line.
@@ -361,6 +362,17 @@ class _Importer:
         self.lines = array("q")
         self.counted_by_country: Counter[str] = Counter()
         self._status = {held: self._derive(held) for held in (False, True)}
+        # What every new signature of this run shares goes into the statement once.
+        self._insert = insert(Signature).values(
+            campaign_id=campaign.id,
+            updated_at=self.now,
+            source="import",
+            locale=self.locale,
+            client_hash=None,
+            confirmed_at=self.now if count_now else None,
+            rejected_reason="",
+            duplicate_notices=0,
+        )
 
     def _derive(self, held: bool) -> str:
         """The status tally.derive_status gives a new imported signature."""
@@ -379,18 +391,30 @@ class _Importer:
 
     def run(self, rows: Iterator[_Row], on_created: OnCreated | None) -> ImportReport:
         """Import every chunk; IntegrityError when a racing signer took an address."""
+        analyzed = not self.postgres
         for chunk in _chunks(rows, CHUNK_ROWS):
             created = self._chunk(chunk)
             if created and on_created is not None:
                 on_created(self.db, created)
+            if not analyzed and created:
+                # PostgreSQL plans the lookups of the next chunks from statistics that do
+                # not know this letter's new rows: for a new letter it took any index on
+                # campaign_id as good as the unique one and scanned all the letter's rows
+                # for every key, an import quadratic in its size. ANALYZE counts this
+                # transaction's own rows; once is enough, they are a sample of the rest.
+                # (Its lock, SHARE UPDATE EXCLUSIVE, blocks no reads or writes, only
+                # another ANALYZE, VACUUM or schema change until this import ends.)
+                self.db.execute(text("ANALYZE signature"))
+                analyzed = True
         for country, count in self.counted_by_country.items():
             tally._bump(self.db, self.campaign.id, country, count)
         return self.report
 
     def _chunk(self, chunk: list[_Row]) -> list[int]:
-        valid = [row for row in chunk if row.entry is not None]
-        taken = self._taken({row.email_key for row in valid})
-        resembled = self._resembled({row.name_key for row in valid})
+        taken = self._taken({row.email_key for row in chunk if row.entry is not None})
+        resembled = self._resembled(
+            {(row.name_key, row.entry.country_code) for row in chunk if row.entry is not None}
+        )
         in_chunk_keys: dict[str, int] = {}
         in_chunk_names: dict[tuple[str, str], int] = {}
         new: list[dict[str, Any]] = []
@@ -434,12 +458,12 @@ class _Importer:
                 self._result(row, IMPORTED)
         if not new:
             return []
-        # RETURNING in any order (asking for parameter order makes SQLite insert row by
-        # row); the email key, unique on the letter, says which row got which id.
-        returned = self.db.connection().execute(
-            insert(Signature).returning(Signature.email_key, Signature.id), new
-        )
-        id_of = {key: signature_id for key, signature_id in returned}
+        # A plain executemany: the driver prepares one INSERT and runs it per row (on
+        # PostgreSQL, pipelined). A multi-row VALUES ... RETURNING cost more: a statement
+        # with 25 parameters a row is built, sent and parsed anew for every chunk. The
+        # email key, unique on the letter, then says which row got which id.
+        self.db.connection().execute(self._insert, new)
+        id_of = self._ids([values["email_key"] for values in new])
         ids = [id_of[values["email_key"]] for values in new]
         for signature_id, line in sorted(zip(ids, new_lines, strict=True)):
             self.ids.append(signature_id)
@@ -454,26 +478,59 @@ class _Importer:
             )
         return ids
 
-    def _taken(self, keys: set[str]) -> dict[str, int]:
-        """Which of these email keys already signed this letter (what UNIQUE would refuse)."""
+    def _ids(self, keys: Collection[str]) -> dict[str, int]:
+        """The ids of this letter's signatures under these email keys."""
         if not keys:
             return {}
+        campaign_id = self.campaign.id
+        if self.postgres:
+            wanted = _unnest(email_key=keys)
+            found = (
+                select(Signature.id)
+                .where(
+                    Signature.campaign_id == campaign_id,
+                    Signature.email_key == wanted.c.email_key,
+                )
+                .scalar_subquery()
+            )
+            rows = self.db.execute(select(wanted.c.email_key, found))
+            return {key: signature_id for key, signature_id in rows if signature_id is not None}
         rows = self.db.execute(
             select(Signature.email_key, Signature.id).where(
-                Signature.campaign_id == self.campaign.id, Signature.email_key.in_(keys)
+                Signature.campaign_id == campaign_id, Signature.email_key.in_(keys)
             )
         )
         return {key: signature_id for key, signature_id in rows}
 
-    def _resembled(self, name_keys: set[str]) -> dict[tuple[str, str], int]:
+    def _taken(self, keys: set[str]) -> dict[str, int]:
+        """Which of these email keys already signed this letter (what UNIQUE would refuse)."""
+        return self._ids(keys)
+
+    def _resembled(self, people: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """The earliest live signer per (name key, country): whom signing.sign() would hold for."""
-        if not name_keys:
+        if not people:
             return {}
+        campaign_id = self.campaign.id
+        if self.postgres:
+            names, countries = zip(*people, strict=True)
+            wanted = _unnest(name_key=names, country_code=countries)
+            first = (
+                select(func.min(Signature.id))
+                .where(
+                    Signature.campaign_id == campaign_id,
+                    Signature.name_key == wanted.c.name_key,
+                    Signature.country_code == wanted.c.country_code,
+                    Signature.status.not_in(signing._GONE),
+                )
+                .scalar_subquery()
+            )
+            rows = self.db.execute(select(wanted.c.name_key, wanted.c.country_code, first))
+            return {(name, country): id_ for name, country, id_ in rows if id_ is not None}
         rows = self.db.execute(
             select(Signature.name_key, Signature.country_code, func.min(Signature.id))
             .where(
-                Signature.campaign_id == self.campaign.id,
-                Signature.name_key.in_(name_keys),
+                Signature.campaign_id == campaign_id,
+                Signature.name_key.in_({name for name, _ in people}),
                 Signature.status.not_in(signing._GONE),
             )
             .group_by(Signature.name_key, Signature.country_code)
@@ -483,16 +540,14 @@ class _Importer:
     def _values(
         self, row: _Row, entry: signing.SignatureEntry, twin_id: int | None, held: bool
     ) -> dict[str, Any]:
-        """The new signature's columns, as signing.sign() would set them."""
+        """The new signature's columns that vary, as signing.sign() would set them."""
         status = self._status[held]
         counted = status == "confirmed"
         if counted:
             self.counted_by_country[entry.country_code] += 1
             self.report.counted += 1
         return {
-            "campaign_id": self.campaign.id,
             "signed_at": row.signed_at or self.now,
-            "updated_at": self.now,
             "name": entry.name,
             "title": entry.title,
             "parliament": entry.parliament,
@@ -505,16 +560,10 @@ class _Importer:
             "name_key": row.name_key,
             "comment": entry.comment,
             "public": entry.public,
-            "source": "import",
-            "locale": self.locale,
-            "client_hash": None,
             "status": status,
             "counted": counted,
-            "confirmed_at": self.now if self.count_now else None,
-            "rejected_reason": "",
             "duplicate_of_id": twin_id,
             "duplicate_state": "held" if held else None,
-            "duplicate_notices": 0,
         }
 
     def _result(
@@ -550,6 +599,18 @@ class _Importer:
                     held=held,
                 )
             )
+
+
+def _unnest(**columns: Collection[str]) -> TableValuedAlias:
+    """Keys as a PostgreSQL relation (one array parameter a column), for lookups by key.
+
+    A lookup is a subquery per key, which PostgreSQL answers with one index probe.
+    An IN list of a thousand keys let the planner, whose statistics predate the rows
+    this import adds, scan every signature of the letter for each chunk instead: an
+    import took time quadratic in its size.
+    """
+    arrays = [bindparam(name, list(keys), type_=ARRAY(String)) for name, keys in columns.items()]
+    return func.unnest(*arrays).table_valued(*columns).render_derived(name="wanted")
 
 
 def _rows(path: str, layout: Layout, now: dt.datetime) -> Iterator[_Row]:

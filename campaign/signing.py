@@ -7,6 +7,7 @@ mailbox, racing requests included.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -15,7 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError, EmailSyntaxError, validate_email
+from email_validator.rfc_constants import (
+    CASE_INSENSITIVE_MAILBOX_NAMES,
+    DOT_ATOM_TEXT,
+    EMAIL_MAX_LENGTH,
+)
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
@@ -141,31 +147,45 @@ _HONORIFIC_PHRASES = tuple(
     )
 )
 _APOSTROPHES = "'\u2019\u2018`\u00b4\u02bc"
+# O'Brien and OBrien are one name: str.translate deletes the apostrophes.
+_NO_APOSTROPHES = dict.fromkeys(map(ord, _APOSTROPHES))
+# A run of letters and digits (str.isalnum: \w without the underscore); any other
+# character separates words (Jean-Pierre, "Sen.").
+_WORD = re.compile(r"[^\W_]+")
+# The phrases by their first word, in the order above, so that a word starting none
+# is passed over with one lookup.
+_PHRASES_BY_FIRST: dict[str, tuple[tuple[str, ...], ...]] = {
+    first: tuple(phrase for phrase in _HONORIFIC_PHRASES if phrase[0] == first)
+    for first in dict.fromkeys(phrase[0] for phrase in _HONORIFIC_PHRASES)
+}
+_HONORIFIC_STARTS = _HONORIFIC_WORDS | frozenset(_PHRASES_BY_FIRST)
 
 
 def name_key(name: str) -> str:
     """A name for comparison: accents, case, punctuation, honorifics ignored; words sorted."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    letters = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-    # O'Brien and OBrien are one name; other punctuation (Jean-Pierre, "Sen.") splits words.
-    letters = "".join("" if c in _APOSTROPHES else c for c in letters)
-    words = "".join(
-        c if c.isalnum() or c.isspace() else " " for c in letters
-    ).split()  # any non-alphanumeric character separates words
+    if name.isascii():
+        # NFKD leaves ASCII as it is, no ASCII character combines, and casefold is lower.
+        letters = name.lower()
+    else:
+        decomposed = unicodedata.normalize("NFKD", name)
+        letters = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    words = _WORD.findall(letters.translate(_NO_APOSTROPHES))
     kept = _drop_honorifics(words) or words
     return " ".join(sorted(kept))[:NAME_MAX]
 
 
 def _drop_honorifics(words: list[str]) -> list[str]:
+    if _HONORIFIC_STARTS.isdisjoint(words):
+        return words
     kept: list[str] = []
     i = 0
     while i < len(words):
-        for phrase in _HONORIFIC_PHRASES:
+        word = words[i]
+        for phrase in _PHRASES_BY_FIRST.get(word, ()):
             if tuple(words[i : i + len(phrase)]) == phrase:
                 i += len(phrase)
                 break
         else:
-            word = words[i]
             honorific = word in _HONORIFIC_WORDS and not (kept and word in _LEADING_ONLY)
             if not honorific:
                 kept.append(word)
@@ -223,8 +243,12 @@ _LINK = re.compile(
     r"live|life|vip|win|bid|loan|work|tv|cc|ws|su|in|us|eu)\b)",
     re.IGNORECASE,
 )
-# Unicode line and paragraph separators are refused with the control characters.
-_SEPARATORS = frozenset("\u2028\u2029")
+# Control characters (general category Cc: U+0000-U+001F, U+007F-U+009F), surrogates
+# (Cs) and the Unicode line and paragraph separators. Unicode's stability policy fixes
+# the Cc and Cs ranges, so one pattern stands for a unicodedata.category() per character.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
+# The same, allowing newline, carriage return and tab.
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
 
 
 def _text(value: object) -> str:
@@ -239,12 +263,8 @@ def _check_text(value: str, *, multiline: bool = False) -> None:
     # Werkzeug decodes bytes that are not UTF-8 as U+FFFD: the sender's text was garbled.
     if "\ufffd" in value:
         raise FieldError(N_("This is not valid text (UTF-8)."))
-    for char in value:
-        if multiline and char in "\n\r\t":
-            continue
-        category = unicodedata.category(char)
-        if category in ("Cc", "Cs") or char in _SEPARATORS:
-            raise FieldError(N_("Remove the control characters."))
+    if (_CONTROL_MULTILINE if multiline else _CONTROL).search(value):
+        raise FieldError(N_("Remove the control characters."))
 
 
 def _line(value: object, *, required: bool, limit: int, links: bool = False) -> str:
@@ -312,12 +332,50 @@ def clean_email(value: object, *, check_deliverability: bool = False) -> str:
     if len(address) > EMAIL_MAX:
         raise FieldError(_too_long(EMAIL_MAX))
     try:
-        normalized = validate_email(address, check_deliverability=check_deliverability).normalized
+        normalized = _normalized_email(address, check_deliverability)
     except EmailNotValidError:
         raise FieldError(N_("Enter a valid email address, like name@example.org.")) from None
     if len(normalized) > EMAIL_MAX or len(email_key(normalized)) > EMAIL_MAX:
         raise FieldError(_too_long(EMAIL_MAX))
     return str(normalized)
+
+
+_CASE_INSENSITIVE_MAILBOXES = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
+
+
+def _normalized_email(address: str, check_deliverability: bool) -> str:
+    """validate_email(address).normalized, with the domain's checks done once per domain.
+
+    An address whose local part is plain ASCII dot-atom (nearly all) is split at its
+    only possible @ as email-validator splits it; that local part is valid and stays
+    as it is (RFC 2142 names lower-cased), and the rest of validate_email depends on the
+    domain alone, apart from the length of the whole. Anything else (quotes, Unicode,
+    display names, no @) goes through validate_email itself.
+    """
+    local, at, domain = address.partition("@")
+    if not at or not DOT_ATOM_TEXT.match(local):
+        return str(validate_email(address, check_deliverability=check_deliverability).normalized)
+    domain_form, ascii_domain = _checked_domain(domain, check_deliverability)
+    if local.lower() in _CASE_INSENSITIVE_MAILBOXES:
+        local = local.lower()
+    normalized = f"{local}@{domain_form}"
+    # validate_email_length: the address as given, normalized, and with the ASCII domain.
+    for form in (address, normalized, f"{local}@{ascii_domain}"):
+        if len(form.encode()) > EMAIL_MAX_LENGTH:
+            raise EmailSyntaxError("The email address is too long.")
+    return normalized
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_domain(domain: str, check_deliverability: bool) -> tuple[str, str]:
+    """(normalized, ASCII) forms of a valid domain; EmailNotValidError (not cached) if not.
+
+    The probe's local part "a" is valid and as short as any, so a domain refused here
+    (for its length too) is refused with every local part. With deliverability on, a
+    domain's positive DNS answer is kept for the life of the process.
+    """
+    checked = validate_email(f"a@{domain}", check_deliverability=check_deliverability)
+    return str(checked.domain), str(checked.ascii_domain)
 
 
 def clean_comment(value: object) -> str:
