@@ -6,9 +6,10 @@ import datetime as dt
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -53,6 +54,41 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime()}
 
 
+# Requests that only read begin SQLite transactions DEFERRED: a WAL reader takes no lock and
+# never waits for, nor blocks, the signers. Everything else (POSTs, the CLI, the mail sender)
+# begins IMMEDIATE, because a deferred transaction that reads and then writes fails at once
+# ("database is locked") when another writer committed in between.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# GET endpoints that write after reading (the export's audit entry) keep IMMEDIATE.
+WRITING_GET_ENDPOINTS = frozenset({"admin.export_csv"})
+_deferred: ContextVar[bool | None] = ContextVar("campaign_sqlite_deferred", default=None)
+
+
+def _begin_deferred() -> bool:
+    """Whether the SQLite transaction about to begin may be DEFERRED (read-only work)."""
+    chosen = _deferred.get()
+    if chosen is not None:
+        return chosen
+    return (
+        has_request_context()
+        and request.method in READ_METHODS
+        and request.endpoint not in WRITING_GET_ENDPOINTS
+    )
+
+
+@contextmanager
+def reading() -> Iterator[None]:
+    """SQLite transactions begun inside are DEFERRED: for the reads of a POST before its writes.
+
+    End such a transaction (commit) before writing: the write must begin its own, IMMEDIATE.
+    """
+    token = _deferred.set(True)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+
+
 def utcnow() -> dt.datetime:
     """The current time, aware, in UTC."""
     return dt.datetime.now(dt.UTC)
@@ -68,8 +104,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with this project's connection settings for its backend."""
     if is_sqlite(url):
         # The driver's own transaction handling is turned off so that BEGIN IMMEDIATE
-        # below takes the write lock at the start of every transaction: a deferred
+        # below takes the write lock at the start of every writing transaction: a deferred
         # read-then-write transaction fails with "database is locked" under concurrency.
+        # Read-only requests begin DEFERRED (see _begin_deferred).
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
@@ -86,7 +123,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN" if _begin_deferred() else "BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)

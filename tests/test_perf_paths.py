@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
+
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import func, select
 
 from campaign import campaigns
-from campaign.db import session_scope
+from campaign.db import get_engine, session_scope
+from campaign.models import Signature
 
 SLUG = "free-amara"
 
@@ -44,3 +50,59 @@ def test_a_refused_form_keeps_translated_choices_and_the_chosen_country(
     # The shared cached choices were not changed by that form's selection.
     other = client.get(f"/c/{SLUG}?lang=fr").text
     assert '<option data-continent="Europe" value="DE">Allemagne</option>' in other
+
+
+def _hold_write_lock(app: Flask) -> sqlite3.Connection:
+    """Another process's writer: a raw connection holding SQLite's write lock."""
+    with app.app_context():
+        path = get_engine().url.database
+    assert path
+    holder = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE campaign SET slug = slug")
+    return holder
+
+
+def test_reads_answer_while_a_writer_holds_the_lock(app: Flask, client: FlaskClient) -> None:
+    _open_letter(app)
+    holder = _hold_write_lock(app)
+    try:
+        started = time.monotonic()
+        page = client.get(f"/c/{SLUG}")
+        tally = client.get(f"/c/{SLUG}/tally.json")
+        # A refused form is answered from reads alone: it does not queue for the lock either.
+        refused = client.post(f"/c/{SLUG}/sign", data={"name": "Maria Santos", "email": "bad"})
+        elapsed = time.monotonic() - started
+    finally:
+        holder.rollback()
+        holder.close()
+    assert page.status_code == 200 and "Free Amara" in page.text
+    assert tally.status_code == 200
+    assert refused.status_code == 400 and "Free Amara" in refused.text
+    assert elapsed < 5  # the busy timeout is 30 s: waiting for the lock would show here
+
+
+def test_a_signature_still_takes_the_write_lock(app: Flask, client: FlaskClient) -> None:
+    _open_letter(app)
+    holder = _hold_write_lock(app)
+    data = {
+        "name": "Maria Santos",
+        "title": "MP",
+        "parliament": "House of Representatives",
+        "country": "PH",
+        "email": "maria@example.org",
+    }
+    answers: list[int] = []
+    signer = threading.Thread(
+        target=lambda: answers.append(client.post(f"/c/{SLUG}/sign", data=data).status_code)
+    )
+    signer.start()
+    signer.join(1.0)
+    # The signer waits for the lock, then signs once it is released.
+    assert signer.is_alive() and answers == []
+    holder.rollback()
+    holder.close()
+    signer.join(30)
+    assert answers == [303]
+    with app.app_context(), session_scope(app) as db:
+        assert db.scalar(select(func.count()).select_from(Signature)) == 1

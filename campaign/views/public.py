@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response as BaseResponse
 
 from campaign import campaigns, charts, geo, i18n, mail, signing, tally
-from campaign.db import get_session, utcnow
+from campaign.db import get_session, reading, utcnow
 from campaign.extensions import limiter, rate
 from campaign.forms.public import ActionForm, SignForm
 from campaign.i18n import gettext
@@ -186,21 +186,29 @@ def campaign(slug: str) -> Response:
 @limiter.limit(lambda: rate("SIGN_RATE_LIMIT"))
 def sign(slug: str) -> Response | BaseResponse:
     """Take a signature; success and duplicate answer alike, with a 303 to the thanks page."""
-    found = _campaign_or_404(slug)
-    thanks = url_for("public.thanks", slug=found.slug)
-    if _state_message(found) is not None:
-        return _render_campaign(found, None, 409)
     locale = i18n.current()
+    # The form's CPU work (CSRF, email syntax) before any query, and the reads below in a
+    # deferred transaction: on SQLite the write lock is taken only for the writes themselves.
     form = SignForm(locale=locale)
-    if form.is_bot():
-        # Answer a bot exactly like a person, so it learns nothing; store nothing.
-        current_app.logger.info("honeypot filled on %s; nothing stored", found.slug)
-        return redirect(thanks, 303)
-    if not form.validate():
-        return _render_campaign(found, form, 400)
+    valid = form.validate()
     db = get_session()
-    secret = str(current_app.config["SECRET_KEY"])
-    entry = form.entry(locale=locale, client_hash=signing.client_hash(secret, request.remote_addr))
+    with reading():
+        found = _campaign_or_404(slug)
+        thanks = url_for("public.thanks", slug=found.slug)
+        if _state_message(found) is not None:
+            return _render_campaign(found, None, 409)
+        if form.is_bot():
+            # Answer a bot exactly like a person, so it learns nothing; store nothing.
+            current_app.logger.info("honeypot filled on %s; nothing stored", found.slug)
+            return redirect(thanks, 303)
+        if not valid:
+            return _render_campaign(found, form, 400)
+        secret = str(current_app.config["SECRET_KEY"])
+        entry = form.entry(
+            locale=locale, client_hash=signing.client_hash(secret, request.remote_addr)
+        )
+        # End the read transaction; the writes begin their own (IMMEDIATE on SQLite).
+        db.commit()
     outcome = signing.sign(
         db, found, entry, notice_limit=int(current_app.config["DUPLICATE_NOTICE_LIMIT"])
     )
