@@ -790,15 +790,20 @@ def test_smtp_down_for_a_real_minute_two_senders_deliver_each_mail_once(
         time.sleep(60)
         rows = outbox(apps[0])
         assert all(r.sent_at is None and r.attempts >= 1 for r in rows)
-        assert min(r.next_attempt_at for r in rows) > utcnow() + dt.timedelta(seconds=5)
+        # Every mail's own retry is still far off when the server comes back.
+        own_retry = min(r.next_attempt_at for r in rows)
+        assert own_retry > utcnow() + dt.timedelta(seconds=5)
         server.start()
-        took = _wait_for(lambda: all(r.sent_at is not None for r in outbox(apps[0])), 30)
+        _wait_for(lambda: all(r.sent_at is not None for r in outbox(apps[0])), 120)
         time.sleep(3)  # more rounds: nothing is sent again
+        sent = [r.sent_at for r in outbox(apps[0]) if r.sent_at is not None]
     finally:
         for app in apps:
             mail.stop_sender(app)
         server.stop()
-    assert took < 10  # the probe, not the backoff, decides how soon mail flows again
+    # The probe, not the doubling backoff, decides how soon mail flows again: the first mail
+    # leaves before any mail's own retry falls due (a fact of order, not of machine speed).
+    assert min(sent) < own_retry
     ids = [m["Message-ID"] for m in server.messages()]
     assert len(ids) == 20 and len(set(ids)) == 20
 
