@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -67,19 +66,18 @@ def test_reads_answer_while_a_writer_holds_the_lock(app: Flask, client: FlaskCli
     _open_letter(app)
     holder = _hold_write_lock(app)
     try:
-        started = time.monotonic()
         page = client.get(f"/c/{SLUG}")
         tally = client.get(f"/c/{SLUG}/tally.json")
         # A refused form is answered from reads alone: it does not queue for the lock either.
         refused = client.post(f"/c/{SLUG}/sign", data={"name": "Maria Santos", "email": "bad"})
-        elapsed = time.monotonic() - started
     finally:
         holder.rollback()
         holder.close()
     assert page.status_code == 200 and "Free Amara" in page.text
     assert tally.status_code == 200
     assert refused.status_code == 400 and "Free Amara" in refused.text
-    assert elapsed < 5  # the busy timeout is 30 s: waiting for the lock would show here
+    # Had any of them waited for the write lock, it would have met "database is locked"
+    # after the busy timeout and answered 503.
 
 
 def test_a_signature_still_takes_the_write_lock(app: Flask, client: FlaskClient) -> None:
