@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -263,7 +263,9 @@ def _check_text(value: str, *, multiline: bool = False) -> None:
     # Werkzeug decodes bytes that are not UTF-8 as U+FFFD: the sender's text was garbled.
     if "\ufffd" in value:
         raise FieldError(N_("This is not valid text (UTF-8)."))
-    if (_CONTROL_MULTILINE if multiline else _CONTROL).search(value):
+    # Printable text (nearly all) holds none: control characters, surrogates and the
+    # separators are all unprintable.
+    if not value.isprintable() and (_CONTROL_MULTILINE if multiline else _CONTROL).search(value):
         raise FieldError(N_("Remove the control characters."))
 
 
@@ -275,7 +277,8 @@ def _line(value: object, *, required: bool, limit: int, links: bool = False) -> 
         raise FieldError(N_("This field is required."))
     if len(cleaned) > limit:
         raise FieldError(_too_long(limit))
-    if not links and _LINK.search(cleaned):
+    # Every form of link _LINK finds holds a "." or "://".
+    if not links and ("." in cleaned or "://" in cleaned) and _LINK.search(cleaned):
         raise FieldError(N_("Remove the link."))
     return cleaned
 
@@ -404,23 +407,29 @@ def clean_public(value: object) -> bool:
     raise FieldError(N_("Use yes or no."))
 
 
+# The form's fields and their rules, in the form's order; by check_deliverability.
+_RULES: dict[bool, tuple[tuple[str, Callable[[object], Any]], ...]] = {
+    deliverability: (
+        ("name", clean_name),
+        ("title", clean_title),
+        ("parliament", clean_parliament),
+        ("party", clean_party),
+        ("country", clean_country),
+        ("email", functools.partial(clean_email, check_deliverability=deliverability)),
+        ("comment", clean_comment),
+        ("public", clean_public),
+    )
+    for deliverability in (False, True)
+}
+
+
 def validate_entry(
     raw: Mapping[str, str | bool | None], *, check_deliverability: bool = False
 ) -> SignatureEntry:
     """Apply the sign form's rules to raw values; InvalidEntry lists every refused field."""
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
-    rules: dict[str, Any] = {
-        "name": clean_name,
-        "title": clean_title,
-        "parliament": clean_parliament,
-        "party": clean_party,
-        "country": clean_country,
-        "email": lambda v: clean_email(v, check_deliverability=check_deliverability),
-        "comment": clean_comment,
-        "public": clean_public,
-    }
-    for name, rule in rules.items():
+    for name, rule in _RULES[check_deliverability]:
         try:
             values[name] = rule(raw.get(name))
         except FieldError as error:

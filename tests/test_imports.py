@@ -8,12 +8,13 @@ import os
 import re
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 from data_helpers import counted_by_country, login, make_campaign, make_organizer, sign
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from campaign import imports
@@ -553,3 +554,164 @@ def test_import_works_on_each_backend(any_app: Flask, tmp_path: Path) -> None:
     db.close()
     assert (report.imported, report.duplicate, report.invalid, report.held) == (4, 2, 1, 2)
     assert counted_by_country(any_app, "release") == {"DE": 1, "US": 1, "NO": 1}
+
+
+# The columns an import sets as signing.sign() does (its own time, source and locale aside).
+_SAME_AS_SIGNING = (
+    "campaign_id",
+    "name",
+    "title",
+    "parliament",
+    "party",
+    "country_code",
+    "continent_code",
+    "email",
+    "email_key",
+    "email_domain",
+    "name_key",
+    "comment",
+    "public",
+    "client_hash",
+    "status",
+    "counted",
+    "rejected_reason",
+    "duplicate_state",
+    "duplicate_notices",
+    "verified_at",
+    "rejected_at",
+    "withdrawn_at",
+    "erased_at",
+)
+
+
+@pytest.mark.parametrize("count_now", [True, False])
+def test_an_imported_row_is_stored_as_the_form_stores_it(
+    any_app: Flask, tmp_path: Path, count_now: bool
+) -> None:
+    db = new_session(any_app)
+    formed = make_campaign(db, "formed")
+    imported = make_campaign(db, "imported")
+    sign(
+        db,
+        formed,
+        "Dr. Zoë O'Brien",
+        "Zoe.OBrien+x@GoogleMail.com",
+        country="ie",
+        confirmed=count_now,
+        title="TD",
+        parliament="Dáil",
+        party="Greens",
+        comment="Free\nhim",
+        public=True,
+    )
+    path = _file(
+        tmp_path,
+        _csv('Dr. Zoë O\'Brien,TD,Dáil,Greens,ie,Zoe.OBrien+x@GoogleMail.com,yes,"Free\nhim"'),
+    )
+    report = _import(db, imported, path, count_now=count_now)
+    db.commit()
+    rows = {s.campaign.slug: s for s in db.scalars(select(Signature).order_by(Signature.id)).all()}
+    one, other = rows["formed"], rows["imported"]
+    assert report.imported == 1
+    assert {c: getattr(other, c) for c in _SAME_AS_SIGNING if c != "campaign_id"} == {
+        c: getattr(one, c) for c in _SAME_AS_SIGNING if c != "campaign_id"
+    }
+    assert (other.source, other.locale, other.duplicate_of_id) == ("import", "en", None)
+    assert other.signed_at.tzinfo is not None and other.updated_at == other.signed_at
+    assert (other.confirmed_at == other.signed_at) is count_now
+    assert (other.confirmed_at is None) is not count_now
+    db.close()
+
+
+def test_duplicates_and_twins_are_found_across_chunks_on_each_backend(
+    any_app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = new_session(any_app)
+    campaign = make_campaign(db, require_confirmation=False)
+    sign(db, campaign, "Existing Person", "existing@example.org", country="NO")
+    rows = [f"Member {i},MP,P,,SE,m{i}@example.org,," for i in range(25)]
+    rows[7] = "Existing Person,MP,P,,NO,existing.other@example.org,,"  # held: earlier signer
+    rows[12] = "Member 3,MP,P,,SE,member3@example.org,,"  # held: line 5, an earlier chunk
+    rows[13] = "Again,MP,P,,SE,M3@Example.org,,"  # duplicate of line 5
+    rows[21] = "Late,MP,P,,SE,existing@example.org,,"  # already signed
+    rows[22] = "Member 20,MP,P,,SE,twin20@example.org,,"  # held: line 22, same chunk
+    path = _file(tmp_path, _csv(*rows))
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 4)
+    report = _import(db, campaign, path, count_now=True)
+    db.commit()
+    stored = {s.email: s for s in db.scalars(select(Signature)).all()}
+    db.close()
+
+    assert (report.imported, report.duplicate, report.held) == (23, 2, 3)
+    reasons = {r.line: r.reason % r.values for r in report.rows if r.reason}
+    assert reasons == {
+        9: "Held for review: same name and country as an earlier signer.",
+        14: "Held for review: same name and country as line 5.",
+        15: "The same address is on line 5.",
+        23: "This address has already signed.",
+        24: "Held for review: same name and country as line 22.",
+    }
+    assert stored["existing.other@example.org"].duplicate_of_id == stored["existing@example.org"].id
+    assert stored["member3@example.org"].duplicate_of_id == stored["m3@example.org"].id
+    assert stored["twin20@example.org"].duplicate_of_id == stored["m20@example.org"].id
+    ids = [stored[f"m{i}@example.org"].id for i in (0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 14)]
+    assert ids == sorted(ids)  # signatures are numbered in the file's order
+    assert counted_by_country(any_app, "release") == {"NO": 1, "SE": 20}
+
+
+def test_postgresql_looks_each_key_up_in_the_unique_index(
+    app_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not os.environ.get("CAMPAIGN_TEST_POSTGRES_URL"):
+        pytest.skip("CAMPAIGN_TEST_POSTGRES_URL is not set")
+    app = app_factory("postgres")
+    db = new_session(app)
+    campaign = make_campaign(db)
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 500)
+    path = _file(tmp_path, _csv(*(f"M {i},MP,P,,SE,m{i}@example.org,," for i in range(1500))))
+    # The plan of the next chunk's lookup, seen from inside the import's transaction:
+    # with the statistics of an empty table it scanned every signature of the letter.
+    plans: list[str] = []
+    taken = imports._Importer._taken
+
+    def spy(self: imports._Importer, keys: set[str]) -> dict[str, int]:
+        sql = "EXPLAIN SELECT id FROM signature WHERE campaign_id = :c AND email_key = :k"
+        plans.append(" ".join(self.db.scalars(text(sql), {"c": campaign.id, "k": "x"})))
+        return taken(self, keys)
+
+    monkeypatch.setattr(imports._Importer, "_taken", spy)
+    report = _import(db, campaign, path, count_now=True)
+    db.rollback()
+    db.close()
+    assert report.imported == 1500
+    assert len(plans) == 3
+    assert all("uq_signature_campaign_id_email_key" in plan for plan in plans[1:]), plans
+
+
+def test_blank_rows_quotes_and_guards_read_as_before(app: Flask, tmp_path: Path) -> None:
+    db = new_session(app)
+    campaign = make_campaign(db, require_confirmation=False)
+    data = (
+        HEADER
+        + " , \t,,,,,,\r\n"  # blanks only: skipped, not a row
+        + "Jack O'Brien,MP,P,,IE,jack@example.org,,'not a guard\r\n"
+        + "'=1+1,MP,P,,IE,formula@example.org,,\r\n"
+        + "Ann,MP,P,,IE,ann@example.org,,,  \t\r\n"  # a blank extra cell is no extra cell
+        + "Bo,MP,P,,IE,bo@example.org,,, x\r\n"
+    ).encode()
+    path = _file(tmp_path, data)
+    report = _import(db, campaign, path, count_now=True)
+    db.commit()
+    stored = {s.email: (s.name, s.comment) for s in db.scalars(select(Signature)).all()}
+    db.close()
+    assert [(r.line, r.outcome) for r in report.rows] == [
+        (3, "imported"),
+        (4, "imported"),
+        (5, "imported"),
+        (6, "invalid"),
+    ]
+    assert stored == {
+        "jack@example.org": ("Jack O'Brien", "'not a guard"),
+        "formula@example.org": ("=1+1", ""),
+        "ann@example.org": ("Ann", ""),
+    }

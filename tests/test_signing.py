@@ -718,3 +718,36 @@ def test_a_domains_deliverability_is_checked_once(monkeypatch: pytest.MonkeyPatc
         signing._checked_domain.cache_clear()
     # Once for the good domain; a refusal is not kept, so asked again.
     assert asked == ["example.com", "nomail.example.net", "nomail.example.net"]
+
+
+_LINK_PARTS = [
+    "a",
+    "x9",
+    "http",
+    "://",
+    ":/",
+    "www",
+    ".",
+    "com",
+    "org",
+    "io",
+    " ",
+    "-",
+    "K",
+    "\u212a",
+    "\u017f",
+    "\u0130",
+]
+
+
+@given(st.lists(st.sampled_from(_LINK_PARTS), max_size=8))
+@settings(max_examples=500, deadline=None)
+def test_links_are_refused_exactly_where_the_pattern_finds_one(parts: list[str]) -> None:
+    text = "".join(parts)
+    linked = bool(signing._LINK.search(text.strip()))
+    try:
+        signing.clean_party(text)
+    except signing.FieldError as error:
+        assert (error.message == "Remove the link.") is linked
+    else:
+        assert not linked
