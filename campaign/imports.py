@@ -462,19 +462,8 @@ class _Importer:
                 self._result(row, IMPORTED)
         if not new:
             return []
-        if self.postgres:
-            self._insert.run(self.db, new)
-            # The email key, unique on the letter, says which row got which id.
-            id_of = self._ids(new_keys)
-        else:
-            # SQLite lets one transaction write at a time: the rows numbered above the
-            # last id before this INSERT are its own (read in id order, no index probes).
-            before = self.db.connection().execute(select(func.max(Signature.id))).scalar()
-            self._insert.run(self.db, new)
-            rows = self.db.connection().execute(
-                select(Signature.email_key, Signature.id).where(Signature.id > (before or 0))
-            )
-            id_of = {key: signature_id for key, signature_id in rows}
+        # The email key, unique on the letter, says which row got which id.
+        id_of = self._insert.run(self.db, new)
         ids = [id_of[key] for key in new_keys]
         for signature_id, line in sorted(zip(ids, new_lines, strict=True)):
             self.ids.append(signature_id)
@@ -489,8 +478,8 @@ class _Importer:
             )
         return ids
 
-    def _ids(self, keys: Collection[str]) -> dict[str, int]:
-        """The ids of this letter's signatures under these email keys."""
+    def _taken(self, keys: set[str]) -> dict[str, int]:
+        """Which of these email keys already signed this letter (what UNIQUE would refuse)."""
         if not keys:
             return {}
         campaign_id = self.campaign.id
@@ -512,10 +501,6 @@ class _Importer:
             )
         )
         return {key: signature_id for key, signature_id in rows}
-
-    def _taken(self, keys: set[str]) -> dict[str, int]:
-        """Which of these email keys already signed this letter (what UNIQUE would refuse)."""
-        return self._ids(keys)
 
     def _resembled(self, people: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """The earliest live signer per (name key, country): whom signing.sign() would hold for."""
@@ -637,24 +622,52 @@ _VARYING = (
 
 
 class _Insert:
-    """INSERT of new signatures, handed to the driver's executemany as plain rows.
+    """INSERT of new signatures, compiled once, its values handed to the driver as they are.
 
     Through Connection.execute, SQLAlchemy's handling of 25 parameters a row cost about
-    half as much again as SQLite's own insert. Here the statement is compiled once for
-    the dialect and each value goes through the bind processor SQLAlchemy would give it
-    (UTC times, booleans); the driver prepares the INSERT once and runs it per row (on
-    PostgreSQL, pipelined). A multi-row VALUES ... RETURNING cost more on PostgreSQL:
-    a statement of 25,000 parameters was built, sent and parsed for every chunk.
+    half as much again as SQLite's own insert. Here each value goes through the bind
+    processor SQLAlchemy would give it (UTC times, booleans) and the driver gets plain
+    rows: SQLite's executemany runs one prepared INSERT per row; PostgreSQL gets one
+    INSERT ... SELECT FROM unnest() of an array a column per chunk. (Its multi-row
+    VALUES ... RETURNING, 25,000 parameters, was built, sent and parsed for every
+    chunk; an executemany, pipelined, still cost the server a statement a row.)
     """
 
     def __init__(self, db: Session, **shared: Any) -> None:
         dialect = db.get_bind().dialect
         names = (*_VARYING, *shared)
-        compiled = insert(Signature).compile(
-            dialect=dialect, column_keys=list(names), for_executemany=True
-        )
-        self.sql = str(compiled)
         columns = Signature.__table__.c
+        self._postgres = dialect.name == "postgresql"
+        if self._postgres:
+            # Unsized VARCHAR[]: a cast to VARCHAR(n)[] would cut a long value silently,
+            # where the column refuses it.
+            arrays = [
+                bindparam(
+                    name,
+                    type_=ARRAY(
+                        String() if isinstance(columns[name].type, String) else columns[name].type
+                    ),
+                )
+                for name in _VARYING
+            ]
+            new = func.unnest(*arrays).table_valued(*_VARYING).render_derived(name="new")
+            statement: Any = (
+                insert(Signature)
+                .from_select(
+                    names,
+                    select(
+                        *(new.c[name] for name in _VARYING),
+                        *(bindparam(name, type_=columns[name].type) for name in shared),
+                    ),
+                )
+                .returning(Signature.email_key, Signature.id)
+            )
+            compiled = statement.compile(dialect=dialect)
+        else:
+            compiled = insert(Signature).compile(
+                dialect=dialect, column_keys=list(names), for_executemany=True
+            )
+        self.sql = str(compiled)
         processors = {
             name: columns[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
         }
@@ -668,27 +681,40 @@ class _Insert:
             for name, value in shared.items()
         )
         self._names = names
-        # A positional driver (SQLite) takes tuples in the statement's order, a named one
-        # (psycopg) mappings.
-        self._arrange: Callable[[tuple[Any, ...]], Any] | None = None
-        if dialect.positional:
-            order = compiled.positiontup or []
-            if sorted(order) != sorted(names):
-                raise RuntimeError(f"unexpected INSERT parameters {order}")
-            self._arrange = itemgetter(*(names.index(name) for name in order))
+        # SQLite takes each row as a tuple in the statement's order.
+        order = compiled.positiontup if dialect.positional else names
+        if order is None or sorted(order) != sorted(names):
+            raise RuntimeError(f"unexpected INSERT parameters {order}")
+        self._arrange: Callable[[tuple[Any, ...]], Any] = itemgetter(
+            *(names.index(name) for name in order)
+        )
 
-    def run(self, db: Session, rows: list[tuple[Any, ...]]) -> None:
-        """Insert rows of _VARYING values; IntegrityError as for any INSERT."""
+    def run(self, db: Session, rows: list[tuple[Any, ...]]) -> dict[str, int]:
+        """Insert rows of _VARYING values; their ids by email key. IntegrityError as ever."""
+        connection = db.connection()
+        if self._postgres:
+            arrays = [list(column) for column in zip(*rows, strict=True)]
+            for i, processor in self._convert:
+                arrays[i] = [processor(value) for value in arrays[i]]
+            returned = connection.exec_driver_sql(
+                self.sql, dict(zip(self._names, (*arrays, *self._shared), strict=True))
+            )
+            return {key: signature_id for key, signature_id in returned}
+        # SQLite lets one transaction write at a time: the rows numbered above the last
+        # id before this INSERT are its own (read back in id order, no index probes).
+        before = connection.execute(select(func.max(Signature.id))).scalar() or 0
         params: list[Any] = []
         for row in rows:
             values = list(row)
             for i, processor in self._convert:
                 values[i] = processor(values[i])
             full = (*values, *self._shared)
-            params.append(
-                self._arrange(full) if self._arrange else dict(zip(self._names, full, strict=True))
-            )
-        db.connection().exec_driver_sql(self.sql, params)
+            params.append(self._arrange(full))
+        connection.exec_driver_sql(self.sql, params)
+        inserted = connection.execute(
+            select(Signature.email_key, Signature.id).where(Signature.id > before)
+        )
+        return {key: signature_id for key, signature_id in inserted}
 
 
 def _unnest(**columns: Collection[str]) -> TableValuedAlias:
