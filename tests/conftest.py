@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from app_helpers import AppFactory, base_config
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from pg_helpers import fresh_database
@@ -18,22 +19,6 @@ from campaign import create_app
 from campaign import db as dbmod
 
 POSTGRES_ENV = "CAMPAIGN_TEST_POSTGRES_URL"
-
-AppFactory = Callable[..., Flask]
-
-
-def base_config(instance: Path, url: str) -> dict[str, Any]:
-    """The configuration every test app starts from."""
-    return {
-        "TESTING": True,
-        "SECRET_KEY": "test-secret-key-not-for-production",
-        "DATABASE_URL": url,
-        "WTF_CSRF_ENABLED": False,
-        "RATELIMIT_ENABLED": False,
-        "MAIL_SENDER": False,
-        "BASE_URL": "http://campaign.test",
-        "SERVER_NAME": None,
-    }
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -23,6 +23,7 @@ from admin_helpers import (
     make_signature,
     store,
 )
+from app_helpers import AppFactory
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, func, select, update
@@ -31,9 +32,6 @@ from sqlalchemy.orm import Session
 from campaign import abuse, campaigns, review, signing, tally
 from campaign.db import new_session, utcnow
 from campaign.models import AuditEntry, Campaign, Organizer, Signature
-
-# tests/conftest.py's alias; `from conftest import` would find tests/browser/conftest.py.
-AppFactory = Callable[..., Flask]
 
 __all__ = ["auth", "store"]
 

@@ -22,7 +22,7 @@ from urllib.parse import quote, unquote, urlencode
 
 import pytest
 from admin_helpers import PASSWORD, make_campaign, make_organizer
-from conftest import base_config
+from app_helpers import base_config
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, event, given, settings
