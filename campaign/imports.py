@@ -353,7 +353,6 @@ class _Importer:
         self.db = db
         self.campaign = campaign
         self.count_now = count_now
-        self.locale = locale
         self.now = utcnow()
         self.postgres = db.get_bind().dialect.name == "postgresql"
         self.report = ImportReport()
@@ -398,14 +397,15 @@ class _Importer:
             created = self._chunk(chunk)
             if created and on_created is not None:
                 on_created(self.db, created)
-            if not analyzed and created:
+            if not analyzed and created and len(chunk) == CHUNK_ROWS:
                 # PostgreSQL plans the lookups of the next chunks from statistics that do
                 # not know this letter's new rows: for a new letter it took any index on
                 # campaign_id as good as the unique one and scanned all the letter's rows
                 # for every key, an import quadratic in its size. ANALYZE counts this
-                # transaction's own rows; once is enough, they are a sample of the rest.
-                # (Its lock, SHARE UPDATE EXCLUSIVE, blocks no reads or writes, only
-                # another ANALYZE, VACUUM or schema change until this import ends.)
+                # transaction's own rows; once is enough, they are a sample of the rest;
+                # a file of one chunk has no next lookups to plan. (Its lock, SHARE UPDATE
+                # EXCLUSIVE, blocks no reads or writes, only another ANALYZE, VACUUM or
+                # schema change until this import ends.)
                 self.db.execute(text("ANALYZE signature"))
                 analyzed = True
         for country, count in self.counted_by_country.items():
@@ -494,13 +494,15 @@ class _Importer:
                 .scalar_subquery()
             )
             rows = self.db.connection().execute(select(wanted.c.email_key, found))
-            return {key: signature_id for key, signature_id in rows if signature_id is not None}
+            return {
+                key: signature_id for key, signature_id in rows.all() if signature_id is not None
+            }
         rows = self.db.connection().execute(
             select(Signature.email_key, Signature.id).where(
                 Signature.campaign_id == campaign_id, Signature.email_key.in_(keys)
             )
         )
-        return {key: signature_id for key, signature_id in rows}
+        return {key: signature_id for key, signature_id in rows.all()}
 
     def _resembled(self, people: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """The earliest live signer per (name key, country): whom signing.sign() would hold for."""
@@ -523,7 +525,7 @@ class _Importer:
             rows = self.db.connection().execute(
                 select(wanted.c.name_key, wanted.c.country_code, first)
             )
-            return {(name, country): id_ for name, country, id_ in rows if id_ is not None}
+            return {(name, country): id_ for name, country, id_ in rows.all() if id_ is not None}
         rows = self.db.connection().execute(
             select(Signature.name_key, Signature.country_code, func.min(Signature.id))
             .where(
@@ -533,7 +535,7 @@ class _Importer:
             )
             .group_by(Signature.name_key, Signature.country_code)
         )
-        return {(name, country): first for name, country, first in rows}
+        return {(name, country): first for name, country, first in rows.all()}
 
     def _values(
         self, row: _Row, entry: signing.SignatureEntry, twin_id: int | None, held: bool
@@ -624,13 +626,13 @@ _VARYING = (
 class _Insert:
     """INSERT of new signatures, compiled once, its values handed to the driver as they are.
 
-    Through Connection.execute, SQLAlchemy's handling of 25 parameters a row cost about
-    half as much again as SQLite's own insert. Here each value goes through the bind
-    processor SQLAlchemy would give it (UTC times, booleans) and the driver gets plain
-    rows: SQLite's executemany runs one prepared INSERT per row; PostgreSQL gets one
-    INSERT ... SELECT FROM unnest() of an array a column per chunk. (Its multi-row
-    VALUES ... RETURNING, 25,000 parameters, was built, sent and parsed for every
-    chunk; an executemany, pipelined, still cost the server a statement a row.)
+    Through Connection.execute, SQLAlchemy's handling of 25 parameters a row cost nearly
+    as much CPU as SQLite's own insert. Here each value goes through the bind processor
+    SQLAlchemy would give it (UTC times, booleans) and the driver gets plain rows:
+    SQLite's executemany runs one prepared INSERT per row; PostgreSQL gets one
+    INSERT ... SELECT FROM unnest() of an array a column per chunk, RETURNING the ids.
+    (SQLAlchemy's multi-row VALUES ... RETURNING for PostgreSQL, 25,000 parameters a
+    chunk, spent seconds in the driver building and parsing the statement.)
     """
 
     def __init__(self, db: Session, **shared: Any) -> None:
@@ -685,7 +687,7 @@ class _Insert:
         order = compiled.positiontup if dialect.positional else names
         if order is None or sorted(order) != sorted(names):
             raise RuntimeError(f"unexpected INSERT parameters {order}")
-        self._arrange: Callable[[tuple[Any, ...]], Any] = itemgetter(
+        self._arrange: Callable[[tuple[Any, ...]], tuple[Any, ...]] = itemgetter(
             *(names.index(name) for name in order)
         )
 
@@ -699,7 +701,7 @@ class _Insert:
             returned = connection.exec_driver_sql(
                 self.sql, dict(zip(self._names, (*arrays, *self._shared), strict=True))
             )
-            return {key: signature_id for key, signature_id in returned}
+            return {key: signature_id for key, signature_id in returned.all()}
         # SQLite lets one transaction write at a time: the rows numbered above the last
         # id before this INSERT are its own (read back in id order, no index probes).
         before = connection.execute(select(func.max(Signature.id))).scalar() or 0
@@ -714,7 +716,7 @@ class _Insert:
         inserted = connection.execute(
             select(Signature.email_key, Signature.id).where(Signature.id > before)
         )
-        return {key: signature_id for key, signature_id in inserted}
+        return {key: signature_id for key, signature_id in inserted.all()}
 
 
 def _unnest(**columns: Collection[str]) -> TableValuedAlias:
