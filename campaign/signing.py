@@ -429,7 +429,7 @@ def validate_entry(
     """Apply the sign form's rules to raw values; InvalidEntry lists every refused field."""
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
-    for name, rule in _RULES[check_deliverability]:
+    for name, rule in _RULES[bool(check_deliverability)]:
         try:
             values[name] = rule(raw.get(name))
         except FieldError as error:
