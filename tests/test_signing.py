@@ -290,6 +290,14 @@ def test_garbage_token_is_bad(token: str) -> None:
         signing.read_token("secret", token, "confirm", max_age=60)
 
 
+@pytest.mark.parametrize("stray", ["\r\n", " ", "%0A", "!", "\u00e9"])
+def test_a_valid_token_with_stray_characters_is_bad(stray: str) -> None:
+    token = signing.make_token("secret", 42, "confirm")
+    for mangled in (token + stray, stray + token, token[:5] + stray + token[5:]):
+        with pytest.raises(BadToken):
+            signing.read_token("secret", mangled, "confirm", max_age=60)
+
+
 def test_old_token_is_expired(monkeypatch: pytest.MonkeyPatch) -> None:
     token = signing.make_token("secret", 42, "confirm")
     later = time.time() + 3600
