@@ -409,7 +409,7 @@ class _Importer:
                 self.db.execute(text("ANALYZE signature"))
                 analyzed = True
         for country, count in self.counted_by_country.items():
-            tally._bump(self.db, self.campaign.id, country, count)
+            tally.bump(self.db, self.campaign.id, country, count)
         return self.report
 
     def _chunk(self, chunk: list[_Row]) -> list[int]:
@@ -518,7 +518,7 @@ class _Importer:
                     Signature.campaign_id == campaign_id,
                     Signature.name_key == wanted.c.name_key,
                     Signature.country_code == wanted.c.country_code,
-                    Signature.status.not_in(signing._GONE),
+                    Signature.status.not_in(signing.GONE_STATUSES),
                 )
                 .scalar_subquery()
             )
@@ -531,7 +531,7 @@ class _Importer:
             .where(
                 Signature.campaign_id == campaign_id,
                 Signature.name_key.in_({name for name, _ in people}),
-                Signature.status.not_in(signing._GONE),
+                Signature.status.not_in(signing.GONE_STATUSES),
             )
             .group_by(Signature.name_key, Signature.country_code)
         )

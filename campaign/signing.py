@@ -40,7 +40,7 @@ COMMENT_MAX = 1000
 
 # Signatures in these states are no longer "on the letter": a new signer resembling
 # them is not held as their duplicate.
-_GONE = ("rejected", "withdrawn", "erased")
+GONE_STATUSES = ("rejected", "withdrawn", "erased")
 
 TITLE_SUGGESTIONS = ("MP", "Senator", "Member of Parliament", "Deputy", "Councillor")
 
@@ -478,7 +478,7 @@ def sign(
             Signature.campaign_id == campaign.id,
             Signature.name_key == person,
             Signature.country_code == entry.country_code,
-            Signature.status.not_in(_GONE),
+            Signature.status.not_in(GONE_STATUSES),
         )
         .order_by(Signature.id)
         .limit(1)
@@ -529,7 +529,7 @@ def _existing(db: Session, campaign: Campaign, key: str, notice_limit: int) -> S
         raise RuntimeError(f"signature with email key {key!r} vanished")
     existing = tally.lock(db, found)
     assert existing is not None
-    notify = existing.status not in _GONE and existing.duplicate_notices < notice_limit
+    notify = existing.status not in GONE_STATUSES and existing.duplicate_notices < notice_limit
     if notify:
         existing.duplicate_notices += 1
         db.flush()

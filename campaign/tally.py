@@ -98,13 +98,13 @@ def refresh(session: Session, signature: Signature) -> bool:
     signature.counted = counts
     session.flush()
     if was_counted and (not counts or old_country != signature.country_code):
-        _bump(session, signature.campaign_id, old_country, -1)
+        bump(session, signature.campaign_id, old_country, -1)
     if counts and (not was_counted or old_country != signature.country_code):
-        _bump(session, signature.campaign_id, signature.country_code, +1)
+        bump(session, signature.campaign_id, signature.country_code, +1)
     return counts
 
 
-def _bump(session: Session, campaign_id: int, country_code: str, delta: int) -> None:
+def bump(session: Session, campaign_id: int, country_code: str, delta: int) -> None:
     """Add delta to one country's counter, creating the row on first use (atomic upsert)."""
     now = utcnow()
     dialect = session.get_bind().dialect.name
