@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
+import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -12,6 +16,7 @@ from typing import Any, ClassVar
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -61,6 +66,8 @@ class Base(DeclarativeBase):
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # GET endpoints that write after reading (the export's audit entry) keep IMMEDIATE.
 WRITING_GET_ENDPOINTS = frozenset({"admin.export_csv"})
+# How long a SQLite writer waits for its turn before "database is locked" (a 503).
+SQLITE_BUSY_SECONDS = 30.0
 _deferred: ContextVar[bool | None] = ContextVar("campaign_sqlite_deferred", default=None)
 
 
@@ -89,6 +96,106 @@ def reading() -> Iterator[None]:
         _deferred.reset(token)
 
 
+class WriterGate:
+    """Serialises the SQLite writers of one database file, in this process and across processes.
+
+    SQLite lets one writer in at a time; the others retry in its busy handler, which
+    sleeps 1, 2, 5 ... up to 100 ms between tries, so under load the lock sits idle while
+    writers sleep and some wait for seconds. Here a writer waits for a thread lock (the
+    process's other threads), then for an flock() on a file beside the database (the other
+    processes), both handed on as soon as the holder commits or rolls back; SQLite's own
+    lock then stays as the safety net for writers that do not pass through the gate.
+    """
+
+    # Sleeps between tries of the file lock: short, since only one thread per process tries.
+    POLL_MIN = 0.0002
+    POLL_MAX = 0.002
+
+    def __init__(self, lock_path: str, timeout: float) -> None:
+        self.lock_path = lock_path
+        self.timeout = timeout
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int:
+        # One descriptor per process: a forked worker must not share its parent's lock.
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def acquire(self) -> None:
+        """Wait for the turn to write; sqlite3.OperationalError after the busy timeout."""
+        deadline = time.monotonic() + self.timeout
+        if not self._threads.acquire(timeout=self.timeout):
+            raise sqlite3.OperationalError("database is locked (waited for the writer gate)")
+        try:
+            fd = self._file()
+            pause = self.POLL_MIN
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise sqlite3.OperationalError(
+                            "database is locked (waited for the writer gate)"
+                        ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, self.POLL_MAX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def release(self) -> None:
+        """Hand the turn on (the holder's connection committed or rolled back)."""
+        try:
+            if self._fd is not None and self._pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
+def _gated_connection_class(gate: WriterGate) -> type[sqlite3.Connection]:
+    """A sqlite3.Connection that passes the gate when it ends a write transaction."""
+
+    class GatedConnection(sqlite3.Connection):
+        holds_gate = False
+
+        def enter_write(self) -> None:
+            """Take the gate before BEGIN IMMEDIATE."""
+            if not self.holds_gate:
+                gate.acquire()
+                self.holds_gate = True
+
+        def leave_write(self) -> None:
+            """Give the gate back, once."""
+            if self.holds_gate:
+                self.holds_gate = False
+                gate.release()
+
+        def commit(self) -> None:
+            try:
+                super().commit()
+            finally:
+                self.leave_write()
+
+        def rollback(self) -> None:
+            try:
+                super().rollback()
+            finally:
+                self.leave_write()
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                self.leave_write()
+
+    return GatedConnection
+
+
 def utcnow() -> dt.datetime:
     """The current time, aware, in UTC."""
     return dt.datetime.now(dt.UTC)
@@ -107,23 +214,42 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # below takes the write lock at the start of every writing transaction: a deferred
         # read-then-write transaction fails with "database is locked" under concurrency.
         # Read-only requests begin DEFERRED (see _begin_deferred).
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
-        )
+        connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS}
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            gate = WriterGate(f"{database}-writers.lock", SQLITE_BUSY_SECONDS)
+            connect_args["factory"] = _gated_connection_class(gate)
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN" if _begin_deferred() else "BEGIN IMMEDIATE")
+            if _begin_deferred():
+                conn.exec_driver_sql("BEGIN")
+                return
+            driver = conn.connection.driver_connection
+            enter = getattr(driver, "enter_write", None)
+            if enter is not None:
+                try:
+                    enter()
+                except sqlite3.OperationalError as error:
+                    # As SQLAlchemy wraps the driver's own "database is locked" (a 503).
+                    raise OperationalError("BEGIN IMMEDIATE", None, error) from error
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                if enter is not None:
+                    driver.leave_write()
+                raise
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)

@@ -14,7 +14,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from email_validator import EmailNotValidError, EmailSyntaxError, validate_email
 from email_validator.rfc_constants import (
@@ -23,9 +23,10 @@ from email_validator.rfc_constants import (
     EMAIL_MAX_LENGTH,
 )
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, bindparam, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from campaign import geo, tally
 from campaign.db import utcnow
@@ -473,52 +474,93 @@ def sign(
     person = name_key(entry.name)
     _lock_person(db, campaign.id, person, entry.country_code)
     earlier = db.scalar(
-        select(Signature.id)
-        .where(
-            Signature.campaign_id == campaign.id,
-            Signature.name_key == person,
-            Signature.country_code == entry.country_code,
-            Signature.status.not_in(GONE_STATUSES),
-        )
-        .order_by(Signature.id)
-        .limit(1)
+        _EARLIER_SIGNER,
+        {"campaign_id": campaign.id, "name_key": person, "country_code": entry.country_code},
     )
     now = utcnow()
-    signature = Signature(
-        campaign_id=campaign.id,
-        signed_at=now,
-        name=entry.name,
-        title=entry.title,
-        parliament=entry.parliament,
-        party=entry.party,
-        country_code=entry.country_code,
-        continent_code=geo.continent_of(entry.country_code),
-        email=entry.email,
-        email_key=key,
-        email_domain=key.rpartition("@")[2],
-        name_key=person,
-        comment=entry.comment,
-        public=entry.public,
-        source=entry.source,
-        locale=entry.locale,
-        client_hash=entry.client_hash,
-        status="pending",
-        counted=False,
-        confirmed_at=now if confirmed else None,
-        duplicate_of_id=earlier,
-        duplicate_state="held" if earlier is not None else None,
-        duplicate_notices=0,
-    )
-    try:
-        with db.begin_nested():
-            db.add(signature)
-            db.flush()
-    except IntegrityError:
-        # The address already signed (perhaps a moment ago, in a racing request):
-        # the savepoint undid only our INSERT; load the row that won.
+    held = earlier is not None
+    if held:
+        status = "held"
+    elif campaign.require_confirmation and not confirmed:
+        status = "pending"
+    else:
+        status = "confirmed"
+    values: dict[str, Any] = {
+        "campaign_id": campaign.id,
+        "signed_at": now,
+        "updated_at": now,
+        "name": entry.name,
+        "title": entry.title,
+        "parliament": entry.parliament,
+        "party": entry.party,
+        "country_code": entry.country_code,
+        "continent_code": geo.continent_of(entry.country_code),
+        "email": entry.email,
+        "email_key": key,
+        "email_domain": key.rpartition("@")[2],
+        "name_key": person,
+        "comment": entry.comment,
+        "public": entry.public,
+        "source": entry.source,
+        "locale": entry.locale,
+        "client_hash": entry.client_hash,
+        "status": status,
+        "counted": status == "confirmed",
+        "confirmed_at": now if confirmed else None,
+        "verified_at": None,
+        "rejected_at": None,
+        "rejected_reason": "",
+        "withdrawn_at": None,
+        "erased_at": None,
+        "duplicate_of_id": earlier,
+        "duplicate_state": "held" if held else None,
+        "duplicate_notices": 0,
+    }
+    # One INSERT that yields nothing when the address already signed (a racing request's
+    # row included: PostgreSQL waits for that transaction, SQLite's writers are serialised),
+    # instead of an ORM flush in a savepoint that a duplicate rolls back.
+    new_id = db.scalar(_insert_new(db.get_bind().dialect.name), values)
+    if new_id is None:
         return _existing(db, campaign, key, notice_limit)
-    tally.refresh(db, signature)
+    if values["counted"]:
+        tally.bump(db, campaign.id, entry.country_code, +1)
+    # The row as inserted, in the session without reading it back.
+    signature = Signature(id=new_id, **values)
+    make_transient_to_detached(signature)
+    db.add(signature)
+    set_committed_value(signature, "campaign", campaign)
     return SignOutcome(signature=signature, created=True)
+
+
+# The earliest live signer with this name key and country: whom a new signer is held for.
+# Built once on the table (no ORM entity to process per call), values as parameters.
+_EARLIER_SIGNER = (
+    select(Signature.__table__.c.id)
+    .where(
+        Signature.__table__.c.campaign_id == bindparam("campaign_id"),
+        Signature.__table__.c.name_key == bindparam("name_key"),
+        Signature.__table__.c.country_code == bindparam("country_code"),
+        Signature.__table__.c.status.not_in(GONE_STATUSES),
+    )
+    .order_by(Signature.__table__.c.id)
+    .limit(1)
+)
+
+
+@functools.cache
+def _insert_new(dialect_name: str) -> Any:
+    """INSERT INTO signature ... ON CONFLICT (campaign_id, email_key) DO NOTHING RETURNING id.
+
+    On the table, not the mapped class, and built once: the values come as parameters, so
+    neither the ORM's per-column processing nor a new statement runs per signature.
+    """
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    table = cast(Table, Signature.__table__)
+    return (
+        dialect.insert(table)
+        .on_conflict_do_nothing(index_elements=[table.c.campaign_id, table.c.email_key])
+        .returning(table.c.id)
+    )
 
 
 def _existing(db: Session, campaign: Campaign, key: str, notice_limit: int) -> SignOutcome:

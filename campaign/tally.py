@@ -8,9 +8,11 @@ query over at most one row per country, however many signatures a letter has.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import Table, func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -106,21 +108,32 @@ def refresh(session: Session, signature: Signature) -> bool:
 
 def bump(session: Session, campaign_id: int, country_code: str, delta: int) -> None:
     """Add delta to one country's counter, creating the row on first use (atomic upsert)."""
-    now = utcnow()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(TallyCount).values(
-        campaign_id=campaign_id,
-        country_code=country_code,
-        continent_code=geo.continent_of(country_code),
-        signatures=delta,
-        updated_at=now,
+    session.execute(
+        _upsert(session.get_bind().dialect.name),
+        {
+            "campaign_id": campaign_id,
+            "country_code": country_code,
+            "continent_code": geo.continent_of(country_code),
+            "signatures": delta,
+            "updated_at": utcnow(),
+        },
     )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[TallyCount.campaign_id, TallyCount.country_code],
-        set_={"signatures": TallyCount.signatures + delta, "updated_at": now},
+
+
+@functools.cache
+def _upsert(dialect_name: str) -> Any:
+    """The counter upsert, built once per dialect; its values come as parameters."""
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    table = cast(Table, TallyCount.__table__)
+    stmt = insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.campaign_id, table.c.country_code],
+        # excluded.* is the row this INSERT proposed: its delta and its time.
+        set_={
+            "signatures": table.c.signatures + stmt.excluded.signatures,
+            "updated_at": stmt.excluded.updated_at,
+        },
     )
-    session.execute(stmt)
 
 
 def tally(session: Session, campaign: Campaign, locale: str | None = None) -> Tally:

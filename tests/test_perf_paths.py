@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
+import pytest
+from app_helpers import AppFactory
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from campaign import campaigns
+from campaign import db as dbmod
 from campaign.db import get_engine, session_scope
 from campaign.models import Signature
 
@@ -104,3 +110,148 @@ def test_a_signature_still_takes_the_write_lock(app: Flask, client: FlaskClient)
     assert answers == [303]
     with app.app_context(), session_scope(app) as db:
         assert db.scalar(select(func.count()).select_from(Signature)) == 1
+
+
+def _sign_data(n: int) -> dict[str, str]:
+    return {
+        "name": f"Signer Number {n}",
+        "title": "MP",
+        "parliament": "House of Representatives",
+        "country": "PH",
+        "email": f"signer{n}@example.org",
+    }
+
+
+def test_writers_in_one_process_take_turns_at_the_gate(app: Flask) -> None:
+    _open_letter(app)
+    first_wrote, finish_first = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def first() -> None:
+        with app.app_context(), session_scope(app) as db:
+            db.execute(text("UPDATE campaign SET title = 'First'"))
+            first_wrote.set()
+            finish_first.wait(10)
+            order.append("first commits")
+
+    def second() -> None:
+        with app.app_context(), session_scope(app) as db:
+            db.execute(text("UPDATE campaign SET title = 'Second'"))
+            order.append("second writes")
+
+    one = threading.Thread(target=first)
+    one.start()
+    assert first_wrote.wait(10)
+    two = threading.Thread(target=second)
+    two.start()
+    two.join(0.5)
+    # The second writer waits at the gate (before its BEGIN IMMEDIATE), not in SQLite.
+    assert two.is_alive() and order == []
+    finish_first.set()
+    one.join(10)
+    two.join(10)
+    assert order == ["first commits", "second writes"]
+    with app.app_context(), session_scope(app) as db:
+        assert db.scalar(text("SELECT title FROM campaign")) == "Second"
+
+
+def test_a_failed_write_hands_the_gate_on(app: Flask) -> None:
+    _open_letter(app)
+    with app.app_context():
+        try:
+            with session_scope(app) as db:
+                db.execute(text("UPDATE campaign SET title = 'Lost'"))
+                raise RuntimeError("the view failed")
+        except RuntimeError:
+            pass
+        done = threading.Event()
+
+        def write() -> None:
+            with app.app_context(), session_scope(app) as db:
+                db.execute(text("UPDATE campaign SET title = 'Kept'"))
+            done.set()
+
+        threading.Thread(target=write).start()
+        # Rolled back, so the gate is free: the next writer does not wait for a timeout.
+        assert done.wait(5)
+        with session_scope(app) as db:
+            assert db.scalar(text("SELECT title FROM campaign")) == "Kept"
+
+
+def test_a_writer_in_another_process_holds_the_gate_until_it_commits(
+    app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    _open_letter(app)
+    with app.app_context():
+        url = str(get_engine().url)
+    held, release = tmp_path / "held", tmp_path / "release"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import pathlib, sys, time\n"
+            "from sqlalchemy import text\n"
+            "from campaign.db import make_engine\n"
+            "engine = make_engine(sys.argv[1])\n"
+            "with engine.begin() as conn:\n"
+            "    conn.execute(text(\"UPDATE campaign SET title = 'Other process'\"))\n"
+            "    pathlib.Path(sys.argv[2]).touch()\n"
+            "    while not pathlib.Path(sys.argv[3]).exists():\n"
+            "        time.sleep(0.01)\n",
+            url,
+            str(held),
+            str(release),
+        ]
+    )
+    try:
+        for _ in range(1000):
+            if held.exists() or child.poll() is not None:
+                break
+            threading.Event().wait(0.01)
+        assert held.exists()
+        answers: list[int] = []
+        signer = threading.Thread(
+            target=lambda: answers.append(
+                client.post(f"/c/{SLUG}/sign", data=_sign_data(1)).status_code
+            )
+        )
+        signer.start()
+        signer.join(0.5)
+        assert signer.is_alive() and answers == []
+        release.touch()
+        signer.join(30)
+        assert answers == [303]
+    finally:
+        release.touch()
+        child.wait(30)
+    assert child.returncode == 0
+    with app.app_context(), session_scope(app) as db:
+        assert db.scalar(select(func.count()).select_from(Signature)) == 1
+
+
+def test_a_writer_that_waits_too_long_at_the_gate_gets_a_503(
+    app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dbmod, "SQLITE_BUSY_SECONDS", 0.3)
+    app = app_factory()
+    _open_letter(app)
+    first_wrote, finish_first = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with app.app_context(), session_scope(app) as db:
+            db.execute(text("UPDATE campaign SET title = 'Busy'"))
+            first_wrote.set()
+            finish_first.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert first_wrote.wait(10)
+        response = app.test_client().post(f"/c/{SLUG}/sign", data=_sign_data(2))
+    finally:
+        finish_first.set()
+        holder.join(10)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    with app.app_context(), session_scope(app) as db:
+        assert db.scalar(select(func.count()).select_from(Signature)) == 0

@@ -229,7 +229,6 @@ def sign(slug: str) -> Response | BaseResponse:
             withdraw_url=_link(found, signature, "withdraw"),
         )
     db.commit()
-    mail.wake()
     return redirect(thanks, 303)
 
 
