@@ -21,10 +21,10 @@ from pathlib import Path
 from bench import data, loadgen
 
 
-def _app(folder: Path, require_confirmation: bool) -> object:
+def _app(folder: Path, require_confirmation: bool, url: str | None = None) -> object:
     from campaign import create_app
 
-    url = data.sqlite_url(folder / "campaign.sqlite3")
+    url = url or data.sqlite_url(folder / "campaign.sqlite3")
     data.prepare(url)
     data.create_campaign(url, "bench", require_confirmation=require_confirmation)
     os.environ["CAMPAIGN_INSTANCE_PATH"] = str(folder / "instance")
@@ -49,9 +49,21 @@ def main() -> None:
     parser.add_argument("--no-confirmation", action="store_true")
     parser.add_argument("--top", type=int, default=45)
     parser.add_argument("--filter", default="", help="only functions whose location matches")
+    parser.add_argument(
+        "--postgres", action="store_true", help="on a fresh PostgreSQL database instead of SQLite"
+    )
     args = parser.parse_args()
+    url = data.create_postgres_database() if args.postgres else None
+    try:
+        _profile(args, url)
+    finally:
+        if url:
+            data.drop_postgres_database(url)
+
+
+def _profile(args: argparse.Namespace, url: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="campaign-profile-") as tmp:
-        app = _app(Path(tmp), not args.no_confirmation)
+        app = _app(Path(tmp), not args.no_confirmation, url)
         client = app.test_client()  # type: ignore[attr-defined]
         page = client.get("/c/bench")
         token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)

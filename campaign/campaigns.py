@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -170,6 +170,10 @@ def is_accepting(campaign: Campaign, now: dt.datetime) -> bool:
     return campaign.closes_at is None or now < campaign.closes_at
 
 
+# Built once: every public page looks its campaign up by slug.
+_BY_SLUG = select(Campaign).where(Campaign.slug == bindparam("slug"))
+
+
 def get_by_slug(db: Session, slug: str) -> Campaign | None:
     """The campaign with this slug, if any."""
-    return db.scalar(select(Campaign).where(Campaign.slug == slug))
+    return db.scalar(_BY_SLUG, {"slug": slug})

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response as BaseResponse
 
 from campaign import campaigns, charts, geo, i18n, mail, signing, tally
-from campaign.db import get_session, reading, utcnow
+from campaign.db import end_reading, get_session, reading, utcnow
 from campaign.extensions import limiter, rate
 from campaign.forms.public import ActionForm, SignForm
 from campaign.i18n import gettext
@@ -207,8 +207,7 @@ def sign(slug: str) -> Response | BaseResponse:
         entry = form.entry(
             locale=locale, client_hash=signing.client_hash(secret, request.remote_addr)
         )
-        # End the read transaction; the writes begin their own (IMMEDIATE on SQLite).
-        db.commit()
+        end_reading(db)
     outcome = signing.sign(
         db, found, entry, notice_limit=int(current_app.config["DUPLICATE_NOTICE_LIMIT"])
     )
