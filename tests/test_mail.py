@@ -24,17 +24,18 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from campaign import mail
+from campaign import mail, signing
 from campaign.db import new_session, utcnow
 from campaign.models import Campaign, OutboxMessage, Signature
+from campaign.views.embed import absolute_url
 
-CONFIRM_URL = "http://campaign.test/c/free-the-press/confirm/MTIz.confirm-token-0123456789abcdef"
 # Any request starts the sender; a static file renders no template, so nothing else can break it.
 ANY_PAGE = "/static/site.css"
-WITHDRAW_URL = "http://campaign.test/c/free-the-press/withdraw/MTIz.withdraw-token-0123456789abcd"
+# The links in mail: BASE_URL (tests/app_helpers.py), the letter, a signed token.
+LINK = re.compile(r"http://campaign\.test/c/[\w-]+/(confirm|withdraw)/[\w-]+\.[\w-]+\.[\w-]+")
 
 
 def free_port() -> int:
@@ -132,18 +133,28 @@ def queue_one(app: Flask, **signature: Any) -> int:
     with app.app_context():
         db = new_session(app)
         sig = make_signature(db, **signature)
-        message = mail.queue_confirmation(
-            db, sig, confirm_url=CONFIRM_URL, withdraw_url=WITHDRAW_URL
-        )
+        message_id = mail.queue_confirmation(db, sig)
         db.commit()
         db.close()
-        return message.id
+        return message_id
 
 
 def outbox(app: Flask) -> list[OutboxMessage]:
     """Every outbox row, by id."""
     with new_session(app) as db:
         return list(db.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def composed(app: Flask) -> list[mail.Composed]:
+    """Every outbox row's mail as the sender composes it (or as sent), by id."""
+    with app.app_context(), new_session(app) as db:
+        rows = db.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+        return [mail.compose(db, row) for row in rows]
+
+
+def links(body: str) -> dict[str, str]:
+    """The confirm and withdraw links in a mail body, by purpose."""
+    return {match.group(1): match.group(0) for match in LINK.finditer(body)}
 
 
 def eml_files(app: Flask) -> list[Path]:
@@ -173,7 +184,7 @@ def test_queue_in_a_rolled_back_transaction_leaves_no_mail(app: Flask) -> None:
     with app.app_context():
         db = new_session(app)
         sig = make_signature(db)
-        mail.queue_confirmation(db, sig, confirm_url=CONFIRM_URL, withdraw_url=WITHDRAW_URL)
+        mail.queue_confirmation(db, sig)
         assert db.scalar(select(func.count()).select_from(OutboxMessage)) == 1
         db.rollback()
         db.close()
@@ -182,14 +193,29 @@ def test_queue_in_a_rolled_back_transaction_leaves_no_mail(app: Flask) -> None:
     assert eml_files(app) == []
 
 
-def test_queue_commits_with_the_signature(app: Flask) -> None:
+def test_queue_commits_with_the_signature_what_to_send_not_the_mail(app: Flask) -> None:
     message_id = queue_one(app)
     [row] = outbox(app)
     assert row.id == message_id
     assert row.to_addr == "ada@example.org"
-    assert row.subject == "Please confirm your signature: Free the press"
+    assert (row.kind, row.link_base) == ("confirm", "http://campaign.test")
+    # Composed by the sender when it sends the mail, not by the signer's request.
+    assert (row.subject, row.body_text, row.body_html) == ("", "", None)
     assert row.message_id.startswith("<") and row.message_id.endswith("@localhost>")
     assert row.sent_at is None and row.attempts == 0
+    [queued] = composed(app)
+    assert queued.subject == "Please confirm your signature: Free the press"
+
+
+def test_a_sent_row_keeps_the_mail_it_sent(app: Flask) -> None:
+    queue_one(app)
+    assert mail.deliver_due(app) == 1
+    [row] = outbox(app)
+    [path] = eml_files(app)
+    text, html = text_and_html(parse_file(path))
+    assert row.subject == "Please confirm your signature: Free the press"
+    assert (row.body_text.strip(), (row.body_html or "").strip()) == (text.strip(), html.strip())
+    assert composed(app) == [mail.Composed(row.subject, row.body_text, row.body_html)]
 
 
 def test_message_id_uses_the_mail_from_domain(app_factory: Any) -> None:
@@ -202,29 +228,83 @@ def test_message_id_uses_the_mail_from_domain(app_factory: Any) -> None:
 def test_confirmation_carries_confirm_and_withdraw_links_and_expiry(app: Flask) -> None:
     queue_one(app)
     [row] = outbox(app)
-    assert CONFIRM_URL in row.body_text
-    assert WITHDRAW_URL in row.body_text
-    assert "Hello Ada Lovelace," in row.body_text
-    assert "The link expires in 1 month." in row.body_text  # CONFIRM_MAX_AGE_SECONDS: 30 days
-    assert row.body_html is not None
-    assert f'href="{CONFIRM_URL}"' in row.body_html
-    assert f'href="{WITHDRAW_URL}"' in row.body_html
+    [queued] = composed(app)
+    found = links(queued.text)
+    assert set(found) == {"confirm", "withdraw"}
+    secret = app.config["SECRET_KEY"]
+    for purpose, link in found.items():
+        assert link.startswith(f"http://campaign.test/c/{row_slug(app)}/{purpose}/")
+        token = link.rsplit("/", 1)[1]
+        assert signing.read_token(secret, token, purpose, 60) == row.signature_id
+    assert "Hello Ada Lovelace," in queued.text
+    assert "The link expires in 1 month." in queued.text  # CONFIRM_MAX_AGE_SECONDS: 30 days
+    assert queued.html is not None
+    assert f'href="{found["confirm"]}"' in queued.html
+    assert f'href="{found["withdraw"]}"' in queued.html
+
+
+def row_slug(app: Flask) -> str:
+    """The slug of the only campaign."""
+    with new_session(app) as db:
+        return db.scalars(select(Campaign.slug)).one()
+
+
+@pytest.mark.parametrize("base_url", [None, "https://letters.example"])
+def test_links_start_where_the_requests_absolute_links_start(
+    app_factory: Any, base_url: str | None
+) -> None:
+    app = app_factory(BASE_URL=base_url)
+    # Mounted under /open, reached with the Host header a signer's browser sent.
+    with app.test_request_context(base_url="http://Letters.Example:8080/open"):
+        db = new_session(app)
+        sig = make_signature(db)
+        mail.queue_confirmation(db, sig)
+        expected = absolute_url("public.confirm", slug=sig.campaign.slug, token="T")
+        db.commit()
+        db.close()
+    [queued] = composed(app)
+    [confirm] = [line for line in queued.text.splitlines() if "/confirm/" in line]
+    assert confirm.rsplit("/", 1)[0] == expected.rsplit("/", 1)[0]
+    assert expected.endswith(f"/open/c/{row_slug(app)}/confirm/T")
+
+
+def test_links_queued_outside_a_request_start_at_base_url(app_factory: Any) -> None:
+    # The command line (import --send-confirmation): BASE_URL as configured, path included.
+    app = app_factory(BASE_URL="https://letters.example/open/")
+    queue_one(app)
+    [queued] = composed(app)
+    slug = row_slug(app)
+    assert f"https://letters.example/open/c/{slug}/confirm/" in queued.text
+    assert f"https://letters.example/open/c/{slug}/withdraw/" in queued.text
 
 
 def test_expiry_follows_the_configured_link_lifetime(app_factory: Any) -> None:
     app = app_factory(CONFIRM_MAX_AGE_SECONDS=2 * 24 * 3600)
     queue_one(app)
-    [row] = outbox(app)
-    assert "The link expires in 2 days." in row.body_text
+    [queued] = composed(app)
+    assert "The link expires in 2 days." in queued.text
 
 
 def test_html_part_escapes_the_name(app: Flask) -> None:
     queue_one(app, name="<b>Eve</b> & Co")
-    [row] = outbox(app)
-    assert row.body_html is not None
-    assert "&lt;b&gt;Eve&lt;/b&gt; &amp; Co" in row.body_html
-    assert "<b>Eve</b>" not in row.body_html
-    assert "Hello <b>Eve</b> & Co," in row.body_text  # plain text is not HTML
+    [queued] = composed(app)
+    assert queued.html is not None
+    assert "&lt;b&gt;Eve&lt;/b&gt; &amp; Co" in queued.html
+    assert "<b>Eve</b>" not in queued.html
+    assert "Hello <b>Eve</b> & Co," in queued.text  # plain text is not HTML
+
+
+def queue_notice(app: Flask, *, confirmed: bool) -> int:
+    """Commit a signature, confirmed or pending, and an "already signed" notice to it."""
+    with app.app_context():
+        db = new_session(app)
+        sig = make_signature(db)
+        if confirmed:
+            sig.status, sig.confirmed_at = "confirmed", utcnow()
+        mail.queue_already_signed(db, sig)
+        db.commit()
+        db.close()
+        return sig.id
 
 
 @pytest.mark.parametrize(
@@ -235,41 +315,45 @@ def test_html_part_escapes_the_name(app: Flask) -> None:
     ],
 )
 def test_already_signed_notice(app: Flask, confirmed: bool, expected: str, absent: str) -> None:
-    with app.app_context():
-        db = new_session(app)
-        sig = make_signature(db)
-        if confirmed:
-            sig.status = "confirmed"
-        mail.queue_already_signed(
-            db,
-            sig,
-            confirm_url=None if confirmed else CONFIRM_URL,
-            withdraw_url=WITHDRAW_URL,
-        )
-        db.commit()
-        db.close()
+    queue_notice(app, confirmed=confirmed)
     [row] = outbox(app)
-    assert row.subject == "You have already signed: Free the press"
-    assert expected in row.body_text
-    assert absent not in row.body_text
-    assert WITHDRAW_URL in row.body_text
-    assert (CONFIRM_URL in row.body_text) is not confirmed
+    assert row.kind == "already_signed"
+    [queued] = composed(app)
+    assert queued.subject == "You have already signed: Free the press"
+    assert expected in queued.text
+    assert absent not in queued.text
+    assert "withdraw" in links(queued.text)
+    assert ("confirm" in links(queued.text)) is not confirmed
+
+
+def test_already_signed_notice_offers_no_confirm_link_once_confirmed_meanwhile(
+    app: Flask,
+) -> None:
+    signature_id = queue_notice(app, confirmed=False)
+    with new_session(app) as db:
+        signature = db.get_one(Signature, signature_id)
+        signature.status, signature.confirmed_at = "confirmed", utcnow()
+        db.commit()
+    assert mail.deliver_due(app) == 1
+    [row] = outbox(app)
+    assert "Your signature is confirmed and already counts." in row.body_text
+    assert set(links(row.body_text)) == {"withdraw"}
 
 
 def test_mail_is_composed_in_the_signers_locale(app: Flask) -> None:
     queue_one(app, locale="fr", address="marie@example.fr")
     queue_one(app, locale="en", address="ada@example.org")
-    french, english = outbox(app)
+    french, english = composed(app)
     # No French catalogue yet, but Babel's own data shows force_locale took effect.
-    assert "1\xa0mois" in french.body_text
-    assert french.body_html is not None and '<html lang="fr">' in french.body_html
-    assert "1 month" in english.body_text
+    assert "1\xa0mois" in french.text
+    assert french.html is not None and '<html lang="fr">' in french.html
+    assert "1 month" in english.text
 
 
 def test_unknown_locale_falls_back_to_the_default_language(app: Flask) -> None:
     queue_one(app, locale="zz-not-a-locale")
-    [row] = outbox(app)
-    assert "The link expires in 1 month." in row.body_text
+    [queued] = composed(app)
+    assert "The link expires in 1 month." in queued.text
 
 
 def test_subject_uses_a_translated_title_when_the_letter_has_one(app: Flask) -> None:
@@ -282,11 +366,39 @@ def test_subject_uses_a_translated_title_when_the_letter_has_one(app: Flask) -> 
             LetterTranslation(locale="fr", title="Libérez la presse", letter="...")
         )
         db.flush()
-        mail.queue_confirmation(db, sig, confirm_url=CONFIRM_URL, withdraw_url=WITHDRAW_URL)
+        mail.queue_confirmation(db, sig)
         db.commit()
         db.close()
-    [row] = outbox(app)
-    assert row.subject.endswith(": Libérez la presse")  # the wording may be translated too
+    [queued] = composed(app)
+    assert queued.subject.endswith(": Libérez la presse")  # the wording may be translated too
+    assert mail.deliver_due(app) == 1
+    assert outbox(app)[0].subject == queued.subject
+
+
+@pytest.mark.parametrize("gone", ["deleted", "erased"])
+def test_mail_to_a_signature_gone_is_dropped_not_retried(
+    app: Flask, gone: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    message_id = queue_one(app)
+    queue_one(app, address="other@example.org")
+    with new_session(app) as db:
+        signature = db.get_one(Signature, outbox(app)[0].signature_id)
+        if gone == "deleted":
+            db.delete(signature)  # the outbox row's signature_id becomes NULL
+        else:
+            # Erasure deletes the signer's queued mail; one that escaped it stays unsent.
+            signature.erased_at = utcnow()
+        db.commit()
+    now = utcnow()
+    assert mail.deliver_due(app, now) == 1  # the other mail still goes out
+    dropped, sent = outbox(app)
+    assert dropped.id == message_id and sent.sent_at is not None
+    assert dropped.sent_at is None and dropped.claimed_until is None
+    assert dropped.last_error.startswith("SignatureGone: ")
+    assert dropped.next_attempt_at > now + dt.timedelta(days=365 * 1000)  # never retried
+    assert f"mail {message_id} to ada@example.org dropped, never retried" in caplog.text
+    assert mail.deliver_due(app, now + dt.timedelta(days=30)) == 0
+    assert len(eml_files(app)) == 1
 
 
 def test_queue_refuses_anything_but_one_address(app: Flask) -> None:
@@ -359,10 +471,11 @@ def test_without_smtp_host_mail_is_written_to_the_outbox_folder(
     assert parsed["Auto-Submitted"] == "auto-generated"
     assert parsed.get_content_type() == "multipart/alternative"
     text, html = text_and_html(parsed)
-    assert CONFIRM_URL in text and WITHDRAW_URL in text
-    assert f'href="{CONFIRM_URL}"' in html
+    found = links(text)
+    assert set(found) == {"confirm", "withdraw"}
+    assert f'href="{found["confirm"]}"' in html
     # The raw file keeps the link whole, so a reader can copy it out of the .eml.
-    assert CONFIRM_URL.encode() in path.read_bytes()
+    assert found["confirm"].encode() in path.read_bytes()
     assert row.sent_at is not None and row.claimed_until is None
     assert mail.deliver_due(app) == 0
     assert len(eml_files(app)) == 1
@@ -403,8 +516,9 @@ def test_smtp_delivery_with_correct_headers(app_factory: Any, smtp_server: SmtpS
     assert parsedate_to_datetime(received["Date"]) == row.created_at.replace(microsecond=0)
     text, html = text_and_html(received)
     assert "Zoë Ångström" in text and "1\xa0mois" in text
-    assert CONFIRM_URL in text and WITHDRAW_URL in text
-    assert f'href="{CONFIRM_URL}"' in html
+    found = links(text)
+    assert set(found) == {"confirm", "withdraw"}
+    assert f'href="{found["confirm"]}"' in html
     assert row.sent_at is not None
     assert eml_files(app) == []
 
@@ -577,16 +691,16 @@ def test_a_sent_mail_not_yet_marked_is_marked_before_anything_is_claimed(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     queue_one(app)
-    real_mark = mail._mark_sent
+    real_settle = mail._settle
     calls = {"n": 0}
 
-    def flaky_mark(*args: Any) -> None:
+    def flaky_settle(*args: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 1:
             raise OSError("database went away")
-        real_mark(*args)
+        real_settle(*args)
 
-    monkeypatch.setattr(mail, "_mark_sent", flaky_mark)
+    monkeypatch.setattr(mail, "_settle", flaky_settle)
     now = utcnow()
     with pytest.raises(OSError, match="database went away"):
         mail.deliver_due(app, now)
@@ -594,7 +708,33 @@ def test_a_sent_mail_not_yet_marked_is_marked_before_anything_is_claimed(
     # Long after the claim ran out, the sender marks the mail instead of sending it again.
     assert mail.deliver_due(app, now + dt.timedelta(minutes=5)) == 0
     assert len(eml_files(app)) == 1
-    assert outbox(app)[0].sent_at == now
+    [row] = outbox(app)
+    assert row.sent_at == now
+    assert row.subject == "Please confirm your signature: Free the press"  # what was sent
+
+
+def test_a_batch_is_claimed_in_one_transaction_and_marked_in_another(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(mail.CLAIM_BATCH + 5):
+        queue_one(app, address=f"mp{n}@example.org")
+    writes: list[str] = []
+    engine = app.extensions["engine"]
+
+    def count_writes(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith(("BEGIN IMMEDIATE", "BEGIN")):
+            writes.append(statement.strip())
+
+    event.listen(engine, "before_cursor_execute", count_writes)
+    try:
+        assert mail.deliver_due(app) == mail.CLAIM_BATCH + 5
+        assert mail.deliver_due(app) == 0
+    finally:
+        event.remove(engine, "before_cursor_execute", count_writes)
+    # Two batches: a claim and a mark each, the writes; every poll and compose only reads.
+    assert writes.count("BEGIN IMMEDIATE") == 4
+    assert all(r.sent_at is not None and r.claimed_until is None for r in outbox(app))
+    assert len(eml_files(app)) == mail.CLAIM_BATCH + 5
 
 
 # The sender thread
