@@ -6,17 +6,22 @@ confirmation and "already signed" mails only name what to send (a ``kind``, the
 signature, the site root its links start with): the sender composes them as it sends
 them, so a signer's request inserts one small row and renders nothing meanwhile.
 
-A sender thread in each serving process delivers due messages: it polls with a plain
-read, claims up to ``CLAIM_BATCH`` of them by one atomic UPDATE (so two senders never
-send one message twice), sends them over one SMTP connection (or writes ``.eml`` files
-to ``instance/outbox/`` without ``SMTP_HOST``) and marks them sent in one transaction. A
-failed delivery is retried with a doubling delay and never dropped.
+Every serving process runs a sender thread, but one sender in the cluster delivers at a
+time: the holder of a lease (a PostgreSQL advisory lock on a connection of its own, or
+an flock on a file beside the SQLite database) that the database server or the kernel
+releases when its process dies; the others stand by and try again every few seconds.
+The leader polls with a plain read, claims up to ``CLAIM_BATCH`` due messages by one
+atomic UPDATE (so even two senders never send one message twice), sends them over one
+SMTP connection (or writes ``.eml`` files to ``instance/outbox/`` without ``SMTP_HOST``)
+and marks them sent in one transaction. A failed delivery is retried with a doubling
+delay and never dropped.
 """
 
 from __future__ import annotations
 
 import atexit
 import datetime as dt
+import fcntl
 import functools
 import logging
 import os
@@ -38,16 +43,22 @@ from flask import Flask, current_app, has_app_context, has_request_context, url_
 from flask_babel import force_locale, format_timedelta
 from flask_babel import gettext as _
 from sqlalchemy import (
+    URL,
     ColumnElement,
+    Connection,
     Table,
     bindparam,
+    create_engine,
     event,
+    func,
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.pool import NullPool
 
 from campaign import signing
 from campaign.db import reading, session_scope, utcnow
@@ -68,6 +79,8 @@ MARK_EVERY_SECONDS = 1.0
 # A wake-up this soon after the last round waits for the rest of it: under load the next
 # round then claims every mail committed meanwhile at once, rather than one each.
 ROUND_GAP_SECONDS = 0.1
+# While the database or the lease fails, the sender tries again this often.
+FAILING_RETRY_SECONDS = 1.0
 # How long an exiting process waits for its sender to finish the message in hand.
 EXIT_JOIN_SECONDS = 5.0
 SUBJECT_MAX = 300
@@ -76,6 +89,8 @@ ERROR_MAX = 2000
 SMTP_LINE_MAX = 998
 # The retry time of a message that can never be sent (its signature is gone).
 NEVER = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+# The cluster's PostgreSQL advisory lock for the sender: "campmail" in ASCII.
+LEASE_KEY = int.from_bytes(b"campmail", "big")
 
 # SMTP errors about one message: the connection stays usable for the next one.
 _MESSAGE_ERRORS: tuple[type[Exception], ...] = (
@@ -779,6 +794,119 @@ def _release(app: Flask, message_ids: list[int], now: dt.datetime) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+class _Lease:
+    """Leadership of the cluster's mail: one holder at a time. This one: the process alone.
+
+    The base class serves a database no other process shares (SQLite in memory).
+    """
+
+    def acquire(self) -> bool:
+        """Take the lease if it is free; True when this process holds it."""
+        return True
+
+    def check(self) -> bool:
+        """Whether this process still holds the lease it took."""
+        return True
+
+    def release(self) -> None:
+        """Give the lease up (exiting); the next standby sender takes it."""
+
+    def __str__(self) -> str:
+        return "a database of this process alone"
+
+
+class _FileLease(_Lease):
+    """An flock on a file beside the SQLite database: the kernel drops it when we die."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Lock the file without waiting; write our pid in it for whoever looks."""
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+        return True
+
+    def check(self) -> bool:
+        """An flock lasts while its file stays open: always held."""
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Close the file, which drops the lock."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __str__(self) -> str:
+        return f"flock on {self.path}"
+
+
+class _PostgresLease(_Lease):
+    """A session advisory lock on a connection of its own: the server drops it with the session."""
+
+    def __init__(self, url: URL) -> None:
+        # Not pooled: closing the connection must end the session, and the lock with it.
+        self._engine = create_engine(url, poolclass=NullPool)
+        self._conn: Connection | None = None
+
+    def acquire(self) -> bool:
+        """Try the advisory lock without waiting."""
+        try:
+            if self._conn is None:
+                self._conn = self._engine.connect()
+            held = bool(self._conn.scalar(select(func.pg_try_advisory_lock(LEASE_KEY))))
+            self._conn.commit()
+        except Exception:
+            self.release()
+            raise
+        return held
+
+    def check(self) -> bool:
+        """Whether the lock's connection still answers (the lock lives as long as it)."""
+        if self._conn is None:
+            return False
+        try:
+            self._conn.execute(text("SELECT 1"))
+            self._conn.commit()
+        except Exception:
+            self.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        """Close the connection: the server ends the session and its lock."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                conn.close()
+            except Exception:
+                conn.invalidate()
+        self._engine.dispose()
+
+    def __str__(self) -> str:
+        return f"PostgreSQL advisory lock {LEASE_KEY}"
+
+
+def _lease_for(app: Flask) -> _Lease:
+    """The lease that elects one sender among the processes sharing the app's database."""
+    url: URL = app.extensions["engine"].url
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        return _PostgresLease(url)
+    database = url.database or ""
+    if backend == "sqlite" and database not in ("", ":memory:") and "mode" not in url.query:
+        # All processes of one SQLite deployment share the database's folder.
+        return _FileLease(os.path.abspath(database) + ".mail-sender.lock")
+    return _Lease()
+
+
 @dataclass
 class _Sender:
     """One process's sender thread and the events that steer it."""
@@ -787,6 +915,8 @@ class _Sender:
     wakeup: threading.Event = field(default_factory=threading.Event)
     stopping: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    # Whether this process's sender holds the lease and delivers for the cluster.
+    leading: bool = False
 
 
 _senders_lock = threading.Lock()
@@ -795,34 +925,76 @@ _wakeups: set[threading.Event] = set()
 
 
 def wake() -> None:
-    """Nudge this process's sender so a just-committed mail leaves within a second."""
+    """Nudge this process's sender so a just-committed mail leaves at once if it leads."""
     for wakeup in list(_wakeups):
         wakeup.set()
 
 
+def _lead(sender: _Sender, lease: _Lease, checked_at: float, interval: float) -> float:
+    """Take the lease, or check the one held every interval; when it was last checked."""
+    pid = os.getpid()
+    now = time.monotonic()
+    if not sender.leading:
+        sender.leading = lease.acquire()
+        if sender.leading:
+            log.info("mail sender: process %d leads and delivers for the cluster (%s)", pid, lease)
+        return now
+    if now - checked_at < interval:
+        return checked_at
+    if not lease.check():
+        sender.leading = False
+        log.warning("mail sender: process %d lost the lease (%s); standing by", pid, lease)
+    return now
+
+
 def _sender_loop(app: Flask, sender: _Sender) -> None:
-    """Deliver, then wait for a nudge or the poll interval; survive every error."""
-    poll = float(app.config.get("MAIL_POLL_SECONDS") or 1.0)
+    """Lead or stand by; as leader deliver, then wait for a nudge or the poll; survive errors."""
+    poll = float(app.config.get("MAIL_POLL_SECONDS") or 0.25)
+    standby = float(app.config.get("MAIL_LEASE_RETRY_SECONDS") or 2.0)
+    lease = _lease_for(app)
     failing = False
-    while not sender.stopping.is_set():
-        # Cleared before delivering: a nudge that arrives during delivery is kept.
-        sender.wakeup.clear()
-        started = time.monotonic()
-        try:
-            deliver_due(app, stop=sender.stopping)
-        except Exception as error:
-            # The database or the disk is away; say so once with the traceback, then briefly.
-            if failing:
-                log.warning("mail sender: still failing: %s", error)
+    standing_by = False
+    checked_at = 0.0
+    try:
+        while not sender.stopping.is_set():
+            # Cleared before delivering: a nudge that arrives during delivery is kept.
+            sender.wakeup.clear()
+            started = time.monotonic()
+            try:
+                checked_at = _lead(sender, lease, checked_at, standby)
+                if sender.leading:
+                    standing_by = False
+                    deliver_due(app, stop=sender.stopping)
+                elif not standing_by:
+                    standing_by = True
+                    log.info(
+                        "mail sender: process %d stands by while another leads (%s)",
+                        os.getpid(),
+                        lease,
+                    )
+            except Exception as error:
+                # The database or the disk is away; say so once with the traceback, then briefly.
+                if failing:
+                    log.warning("mail sender: still failing: %s", error)
+                else:
+                    log.exception("mail sender: delivery failed; will retry")
+                failing = True
             else:
-                log.exception("mail sender: delivery failed; will retry")
-            failing = True
-        else:
+                if failing:
+                    log.info("mail sender: delivering again")
+                failing = False
             if failing:
-                log.info("mail sender: delivering again")
-            failing = False
-        sender.wakeup.wait(poll)
-        sender.stopping.wait(max(0.0, started + ROUND_GAP_SECONDS - time.monotonic()))
+                sender.stopping.wait(max(poll, FAILING_RETRY_SECONDS))
+            elif sender.leading:
+                # Another process's commits do not wake us: the poll finds their mail.
+                sender.wakeup.wait(poll)
+                sender.stopping.wait(max(0.0, started + ROUND_GAP_SECONDS - time.monotonic()))
+            else:
+                # Standing by: nudges are for the leader; try the lease again later.
+                sender.stopping.wait(standby)
+    finally:
+        lease.release()
+        sender.leading = False
 
 
 def start_sender(app: Flask) -> bool:

@@ -19,7 +19,7 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -885,6 +885,106 @@ def test_no_sender_without_mail_sender(app: Flask) -> None:
     assert "mail_sender" not in app.extensions
 
 
+# One sender per cluster
+
+
+def leading(app: Flask) -> bool:
+    """Whether the app's sender holds the cluster's lease."""
+    sender = app.extensions.get("mail_sender")
+    return sender is not None and bool(sender.leading)
+
+
+def test_one_sender_delivers_and_another_takes_over_when_it_stops(
+    app_factory: Any, backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    # Two apps on one database stand for two processes: their own engines and leases.
+    apps = [
+        app_factory(backend, MAIL_SENDER=True, MAIL_POLL_SECONDS=0.05, MAIL_LEASE_RETRY_SECONDS=0.2)
+        for _ in range(2)
+    ]
+    apps[1].instance_path = str(tmp_path / "second")  # so each one's files tell who sent
+    try:
+        for app in apps:
+            request_any_page(app)
+        _wait_for(lambda: any(leading(app) for app in apps))
+        time.sleep(0.5)  # the other one has tried the lease twice by now
+        leader, standby = sorted(apps, key=lambda app: not leading(app))
+        assert not leading(standby)
+        for n in range(5):
+            queue_one(standby, address=f"mp{n}@example.org")
+        _wait_for(lambda: len(eml_files(leader)) == 5)
+        assert eml_files(standby) == []
+        mail.stop_sender(leader)  # a process exiting: its lease goes with it
+        took_over = _wait_for(lambda: leading(standby))
+        for n in range(5, 8):
+            queue_one(leader, address=f"mp{n}@example.org")
+        _wait_for(lambda: len(eml_files(standby)) == 3)
+    finally:
+        for app in apps:
+            mail.stop_sender(app)
+    assert took_over < 5
+    assert len(eml_files(leader)) == 5
+    assert all(r.sent_at is not None for r in outbox(leader))
+    assert caplog.text.count("leads and delivers for the cluster") == 2
+    assert "stands by while another leads" in caplog.text
+
+
+_HOLD_THE_LEASE = """
+import time
+from campaign import create_app, mail
+app = create_app()
+mail.start_sender(app)
+while not app.extensions["mail_sender"].leading:
+    time.sleep(0.02)
+print("leading", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_leader_is_replaced_within_seconds(
+    app_factory: Any, backend: str, tmp_path: Path
+) -> None:
+    app = app_factory(
+        backend, MAIL_SENDER=True, MAIL_POLL_SECONDS=0.05, MAIL_LEASE_RETRY_SECONDS=0.2
+    )
+    other = tmp_path / "other-process"
+    env = {
+        **os.environ,
+        "CAMPAIGN_INSTANCE_PATH": str(other),
+        "CAMPAIGN_DATABASE_URL": app.config["DATABASE_URL"],
+        "CAMPAIGN_SECRET_KEY": app.config["SECRET_KEY"],
+        "CAMPAIGN_BASE_URL": "http://campaign.test",
+        "CAMPAIGN_MAIL_POLL_SECONDS": "0.05",
+    }
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_THE_LEASE], env=env, stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"leading\n"
+        request_any_page(app)
+        for n in range(3):
+            queue_one(app, address=f"mp{n}@example.org")
+        _wait_for(lambda: len(list((other / "outbox").glob("*.eml"))) == 3)
+        assert not leading(app) and eml_files(app) == []
+        holder.kill()  # SIGKILL: nothing of it runs, the kernel or the server frees the lease
+        holder.wait(10)
+        took_over = _wait_for(lambda: leading(app))
+        for n in range(3, 6):
+            queue_one(app, address=f"mp{n}@example.org")
+        _wait_for(lambda: len(eml_files(app)) == 3)
+    finally:
+        holder.kill()
+        holder.wait(10)
+        if holder.stdout is not None:
+            holder.stdout.close()
+        mail.stop_sender(app)
+    assert took_over < 5
+    files = eml_files(app) + sorted((other / "outbox").glob("*.eml"))
+    ids = [parse_file(path)["Message-ID"] for path in files]
+    assert sorted(ids) == sorted(r.message_id for r in outbox(app))  # each mail once
+
+
 def test_sender_with_smtp_down_then_up_delivers_each_mail_once(app_factory: Any) -> None:
     server = SmtpServer()
     app = app_factory(
@@ -949,13 +1049,13 @@ def test_smtp_down_for_a_real_minute_two_senders_deliver_each_mail_once(
 # The real servers
 
 
-def _serve(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _serve(command: list[str], env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
     exe = str(Path(sys.executable).parent / "campaign")
     return subprocess.Popen(
         [exe, *command],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
 
 
@@ -976,28 +1076,37 @@ def test_running_server_delivers_the_outbox(app: Flask, tmp_path: Path, server: 
         command = ["run", "--port", str(port), "--no-reload", "--no-debugger"]
     for n in range(6):
         queue_one(app, address=f"mp{n}@example.org")
-    process = _serve(command, env)
-    try:
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        process = _serve(command, env, log)
+        try:
 
-        def answered() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}{ANY_PAGE}", timeout=1):
-                    return True
-            except OSError:
-                return False
+            def answered() -> bool:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{ANY_PAGE}", timeout=1):
+                        return True
+                except OSError:
+                    return False
 
-        _wait_for(answered, timeout=20)
-        for _ in range(8):  # reach every worker, most likely
-            answered()
-        _wait_for(lambda: len(eml_files(app)) == 6, timeout=10)
-        queue_one(app, address="late@example.org")  # committed elsewhere: the poll finds it
-        _wait_for(lambda: len(eml_files(app)) == 7, timeout=10)
-        time.sleep(0.6)
-    finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=20)
+            _wait_for(answered, timeout=20)
+            for _ in range(8):  # reach every worker, most likely
+                answered()
+            _wait_for(lambda: len(eml_files(app)) == 6, timeout=10)
+            queue_one(app, address="late@example.org")  # committed elsewhere: the poll finds it
+            _wait_for(lambda: len(eml_files(app)) == 7, timeout=10)
+            time.sleep(0.6)
+            serving = log_path.read_bytes()
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+    stderr = log_path.read_bytes()
     assert len(eml_files(app)) == 7
     assert all(r.sent_at is not None for r in outbox(app))
     assert b"Traceback" not in stderr
     started = re.findall(rb"mail sender started in process (\d+)", stderr)
     assert started and len(set(started)) == len(started)  # one sender per serving process
+    # One of them delivers; with two workers the other stands by.
+    leads = re.findall(rb"mail sender: process (\d+) leads", serving)
+    assert len(leads) == 1 and leads[0] in started
+    standing_by = re.findall(rb"mail sender: process (\d+) stands by", serving)
+    assert len(standing_by) == len(started) - 1
