@@ -449,6 +449,47 @@ def test_header_safe_replaces_every_line_break_and_control_character() -> None:
     assert mail.header_safe("  Ünïcödé  title ") == "Ünïcödé title"
 
 
+# The message
+
+
+@pytest.mark.parametrize("to", ["ada@example.org", "zoë@example.org"])
+@pytest.mark.parametrize(
+    ("body", "encoding"),
+    [
+        ("Hello Ada,\n\nhttp://campaign.test/c/x/confirm/MQ.abc.def\n", "7bit"),
+        ("Bonjour Zoë,\n", "8bit"),
+        # A line SMTP could not carry (over 998 octets): the only case for quoted-printable.
+        ("x" * 1200 + "\n", "quoted-printable"),
+    ],
+)
+def test_message_headers_and_transfer_encoding(to: str, body: str, encoding: str) -> None:
+    sender = "Lettre ouverte — Zoë <letters@example.org>"
+    subject = "Confirmez votre signature : Libérez la presse"
+    row = OutboxMessage(
+        id=1,
+        to_addr=to,
+        message_id="<1.2@example.org>",
+        created_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+    )
+    built = mail.build_message(sender, row, mail.Composed(subject, body, f"<p>{body}</p>"))
+    # A non-ASCII address goes out only with SMTPUTF8 (UTF-8 headers), as smtplib sends it.
+    utf8 = policy.default.clone(utf8=True)
+    raw = built.as_bytes(policy=utf8) if isinstance(built, EmailMessage) else built.as_bytes()
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    assert (parsed["From"], parsed["To"], parsed["Subject"]) == (sender, to, subject)
+    assert parsed["Date"] == "Fri, 02 Jan 2026 03:04:05 +0000"
+    assert parsed["Message-ID"] == "<1.2@example.org>"
+    assert parsed["Auto-Submitted"] == "auto-generated"
+    assert parsed.get_content_type() == "multipart/alternative"
+    plain, html = parsed.get_body(("plain",)), parsed.get_body(("html",))
+    assert plain is not None and html is not None
+    assert plain["Content-Transfer-Encoding"] == html["Content-Transfer-Encoding"] == encoding
+    assert plain.get_content() == body  # type: ignore[attr-defined]
+    assert html.get_content() == f"<p>{body}</p>\n"  # type: ignore[attr-defined]
+    assert max(len(line) for line in raw.splitlines()) <= mail.SMTP_LINE_MAX
+
+
 # Delivery to the outbox folder
 
 
