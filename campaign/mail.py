@@ -33,8 +33,12 @@ import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -371,13 +375,49 @@ def _title_for(campaign: Campaign, locale: str) -> str:
     return campaign.title
 
 
-def build_message(mail_from: str, message: OutboxMessage, mail: Composed) -> EmailMessage:
+def build_message(mail_from: str, message: OutboxMessage, mail: Composed) -> Message:
     """The RFC 5322 message of a claimed outbox row: text, and HTML as an alternative."""
+    if not (parseaddr(mail_from)[1].isascii() and message.to_addr.isascii()):
+        return _build_international(mail_from, message, mail)
+    # The compat32 MIME classes build the same mail as EmailMessage with its default policy
+    # in a quarter of the CPU (no header registry parsing each header): the sender's largest
+    # cost after composing. Headers that may hold non-ASCII text are RFC 2047-encoded here.
+    email = MIMEMultipart("alternative") if mail.html else _text_part(mail.text, "plain")
+    name, address = parseaddr(header_safe(mail_from))
+    email["From"] = formataddr((name, address), charset="utf-8")
+    email["To"] = header_safe(message.to_addr)
+    subject = header_safe(mail.subject)
+    # A Header RFC 2047-encodes a non-ASCII subject (typeshed allows only str here).
+    email["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")  # type: ignore[assignment]
+    # The queueing time and the fixed Message-ID make a retried mail recognisably the same.
+    email["Date"] = format_datetime(message.created_at)
+    email["Message-ID"] = header_safe(message.message_id)
+    email["Auto-Submitted"] = "auto-generated"
+    if mail.html:
+        email.attach(_text_part(mail.text, "plain"))
+        email.attach(_text_part(mail.html, "html"))
+    return email
+
+
+def _text_part(body: str, subtype: str) -> MIMENonMultipart:
+    """A UTF-8 text part in the transfer encoding _transfer_encoding() picks."""
+    charset = Charset("utf-8")
+    # None: the body as it is, and set_payload() says 7bit or 8bit; else quoted-printable.
+    # (typeshed types body_encoding as int, but None is the documented "no encoding".)
+    qp = _transfer_encoding(body) == "quoted-printable"
+    charset.body_encoding = QP if qp else None  # type: ignore[assignment]
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    # Ending in a line break, as EmailMessage.set_content() ends every text part.
+    part.set_payload(body if body.endswith("\n") else body + "\n", charset)
+    return part
+
+
+def _build_international(mail_from: str, message: OutboxMessage, mail: Composed) -> Message:
+    """build_message() for a non-ASCII address: SMTPUTF8 needs the default policy's headers."""
     email = EmailMessage()
     email["From"] = header_safe(mail_from)
     email["To"] = header_safe(message.to_addr)
     email["Subject"] = header_safe(mail.subject)
-    # The queueing time and the fixed Message-ID make a retried mail recognisably the same.
     email["Date"] = format_datetime(message.created_at)
     email["Message-ID"] = header_safe(message.message_id)
     email["Auto-Submitted"] = "auto-generated"
@@ -415,7 +455,7 @@ def _connect(app: Flask) -> smtplib.SMTP:
     return smtp
 
 
-def _write_eml(app: Flask, message: OutboxMessage, email: EmailMessage) -> str:
+def _write_eml(app: Flask, message: OutboxMessage, email: Message) -> str:
     """Write the mail to instance/outbox/<created-date>-<id>.eml atomically; return the path."""
     outbox = os.path.join(app.instance_path, "outbox")
     os.makedirs(outbox, exist_ok=True)
@@ -444,7 +484,7 @@ class _Outlet:
         self.smtp_host = bool(app.config.get("SMTP_HOST"))
         self._smtp: smtplib.SMTP | None = None
 
-    def send(self, message: OutboxMessage, email: EmailMessage) -> None:
+    def send(self, message: OutboxMessage, email: Message) -> None:
         """Hand the mail to the SMTP server, or write it to instance/outbox/."""
         if not self.smtp_host:
             path = _write_eml(self.app, message, email)
