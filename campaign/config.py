@@ -24,10 +24,15 @@ SMTP_TIMEOUT = 10.0
 MAIL_FROM = "campaign@localhost"
 # Absolute links in mail; without it, links are built from the request's host.
 BASE_URL: str | None = None
-# Run the outbox sender inside the serving process (campaign run / serve).
+# Run the outbox sender inside the serving process (campaign run / serve). One sender in
+# the cluster delivers (it holds a lease); the others stand by to take over.
 MAIL_SENDER = True
-# Seconds between outbox polls when nothing wakes the sender earlier.
-MAIL_POLL_SECONDS = 1.0
+# Seconds between the delivering sender's outbox polls (a plain read): how long mail
+# committed by another process may wait. A commit in its own process wakes it at once.
+MAIL_POLL_SECONDS = 0.25
+# Seconds between a standing-by sender's tries at the lease (and the leader's checks that
+# it still holds it): how soon mail flows again after the delivering process dies.
+MAIL_LEASE_RETRY_SECONDS = 2.0
 # Retry schedule for failed deliveries: first retry after this, doubling, capped.
 MAIL_RETRY_BASE_SECONDS = 5.0
 MAIL_RETRY_MAX_SECONDS = 600.0

@@ -1,38 +1,71 @@
 """Composing mail into the outbox and delivering it.
 
 A mail is an ``OutboxMessage`` row inserted in the same transaction as the signature
-that caused it, so a mail exists if and only if that signature committed. A sender
-thread in each serving process delivers due messages: by SMTP when ``SMTP_HOST`` is
-set, otherwise as ``.eml`` files in ``instance/outbox/``. Each message is claimed by
-an atomic UPDATE before it is sent, so two senders never send one message twice; a
-failed delivery is retried with a doubling delay and never dropped.
+that caused it, so a mail exists if and only if that signature committed. The rows of
+confirmation and "already signed" mails only name what to send (a ``kind``, the
+signature, the site root its links start with): the sender composes them as it sends
+them, so a signer's request inserts one small row and renders nothing meanwhile.
+
+Every serving process runs a sender thread, but one sender in the cluster delivers at a
+time: the holder of a lease (a PostgreSQL advisory lock on a connection of its own, or
+an flock on a file beside the SQLite database) that the database server or the kernel
+releases when its process dies; the others stand by and try again every few seconds.
+The leader polls with a plain read, claims up to ``CLAIM_BATCH`` due messages by one
+atomic UPDATE (so even two senders never send one message twice), sends them over one
+SMTP connection (or writes ``.eml`` files to ``instance/outbox/`` without ``SMTP_HOST``)
+and marks them sent in one transaction. A failed delivery is retried with a doubling
+delay and never dropped.
 """
 
 from __future__ import annotations
 
 import atexit
 import datetime as dt
+import fcntl
+import functools
 import logging
 import os
 import smtplib
 import ssl
 import tempfile
 import threading
+import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
-from typing import Any
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 from babel.core import Locale, UnknownLocaleError
-from flask import Flask, current_app, has_app_context
+from flask import Flask, current_app, has_app_context, has_request_context, url_for
 from flask_babel import force_locale, format_timedelta
 from flask_babel import gettext as _
-from sqlalchemy import event, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    URL,
+    ColumnElement,
+    Connection,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.pool import NullPool
 
-from campaign.db import session_scope, utcnow
+from campaign import signing
+from campaign.db import reading, session_scope, utcnow
 from campaign.models import Campaign, OutboxMessage, Signature
 
 # Its own logger at INFO, so "mail to X written to path" shows under `campaign run` and
@@ -42,14 +75,26 @@ log = logging.getLogger("campaign.mail")
 # A claimed message belongs to its sender this long; a sender that died mid-send
 # releases it when the claim runs out, and another sender retries it.
 CLAIM_SECONDS = 60
-# Candidates read per claim attempt; another sender may win some of them.
-CLAIM_CANDIDATES = 10
+# Messages claimed in one transaction, composed and sent together, marked in one more.
+CLAIM_BATCH = 50
+# What a batch sent is marked at least this often, so a sender killed mid-batch (whose
+# claims then run out) sends again at most the mail of this last second.
+MARK_EVERY_SECONDS = 1.0
+# A wake-up this soon after the last round waits for the rest of it: under load the next
+# round then claims every mail committed meanwhile at once, rather than one each.
+ROUND_GAP_SECONDS = 0.1
+# While the database or the lease fails, the sender tries again this often.
+FAILING_RETRY_SECONDS = 1.0
 # How long an exiting process waits for its sender to finish the message in hand.
 EXIT_JOIN_SECONDS = 5.0
 SUBJECT_MAX = 300
 ERROR_MAX = 2000
 # RFC 5321: a line of a mail is at most 998 octets before its CRLF.
 SMTP_LINE_MAX = 998
+# The retry time of a message that can never be sent (its signature is gone).
+NEVER = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+# The cluster's PostgreSQL advisory lock for the sender: "campmail" in ASCII.
+LEASE_KEY = int.from_bytes(b"campmail", "big")
 
 # SMTP errors about one message: the connection stays usable for the next one.
 _MESSAGE_ERRORS: tuple[type[Exception], ...] = (
@@ -57,6 +102,33 @@ _MESSAGE_ERRORS: tuple[type[Exception], ...] = (
     smtplib.SMTPSenderRefused,
     smtplib.SMTPDataError,
     smtplib.SMTPNotSupportedError,
+)
+
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+_INSERT_ONE = insert(_OUTBOX).returning(_OUTBOX.c.id)
+# Executed once per batch with one parameter set per message (executemany).
+_MARK_SENT = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("b_id"), _OUTBOX.c.sent_at.is_(None))
+    .values(
+        sent_at=bindparam("b_sent_at"),
+        claimed_until=None,
+        last_error="",
+        # What was sent stays on the row, for the organizers and the signer's questions.
+        subject=bindparam("b_subject"),
+        body_text=bindparam("b_text"),
+        body_html=bindparam("b_html"),
+    )
+)
+_MARK_FAILED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("b_id"), _OUTBOX.c.sent_at.is_(None))
+    .values(
+        attempts=_OUTBOX.c.attempts + 1,
+        last_error=bindparam("b_error"),
+        next_attempt_at=bindparam("b_retry_at"),
+        claimed_until=None,
+    )
 )
 
 
@@ -70,10 +142,26 @@ def header_safe(value: str) -> str:
     return " ".join(cleaned.split())
 
 
+@functools.lru_cache(maxsize=8)
 def _mail_domain(mail_from: str) -> str:
     """The domain of the From address, for Message-IDs."""
     domain = parseaddr(mail_from)[1].rpartition("@")[2]
     return header_safe(domain) or "localhost"
+
+
+def _message_id() -> str:
+    """A new unique Message-ID in the From address's domain."""
+    mail_from = str(current_app.config["MAIL_FROM"]) if has_app_context() else "localhost"
+    return make_msgid(domain=_mail_domain(mail_from))
+
+
+def _single_address(to: str) -> str:
+    """The address, header-safe; ValueError unless it is exactly one address."""
+    address = header_safe(to)
+    if parseaddr(address)[1] != address or "@" not in address or " " in address:
+        # Callers pass validated addresses; anything else is a bug, never a second recipient.
+        raise ValueError(f"not a single mail address: {to!r}")
+    return address
 
 
 def queue(
@@ -85,31 +173,188 @@ def queue(
     html: str | None = None,
     signature_id: int | None = None,
 ) -> OutboxMessage:
-    """Add a mail to the outbox in the caller's transaction (flush only)."""
-    address = header_safe(to)
-    if parseaddr(address)[1] != address or "@" not in address or " " in address:
-        # Callers pass validated addresses; anything else is a bug, never a second recipient.
-        raise ValueError(f"not a single mail address: {to!r}")
-    mail_from = str(current_app.config["MAIL_FROM"]) if has_app_context() else "localhost"
+    """Add a mail composed by the caller to the outbox in the caller's transaction (flush only)."""
     message = OutboxMessage(
-        to_addr=address,
+        to_addr=_single_address(to),
         subject=header_safe(subject)[:SUBJECT_MAX],
         body_text=text,
         body_html=html,
-        message_id=make_msgid(domain=_mail_domain(mail_from)),
+        message_id=_message_id(),
         signature_id=signature_id,
         attempts=0,
         next_attempt_at=utcnow(),
     )
     db.add(message)
     db.flush()
-    # Nudge this process's sender once the mail is committed; a rollback never wakes it.
-    event.listen(db, "after_commit", _wake_after_commit, once=True)
+    _wake_on_commit(db)
     return message
 
 
-def _wake_after_commit(_session: Session) -> None:
-    wake()
+def link_base() -> str:
+    """The site root links in mail start with: BASE_URL, else this request's (app context)."""
+    base = current_app.config.get("BASE_URL")
+    if base:
+        # As views.embed.absolute_url(): BASE_URL, then the script root url_for() puts before
+        # every path. Outside a request (the CLI) there is none: links start at BASE_URL.
+        script_root = url_for("public.index").rstrip("/") if has_request_context() else ""
+        return str(base).rstrip("/") + script_root
+    # The scheme, host and script root url_for() builds absolute links with (in a request:
+    # its Host header or SERVER_NAME; outside one it needs SERVER_NAME, as url_for does).
+    return url_for("public.index", _external=True).rstrip("/")
+
+
+def _kind_row(kind: str, signature_id: int, to: str, base: str) -> dict[str, Any]:
+    """The outbox row of a mail the sender composes from the signature when it sends it."""
+    now = utcnow()
+    return {
+        "created_at": now,
+        "to_addr": _single_address(to),
+        "kind": kind,
+        "link_base": base,
+        "subject": "",
+        "body_text": "",
+        "body_html": None,
+        "message_id": _message_id(),
+        "signature_id": signature_id,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "last_error": "",
+    }
+
+
+def _queue_kind(db: Session, kind: str, signature: Signature) -> int:
+    """Insert one row to compose when sent; its id."""
+    # A Core INSERT with its values as parameters (compiled once, cached): no unit-of-work
+    # flush on the signer's request, and nothing rendered.
+    message_id = db.scalar(_INSERT_ONE, _kind_row(kind, signature.id, signature.email, link_base()))
+    _wake_on_commit(db)
+    return int(message_id)
+
+
+def queue_confirmation(db: Session, signature: Signature) -> int:
+    """Queue the mail asking a signer to confirm (composed when sent); its outbox id."""
+    return _queue_kind(db, "confirm", signature)
+
+
+def queue_already_signed(db: Session, signature: Signature) -> int:
+    """Queue the notice that an address already signed (composed when sent); its outbox id."""
+    return _queue_kind(db, "already_signed", signature)
+
+
+def queue_confirmations(db: Session, signature_ids: Sequence[int]) -> None:
+    """Queue the confirmation mail of each of these signatures (an import's) in one INSERT."""
+    if not signature_ids:
+        return
+    base = link_base()
+    recipients = db.execute(
+        select(Signature.id, Signature.email)
+        .where(Signature.id.in_(signature_ids))
+        .order_by(Signature.id)
+    )
+    rows = [_kind_row("confirm", sid, email, base) for sid, email in recipients]
+    if rows:
+        db.execute(insert(_OUTBOX), rows)
+        _wake_on_commit(db)
+
+
+def _wake_on_commit(db: Session) -> None:
+    """Nudge this process's sender once the caller commits; a rollback never wakes it."""
+    db.info["mail_queued"] = True
+    if not event.contains(db, "after_commit", _wake_if_queued):
+        event.listen(db, "after_commit", _wake_if_queued)
+        event.listen(db, "after_rollback", _forget_queued)
+
+
+def _wake_if_queued(session: Session) -> None:
+    if session.info.pop("mail_queued", False):
+        wake()
+
+
+def _forget_queued(session: Session) -> None:
+    session.info.pop("mail_queued", None)
+
+
+@dataclass(frozen=True)
+class Composed:
+    """A mail's subject and bodies."""
+
+    subject: str
+    text: str
+    html: str | None
+
+
+class SignatureGone(Exception):
+    """The signature a mail was to be composed from is erased or deleted."""
+
+
+def compose(db: Session, message: OutboxMessage) -> Composed:
+    """The mail an outbox row stands for: as stored, or composed now (needs an app context).
+
+    The sender composes every mail it sends through here; a queued mail reads the same.
+    """
+    signature = None
+    if message.kind is not None and message.sent_at is None and message.signature_id:
+        signature = db.get(Signature, message.signature_id)
+    return _compose(message, signature)
+
+
+def _compose(message: OutboxMessage, signature: Signature | None) -> Composed:
+    """The row's stored mail, or its kind composed from the signature (loaded by the caller)."""
+    if message.kind is None or message.sent_at is not None:
+        return Composed(message.subject, message.body_text, message.body_html)
+    if signature is None:
+        raise SignatureGone("the signature of this mail was deleted")
+    if signature.erased_at is not None:
+        raise SignatureGone(f"signature {signature.id} was erased")
+    app = current_app
+    campaign = signature.campaign
+    secret = str(app.config["SECRET_KEY"])
+    base = message.link_base or ""
+
+    def link(purpose: str) -> str:
+        token = signing.make_token(secret, signature.id, purpose)
+        return _absolute(app, base, f"public.{purpose}", {"slug": campaign.slug, "token": token})
+
+    # A notice to a signer who already signed offers the confirm link only while the
+    # signature waits for it (as the sign view decided when it queued the notice).
+    waiting = campaign.require_confirmation and signature.confirmed_at is None
+    confirm_url = link("confirm") if message.kind == "confirm" or waiting else None
+    locale = _locale_of(signature)
+    with force_locale(locale):
+        title = _title_for(campaign, locale)
+        max_age = int(app.config["CONFIRM_MAX_AGE_SECONDS"])
+        values = {
+            "signature": signature,
+            "campaign": campaign,
+            "title": title,
+            "locale": locale.replace("_", "-"),
+            "expires_in": format_timedelta(dt.timedelta(seconds=max_age), add_direction=False),
+            "confirm_url": confirm_url,
+            "withdraw_url": link("withdraw"),
+        }
+        # The app's Jinja environment (autoescape for .html, Babel's _), without the page
+        # context processors: mail is composed outside any request, in the sender.
+        env = app.jinja_env
+        text_body = env.get_template(f"email/{message.kind}.txt").render(values)
+        html_body = env.get_template(f"email/{message.kind}.html").render(values)
+        subject = _subject(message.kind, header_safe(title))
+    return Composed(header_safe(subject)[:SUBJECT_MAX], text_body, html_body)
+
+
+def _subject(kind: str, title: str) -> str:
+    """The subject of a kind of mail about the letter titled title, in the forced locale."""
+    if kind == "confirm":
+        return str(_("Please confirm your signature: %(title)s", title=title))
+    return str(_("You have already signed: %(title)s", title=title))
+
+
+def _absolute(app: Flask, base: str, endpoint: str, values: dict[str, Any]) -> str:
+    """An absolute link: the base's scheme and host, then the path the URL map builds."""
+    parts = urlsplit(base)
+    # Bound to the base's script root, the map builds "<script root>/c/<slug>/...". The
+    # origin is kept as stored, so the link is the one url_for() gave in the request.
+    adapter = app.url_map.bind(parts.netloc, script_name=parts.path or "/", url_scheme=parts.scheme)
+    return f"{parts.scheme}://{parts.netloc}{adapter.build(endpoint, values)}"
 
 
 def _locale_of(signature: Signature) -> str:
@@ -130,140 +375,55 @@ def _title_for(campaign: Campaign, locale: str) -> str:
     return campaign.title
 
 
-def _compose(
-    db: Session,
-    signature: Signature,
-    template: str,
-    subject: Callable[[str], str],
-    **context: Any,
-) -> OutboxMessage:
-    """Render templates/email/<template>.txt/.html in the signer's locale and queue the mail."""
-    locale = _locale_of(signature)
-    with force_locale(locale):
-        title = _title_for(signature.campaign, locale)
-        max_age = int(current_app.config["CONFIRM_MAX_AGE_SECONDS"])
-        values = {
-            "signature": signature,
-            "campaign": signature.campaign,
-            "title": title,
-            "locale": locale.replace("_", "-"),
-            "expires_in": format_timedelta(dt.timedelta(seconds=max_age), add_direction=False),
-            **context,
-        }
-        # The app's Jinja environment (autoescape for .html, Babel's _), without the page
-        # context processors: a mail is composed outside any request too (CLI, imports).
-        env = current_app.jinja_env
-        text = env.get_template(f"email/{template}.txt").render(values)
-        html = env.get_template(f"email/{template}.html").render(values)
-        rendered_subject = subject(header_safe(title))
-    return queue(
-        db,
-        to=signature.email,
-        subject=rendered_subject,
-        text=text,
-        html=html,
-        signature_id=signature.id,
-    )
-
-
-def queue_confirmation(
-    db: Session, signature: Signature, *, confirm_url: str, withdraw_url: str
-) -> OutboxMessage:
-    """Queue the mail asking a signer to confirm, with a withdraw link (needs an app context)."""
-    return _compose(
-        db,
-        signature,
-        "confirm",
-        lambda title: str(_("Please confirm your signature: %(title)s", title=title)),
-        confirm_url=confirm_url,
-        withdraw_url=withdraw_url,
-    )
-
-
-def queue_already_signed(
-    db: Session, signature: Signature, *, confirm_url: str | None, withdraw_url: str
-) -> OutboxMessage:
-    """Queue the notice to an address's owner that it already signed (confirm link if pending)."""
-    return _compose(
-        db,
-        signature,
-        "already_signed",
-        lambda title: str(_("You have already signed: %(title)s", title=title)),
-        confirm_url=confirm_url,
-        withdraw_url=withdraw_url,
-    )
-
-
-@dataclass(frozen=True)
-class _Claimed:
-    """What a sender needs of a claimed message, read while it held the claim."""
-
-    id: int
-    created_at: dt.datetime
-    to_addr: str
-    subject: str
-    body_text: str
-    body_html: str | None
-    message_id: str
-    attempts: int
-
-
-def _claim_next(app: Flask, now: dt.datetime) -> _Claimed | None:
-    """Claim one due message for this sender and commit the claim, or None when none is due."""
-    free = or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now)
-    with session_scope(app) as db:
-        candidates = db.scalars(
-            select(OutboxMessage.id)
-            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.next_attempt_at <= now, free)
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(CLAIM_CANDIDATES)
-        ).all()
-        for message_id in candidates:
-            # The WHERE is checked again on the row's latest version (PostgreSQL waits for a
-            # concurrent claimer's commit; SQLite's BEGIN IMMEDIATE serialises us), so of two
-            # senders exactly one updates the row.
-            result = db.execute(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.id == message_id,
-                    OutboxMessage.sent_at.is_(None),
-                    OutboxMessage.next_attempt_at <= now,
-                    free,
-                )
-                .values(claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS))
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                continue
-            row = db.get_one(OutboxMessage, message_id)
-            return _Claimed(
-                id=row.id,
-                created_at=row.created_at,
-                to_addr=row.to_addr,
-                subject=row.subject,
-                body_text=row.body_text,
-                body_html=row.body_html,
-                message_id=row.message_id,
-                attempts=row.attempts,
-            )
-    return None
-
-
-def build_message(mail_from: str, message: _Claimed) -> EmailMessage:
+def build_message(mail_from: str, message: OutboxMessage, mail: Composed) -> Message:
     """The RFC 5322 message of a claimed outbox row: text, and HTML as an alternative."""
-    email = EmailMessage()
-    email["From"] = header_safe(mail_from)
+    if not (parseaddr(mail_from)[1].isascii() and message.to_addr.isascii()):
+        return _build_international(mail_from, message, mail)
+    # The compat32 MIME classes build the same mail as EmailMessage with its default policy
+    # in a quarter of the CPU (no header registry parsing each header): the sender's largest
+    # cost after composing. Headers that may hold non-ASCII text are RFC 2047-encoded here.
+    email = MIMEMultipart("alternative") if mail.html else _text_part(mail.text, "plain")
+    name, address = parseaddr(header_safe(mail_from))
+    email["From"] = formataddr((name, address), charset="utf-8")
     email["To"] = header_safe(message.to_addr)
-    email["Subject"] = header_safe(message.subject)
+    subject = header_safe(mail.subject)
+    # A Header RFC 2047-encodes a non-ASCII subject (typeshed allows only str here).
+    email["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")  # type: ignore[assignment]
     # The queueing time and the fixed Message-ID make a retried mail recognisably the same.
     email["Date"] = format_datetime(message.created_at)
     email["Message-ID"] = header_safe(message.message_id)
     email["Auto-Submitted"] = "auto-generated"
-    email.set_content(message.body_text, cte=_transfer_encoding(message.body_text))
-    if message.body_html:
-        email.add_alternative(
-            message.body_html, subtype="html", cte=_transfer_encoding(message.body_html)
-        )
+    if mail.html:
+        email.attach(_text_part(mail.text, "plain"))
+        email.attach(_text_part(mail.html, "html"))
+    return email
+
+
+def _text_part(body: str, subtype: str) -> MIMENonMultipart:
+    """A UTF-8 text part in the transfer encoding _transfer_encoding() picks."""
+    charset = Charset("utf-8")
+    # None: the body as it is, and set_payload() says 7bit or 8bit; else quoted-printable.
+    # (typeshed types body_encoding as int, but None is the documented "no encoding".)
+    qp = _transfer_encoding(body) == "quoted-printable"
+    charset.body_encoding = QP if qp else None  # type: ignore[assignment]
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    # Ending in a line break, as EmailMessage.set_content() ends every text part.
+    part.set_payload(body if body.endswith("\n") else body + "\n", charset)
+    return part
+
+
+def _build_international(mail_from: str, message: OutboxMessage, mail: Composed) -> Message:
+    """build_message() for a non-ASCII address: SMTPUTF8 needs the default policy's headers."""
+    email = EmailMessage()
+    email["From"] = header_safe(mail_from)
+    email["To"] = header_safe(message.to_addr)
+    email["Subject"] = header_safe(mail.subject)
+    email["Date"] = format_datetime(message.created_at)
+    email["Message-ID"] = header_safe(message.message_id)
+    email["Auto-Submitted"] = "auto-generated"
+    email.set_content(mail.text, cte=_transfer_encoding(mail.text))
+    if mail.html:
+        email.add_alternative(mail.html, subtype="html", cte=_transfer_encoding(mail.html))
     return email
 
 
@@ -295,7 +455,7 @@ def _connect(app: Flask) -> smtplib.SMTP:
     return smtp
 
 
-def _write_eml(app: Flask, message: _Claimed, email: EmailMessage) -> str:
+def _write_eml(app: Flask, message: OutboxMessage, email: Message) -> str:
     """Write the mail to instance/outbox/<created-date>-<id>.eml atomically; return the path."""
     outbox = os.path.join(app.instance_path, "outbox")
     os.makedirs(outbox, exist_ok=True)
@@ -315,14 +475,92 @@ def _write_eml(app: Flask, message: _Claimed, email: EmailMessage) -> str:
     return path
 
 
-def _mark_sent(app: Flask, message_ids: list[int], sent_at: dt.datetime) -> None:
-    with session_scope(app) as db:
-        db.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(message_ids), OutboxMessage.sent_at.is_(None))
-            .values(sent_at=sent_at, claimed_until=None, last_error="")
-            .execution_options(synchronize_session=False)
+class _Outlet:
+    """Where a round's mail goes: one SMTP connection, opened on first use, or the folder."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.mail_from = str(app.config["MAIL_FROM"])
+        self.smtp_host = bool(app.config.get("SMTP_HOST"))
+        self._smtp: smtplib.SMTP | None = None
+
+    def send(self, message: OutboxMessage, email: Message) -> None:
+        """Hand the mail to the SMTP server, or write it to instance/outbox/."""
+        if not self.smtp_host:
+            path = _write_eml(self.app, message, email)
+            log.info("mail to %s written to %s", message.to_addr, path)
+            return
+        if self._smtp is None:
+            self._smtp = _connect(self.app)
+        # An explicit envelope: the recipient is the stored address, whatever the headers say.
+        self._smtp.send_message(
+            email, from_addr=parseaddr(self.mail_from)[1], to_addrs=[message.to_addr]
         )
+
+    def close(self) -> None:
+        """Close the SMTP connection politely, or at least close it."""
+        if self._smtp is None:
+            return
+        try:
+            self._smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            self._smtp.close()
+        self._smtp = None
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """When a message left, and what it said."""
+
+    sent_at: dt.datetime
+    mail: Composed
+
+
+@dataclass
+class _Outcome:
+    """What part of a batch did, written back in one transaction by _settle()."""
+
+    sent: dict[int, _Sent] = field(default_factory=dict)
+    # Parameter sets of _MARK_FAILED.
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    # Claimed but not attempted (shutdown, the server went away): free for the next claim.
+    released: list[int] = field(default_factory=list)
+
+    def fail(self, message: OutboxMessage, reason: str, retry_at: dt.datetime) -> None:
+        """Count a failed attempt at message; retry it at retry_at."""
+        self.failed.append({"b_id": message.id, "b_error": reason, "b_retry_at": retry_at})
+
+    def __bool__(self) -> bool:
+        return bool(self.sent or self.failed or self.released)
+
+
+def _settle(app: Flask, outcome: _Outcome) -> None:
+    """Mark sent, count failures and release claims, all in one transaction."""
+    if not outcome:
+        return
+    with session_scope(app) as db:
+        if outcome.sent:
+            db.execute(
+                _MARK_SENT,
+                [
+                    {
+                        "b_id": message_id,
+                        "b_sent_at": sent.sent_at,
+                        "b_subject": sent.mail.subject,
+                        "b_text": sent.mail.text,
+                        "b_html": sent.mail.html,
+                    }
+                    for message_id, sent in outcome.sent.items()
+                ],
+            )
+        if outcome.failed:
+            db.execute(_MARK_FAILED, outcome.failed)
+        if outcome.released:
+            db.execute(
+                update(_OUTBOX)
+                .where(_OUTBOX.c.id.in_(outcome.released), _OUTBOX.c.sent_at.is_(None))
+                .values(claimed_until=None)
+            )
 
 
 @dataclass
@@ -330,7 +568,7 @@ class _DeliveryState:
     """What one process remembers between delivery rounds."""
 
     # Sent, but not yet marked sent (the database was down): marked before any claim.
-    unmarked: dict[int, dt.datetime] = field(default_factory=dict)
+    unmarked: dict[int, _Sent] = field(default_factory=dict)
     # Failed because the SMTP server was unreachable: released together once it answers.
     held_back: set[int] = field(default_factory=set)
     # When this process last tried the server on behalf of the held-back mail.
@@ -342,103 +580,224 @@ def _state(app: Flask) -> _DeliveryState:
     return state
 
 
-def _record_failure(app: Flask, message: _Claimed, error: BaseException, now: dt.datetime) -> None:
-    """Count the failed attempt, schedule the retry with a doubling delay, release the claim."""
-    attempts = message.attempts + 1
+def _settle_or_remember(app: Flask, state: _DeliveryState, outcome: _Outcome) -> None:
+    """Settle the outcome; if the database refuses, remember what was sent, then re-raise."""
+    try:
+        _settle(app, outcome)
+    except Exception:
+        state.unmarked.update(outcome.sent)
+        raise
+
+
+def _due(now: dt.datetime) -> tuple[ColumnElement[bool], ...]:
+    """The conditions of a message to send now: unsent, due, and unclaimed or claim expired."""
+    return (
+        OutboxMessage.sent_at.is_(None),
+        OutboxMessage.next_attempt_at <= now,
+        or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+    )
+
+
+def _any_due(app: Flask, now: dt.datetime) -> bool:
+    """Whether any message is due: a plain read, so an idle poll takes no write lock."""
+    with reading(), session_scope(app) as db:
+        return db.scalar(select(OutboxMessage.id).where(*_due(now)).limit(1)) is not None
+
+
+def _claim(app: Flask, now: dt.datetime) -> list[OutboxMessage]:
+    """Claim up to CLAIM_BATCH due messages in one transaction; those this sender now holds."""
+    due = _due(now)
+    candidates = (
+        select(OutboxMessage.id)
+        .where(*due)
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(CLAIM_BATCH)
+        # PostgreSQL: leave rows another claimer is updating to it (ignored on SQLite).
+        .with_for_update(skip_locked=True)
+    )
+    with session_scope(app) as db:
+        # The WHERE is checked again on each row's latest version (SQLite's BEGIN IMMEDIATE
+        # serialises claimers; PostgreSQL re-checks a row another claimer committed
+        # meanwhile), so of two senders exactly one updates a row, and RETURNING names
+        # the rows this one holds.
+        claimed = db.scalars(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(candidates), *due)
+            .values(claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS))
+            .returning(OutboxMessage)
+            .execution_options(synchronize_session=False)
+        ).all()
+    return sorted(claimed, key=lambda message: (message.next_attempt_at, message.id))
+
+
+def _compose_batch(app: Flask, batch: list[OutboxMessage]) -> dict[int, Composed | Exception]:
+    """Each claimed message's mail, or why it cannot be composed."""
+    wanted = {m.signature_id for m in batch if m.kind is not None and m.signature_id}
+    mails: dict[int, Composed | Exception] = {}
+    with app.app_context(), reading(), session_scope(app) as db:
+        # One query for the batch's signers, their letters and the letters' translations.
+        signers = {
+            signature.id: signature
+            for signature in db.scalars(
+                select(Signature)
+                .where(Signature.id.in_(wanted))
+                .options(joinedload(Signature.campaign).selectinload(Campaign.translations))
+            )
+        }
+        for message in batch:
+            try:
+                signature = signers.get(message.signature_id or 0)
+                mails[message.id] = _compose(message, signature)
+            except Exception as error:
+                mails[message.id] = error
+    return mails
+
+
+def _retry_at(app: Flask, message: OutboxMessage, now: dt.datetime) -> dt.datetime:
+    """When to try a message again after this failure: a doubling delay, capped."""
     delay = min(
-        float(app.config["MAIL_RETRY_BASE_SECONDS"]) * 2 ** (attempts - 1),
+        float(app.config["MAIL_RETRY_BASE_SECONDS"]) * 2**message.attempts,
         float(app.config["MAIL_RETRY_MAX_SECONDS"]),
     )
-    retry_at = now + dt.timedelta(seconds=delay)
+    return now + dt.timedelta(seconds=delay)
+
+
+def _failed(
+    outcome: _Outcome,
+    message: OutboxMessage,
+    error: BaseException,
+    retry_at: dt.datetime,
+) -> None:
+    """Record and log a failed attempt."""
     reason = f"{type(error).__name__}: {error}"[:ERROR_MAX]
-    with session_scope(app) as db:
-        db.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == message.id, OutboxMessage.sent_at.is_(None))
-            .values(
-                attempts=OutboxMessage.attempts + 1,
-                last_error=reason,
-                next_attempt_at=retry_at,
-                claimed_until=None,
-            )
-            .execution_options(synchronize_session=False)
-        )
+    outcome.fail(message, reason, retry_at)
+    if retry_at == NEVER:
+        log.warning("mail %d to %s dropped, never retried: %s", message.id, message.to_addr, reason)
+        return
     log.warning(
         "mail %d to %s failed (attempt %d), retrying at %s: %s",
         message.id,
         message.to_addr,
-        attempts,
+        message.attempts + 1,
         retry_at.isoformat(timespec="seconds"),
         reason,
     )
 
 
+def _server_away(
+    app: Flask,
+    state: _DeliveryState,
+    outcome: _Outcome,
+    failed: OutboxMessage,
+    rest: list[OutboxMessage],
+    error: BaseException,
+    now: dt.datetime,
+) -> None:
+    """Count an attempt at the rest of the batch too, and hold all of it back."""
+    reason = f"{type(error).__name__}: {error}"[:ERROR_MAX]
+    for message in rest:
+        outcome.fail(message, reason, _retry_at(app, message, now))
+    if rest:
+        log.warning("%d more mails wait for the SMTP server too", len(rest))
+    state.held_back.add(failed.id)
+    state.held_back.update(message.id for message in rest)
+    state.probed_at = now
+
+
+def _deliver(
+    app: Flask,
+    state: _DeliveryState,
+    outlet: _Outlet,
+    batch: list[OutboxMessage],
+    now: dt.datetime | None,
+    stop: threading.Event | None,
+) -> tuple[int, bool]:
+    """Compose and send a claimed batch; (how many were sent, whether the server is away)."""
+    claimed_at = time.monotonic()
+    mails = _compose_batch(app, batch)
+    outcome = _Outcome()
+    unsettled_since = claimed_at
+    sent = 0
+    try:
+        for index, message in enumerate(batch):
+            if (stop is not None and stop.is_set()) or (
+                time.monotonic() - claimed_at > CLAIM_SECONDS / 2
+            ):
+                # Shutting down, or a slow server would outlast the claim: the rest waits
+                # for the next claim, by this sender or another.
+                outcome.released.extend(m.id for m in batch[index:])
+                break
+            current = now or utcnow()
+            mail = mails[message.id]
+            try:
+                if isinstance(mail, Exception):
+                    raise mail
+                email = build_message(outlet.mail_from, message, mail)
+            except SignatureGone as error:
+                _failed(outcome, message, error, NEVER)
+                continue
+            except Exception as error:
+                _failed(outcome, message, error, _retry_at(app, message, current))
+                continue
+            try:
+                outlet.send(message, email)
+            except Exception as error:
+                _failed(outcome, message, error, _retry_at(app, message, current))
+                if outlet.smtp_host and not isinstance(error, _MESSAGE_ERRORS):
+                    # The server is unreachable or the connection broke: the rest of the
+                    # batch fails with it, rather than spend a timeout on each, and all of
+                    # it backs off together until the server answers a probe.
+                    _server_away(app, state, outcome, message, batch[index + 1 :], error, current)
+                    return sent, True
+                continue
+            outcome.sent[message.id] = _Sent(now or utcnow(), mail)
+            sent += 1
+            if state.held_back:
+                # The server is back: what its outage pushed down the retry schedule
+                # goes out now, in this round, instead of after its backoff.
+                _release(app, list(state.held_back), current)
+                state.held_back.clear()
+            if time.monotonic() - unsettled_since >= MARK_EVERY_SECONDS:
+                _settle_or_remember(app, state, outcome)
+                outcome = _Outcome()
+                unsettled_since = time.monotonic()
+    finally:
+        _settle_or_remember(app, state, outcome)
+    return sent, False
+
+
 def deliver_due(
     app: Flask, now: dt.datetime | None = None, *, stop: threading.Event | None = None
 ) -> int:
-    """Send every due message, each claimed atomically first; return how many were sent.
+    """Send every due message, claimed in batches; return how many were sent.
 
     With ``stop``, the round ends between two messages once the event is set (shutdown).
     """
     state = _state(app)
-    pending = state.unmarked
-    if pending:
+    if state.unmarked:
         # Mark what an earlier round sent before claiming anything: once its claim ran
         # out, this sender would otherwise send it again.
-        for sent_at, ids in _group_by_time(dict(pending)).items():
-            _mark_sent(app, ids, sent_at)
-            for message_id in ids:
-                pending.pop(message_id, None)
-    held_back = state.held_back
-    mail_from = str(app.config["MAIL_FROM"])
-    use_smtp = bool(app.config.get("SMTP_HOST"))
-    if held_back:
+        _settle(app, _Outcome(sent=dict(state.unmarked)))
+        state.unmarked.clear()
+    if state.held_back:
         _probe(app, state, now or utcnow())
-    smtp: smtplib.SMTP | None = None
+    outlet = _Outlet(app)
     sent = 0
     try:
         while stop is None or not stop.is_set():
             current = now or utcnow()
-            message = _claim_next(app, current)
-            if message is None:
+            # Most polls find nothing: a read answers them, and only then a write claims.
+            if not _any_due(app, current):
                 break
-            try:
-                email = build_message(mail_from, message)
-                if use_smtp:
-                    if smtp is None:
-                        smtp = _connect(app)
-                    # An explicit envelope: the recipient is the stored address, whatever
-                    # the headers say.
-                    smtp.send_message(
-                        email, from_addr=parseaddr(mail_from)[1], to_addrs=[message.to_addr]
-                    )
-                else:
-                    path = _write_eml(app, message, email)
-                    log.info("mail to %s written to %s", message.to_addr, path)
-            except Exception as error:
-                _record_failure(app, message, error, current)
-                if use_smtp and not isinstance(error, _MESSAGE_ERRORS):
-                    # The server is unreachable or the connection broke: leave the rest
-                    # for the next round rather than spend a timeout on each of them.
-                    held_back.add(message.id)
-                    state.probed_at = current
-                    break
-                continue
-            sent_at = now or utcnow()
-            try:
-                _mark_sent(app, [message.id], sent_at)
-            except Exception:
-                pending[message.id] = sent_at
-                raise
-            sent += 1
-            if held_back:
-                # The server is back: what its outage pushed down the retry schedule
-                # goes out now, in this round, instead of after its backoff.
-                _release(app, list(held_back), current)
-                held_back.clear()
+            batch = _claim(app, current)
+            if not batch:
+                break  # another sender claimed them first
+            count, server_away = _deliver(app, state, outlet, batch, now, stop)
+            sent += count
+            if server_away:
+                break
     finally:
-        if smtp is not None:
-            _quit(smtp)
+        outlet.close()
     return sent
 
 
@@ -475,19 +834,117 @@ def _release(app: Flask, message_ids: list[int], now: dt.datetime) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def _group_by_time(pending: dict[int, dt.datetime]) -> dict[dt.datetime, list[int]]:
-    groups: dict[dt.datetime, list[int]] = {}
-    for message_id, sent_at in pending.items():
-        groups.setdefault(sent_at, []).append(message_id)
-    return groups
+class _Lease:
+    """Leadership of the cluster's mail: one holder at a time. This one: the process alone.
+
+    The base class serves a database no other process shares (SQLite in memory).
+    """
+
+    def acquire(self) -> bool:
+        """Take the lease if it is free; True when this process holds it."""
+        return True
+
+    def check(self) -> bool:
+        """Whether this process still holds the lease it took."""
+        return True
+
+    def release(self) -> None:
+        """Give the lease up (exiting); the next standby sender takes it."""
+
+    def __str__(self) -> str:
+        return "a database of this process alone"
 
 
-def _quit(smtp: smtplib.SMTP) -> None:
-    """Close the connection politely, or at least close it."""
-    try:
-        smtp.quit()
-    except (smtplib.SMTPException, OSError):
-        smtp.close()
+class _FileLease(_Lease):
+    """An flock on a file beside the SQLite database: the kernel drops it when we die."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Lock the file without waiting; write our pid in it for whoever looks."""
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+        return True
+
+    def check(self) -> bool:
+        """An flock lasts while its file stays open: always held."""
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Close the file, which drops the lock."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __str__(self) -> str:
+        return f"flock on {self.path}"
+
+
+class _PostgresLease(_Lease):
+    """A session advisory lock on a connection of its own: the server drops it with the session."""
+
+    def __init__(self, url: URL) -> None:
+        # Not pooled: closing the connection must end the session, and the lock with it.
+        self._engine = create_engine(url, poolclass=NullPool)
+        self._conn: Connection | None = None
+
+    def acquire(self) -> bool:
+        """Try the advisory lock without waiting."""
+        try:
+            if self._conn is None:
+                self._conn = self._engine.connect()
+            held = bool(self._conn.scalar(select(func.pg_try_advisory_lock(LEASE_KEY))))
+            self._conn.commit()
+        except Exception:
+            self.release()
+            raise
+        return held
+
+    def check(self) -> bool:
+        """Whether the lock's connection still answers (the lock lives as long as it)."""
+        if self._conn is None:
+            return False
+        try:
+            self._conn.execute(text("SELECT 1"))
+            self._conn.commit()
+        except Exception:
+            self.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        """Close the connection: the server ends the session and its lock."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                conn.close()
+            except Exception:
+                conn.invalidate()
+        self._engine.dispose()
+
+    def __str__(self) -> str:
+        return f"PostgreSQL advisory lock {LEASE_KEY}"
+
+
+def _lease_for(app: Flask) -> _Lease:
+    """The lease that elects one sender among the processes sharing the app's database."""
+    url: URL = app.extensions["engine"].url
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        return _PostgresLease(url)
+    database = url.database or ""
+    if backend == "sqlite" and database not in ("", ":memory:") and "mode" not in url.query:
+        # All processes of one SQLite deployment share the database's folder.
+        return _FileLease(os.path.abspath(database) + ".mail-sender.lock")
+    return _Lease()
 
 
 @dataclass
@@ -498,6 +955,8 @@ class _Sender:
     wakeup: threading.Event = field(default_factory=threading.Event)
     stopping: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    # Whether this process's sender holds the lease and delivers for the cluster.
+    leading: bool = False
 
 
 _senders_lock = threading.Lock()
@@ -506,32 +965,76 @@ _wakeups: set[threading.Event] = set()
 
 
 def wake() -> None:
-    """Nudge this process's sender so a just-committed mail leaves within a second."""
+    """Nudge this process's sender so a just-committed mail leaves at once if it leads."""
     for wakeup in list(_wakeups):
         wakeup.set()
 
 
+def _lead(sender: _Sender, lease: _Lease, checked_at: float, interval: float) -> float:
+    """Take the lease, or check the one held every interval; when it was last checked."""
+    pid = os.getpid()
+    now = time.monotonic()
+    if not sender.leading:
+        sender.leading = lease.acquire()
+        if sender.leading:
+            log.info("mail sender: process %d leads and delivers for the cluster (%s)", pid, lease)
+        return now
+    if now - checked_at < interval:
+        return checked_at
+    if not lease.check():
+        sender.leading = False
+        log.warning("mail sender: process %d lost the lease (%s); standing by", pid, lease)
+    return now
+
+
 def _sender_loop(app: Flask, sender: _Sender) -> None:
-    """Deliver, then wait for a nudge or the poll interval; survive every error."""
-    poll = float(app.config.get("MAIL_POLL_SECONDS") or 1.0)
+    """Lead or stand by; as leader deliver, then wait for a nudge or the poll; survive errors."""
+    poll = float(app.config.get("MAIL_POLL_SECONDS") or 0.25)
+    standby = float(app.config.get("MAIL_LEASE_RETRY_SECONDS") or 2.0)
+    lease = _lease_for(app)
     failing = False
-    while not sender.stopping.is_set():
-        # Cleared before delivering: a nudge that arrives during delivery is kept.
-        sender.wakeup.clear()
-        try:
-            deliver_due(app, stop=sender.stopping)
-        except Exception as error:
-            # The database or the disk is away; say so once with the traceback, then briefly.
-            if failing:
-                log.warning("mail sender: still failing: %s", error)
+    standing_by = False
+    checked_at = 0.0
+    try:
+        while not sender.stopping.is_set():
+            # Cleared before delivering: a nudge that arrives during delivery is kept.
+            sender.wakeup.clear()
+            started = time.monotonic()
+            try:
+                checked_at = _lead(sender, lease, checked_at, standby)
+                if sender.leading:
+                    standing_by = False
+                    deliver_due(app, stop=sender.stopping)
+                elif not standing_by:
+                    standing_by = True
+                    log.info(
+                        "mail sender: process %d stands by while another leads (%s)",
+                        os.getpid(),
+                        lease,
+                    )
+            except Exception as error:
+                # The database or the disk is away; say so once with the traceback, then briefly.
+                if failing:
+                    log.warning("mail sender: still failing: %s", error)
+                else:
+                    log.exception("mail sender: delivery failed; will retry")
+                failing = True
             else:
-                log.exception("mail sender: delivery failed; will retry")
-            failing = True
-        else:
+                if failing:
+                    log.info("mail sender: delivering again")
+                failing = False
             if failing:
-                log.info("mail sender: delivering again")
-            failing = False
-        sender.wakeup.wait(poll)
+                sender.stopping.wait(max(poll, FAILING_RETRY_SECONDS))
+            elif sender.leading:
+                # Another process's commits do not wake us: the poll finds their mail.
+                sender.wakeup.wait(poll)
+                sender.stopping.wait(max(0.0, started + ROUND_GAP_SECONDS - time.monotonic()))
+            else:
+                # Standing by: nudges are for the leader; try the lease again later.
+                sender.stopping.wait(standby)
+    finally:
+        lease.release()
+        sender.leading = False
 
 
 def start_sender(app: Flask) -> bool:

@@ -200,15 +200,26 @@ class AuditEntry(Base):
     organizer: Mapped[Organizer | None] = relationship()
 
 
+OUTBOX_KINDS = ("confirm", "already_signed")
+
+
 class OutboxMessage(Base):
     """A mail queued in the same transaction as what caused it; sent by the sender loop."""
 
     __tablename__ = "outbox_message"
-    __table_args__ = (Index("ix_outbox_message_due", "sent_at", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_message_due", "sent_at", "next_attempt_at"),
+        CheckConstraint("kind IN ('confirm', 'already_signed')", name="kind"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     to_addr: Mapped[str] = mapped_column(String(254))
+    # None: subject and bodies were stored when queued. Otherwise the mail to compose from
+    # the signature when it is sent (its subject and bodies are stored then).
+    kind: Mapped[str | None] = mapped_column(String(20))
+    # The site root its links start with (BASE_URL, or the signer's request's), for a kind.
+    link_base: Mapped[str | None] = mapped_column(String(500))
     subject: Mapped[str] = mapped_column(String(300))
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from bench import bare_app, data, items, loadgen, measure, page, servers
+from bench import bare_app, data, items, loadgen, measure, page, sender, servers
 from bench.__main__ import QUICK, Line, render
 from campaign import signing
 
@@ -257,3 +257,13 @@ def test_closed_loop_reports_server_cpu_over_the_window(
         probe=lambda: next(readings),
     )
     assert result.server_cpu_seconds == 2.5
+
+
+def test_sender_bench_queues_and_delivers_every_mail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bench points CAMPAIGN_INSTANCE_PATH at its folder; restored after the test.
+    monkeypatch.setenv("CAMPAIGN_INSTANCE_PATH", str(tmp_path / "instance"))
+    queue, cpu, wall = sender._round(tmp_path, 5)
+    assert queue > 0 and cpu > 0 and wall > 0
+    assert len(list((tmp_path / "instance" / "outbox").glob("*.eml"))) == 5

@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
+from campaign import mail
 from campaign.db import new_session
 from campaign.models import AuditEntry, OutboxMessage, Signature
 
@@ -156,13 +157,16 @@ def test_import_csv_can_send_confirmation_mail(
     assert "confirmation mail queued for 3 signers" in result.stdout
     db = new_session(letter)
     mails = db.scalars(select(OutboxMessage)).all()
+    with letter.app_context():
+        texts = [mail.compose(db, m).text for m in mails]
     db.close()
     assert sorted(m.to_addr for m in mails) == [
         "anna@example.org",
         "bob@example.org",
         "ingrid.other@example.org",
     ]
-    assert all("http://campaign.test/c/release/confirm/" in m.body_text for m in mails)
+    assert all(m.link_base == "http://campaign.test" for m in mails)
+    assert all("http://campaign.test/c/release/confirm/" in text for text in texts)
     assert counted_by_country(letter, "release") == {"NO": 1}
 
 

@@ -4,8 +4,8 @@ The deployment a letter outgrows one machine with: several servers behind a prox
 (ProxyFix trusts one hop here), one database, one rate-limit store. A signer may load
 the form from one process and post it to the other; the same address posted through
 both is one signature; counts stay exact; per-address limits are counted once for the
-cluster, not once per process; and each confirmation mail leaves once, although every
-process runs a sender.
+cluster, not once per process; and each confirmation mail leaves once: one process
+sends, the others stand by and one takes over when it is killed.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -342,3 +342,59 @@ def test_each_mail_leaves_once_though_every_process_sends(cluster: Cluster) -> N
     assert len(files) == queued
     assert len(set(ids)) == queued
     assert _counts(cluster, "mailed") == (8, 0, 0)  # pending until confirmed
+
+
+LEADS = re.compile(rb"mail sender: process (\d+) leads")
+
+
+def _leaders(cluster: Cluster) -> list[tuple[int, int]]:
+    """(server, pid) of each process that took the mail lease so far, per server log."""
+    found: list[tuple[int, int]] = []
+    for server, instance in enumerate(cluster.instances):
+        log = instance.with_suffix(".log").read_bytes()
+        found.extend((server, int(pid)) for pid in LEADS.findall(log))
+    return found
+
+
+def _unsent(cluster: Cluster) -> int:
+    with cluster.session() as db:
+        return int(db.scalar(select(func.count()).where(OutboxMessage.sent_at.is_(None))) or 0)
+
+
+def _wait(predicate: Callable[[], bool], timeout: float) -> float:
+    """Poll until predicate() holds; the seconds it took."""
+    start = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - start < timeout, "timed out"
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+def test_one_process_sends_and_another_takes_over_when_it_is_killed(cluster: Cluster) -> None:
+    a, b = cluster.ports
+    _wait(lambda: _unsent(cluster) == 0, 30)
+    # Four workers in two servers run a sender; one of them holds the lease and sends.
+    [(server, pid)] = _leaders(cluster)
+    assert list((cluster.instances[1 - server] / "outbox").glob("*.eml")) == []
+    os.kill(pid, signal.SIGKILL)
+    took_over = _wait(lambda: len(_leaders(cluster)) == 2, 30)
+    new_server, new_pid = _leaders(cluster)[1]
+    assert new_pid != pid
+    for n in range(4):
+        browser = Browser(f"198.51.100.{170 + n}")
+        browser.open_form(a, "mailed")
+        assert browser.sign(b if n % 2 else a, "mailed", 400 + n) == 303
+    _wait(lambda: _unsent(cluster) == 0, 30)
+    with cluster.session() as db:
+        queued = db.scalar(select(func.count()).select_from(OutboxMessage))
+    files = [p for inst in cluster.instances for p in (inst / "outbox").glob("*.eml")]
+    ids = set()
+    for path in files:
+        match = re.search(r"^Message-ID: (.+)$", path.read_text(), re.MULTILINE | re.IGNORECASE)
+        assert match, path
+        ids.add(match.group(1).strip())
+    assert len(files) == len(ids) == queued  # every mail once, the killed leader's included
+    new_files = list((cluster.instances[new_server] / "outbox").glob("*.eml"))
+    assert len(new_files) >= 4
+    # The standby senders try the lease every MAIL_LEASE_RETRY_SECONDS (2 s by default).
+    assert took_over < 10, took_over

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
-from sqlalchemy import create_engine, inspect
+from pg_helpers import fresh_database
+from sqlalchemy import create_engine, inspect, text
 
-from campaign import create_app
-from campaign.db import Base, upgrade
+from campaign import create_app, mail
+from campaign.db import Base, alembic_config, new_session, upgrade, utcnow
+from campaign.models import Campaign, Signature
+
+POSTGRES_ENV = "CAMPAIGN_TEST_POSTGRES_URL"
 
 
 def test_testing_config_is_applied(app: Flask) -> None:
@@ -40,3 +51,72 @@ def test_upgrade_is_idempotent(tmp_path) -> None:
     url = f"sqlite:///{tmp_path}/twice.sqlite3"
     upgrade(url)
     upgrade(url)
+
+
+@pytest.fixture
+def empty_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database on each backend in turn, for migrations step by step."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path}/steps.sqlite3"
+        return
+    with fresh_database(os.environ[POSTGRES_ENV], "campaign_migrations") as url:
+        yield url
+
+
+def _outbox_columns(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {column["name"] for column in inspect(conn).get_columns("outbox_message")}
+    finally:
+        engine.dispose()
+
+
+def test_revision_0002_keeps_queued_mail_and_downgrades_once_it_is_sent(
+    app_factory: Any, empty_database: str
+) -> None:
+    url = empty_database
+    upgrade(url, "0001")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        # A mail queued by revision 0001's code: composed when it was queued.
+        conn.execute(
+            text(
+                "INSERT INTO outbox_message (created_at, to_addr, subject, body_text, "
+                "message_id, attempts, next_attempt_at, last_error) VALUES (:now, "
+                "'ada@example.org', 'Old mail', 'Queued before the upgrade', '<1@x>', 0, :now, '')"
+            ),
+            {"now": utcnow()},
+        )
+    upgrade(url)
+    assert {"kind", "link_base"} <= _outbox_columns(url)
+    app = app_factory(DATABASE_URL=url)
+    with app.app_context(), new_session(app) as db:
+        campaign = Campaign(slug="c", title="A letter", state="open")
+        signature = Signature(
+            campaign=campaign,
+            name="Ada",
+            country_code="GB",
+            continent_code="EU",
+            email="ada@example.org",
+            email_key="ada@example.org",
+            name_key="ada",
+        )
+        db.add(signature)
+        db.flush()
+        mail.queue_confirmation(db, signature)
+        db.commit()
+    # An unsent mail of a kind has no text yet for revision 0001's sender to send.
+    with pytest.raises(RuntimeError, match="1 queued mails are composed when sent"):
+        command.downgrade(alembic_config(url), "0001")
+    assert {"kind", "link_base"} <= _outbox_columns(url)
+    assert mail.deliver_due(app) == 2
+    app.extensions["engine"].dispose()
+    command.downgrade(alembic_config(url), "0001")
+    assert not {"kind", "link_base"} & _outbox_columns(url)
+    with engine.connect() as conn:
+        subjects = conn.execute(
+            text("SELECT subject FROM outbox_message WHERE sent_at IS NOT NULL ORDER BY id")
+        ).scalars()
+        assert list(subjects) == ["Old mail", "Please confirm your signature: A letter"]
+    engine.dispose()

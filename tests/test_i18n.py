@@ -5,6 +5,7 @@ from __future__ import annotations
 import gettext
 import io
 import re
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -286,9 +287,8 @@ def test_the_mail_is_in_the_signers_language(app: Flask, client: FlaskClient, le
     client.get(f"/c/{SLUG}?lang=es")
     response = client.post(f"/c/{SLUG}/sign", data={**GOOD, "email": "es@example.org"})
     assert response.status_code == 303
-    with session_scope(app) as db:
-        message = db.scalars(select(OutboxMessage)).one()
-        subject, text, html = message.subject, message.body_text, message.body_html
+    with app.app_context(), session_scope(app) as db:
+        subject, text, html = astuple(mail.compose(db, db.scalars(select(OutboxMessage)).one()))
     assert subject == "Confirme su firma: Release Amara"
     assert "Hola, Maria Santos:" in text
     assert "Ha firmado la carta abierta «Release Amara»" in text
@@ -302,15 +302,13 @@ def test_every_mail_template_renders_translated(app: Flask, language: str) -> No
         entry = signing.validate_entry({**GOOD, "email": f"{language}@example.org"})
         signature = signing.sign(db, found, entry).signature
         signature.locale = language
-        queued = [
-            mail.queue_confirmation(db, signature, confirm_url="http://c", withdraw_url="http://w"),
-            mail.queue_already_signed(
-                db, signature, confirm_url="http://c", withdraw_url="http://w"
-            ),
-        ]
+        mail.queue_confirmation(db, signature)
+        mail.queue_already_signed(db, signature)
+        queued = [mail.compose(db, message) for message in db.scalars(select(OutboxMessage))]
         english = ("Hello", "Please confirm", "ignore this mail", "expires in")
+        assert len(queued) == 2
         for message in queued:
-            for body in (message.subject, message.body_text, message.body_html or ""):
+            for body in (message.subject, message.text, message.html or ""):
                 assert not any(words in body for words in english), body
 
 

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from campaign import imports
+from campaign import imports, mail
 from campaign.db import new_session
 from campaign.models import AuditEntry, Campaign, OutboxMessage, Signature
 
@@ -172,10 +172,13 @@ def test_apply_with_confirmation_mail_queues_one_mail_per_new_signer(setup) -> N
     db = new_session(app)
     new = db.scalars(select(Signature).where(Signature.source == "import")).all()
     mails = db.scalars(select(OutboxMessage)).all()
+    with app.app_context():
+        texts = [mail.compose(db, m).text for m in mails]
     db.close()
     assert sorted(s.status for s in new) == ["held", "held", "pending", "pending"]
     assert sorted(m.to_addr for m in mails) == sorted(s.email for s in new)
-    assert all("http://campaign.test/c/release/confirm/" in m.body_text for m in mails)
+    assert all(m.kind == "confirm" and m.signature_id is not None for m in mails)
+    assert all("http://campaign.test/c/release/confirm/" in text for text in texts)
     assert counted_by_country(app, "release") == {"NO": 1}
 
 

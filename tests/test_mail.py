@@ -19,22 +19,23 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from campaign import mail
+from campaign import mail, signing
 from campaign.db import new_session, utcnow
 from campaign.models import Campaign, OutboxMessage, Signature
+from campaign.views.embed import absolute_url
 
-CONFIRM_URL = "http://campaign.test/c/free-the-press/confirm/MTIz.confirm-token-0123456789abcdef"
 # Any request starts the sender; a static file renders no template, so nothing else can break it.
 ANY_PAGE = "/static/site.css"
-WITHDRAW_URL = "http://campaign.test/c/free-the-press/withdraw/MTIz.withdraw-token-0123456789abcd"
+# The links in mail: BASE_URL (tests/app_helpers.py), the letter, a signed token.
+LINK = re.compile(r"http://campaign\.test/c/[\w-]+/(confirm|withdraw)/[\w-]+\.[\w-]+\.[\w-]+")
 
 
 def free_port() -> int:
@@ -132,18 +133,28 @@ def queue_one(app: Flask, **signature: Any) -> int:
     with app.app_context():
         db = new_session(app)
         sig = make_signature(db, **signature)
-        message = mail.queue_confirmation(
-            db, sig, confirm_url=CONFIRM_URL, withdraw_url=WITHDRAW_URL
-        )
+        message_id = mail.queue_confirmation(db, sig)
         db.commit()
         db.close()
-        return message.id
+        return message_id
 
 
 def outbox(app: Flask) -> list[OutboxMessage]:
     """Every outbox row, by id."""
     with new_session(app) as db:
         return list(db.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def composed(app: Flask) -> list[mail.Composed]:
+    """Every outbox row's mail as the sender composes it (or as sent), by id."""
+    with app.app_context(), new_session(app) as db:
+        rows = db.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+        return [mail.compose(db, row) for row in rows]
+
+
+def links(body: str) -> dict[str, str]:
+    """The confirm and withdraw links in a mail body, by purpose."""
+    return {match.group(1): match.group(0) for match in LINK.finditer(body)}
 
 
 def eml_files(app: Flask) -> list[Path]:
@@ -173,7 +184,7 @@ def test_queue_in_a_rolled_back_transaction_leaves_no_mail(app: Flask) -> None:
     with app.app_context():
         db = new_session(app)
         sig = make_signature(db)
-        mail.queue_confirmation(db, sig, confirm_url=CONFIRM_URL, withdraw_url=WITHDRAW_URL)
+        mail.queue_confirmation(db, sig)
         assert db.scalar(select(func.count()).select_from(OutboxMessage)) == 1
         db.rollback()
         db.close()
@@ -182,14 +193,29 @@ def test_queue_in_a_rolled_back_transaction_leaves_no_mail(app: Flask) -> None:
     assert eml_files(app) == []
 
 
-def test_queue_commits_with_the_signature(app: Flask) -> None:
+def test_queue_commits_with_the_signature_what_to_send_not_the_mail(app: Flask) -> None:
     message_id = queue_one(app)
     [row] = outbox(app)
     assert row.id == message_id
     assert row.to_addr == "ada@example.org"
-    assert row.subject == "Please confirm your signature: Free the press"
+    assert (row.kind, row.link_base) == ("confirm", "http://campaign.test")
+    # Composed by the sender when it sends the mail, not by the signer's request.
+    assert (row.subject, row.body_text, row.body_html) == ("", "", None)
     assert row.message_id.startswith("<") and row.message_id.endswith("@localhost>")
     assert row.sent_at is None and row.attempts == 0
+    [queued] = composed(app)
+    assert queued.subject == "Please confirm your signature: Free the press"
+
+
+def test_a_sent_row_keeps_the_mail_it_sent(app: Flask) -> None:
+    queue_one(app)
+    assert mail.deliver_due(app) == 1
+    [row] = outbox(app)
+    [path] = eml_files(app)
+    text, html = text_and_html(parse_file(path))
+    assert row.subject == "Please confirm your signature: Free the press"
+    assert (row.body_text.strip(), (row.body_html or "").strip()) == (text.strip(), html.strip())
+    assert composed(app) == [mail.Composed(row.subject, row.body_text, row.body_html)]
 
 
 def test_message_id_uses_the_mail_from_domain(app_factory: Any) -> None:
@@ -202,29 +228,83 @@ def test_message_id_uses_the_mail_from_domain(app_factory: Any) -> None:
 def test_confirmation_carries_confirm_and_withdraw_links_and_expiry(app: Flask) -> None:
     queue_one(app)
     [row] = outbox(app)
-    assert CONFIRM_URL in row.body_text
-    assert WITHDRAW_URL in row.body_text
-    assert "Hello Ada Lovelace," in row.body_text
-    assert "The link expires in 1 month." in row.body_text  # CONFIRM_MAX_AGE_SECONDS: 30 days
-    assert row.body_html is not None
-    assert f'href="{CONFIRM_URL}"' in row.body_html
-    assert f'href="{WITHDRAW_URL}"' in row.body_html
+    [queued] = composed(app)
+    found = links(queued.text)
+    assert set(found) == {"confirm", "withdraw"}
+    secret = app.config["SECRET_KEY"]
+    for purpose, link in found.items():
+        assert link.startswith(f"http://campaign.test/c/{row_slug(app)}/{purpose}/")
+        token = link.rsplit("/", 1)[1]
+        assert signing.read_token(secret, token, purpose, 60) == row.signature_id
+    assert "Hello Ada Lovelace," in queued.text
+    assert "The link expires in 1 month." in queued.text  # CONFIRM_MAX_AGE_SECONDS: 30 days
+    assert queued.html is not None
+    assert f'href="{found["confirm"]}"' in queued.html
+    assert f'href="{found["withdraw"]}"' in queued.html
+
+
+def row_slug(app: Flask) -> str:
+    """The slug of the only campaign."""
+    with new_session(app) as db:
+        return db.scalars(select(Campaign.slug)).one()
+
+
+@pytest.mark.parametrize("base_url", [None, "https://letters.example"])
+def test_links_start_where_the_requests_absolute_links_start(
+    app_factory: Any, base_url: str | None
+) -> None:
+    app = app_factory(BASE_URL=base_url)
+    # Mounted under /open, reached with the Host header a signer's browser sent.
+    with app.test_request_context(base_url="http://Letters.Example:8080/open"):
+        db = new_session(app)
+        sig = make_signature(db)
+        mail.queue_confirmation(db, sig)
+        expected = absolute_url("public.confirm", slug=sig.campaign.slug, token="T")
+        db.commit()
+        db.close()
+    [queued] = composed(app)
+    [confirm] = [line for line in queued.text.splitlines() if "/confirm/" in line]
+    assert confirm.rsplit("/", 1)[0] == expected.rsplit("/", 1)[0]
+    assert expected.endswith(f"/open/c/{row_slug(app)}/confirm/T")
+
+
+def test_links_queued_outside_a_request_start_at_base_url(app_factory: Any) -> None:
+    # The command line (import --send-confirmation): BASE_URL as configured, path included.
+    app = app_factory(BASE_URL="https://letters.example/open/")
+    queue_one(app)
+    [queued] = composed(app)
+    slug = row_slug(app)
+    assert f"https://letters.example/open/c/{slug}/confirm/" in queued.text
+    assert f"https://letters.example/open/c/{slug}/withdraw/" in queued.text
 
 
 def test_expiry_follows_the_configured_link_lifetime(app_factory: Any) -> None:
     app = app_factory(CONFIRM_MAX_AGE_SECONDS=2 * 24 * 3600)
     queue_one(app)
-    [row] = outbox(app)
-    assert "The link expires in 2 days." in row.body_text
+    [queued] = composed(app)
+    assert "The link expires in 2 days." in queued.text
 
 
 def test_html_part_escapes_the_name(app: Flask) -> None:
     queue_one(app, name="<b>Eve</b> & Co")
-    [row] = outbox(app)
-    assert row.body_html is not None
-    assert "&lt;b&gt;Eve&lt;/b&gt; &amp; Co" in row.body_html
-    assert "<b>Eve</b>" not in row.body_html
-    assert "Hello <b>Eve</b> & Co," in row.body_text  # plain text is not HTML
+    [queued] = composed(app)
+    assert queued.html is not None
+    assert "&lt;b&gt;Eve&lt;/b&gt; &amp; Co" in queued.html
+    assert "<b>Eve</b>" not in queued.html
+    assert "Hello <b>Eve</b> & Co," in queued.text  # plain text is not HTML
+
+
+def queue_notice(app: Flask, *, confirmed: bool) -> int:
+    """Commit a signature, confirmed or pending, and an "already signed" notice to it."""
+    with app.app_context():
+        db = new_session(app)
+        sig = make_signature(db)
+        if confirmed:
+            sig.status, sig.confirmed_at = "confirmed", utcnow()
+        mail.queue_already_signed(db, sig)
+        db.commit()
+        db.close()
+        return sig.id
 
 
 @pytest.mark.parametrize(
@@ -235,41 +315,45 @@ def test_html_part_escapes_the_name(app: Flask) -> None:
     ],
 )
 def test_already_signed_notice(app: Flask, confirmed: bool, expected: str, absent: str) -> None:
-    with app.app_context():
-        db = new_session(app)
-        sig = make_signature(db)
-        if confirmed:
-            sig.status = "confirmed"
-        mail.queue_already_signed(
-            db,
-            sig,
-            confirm_url=None if confirmed else CONFIRM_URL,
-            withdraw_url=WITHDRAW_URL,
-        )
-        db.commit()
-        db.close()
+    queue_notice(app, confirmed=confirmed)
     [row] = outbox(app)
-    assert row.subject == "You have already signed: Free the press"
-    assert expected in row.body_text
-    assert absent not in row.body_text
-    assert WITHDRAW_URL in row.body_text
-    assert (CONFIRM_URL in row.body_text) is not confirmed
+    assert row.kind == "already_signed"
+    [queued] = composed(app)
+    assert queued.subject == "You have already signed: Free the press"
+    assert expected in queued.text
+    assert absent not in queued.text
+    assert "withdraw" in links(queued.text)
+    assert ("confirm" in links(queued.text)) is not confirmed
+
+
+def test_already_signed_notice_offers_no_confirm_link_once_confirmed_meanwhile(
+    app: Flask,
+) -> None:
+    signature_id = queue_notice(app, confirmed=False)
+    with new_session(app) as db:
+        signature = db.get_one(Signature, signature_id)
+        signature.status, signature.confirmed_at = "confirmed", utcnow()
+        db.commit()
+    assert mail.deliver_due(app) == 1
+    [row] = outbox(app)
+    assert "Your signature is confirmed and already counts." in row.body_text
+    assert set(links(row.body_text)) == {"withdraw"}
 
 
 def test_mail_is_composed_in_the_signers_locale(app: Flask) -> None:
     queue_one(app, locale="fr", address="marie@example.fr")
     queue_one(app, locale="en", address="ada@example.org")
-    french, english = outbox(app)
+    french, english = composed(app)
     # No French catalogue yet, but Babel's own data shows force_locale took effect.
-    assert "1\xa0mois" in french.body_text
-    assert french.body_html is not None and '<html lang="fr">' in french.body_html
-    assert "1 month" in english.body_text
+    assert "1\xa0mois" in french.text
+    assert french.html is not None and '<html lang="fr">' in french.html
+    assert "1 month" in english.text
 
 
 def test_unknown_locale_falls_back_to_the_default_language(app: Flask) -> None:
     queue_one(app, locale="zz-not-a-locale")
-    [row] = outbox(app)
-    assert "The link expires in 1 month." in row.body_text
+    [queued] = composed(app)
+    assert "The link expires in 1 month." in queued.text
 
 
 def test_subject_uses_a_translated_title_when_the_letter_has_one(app: Flask) -> None:
@@ -282,11 +366,39 @@ def test_subject_uses_a_translated_title_when_the_letter_has_one(app: Flask) -> 
             LetterTranslation(locale="fr", title="Libérez la presse", letter="...")
         )
         db.flush()
-        mail.queue_confirmation(db, sig, confirm_url=CONFIRM_URL, withdraw_url=WITHDRAW_URL)
+        mail.queue_confirmation(db, sig)
         db.commit()
         db.close()
-    [row] = outbox(app)
-    assert row.subject.endswith(": Libérez la presse")  # the wording may be translated too
+    [queued] = composed(app)
+    assert queued.subject.endswith(": Libérez la presse")  # the wording may be translated too
+    assert mail.deliver_due(app) == 1
+    assert outbox(app)[0].subject == queued.subject
+
+
+@pytest.mark.parametrize("gone", ["deleted", "erased"])
+def test_mail_to_a_signature_gone_is_dropped_not_retried(
+    app: Flask, gone: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    message_id = queue_one(app)
+    queue_one(app, address="other@example.org")
+    with new_session(app) as db:
+        signature = db.get_one(Signature, outbox(app)[0].signature_id)
+        if gone == "deleted":
+            db.delete(signature)  # the outbox row's signature_id becomes NULL
+        else:
+            # Erasure deletes the signer's queued mail; one that escaped it stays unsent.
+            signature.erased_at = utcnow()
+        db.commit()
+    now = utcnow()
+    assert mail.deliver_due(app, now) == 1  # the other mail still goes out
+    dropped, sent = outbox(app)
+    assert dropped.id == message_id and sent.sent_at is not None
+    assert dropped.sent_at is None and dropped.claimed_until is None
+    assert dropped.last_error.startswith("SignatureGone: ")
+    assert dropped.next_attempt_at > now + dt.timedelta(days=365 * 1000)  # never retried
+    assert f"mail {message_id} to ada@example.org dropped, never retried" in caplog.text
+    assert mail.deliver_due(app, now + dt.timedelta(days=30)) == 0
+    assert len(eml_files(app)) == 1
 
 
 def test_queue_refuses_anything_but_one_address(app: Flask) -> None:
@@ -337,6 +449,47 @@ def test_header_safe_replaces_every_line_break_and_control_character() -> None:
     assert mail.header_safe("  Ünïcödé  title ") == "Ünïcödé title"
 
 
+# The message
+
+
+@pytest.mark.parametrize("to", ["ada@example.org", "zoë@example.org"])
+@pytest.mark.parametrize(
+    ("body", "encoding"),
+    [
+        ("Hello Ada,\n\nhttp://campaign.test/c/x/confirm/MQ.abc.def\n", "7bit"),
+        ("Bonjour Zoë,\n", "8bit"),
+        # A line SMTP could not carry (over 998 octets): the only case for quoted-printable.
+        ("x" * 1200 + "\n", "quoted-printable"),
+    ],
+)
+def test_message_headers_and_transfer_encoding(to: str, body: str, encoding: str) -> None:
+    sender = "Lettre ouverte — Zoë <letters@example.org>"
+    subject = "Confirmez votre signature : Libérez la presse"
+    row = OutboxMessage(
+        id=1,
+        to_addr=to,
+        message_id="<1.2@example.org>",
+        created_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+    )
+    built = mail.build_message(sender, row, mail.Composed(subject, body, f"<p>{body}</p>"))
+    # A non-ASCII address goes out only with SMTPUTF8 (UTF-8 headers), as smtplib sends it.
+    utf8 = policy.default.clone(utf8=True)
+    raw = built.as_bytes(policy=utf8) if isinstance(built, EmailMessage) else built.as_bytes()
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    assert (parsed["From"], parsed["To"], parsed["Subject"]) == (sender, to, subject)
+    assert parsed["Date"] == "Fri, 02 Jan 2026 03:04:05 +0000"
+    assert parsed["Message-ID"] == "<1.2@example.org>"
+    assert parsed["Auto-Submitted"] == "auto-generated"
+    assert parsed.get_content_type() == "multipart/alternative"
+    plain, html = parsed.get_body(("plain",)), parsed.get_body(("html",))
+    assert plain is not None and html is not None
+    assert plain["Content-Transfer-Encoding"] == html["Content-Transfer-Encoding"] == encoding
+    assert plain.get_content() == body  # type: ignore[attr-defined]
+    assert html.get_content() == f"<p>{body}</p>\n"  # type: ignore[attr-defined]
+    assert max(len(line) for line in raw.splitlines()) <= mail.SMTP_LINE_MAX
+
+
 # Delivery to the outbox folder
 
 
@@ -359,10 +512,11 @@ def test_without_smtp_host_mail_is_written_to_the_outbox_folder(
     assert parsed["Auto-Submitted"] == "auto-generated"
     assert parsed.get_content_type() == "multipart/alternative"
     text, html = text_and_html(parsed)
-    assert CONFIRM_URL in text and WITHDRAW_URL in text
-    assert f'href="{CONFIRM_URL}"' in html
+    found = links(text)
+    assert set(found) == {"confirm", "withdraw"}
+    assert f'href="{found["confirm"]}"' in html
     # The raw file keeps the link whole, so a reader can copy it out of the .eml.
-    assert CONFIRM_URL.encode() in path.read_bytes()
+    assert found["confirm"].encode() in path.read_bytes()
     assert row.sent_at is not None and row.claimed_until is None
     assert mail.deliver_due(app) == 0
     assert len(eml_files(app)) == 1
@@ -403,8 +557,9 @@ def test_smtp_delivery_with_correct_headers(app_factory: Any, smtp_server: SmtpS
     assert parsedate_to_datetime(received["Date"]) == row.created_at.replace(microsecond=0)
     text, html = text_and_html(received)
     assert "Zoë Ångström" in text and "1\xa0mois" in text
-    assert CONFIRM_URL in text and WITHDRAW_URL in text
-    assert f'href="{CONFIRM_URL}"' in html
+    found = links(text)
+    assert set(found) == {"confirm", "withdraw"}
+    assert f'href="{found["confirm"]}"' in html
     assert row.sent_at is not None
     assert eml_files(app) == []
 
@@ -577,16 +732,16 @@ def test_a_sent_mail_not_yet_marked_is_marked_before_anything_is_claimed(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     queue_one(app)
-    real_mark = mail._mark_sent
+    real_settle = mail._settle
     calls = {"n": 0}
 
-    def flaky_mark(*args: Any) -> None:
+    def flaky_settle(*args: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 1:
             raise OSError("database went away")
-        real_mark(*args)
+        real_settle(*args)
 
-    monkeypatch.setattr(mail, "_mark_sent", flaky_mark)
+    monkeypatch.setattr(mail, "_settle", flaky_settle)
     now = utcnow()
     with pytest.raises(OSError, match="database went away"):
         mail.deliver_due(app, now)
@@ -594,7 +749,33 @@ def test_a_sent_mail_not_yet_marked_is_marked_before_anything_is_claimed(
     # Long after the claim ran out, the sender marks the mail instead of sending it again.
     assert mail.deliver_due(app, now + dt.timedelta(minutes=5)) == 0
     assert len(eml_files(app)) == 1
-    assert outbox(app)[0].sent_at == now
+    [row] = outbox(app)
+    assert row.sent_at == now
+    assert row.subject == "Please confirm your signature: Free the press"  # what was sent
+
+
+def test_a_batch_is_claimed_in_one_transaction_and_marked_in_another(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(mail.CLAIM_BATCH + 5):
+        queue_one(app, address=f"mp{n}@example.org")
+    writes: list[str] = []
+    engine = app.extensions["engine"]
+
+    def count_writes(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith(("BEGIN IMMEDIATE", "BEGIN")):
+            writes.append(statement.strip())
+
+    event.listen(engine, "before_cursor_execute", count_writes)
+    try:
+        assert mail.deliver_due(app) == mail.CLAIM_BATCH + 5
+        assert mail.deliver_due(app) == 0
+    finally:
+        event.remove(engine, "before_cursor_execute", count_writes)
+    # Two batches: a claim and a mark each, the writes; every poll and compose only reads.
+    assert writes.count("BEGIN IMMEDIATE") == 4
+    assert all(r.sent_at is not None and r.claimed_until is None for r in outbox(app))
+    assert len(eml_files(app)) == mail.CLAIM_BATCH + 5
 
 
 # The sender thread
@@ -745,6 +926,106 @@ def test_no_sender_without_mail_sender(app: Flask) -> None:
     assert "mail_sender" not in app.extensions
 
 
+# One sender per cluster
+
+
+def leading(app: Flask) -> bool:
+    """Whether the app's sender holds the cluster's lease."""
+    sender = app.extensions.get("mail_sender")
+    return sender is not None and bool(sender.leading)
+
+
+def test_one_sender_delivers_and_another_takes_over_when_it_stops(
+    app_factory: Any, backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    # Two apps on one database stand for two processes: their own engines and leases.
+    apps = [
+        app_factory(backend, MAIL_SENDER=True, MAIL_POLL_SECONDS=0.05, MAIL_LEASE_RETRY_SECONDS=0.2)
+        for _ in range(2)
+    ]
+    apps[1].instance_path = str(tmp_path / "second")  # so each one's files tell who sent
+    try:
+        for app in apps:
+            request_any_page(app)
+        _wait_for(lambda: any(leading(app) for app in apps))
+        time.sleep(0.5)  # the other one has tried the lease twice by now
+        leader, standby = sorted(apps, key=lambda app: not leading(app))
+        assert not leading(standby)
+        for n in range(5):
+            queue_one(standby, address=f"mp{n}@example.org")
+        _wait_for(lambda: len(eml_files(leader)) == 5)
+        assert eml_files(standby) == []
+        mail.stop_sender(leader)  # a process exiting: its lease goes with it
+        took_over = _wait_for(lambda: leading(standby))
+        for n in range(5, 8):
+            queue_one(leader, address=f"mp{n}@example.org")
+        _wait_for(lambda: len(eml_files(standby)) == 3)
+    finally:
+        for app in apps:
+            mail.stop_sender(app)
+    assert took_over < 5
+    assert len(eml_files(leader)) == 5
+    assert all(r.sent_at is not None for r in outbox(leader))
+    assert caplog.text.count("leads and delivers for the cluster") == 2
+    assert "stands by while another leads" in caplog.text
+
+
+_HOLD_THE_LEASE = """
+import time
+from campaign import create_app, mail
+app = create_app()
+mail.start_sender(app)
+while not app.extensions["mail_sender"].leading:
+    time.sleep(0.02)
+print("leading", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_leader_is_replaced_within_seconds(
+    app_factory: Any, backend: str, tmp_path: Path
+) -> None:
+    app = app_factory(
+        backend, MAIL_SENDER=True, MAIL_POLL_SECONDS=0.05, MAIL_LEASE_RETRY_SECONDS=0.2
+    )
+    other = tmp_path / "other-process"
+    env = {
+        **os.environ,
+        "CAMPAIGN_INSTANCE_PATH": str(other),
+        "CAMPAIGN_DATABASE_URL": app.config["DATABASE_URL"],
+        "CAMPAIGN_SECRET_KEY": app.config["SECRET_KEY"],
+        "CAMPAIGN_BASE_URL": "http://campaign.test",
+        "CAMPAIGN_MAIL_POLL_SECONDS": "0.05",
+    }
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_THE_LEASE], env=env, stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"leading\n"
+        request_any_page(app)
+        for n in range(3):
+            queue_one(app, address=f"mp{n}@example.org")
+        _wait_for(lambda: len(list((other / "outbox").glob("*.eml"))) == 3)
+        assert not leading(app) and eml_files(app) == []
+        holder.kill()  # SIGKILL: nothing of it runs, the kernel or the server frees the lease
+        holder.wait(10)
+        took_over = _wait_for(lambda: leading(app))
+        for n in range(3, 6):
+            queue_one(app, address=f"mp{n}@example.org")
+        _wait_for(lambda: len(eml_files(app)) == 3)
+    finally:
+        holder.kill()
+        holder.wait(10)
+        if holder.stdout is not None:
+            holder.stdout.close()
+        mail.stop_sender(app)
+    assert took_over < 5
+    files = eml_files(app) + sorted((other / "outbox").glob("*.eml"))
+    ids = [parse_file(path)["Message-ID"] for path in files]
+    assert sorted(ids) == sorted(r.message_id for r in outbox(app))  # each mail once
+
+
 def test_sender_with_smtp_down_then_up_delivers_each_mail_once(app_factory: Any) -> None:
     server = SmtpServer()
     app = app_factory(
@@ -809,13 +1090,13 @@ def test_smtp_down_for_a_real_minute_two_senders_deliver_each_mail_once(
 # The real servers
 
 
-def _serve(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _serve(command: list[str], env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
     exe = str(Path(sys.executable).parent / "campaign")
     return subprocess.Popen(
         [exe, *command],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
 
 
@@ -836,28 +1117,37 @@ def test_running_server_delivers_the_outbox(app: Flask, tmp_path: Path, server: 
         command = ["run", "--port", str(port), "--no-reload", "--no-debugger"]
     for n in range(6):
         queue_one(app, address=f"mp{n}@example.org")
-    process = _serve(command, env)
-    try:
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        process = _serve(command, env, log)
+        try:
 
-        def answered() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}{ANY_PAGE}", timeout=1):
-                    return True
-            except OSError:
-                return False
+            def answered() -> bool:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{ANY_PAGE}", timeout=1):
+                        return True
+                except OSError:
+                    return False
 
-        _wait_for(answered, timeout=20)
-        for _ in range(8):  # reach every worker, most likely
-            answered()
-        _wait_for(lambda: len(eml_files(app)) == 6, timeout=10)
-        queue_one(app, address="late@example.org")  # committed elsewhere: the poll finds it
-        _wait_for(lambda: len(eml_files(app)) == 7, timeout=10)
-        time.sleep(0.6)
-    finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=20)
+            _wait_for(answered, timeout=20)
+            for _ in range(8):  # reach every worker, most likely
+                answered()
+            _wait_for(lambda: len(eml_files(app)) == 6, timeout=10)
+            queue_one(app, address="late@example.org")  # committed elsewhere: the poll finds it
+            _wait_for(lambda: len(eml_files(app)) == 7, timeout=10)
+            time.sleep(0.6)
+            serving = log_path.read_bytes()
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+    stderr = log_path.read_bytes()
     assert len(eml_files(app)) == 7
     assert all(r.sent_at is not None for r in outbox(app))
     assert b"Traceback" not in stderr
     started = re.findall(rb"mail sender started in process (\d+)", stderr)
     assert started and len(set(started)) == len(started)  # one sender per serving process
+    # One of them delivers; with two workers the other stands by.
+    leads = re.findall(rb"mail sender: process (\d+) leads", serving)
+    assert len(leads) == 1 and leads[0] in started
+    standing_by = re.findall(rb"mail sender: process (\d+) stands by", serving)
+    assert len(standing_by) == len(started) - 1

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy import create_engine, func, select
 
 from campaign import campaigns, signing, tally
 from campaign.db import session_scope, utcnow
+from campaign.mail import compose
 from campaign.models import Campaign, LetterTranslation, OutboxMessage, Signature
 
 SLUG = "free-amara"
@@ -58,10 +60,20 @@ def signatures(app: Flask) -> list[Signature]:
         return list(db.scalars(select(Signature).order_by(Signature.id)))
 
 
-def outbox(app: Flask) -> list[OutboxMessage]:
+@dataclass(frozen=True)
+class QueuedMail:
+    """A queued mail: its row's recipient and signature, its text as the sender composes it."""
+
+    to_addr: str
+    signature_id: int | None
+    body_text: str
+
+
+def outbox(app: Flask) -> list[QueuedMail]:
     """Every queued mail, oldest first."""
-    with session_scope(app) as db:
-        return list(db.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+    with app.app_context(), session_scope(app) as db:
+        rows = db.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+        return [QueuedMail(r.to_addr, r.signature_id, compose(db, r).text) for r in rows]
 
 
 def total(app: Flask, slug: str = SLUG) -> int:
@@ -77,7 +89,7 @@ def post_sign(client: FlaskClient, slug: str = SLUG, **changes: str) -> Any:
     return client.post(f"/c/{slug}/sign", data={**GOOD, **changes})
 
 
-def link(message: OutboxMessage, purpose: str) -> str:
+def link(message: QueuedMail, purpose: str) -> str:
     """The path of the confirm or withdraw link in a mail."""
     found = re.search(rf"http://campaign\.test(/c/\S+/{purpose}/\S+)", message.body_text)
     assert found is not None, message.body_text
@@ -473,7 +485,7 @@ def test_csrf_token_is_required(app_factory: Any) -> None:
 
 
 @pytest.fixture
-def signed(app: Flask, client: FlaskClient, campaign_id: int) -> OutboxMessage:
+def signed(app: Flask, client: FlaskClient, campaign_id: int) -> QueuedMail:
     """Maria signed; her confirmation mail."""
     post_sign(client)
     [mail] = outbox(app)
@@ -481,7 +493,7 @@ def signed(app: Flask, client: FlaskClient, campaign_id: int) -> OutboxMessage:
 
 
 def test_confirm_get_changes_nothing_and_shows_a_button(
-    app: Flask, client: FlaskClient, signed: OutboxMessage
+    app: Flask, client: FlaskClient, signed: QueuedMail
 ) -> None:
     for _ in range(2):
         page = client.get(link(signed, "confirm"))
@@ -494,7 +506,7 @@ def test_confirm_get_changes_nothing_and_shows_a_button(
 
 
 def test_confirm_post_counts_and_can_be_repeated(
-    app: Flask, client: FlaskClient, signed: OutboxMessage
+    app: Flask, client: FlaskClient, signed: QueuedMail
 ) -> None:
     path = link(signed, "confirm")
     first = client.post(path)
@@ -511,7 +523,7 @@ def test_confirm_post_counts_and_can_be_repeated(
 
 @pytest.mark.parametrize("purpose", ["confirm", "withdraw"])
 def test_forged_links_give_a_clear_page_and_no_button(
-    app: Flask, client: FlaskClient, signed: OutboxMessage, purpose: str
+    app: Flask, client: FlaskClient, signed: QueuedMail, purpose: str
 ) -> None:
     good = link(signed, purpose)
     token = good.rsplit("/", 1)[1]
@@ -544,7 +556,7 @@ def test_an_expired_link_says_so(app_factory: Any) -> None:
 
 
 def test_a_link_for_another_campaign_is_refused(
-    app: Flask, client: FlaskClient, signed: OutboxMessage
+    app: Flask, client: FlaskClient, signed: QueuedMail
 ) -> None:
     make_campaign(app, "other-letter")
     path = link(signed, "confirm").replace(f"/c/{SLUG}/", "/c/other-letter/")
@@ -552,7 +564,7 @@ def test_a_link_for_another_campaign_is_refused(
     assert signatures(app)[0].status == "pending"
 
 
-def test_withdraw_drops_the_count(app: Flask, client: FlaskClient, signed: OutboxMessage) -> None:
+def test_withdraw_drops_the_count(app: Flask, client: FlaskClient, signed: QueuedMail) -> None:
     client.post(link(signed, "confirm"))
     assert total(app) == 1
     path = link(signed, "withdraw")

@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from campaign import review, tally
+from campaign import mail, review, tally
 from campaign.models import AuditEntry, Campaign, Organizer, OutboxMessage, Signature
 
 __all__ = ["auth", "store"]
@@ -249,8 +249,14 @@ def test_reject_needs_a_reason_and_restore_undoes_it(
     assert len(_audit(store, "signature.restore")) == 1
 
 
+def _composed_text(app: Flask, store: Session, message: OutboxMessage) -> str:
+    """The text of a queued mail as the sender composes it."""
+    with app.app_context():
+        return mail.compose(store, message).text
+
+
 def test_resend_queues_the_confirmation_for_pending_signatures_only(
-    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+    app: Flask, client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
 ) -> None:
     pending = make_signature(store, campaign, "Pat Doe", "pat@parl.example", confirmed=False)
     confirmed = make_signature(store, campaign, "Con Firmed", "con@parl.example")
@@ -260,19 +266,21 @@ def test_resend_queues_the_confirmation_for_pending_signatures_only(
     [message] = store.scalars(select(OutboxMessage)).all()
     assert message.to_addr == "pat@parl.example"
     assert message.signature_id == pending.id
-    assert "http://campaign.test/c/kem/confirm/" in message.body_text
-    assert "http://campaign.test/c/kem/withdraw/" in message.body_text
+    text = _composed_text(app, store, message)
+    assert "http://campaign.test/c/kem/confirm/" in text
+    assert "http://campaign.test/c/kem/withdraw/" in text
     assert len(_audit(store, "signature.resend_confirmation")) == 1
 
 
 def test_a_confirmation_link_from_a_resent_mail_confirms(
-    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+    app: Flask, client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
 ) -> None:
     pending = make_signature(store, campaign, "Pat Doe", "pat@parl.example", confirmed=False)
     client.post(f"/admin/c/kem/signatures/{pending.id}", data={"action": "resend"})
     store.expire_all()
     message = store.scalars(select(OutboxMessage)).one()
-    link = re.search(r"http://campaign\.test(/c/kem/confirm/\S+)", message.body_text)
+    text = _composed_text(app, store, message)
+    link = re.search(r"http://campaign\.test(/c/kem/confirm/\S+)", text)
     assert link
     assert client.post(link.group(1)).status_code in (200, 303)
     assert reload(store, pending).status == "confirmed"

@@ -13,11 +13,10 @@ from flask.cli import with_appcontext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from campaign import audit, export, imports
+from campaign import audit, export, imports, mail
 from campaign.campaigns import get_by_slug
 from campaign.db import new_session
 from campaign.models import Campaign
-from campaign.views.admin_data import confirmation_mailer
 
 
 def _campaign(db: Session, slug: str) -> Campaign:
@@ -145,18 +144,17 @@ def import_csv(slug: str, file: str, dry_run: bool, count_now: bool) -> None:
             if dry_run:
                 report = imports.preview(db, campaign, file, layout, count_now=count_now)
             else:
-                # The mail's links are built like a request to BASE_URL would build them.
-                with app.test_request_context(base_url=str(base_url or "http://localhost")):
-                    report = imports.apply(
-                        db,
-                        campaign,
-                        file,
-                        layout,
-                        organizer=None,
-                        count_now=count_now,
-                        on_created=confirmation_mailer(campaign) if mails else None,
-                        source_name=os.path.basename(file),
-                    )
+                # Outside a request, the links in the mail start at BASE_URL.
+                report = imports.apply(
+                    db,
+                    campaign,
+                    file,
+                    layout,
+                    organizer=None,
+                    count_now=count_now,
+                    on_created=mail.queue_confirmations if mails else None,
+                    source_name=os.path.basename(file),
+                )
                 db.commit()
         except imports.ImportRefused as error:
             raise click.ClickException(f"{file}: {error}") from None

@@ -16,16 +16,19 @@ if not url:
 def run_migrations_online() -> None:
     """Run the migrations on one connection, in one transaction."""
     engine = make_engine(str(url))
-    with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=Base.metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-            compare_type=True,
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-    engine.dispose()
+    try:
+        with engine.connect() as connection:
+            context.configure(
+                connection=connection,
+                target_metadata=Base.metadata,
+                render_as_batch=connection.dialect.name == "sqlite",
+                compare_type=True,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        # A revision that refuses to run must not leave its connection to the collector.
+        engine.dispose()
 
 
 run_migrations_online()

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
-from campaign import audit, auth, campaigns, export, geo, mail, markup, review, signing, tally
+from campaign import audit, auth, campaigns, export, geo, mail, markup, review, tally
 from campaign.auth import admin_required, current_organizer, login_required
 from campaign.db import get_session, utcnow
 from campaign.extensions import limiter, rate
@@ -466,30 +466,6 @@ def _signature_or_404(campaign: Campaign, signature_id: int) -> Signature:
     return signature
 
 
-def _external_url(endpoint: str, **values: Any) -> str:
-    """An absolute URL for mail: BASE_URL when configured, else the request's host."""
-    base = current_app.config.get("BASE_URL")
-    if base:
-        return str(base).rstrip("/") + url_for(endpoint, **values)
-    return url_for(endpoint, _external=True, **values)
-
-
-def _queue_confirmation(db: Session, signature: Signature) -> None:
-    """Queue the confirmation mail again, with fresh confirm and withdraw links."""
-    secret = str(current_app.config["SECRET_KEY"])
-    slug = signature.campaign.slug
-    mail.queue_confirmation(
-        db,
-        signature,
-        confirm_url=_external_url(
-            "public.confirm", slug=slug, token=signing.make_token(secret, signature.id, "confirm")
-        ),
-        withdraw_url=_external_url(
-            "public.withdraw", slug=slug, token=signing.make_token(secret, signature.id, "withdraw")
-        ),
-    )
-
-
 def _act(db: Session, organizer: Organizer, signature: Signature, action: str, reason: str) -> None:
     """Run one review action; ReviewError when it does not apply to the signature."""
     if action == "verify":
@@ -501,7 +477,9 @@ def _act(db: Session, organizer: Organizer, signature: Signature, action: str, r
     elif action == "restore":
         review.restore(db, organizer, signature)
     elif action == "resend":
-        review.resend_confirmation(db, organizer, signature, lambda s: _queue_confirmation(db, s))
+        review.resend_confirmation(
+            db, organizer, signature, lambda s: mail.queue_confirmation(db, s)
+        )
     elif action == "erase":
         review.erase(db, organizer, signature)
     else:

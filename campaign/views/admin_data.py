@@ -15,8 +15,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 from wtforms import HiddenField, RadioField, SelectChoice, SelectField
 from wtforms.validators import InputRequired, Regexp
@@ -24,7 +22,7 @@ from wtforms.validators import InputRequired, Regexp
 from campaign import audit, auth, export, imports, mail, markup, signing, tally
 from campaign.auth import current_organizer, login_required
 from campaign.db import get_session, new_session, utcnow
-from campaign.models import Campaign, Signature
+from campaign.models import Campaign
 from campaign.views.admin import bp
 from campaign.views.public import tally_sentence
 
@@ -252,7 +250,7 @@ def _apply_upload(campaign: Campaign) -> Response | tuple[str, int]:
             organizer=current_organizer(),
             count_now=count_now,
             locale=form.locale.data,
-            on_created=confirmation_mailer(campaign) if mails else None,
+            on_created=mail.queue_confirmations if mails else None,
             source_name=request.form.get("filename", "")[:200],
         )
         db.commit()
@@ -261,8 +259,6 @@ def _apply_upload(campaign: Campaign) -> Response | tuple[str, int]:
         os.unlink(path)
         return _render_upload(campaign, ImportUploadForm(formdata=None), _refused(error), 409)
     os.unlink(path)
-    if mails:
-        mail.wake()
     flash(
         _(
             "Import applied. Imported: %(imported)d (held for review: %(held)d). "
@@ -275,31 +271,6 @@ def _apply_upload(campaign: Campaign) -> Response | tuple[str, int]:
         "ok",
     )
     return redirect(url_for("admin.import_csv", slug=campaign.slug), code=303)
-
-
-def _link(campaign: Campaign, signature_id: int, purpose: str) -> str:
-    """An absolute confirm or withdraw link: from BASE_URL when set, else this request's host."""
-    token = signing.make_token(str(current_app.config["SECRET_KEY"]), signature_id, purpose)
-    endpoint = f"public.{purpose}"
-    base = current_app.config.get("BASE_URL")
-    if base:
-        return str(base).rstrip("/") + url_for(endpoint, slug=campaign.slug, token=token)
-    return url_for(endpoint, slug=campaign.slug, token=token, _external=True)
-
-
-def confirmation_mailer(campaign: Campaign) -> imports.OnCreated:
-    """Queue the sign form's confirmation mail for each signature an import creates."""
-
-    def queue(db: Session, ids: list[int]) -> None:
-        for signature in db.scalars(select(Signature).where(Signature.id.in_(ids))):
-            mail.queue_confirmation(
-                db,
-                signature,
-                confirm_url=_link(campaign, signature.id, "confirm"),
-                withdraw_url=_link(campaign, signature.id, "withdraw"),
-            )
-
-    return queue
 
 
 # --- the letter for delivery ----------------------------------------------

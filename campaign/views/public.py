@@ -213,28 +213,12 @@ def sign(slug: str) -> Response | BaseResponse:
     )
     signature = outcome.signature
     if outcome.created and found.require_confirmation:
-        mail.queue_confirmation(
-            db,
-            signature,
-            confirm_url=_link(found, signature, "confirm"),
-            withdraw_url=_link(found, signature, "withdraw"),
-        )
+        mail.queue_confirmation(db, signature)
     elif outcome.notify_existing:
-        pending = found.require_confirmation and signature.confirmed_at is None
-        mail.queue_already_signed(
-            db,
-            signature,
-            confirm_url=_link(found, signature, "confirm") if pending else None,
-            withdraw_url=_link(found, signature, "withdraw"),
-        )
+        mail.queue_already_signed(db, signature)
+    # The commit wakes this process's mail sender (mail.queue_* ask for it).
     db.commit()
     return redirect(thanks, 303)
-
-
-def _link(campaign: Campaign, signature: Signature, purpose: str) -> str:
-    """An absolute confirm or withdraw link: from BASE_URL when set, else this request's host."""
-    token = signing.make_token(str(current_app.config["SECRET_KEY"]), signature.id, purpose)
-    return absolute_url(f"public.{purpose}", slug=campaign.slug, token=token)
 
 
 @bp.get("/c/<slug>/thanks")
