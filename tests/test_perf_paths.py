@@ -255,3 +255,21 @@ def test_a_writer_that_waits_too_long_at_the_gate_gets_a_503(
     assert response.headers["Retry-After"] == "5"
     with app.app_context(), session_scope(app) as db:
         assert db.scalar(select(func.count()).select_from(Signature)) == 0
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+@pytest.mark.parametrize("chosen", [None, "DE", "", "ZZ", "<b>"])
+def test_the_cached_country_select_renders_as_wtforms_does(
+    app: Flask, lang: str, chosen: str | None
+) -> None:
+    from wtforms.widgets import Select
+
+    from campaign.forms.public import SignForm
+
+    data = {} if chosen is None else {"country": chosen}
+    with app.test_request_context(f"/?lang={lang}", method="POST", data=data):
+        form = SignForm(locale=lang, meta={"csrf": False})
+        cached = str(form.country())
+        plain = str(Select()(form.country, autocomplete="country", required=True))
+    assert cached == plain
+    assert cached.count("<option") > 240

@@ -15,7 +15,10 @@ from flask import current_app
 from flask_babel import gettext, lazy_pgettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from wtforms import BooleanField, EmailField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import Choice
+from wtforms.widgets import Select, html_params
 from wtforms.validators import StopValidation
 
 from campaign import geo, i18n, signing
@@ -44,6 +47,41 @@ def _rule(clean: Callable[[Any], Any]) -> Callable[[Any, Any], None]:
 def _clean_email(value: Any) -> str:
     deliverability = bool(current_app.config.get("EMAIL_CHECK_DELIVERABILITY", False))
     return signing.clean_email(value, check_deliverability=deliverability)
+
+
+class CountrySelect(Select):  # type: ignore[misc]
+    """The country <select>, its ~250 options rendered once per language and choice.
+
+    Rendering them one by one was more than half of the letter page's CPU, and the
+    letter page is what every signer loads. The options are a function of the form's
+    locale, the active language and the chosen code, which key the cache.
+    """
+
+    def __call__(self, field: Any, **kwargs: Any) -> Markup:
+        key = getattr(field, "options_key", None)
+        chosen = field.data
+        if key is None or (chosen is not None and not geo.is_country(str(chosen))):
+            # Any other value (a forged POST) is rendered the ordinary way, uncached.
+            return super().__call__(field, **kwargs)
+        kwargs.setdefault("id", field.id)
+        flags = field.flags
+        for name in self.validation_attrs:
+            if name not in kwargs and getattr(flags, name, False):
+                kwargs[name] = getattr(flags, name)
+        options = _options_html(key, None if chosen is None else str(chosen))
+        return Markup(f"<select {html_params(name=field.name, **kwargs)}>{options}</select>")
+
+
+@functools.lru_cache(maxsize=2048)
+def _options_html(key: tuple[str | None, str], chosen: str | None) -> Markup:
+    """The <option>s of the country choices for (form locale, active language), one chosen."""
+    return Markup("").join(
+        Select.render_option(
+            Choice(value=code, label=label, selected=code == chosen, render_kw=render_kw)
+        )
+        for code, label, *rest in _country_choices(*key)
+        for render_kw in [rest[0] if rest else None]
+    )
 
 
 class SignForm(FlaskForm):  # type: ignore[misc]
@@ -79,6 +117,7 @@ class SignForm(FlaskForm):  # type: ignore[misc]
     country = SelectField(
         _l("Country"),
         choices=[],
+        widget=CountrySelect(),
         validate_choice=False,  # signing's rule gives the clearer message
         validators=[_rule(signing.clean_country)],
         render_kw={"required": True, "autocomplete": "country"},
@@ -110,6 +149,7 @@ class SignForm(FlaskForm):  # type: ignore[misc]
     def __init__(self, *args: Any, locale: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.country.choices = country_choices(locale)
+        self.country.options_key = (locale, i18n.current())
 
     def is_bot(self) -> bool:
         """Whether the honeypot was filled."""
