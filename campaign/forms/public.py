@@ -18,8 +18,8 @@ from flask_wtf import FlaskForm
 from markupsafe import Markup
 from wtforms import BooleanField, EmailField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import Choice
-from wtforms.widgets import Select, html_params
 from wtforms.validators import StopValidation
+from wtforms.widgets import Select, html_params
 
 from campaign import geo, i18n, signing
 from campaign.signing import FieldError, SignatureEntry
