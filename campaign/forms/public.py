@@ -69,7 +69,9 @@ class CountrySelect(Select):  # type: ignore[misc]
             if name not in kwargs and getattr(flags, name, False):
                 kwargs[name] = getattr(flags, name)
         options = _options_html(key, None if chosen is None else str(chosen))
-        return Markup(f"<select {html_params(name=field.name, **kwargs)}>{options}</select>")
+        # html_params escapes every value, as WTForms' own Select relies on.
+        params = html_params(name=field.name, **kwargs)
+        return Markup(f"<select {params}>{options}</select>")  # noqa: S704
 
 
 @functools.lru_cache(maxsize=2048)
