@@ -62,7 +62,7 @@ class CountrySelect(Select):  # type: ignore[misc]
         chosen = field.data
         if key is None or (chosen is not None and not geo.is_country(str(chosen))):
             # Any other value (a forged POST) is rendered the ordinary way, uncached.
-            return super().__call__(field, **kwargs)
+            return Markup(super().__call__(field, **kwargs))  # noqa: S704 (WTForms escaped it)
         kwargs.setdefault("id", field.id)
         flags = field.flags
         for name in self.validation_attrs:
