@@ -95,6 +95,18 @@ SMTP_LINE_MAX = 998
 NEVER = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
 # The cluster's PostgreSQL advisory lock for the sender: "campmail" in ASCII.
 LEASE_KEY = int.from_bytes(b"campmail", "big")
+# TCP keepalives on the lease's connection, at both ends (libpq's, and the server's for
+# this session). A leader whose machine dies says nothing: without them the server would
+# keep its session, and the lock, until the kernel's keepalive gives up (two hours on
+# Linux); with them it ends the session within about 5 + 3 x 2 = 11 s. Likewise a leader
+# cut off from the server notices within seconds instead of hanging in its check.
+_LEASE_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "options": "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3",
+}
 
 # SMTP errors about one message: the connection stays usable for the next one.
 _MESSAGE_ERRORS: tuple[type[Exception], ...] = (
@@ -893,7 +905,7 @@ class _PostgresLease(_Lease):
 
     def __init__(self, url: URL) -> None:
         # Not pooled: closing the connection must end the session, and the lock with it.
-        self._engine = create_engine(url, poolclass=NullPool)
+        self._engine = create_engine(url, poolclass=NullPool, connect_args=_LEASE_KEEPALIVES)
         self._conn: Connection | None = None
 
     def acquire(self) -> bool:

@@ -24,7 +24,7 @@ from typing import IO, Any
 import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, make_url, select, text
 from sqlalchemy.orm import Session
 
 from campaign import mail, signing
@@ -1151,3 +1151,23 @@ def test_running_server_delivers_the_outbox(app: Flask, tmp_path: Path, server: 
     assert len(leads) == 1 and leads[0] in started
     standing_by = re.findall(rb"mail sender: process (\d+) stands by", serving)
     assert len(standing_by) == len(started) - 1
+
+
+def test_the_lease_session_keeps_alive_so_a_dead_machine_frees_it_in_seconds(
+    postgres_url: str,
+) -> None:
+    lease = mail._PostgresLease(make_url(postgres_url))
+    try:
+        assert lease.acquire()
+        assert lease._conn is not None
+        settings = {
+            name: lease._conn.scalar(text(f"SHOW {name}"))
+            for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")
+        }
+    finally:
+        lease.release()
+    assert settings == {
+        "tcp_keepalives_idle": "5",
+        "tcp_keepalives_interval": "2",
+        "tcp_keepalives_count": "3",
+    }
