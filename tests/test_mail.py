@@ -1171,3 +1171,17 @@ def test_the_lease_session_keeps_alive_so_a_dead_machine_frees_it_in_seconds(
         "tcp_keepalives_interval": "2",
         "tcp_keepalives_count": "3",
     }
+
+
+def test_the_lease_can_be_taken_past_a_transaction_pooler(app_factory: Any) -> None:
+    # Behind PgBouncer in transaction pooling, a session lock needs PostgreSQL itself.
+    direct = "postgresql+psycopg://campaign@db.internal:5432/campaign"
+    app = app_factory("postgres", MAIL_LEASE_DATABASE_URL=direct)
+    lease = mail._lease_for(app)
+    assert isinstance(lease, mail._PostgresLease)
+    assert lease._engine.url == make_url(direct)
+    lease.release()
+    default = mail._lease_for(app_factory("postgres"))
+    assert isinstance(default, mail._PostgresLease)
+    assert default._engine.url == app.extensions["engine"].url
+    default.release()
