@@ -33,6 +33,10 @@ MAIL_POLL_SECONDS = 0.25
 # Seconds between a standing-by sender's tries at the lease (and the leader's checks that
 # it still holds it): how soon mail flows again after the delivering process dies.
 MAIL_LEASE_RETRY_SECONDS = 2.0
+# PostgreSQL: where the senders take that lease, a session advisory lock; None means
+# DATABASE_URL. The lock lives in a session of its own: behind PgBouncer in transaction
+# pooling, point this at PostgreSQL itself (or at a session-pooling PgBouncer).
+MAIL_LEASE_DATABASE_URL: str | None = None
 # Retry schedule for failed deliveries: first retry after this, doubling, capped.
 MAIL_RETRY_BASE_SECONDS = 5.0
 MAIL_RETRY_MAX_SECONDS = 600.0

@@ -61,6 +61,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.pool import NullPool
 
@@ -95,6 +96,20 @@ SMTP_LINE_MAX = 998
 NEVER = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
 # The cluster's PostgreSQL advisory lock for the sender: "campmail" in ASCII.
 LEASE_KEY = int.from_bytes(b"campmail", "big")
+# TCP keepalives on the lease's connection, at both ends: libpq's, and (set on the
+# session, since a pooler may refuse startup options) the server's. A leader whose machine
+# dies says nothing: without them the server would keep its session, and the lock, until
+# the kernel's keepalive gives up (two hours on Linux); with them it ends the session
+# within about 5 + 3 x 2 = 11 s. Likewise a leader cut off from the server notices soon.
+_LEASE_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+}
+_LEASE_KEEPALIVES_SQL = (
+    "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3"
+)
 
 # SMTP errors about one message: the connection stays usable for the next one.
 _MESSAGE_ERRORS: tuple[type[Exception], ...] = (
@@ -893,7 +908,7 @@ class _PostgresLease(_Lease):
 
     def __init__(self, url: URL) -> None:
         # Not pooled: closing the connection must end the session, and the lock with it.
-        self._engine = create_engine(url, poolclass=NullPool)
+        self._engine = create_engine(url, poolclass=NullPool, connect_args=_LEASE_KEEPALIVES)
         self._conn: Connection | None = None
 
     def acquire(self) -> bool:
@@ -901,6 +916,7 @@ class _PostgresLease(_Lease):
         try:
             if self._conn is None:
                 self._conn = self._engine.connect()
+                self._conn.exec_driver_sql(_LEASE_KEEPALIVES_SQL)
             held = bool(self._conn.scalar(select(func.pg_try_advisory_lock(LEASE_KEY))))
             self._conn.commit()
         except Exception:
@@ -939,7 +955,7 @@ def _lease_for(app: Flask) -> _Lease:
     url: URL = app.extensions["engine"].url
     backend = url.get_backend_name()
     if backend == "postgresql":
-        return _PostgresLease(url)
+        return _PostgresLease(make_url(app.config.get("MAIL_LEASE_DATABASE_URL") or url))
     database = url.database or ""
     if backend == "sqlite" and database not in ("", ":memory:") and "mode" not in url.query:
         # All processes of one SQLite deployment share the database's folder.

@@ -24,7 +24,7 @@ from typing import IO, Any
 import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, make_url, select, text
 from sqlalchemy.orm import Session
 
 from campaign import mail, signing
@@ -1151,3 +1151,37 @@ def test_running_server_delivers_the_outbox(app: Flask, tmp_path: Path, server: 
     assert len(leads) == 1 and leads[0] in started
     standing_by = re.findall(rb"mail sender: process (\d+) stands by", serving)
     assert len(standing_by) == len(started) - 1
+
+
+def test_the_lease_session_keeps_alive_so_a_dead_machine_frees_it_in_seconds(
+    postgres_url: str,
+) -> None:
+    lease = mail._PostgresLease(make_url(postgres_url))
+    try:
+        assert lease.acquire()
+        assert lease._conn is not None
+        settings = {
+            name: lease._conn.scalar(text(f"SHOW {name}"))
+            for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")
+        }
+    finally:
+        lease.release()
+    assert settings == {
+        "tcp_keepalives_idle": "5",
+        "tcp_keepalives_interval": "2",
+        "tcp_keepalives_count": "3",
+    }
+
+
+def test_the_lease_can_be_taken_past_a_transaction_pooler(app_factory: Any) -> None:
+    # Behind PgBouncer in transaction pooling, a session lock needs PostgreSQL itself.
+    direct = "postgresql+psycopg://campaign@db.internal:5432/campaign"
+    app = app_factory("postgres", MAIL_LEASE_DATABASE_URL=direct)
+    lease = mail._lease_for(app)
+    assert isinstance(lease, mail._PostgresLease)
+    assert lease._engine.url == make_url(direct)
+    lease.release()
+    default = mail._lease_for(app_factory("postgres"))
+    assert isinstance(default, mail._PostgresLease)
+    assert default._engine.url == app.extensions["engine"].url
+    default.release()
