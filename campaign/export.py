@@ -1,11 +1,13 @@
 """Signatures as CSV: the contract's columns, formula-safe cells, streamed in chunks.
 
-Every cell but the place names is formatted by the database (see _SELECTED).
-Rows are read in keyset chunks (``id > last ORDER BY id LIMIT n``), each chunk in
-its own short transaction. A download to a slow client can take minutes; one long
-transaction would hold SQLite's write lock (every transaction here begins
-IMMEDIATE) for all that time and make signers wait, so no transaction outlives a
-chunk. Memory stays flat: at most one chunk of plain tuples is held at a time.
+Every cell but the place names is formatted by the database (see _LINE), which also
+joins each read's lines into one text (see _Read). Rows are read in ranges of ids by a
+few reader threads, each on its own connection, handed back in id order (see _ranges);
+rows added during the export are then read in keyset chunks (``id > last ORDER BY id
+LIMIT n``). Every read is its own short transaction, begun DEFERRED on SQLite (a WAL
+reader takes no lock): a download to a slow client can take minutes, and no read may
+hold SQLite's write lock or keep signers waiting for it. Memory stays flat: a few
+chunks of lines are held at a time.
 """
 
 from __future__ import annotations
@@ -13,16 +15,26 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+import io
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
+    Engine,
+    Integer,
     Select,
     SQLColumnExpression,
     String,
+    bindparam,
     case,
+    func,
+    literal,
     literal_column,
     or_,
     select,
@@ -30,10 +42,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from campaign import geo, tally
+from campaign.db import reading
 from campaign.models import SIGNATURE_STATUSES, SOURCES, Campaign, Signature
 
 # The public interface (DESIGN.md): these names, in this order.
@@ -63,12 +77,18 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # Status filter values beyond the stored statuses: "counted" (what the public numbers count).
 STATUS_CHOICES: tuple[str, ...] = ("counted", *SIGNATURE_STATUSES)
 CHUNK_ROWS = 2000
+# Threads that read ranges of ids at once (the drivers let go of the GIL while the
+# database works), and how many ranges they may have read ahead of the consumer.
+READ_THREADS = 2
+LOOK_AHEAD = 2 * READ_THREADS
+READER_THREAD_NAME = "campaign-export"
 BOM = "\ufeff"
 
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y"})
 _FALSE_WORDS = frozenset({"0", "false", "no", "off", "n"})
 
 S = TypeVar("S", bound=Select[*tuple[Any, ...]])
+_Select = Select[*tuple[Any, ...]]
 
 
 def _flag(value: str | None) -> bool | None:
@@ -264,33 +284,76 @@ def _csv_line_default(element: csv_line, compiler: SQLCompiler, **kw: Any) -> st
 # The database writes each line but the two place names, which only Python knows:
 # formatting in SQL runs in C, several times faster than the csv module over Python
 # values, and the export's target is 200,000 rows a second.
+_HEAD = (  # id ... country_code
+    Signature.id,
+    iso_utc(Signature.signed_at),
+    iso_utc(Signature.confirmed_at),
+    Signature.status,
+    _true_false(Signature.counted),
+    _true_false(Signature.verified_at.is_not(None)),
+    csv_field(Signature.name),
+    csv_field(Signature.title),
+    csv_field(Signature.parliament),
+    csv_field(Signature.party),
+    Signature.country_code,
+)
+_TAIL = (  # email ... source
+    csv_field(Signature.email),
+    _true_false(Signature.public),
+    csv_field(Signature.comment),
+    Signature.source,
+)
+
+# A whole line, the place codes standing between marks where the names go:
+# "...,FR,<M>FR<M>EU<M>,email,..." becomes "...,FR,France,EU,Europe,email,...".
+MARK = "\x1f"  # the ASCII unit separator; a field that holds one is read row by row
+_LINE = csv_line(
+    *_HEAD,
+    literal(MARK) + Signature.country_code + MARK + Signature.continent_code + MARK,
+    *_TAIL,
+).label("line")
+
+# The same line in parts, for the rows of a read whose fields hold a mark.
 _SELECTED = (
     Signature.id,
-    # id ... country_code, and the comma before the country's name
-    csv_line(
-        Signature.id,
-        iso_utc(Signature.signed_at),
-        iso_utc(Signature.confirmed_at),
-        Signature.status,
-        _true_false(Signature.counted),
-        _true_false(Signature.verified_at.is_not(None)),
-        csv_field(Signature.name),
-        csv_field(Signature.title),
-        csv_field(Signature.parliament),
-        csv_field(Signature.party),
-        Signature.country_code,
-        literal_column("''", String()),
-    ),
+    csv_line(*_HEAD, literal_column("''", String())),  # ends with the comma before the name
     Signature.country_code,
     Signature.continent_code,
-    # email ... source
-    csv_line(
-        csv_field(Signature.email),
-        _true_false(Signature.public),
-        csv_field(Signature.comment),
-        Signature.source,
-    ),
+    csv_line(*_TAIL),
 )
+
+
+class joined_lines(FunctionElement[str]):
+    """SQL aggregate: the lines (line, id) of a subquery joined by CRLF, in id order."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(joined_lines, "sqlite")
+def _joined_lines_sqlite(element: joined_lines, compiler: SQLCompiler, **kw: Any) -> str:
+    # group_concat() takes the rows in the order the subquery's ORDER BY delivers them;
+    # SQLite keeps a subquery's ORDER BY under an aggregate other than count(), min() or
+    # max() for this reason (select.c, the OmitOrderBy rule). ORDER BY inside the call
+    # (SQLite 3.44 and later) would sort the rows a second time.
+    line, _ = element.clauses
+    return f"group_concat({compiler.process(line, **kw)}, char(13, 10))"
+
+
+@compiles(joined_lines)
+def _joined_lines_default(element: joined_lines, compiler: SQLCompiler, **kw: Any) -> str:
+    line, order = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"string_agg({line}, chr(13) || chr(10) ORDER BY {order})"
+
+
+# The table's lowest and highest ids: two lookups at the ends of the primary key (one
+# min() and one max() in a single SELECT would scan the table on SQLite).
+_ID_SPAN = select(
+    select(func.min(Signature.id)).scalar_subquery(),
+    select(func.max(Signature.id)).scalar_subquery(),
+)
+_AFTER = bindparam("after", type_=Integer)
+_UPTO = bindparam("upto", type_=Integer)
 
 
 def _csv_text(text: str) -> str:
@@ -309,44 +372,165 @@ class _CountryFields(dict[str, str]):
 
 
 class _ContinentFields(dict[str, str]):
-    """Continent code -> "code,name," as CSV fields, looked up once per code."""
+    """Continent code -> ",code,name" as CSV fields, looked up once per code."""
 
     def __missing__(self, code: str) -> str:
-        fields = self[code] = f"{code},{_csv_text(geo.continent_name(code))},"
+        fields = self[code] = f",{code},{_csv_text(geo.continent_name(code))}"
         return fields
 
 
-def _line_chunks(
-    db: Session, campaign_id: int, signature_filter: SignatureFilter | None
-) -> Iterator[list[str]]:
-    """The export's CSV lines (without line ends), CHUNK_ROWS at a time, oldest first.
+class _Lines:
+    """Finishes the database's lines with the place names, which only Python knows."""
 
-    Each chunk is read in its own short transaction, ended before it is handed on.
-    """
-    # "+ 0" keeps the planner on the primary key: with a plain campaign_id = ? SQLite
-    # picks a campaign index and sorts every remaining row for each chunk (quadratic).
-    stmt = (signature_filter or SignatureFilter()).apply(
-        select(*_SELECTED).where(Signature.campaign_id + 0 == campaign_id)
-    )
-    countries = _CountryFields()
-    continents = _ContinentFields()
-    last_id = 0
-    while True:
-        result = db.connection().execute(
-            stmt.where(Signature.id > last_id).order_by(Signature.id).limit(CHUNK_ROWS)
+    def __init__(self) -> None:
+        # Shared by the reader threads: a name looked up twice in a race is still the same.
+        self.countries = _CountryFields()
+        self.continents = _ContinentFields()
+
+    def joined(self, count: int, text: str) -> str | None:
+        """count _LINEs joined, named; None if a field holds a mark (the parts are off)."""
+        parts = text.split(MARK)
+        if len(parts) != 3 * count + 1:
+            return None
+        countries, continents = self.countries, self.continents
+        parts[1::3] = [countries[code] for code in parts[1::3]]
+        parts[2::3] = [continents[code] for code in parts[2::3]]
+        return "".join(parts)
+
+    def rows(self, rows: Sequence[Any]) -> str:
+        """Rows selected as _SELECTED as lines joined by CRLF."""
+        countries, continents = self.countries, self.continents
+        return "\r\n".join(
+            f"{head}{countries[country]}{continents[continent]},{tail}"
+            for _, head, country, continent, tail in rows
         )
+
+
+# A read's lines joined by CRLF and its last id; None when it found no rows.
+_Chunk = tuple[str, int] | None
+
+
+@dataclass(frozen=True)
+class _Read:
+    """One kind of read (ids in a range, or the next rows after an id) in its two forms."""
+
+    joined: _Select  # count, last id, the lines joined by the database
+    rows: _Select  # _SELECTED, a row per signature
+
+    @classmethod
+    def of(cls, narrow: Callable[[_Select], _Select]) -> _Read:
+        """The read of the rows that narrow() keeps, in id order."""
+        lines = narrow(select(Signature.id, _LINE)).subquery()
+        return cls(
+            select(func.count(), func.max(lines.c.id), joined_lines(lines.c.line, lines.c.id)),
+            narrow(select(*_SELECTED)),
+        )
+
+    def run(self, connection: Connection, params: dict[str, int], lines: _Lines) -> _Chunk:
+        """The rows' lines joined by CRLF and the last id, or None for no rows.
+
+        The database joins a read's lines into one text, so the driver hands over one
+        value instead of a row per signature (and lets go of the GIL once per read).
+        """
+        count, last_id, text = connection.execute(self.joined, params).one()
+        if not count:
+            return None
+        joined = lines.joined(count, text)
+        if joined is not None:
+            return joined, last_id
         # Every selected value is text or an int with no result processing to do, so
         # the driver's own tuples are read: Row objects would cost a fifth of the time.
-        chunk: Sequence[Any] = result.cursor.fetchall()
+        result = connection.execute(self.rows, params)
+        rows: Sequence[Any] = result.cursor.fetchall()
         result.close()
+        return (lines.rows(rows), rows[-1][0]) if rows else None
+
+
+def _reader_engine(db: Session) -> Engine | None:
+    """The engine reader threads may take connections from, or None: db reads alone."""
+    bind = db.get_bind()
+    if READ_THREADS < 2 or not isinstance(bind, Engine):
+        return None
+    # These pools give every thread the same connection, or (in-memory SQLite) its own
+    # empty database: only a pool of independent connections to one database will do.
+    if isinstance(bind.pool, SingletonThreadPool | StaticPool):
+        return None
+    return bind
+
+
+def _ranges(engine: Engine, read: _Read, first: int, last: int, lines: _Lines) -> Iterator[str]:
+    """The lines of ids first..last, read in ranges by READ_THREADS threads, in order.
+
+    A range spans CHUNK_ROWS ids, so it never holds more than CHUNK_ROWS rows, and is
+    read in its own transaction on a connection of its own, begun DEFERRED on SQLite (a
+    reader thread's transaction would otherwise begin IMMEDIATE and queue for the write
+    lock). A few ranges are read ahead of the consumer, no more: memory stays flat.
+    """
+    width = CHUNK_ROWS
+
+    def read_range(after: int) -> _Chunk:
+        with reading(), engine.connect() as connection:
+            upto = min(after + width, last)  # rows added since are the keyset's to read
+            chunk = read.run(connection, {"after": after, "upto": upto}, lines)
+            connection.rollback()
+        return chunk
+
+    starts = iter(range(first - 1, last, width))  # each range's ids: after < id <= upto
+    pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix=READER_THREAD_NAME)
+    try:
+        ahead = deque(pool.submit(read_range, after) for after in islice(starts, LOOK_AHEAD))
+        while ahead:
+            chunk = ahead.popleft().result()
+            for after in islice(starts, 1):
+                ahead.append(pool.submit(read_range, after))
+            if chunk is not None:
+                yield chunk[0]
+    finally:
+        # On an error, or when the consumer stops early (a client that went away closes
+        # the generator): queued ranges are dropped, running ones finish, and every
+        # thread has ended and given its connection back before this returns.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _chunks(
+    db: Session, campaign_id: int, signature_filter: SignatureFilter | None
+) -> Iterator[str]:
+    """The export's CSV lines joined by CRLF (no line end after the last), oldest first.
+
+    The ids the table holds when the export begins are read in ranges by reader threads
+    (see _ranges); then rows added since, in keyset chunks on db (``id > last ORDER BY id
+    LIMIT n``), each in its own transaction, ended before it is handed on. With no reader
+    threads to be had, db reads every row that way.
+    """
+    signature_filter = signature_filter or SignatureFilter()
+
+    def ours(stmt: _Select) -> _Select:
+        # "+ 0" keeps the planner on the primary key: with a plain campaign_id = ? SQLite
+        # picks a campaign index and sorts every remaining row for each read (quadratic);
+        # by the key, a read of ids where other campaigns' rows lie is a short range scan.
+        stmt = stmt.where(Signature.campaign_id + 0 == campaign_id, Signature.id > _AFTER)
+        return signature_filter.apply(stmt).order_by(Signature.id)
+
+    lines = _Lines()
+    last_id = 0
+    engine = _reader_engine(db)
+    if engine is not None:
+        with reading():
+            first, last = db.execute(_ID_SPAN).one()
+        db.rollback()
+        if last is not None:
+            ranged = _Read.of(lambda stmt: ours(stmt).where(Signature.id <= _UPTO))
+            yield from _ranges(engine, ranged, first, last, lines)
+            last_id = last
+    keyset = _Read.of(lambda stmt: ours(stmt).limit(CHUNK_ROWS))
+    while True:
+        with reading():
+            chunk = keyset.run(db.connection(), {"after": last_id}, lines)
         db.rollback()  # end the read transaction before handing rows to a slow consumer
-        if not chunk:
+        if chunk is None:
             return
-        last_id = chunk[-1][0]
-        yield [
-            f"{head}{countries[country]},{continents[continent]}{tail}"
-            for _, head, country, continent, tail in chunk
-        ]
+        text, last_id = chunk
+        yield text
 
 
 def signature_rows(
@@ -359,9 +543,9 @@ def signature_rows(
     """
     campaign_id = campaign.id
     db.rollback()  # no transaction stays open while the consumer holds a row
-    for chunk in _line_chunks(db, campaign_id, signature_filter):
+    for chunk in _chunks(db, campaign_id, signature_filter):
         # The export's own lines, read back: exactly its cells.
-        yield from csv.reader(chunk)
+        yield from csv.reader(io.StringIO(chunk, newline=""))
 
 
 def csv_lines(
@@ -380,9 +564,8 @@ def csv_lines(
     campaign_id = campaign.id
     db.rollback()  # no transaction stays open while the consumer holds the header
     yield (BOM if bom else "") + ",".join(CSV_COLUMNS) + "\r\n"
-    for chunk in _line_chunks(db, campaign_id, signature_filter):
-        chunk.append("")  # so that the last line ends too
-        yield "\r\n".join(chunk)
+    for chunk in _chunks(db, campaign_id, signature_filter):
+        yield chunk + "\r\n"
 
 
 def filename(campaign: Campaign, today: dt.date) -> str:

@@ -6,14 +6,19 @@ import csv
 import datetime as dt
 import io
 import json
+import sqlite3
+import threading
 import tracemalloc
+from typing import Any
 
 import pytest
+from app_helpers import AppFactory
 from data_helpers import login, make_campaign, make_organizer, sign, verify
 from flask import Flask
-from sqlalchemy import insert, select, text
+from sqlalchemy import event, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from campaign import db as dbmod
 from campaign import export, geo
 from campaign.db import new_session, utcnow
 from campaign.models import AuditEntry, Campaign, Signature
@@ -375,3 +380,347 @@ def test_each_download_is_in_the_audit_trail(client, app: Flask) -> None:  # typ
         "bom": True,
         "filter": {"country": "FR", "status": "counted"},
     }
+
+
+# --- parallel reads: ranges of ids read by a few threads, handed back in order ---------------
+
+# Text that CSV and spreadsheets treat specially: quotes, separators, line breaks, formula
+# triggers in every position a cell can hold them, and text beyond ASCII.
+ODD_TEXT = (
+    "Anna Smith",
+    'Ol"ga "Q" Petrova',
+    "Zoë Ölçer",
+    '=HYPERLINK("http://x")',
+    "+33 Dupont",
+    "-Minus",
+    "@Handle",
+    "\tTabbed",
+    "\rCarriage",
+    "Comma, Name",
+    "李小龙",
+    "مريم",
+    "Emoji 🎉 party",
+    "two\nlines",
+    "crlf\r\nend",
+    "",
+    " =leading space",
+    "a=b",
+)
+COUNTRIES = ("FR", "BQ", "TR", "JP", "KE", "US", "NZ", "AS", "NA", "DE")
+STATUSES = ("confirmed", "pending", "held", "confirmed", "rejected", "withdrawn")
+
+
+def _odd(i: int, shift: int) -> str:
+    return ODD_TEXT[(i * 7 + shift) % len(ODD_TEXT)]
+
+
+def _varied_row(i: int, campaign_id: int) -> dict[str, object]:
+    """Signature i (its id too): every kind of status, place and awkward text, by turns."""
+    status = STATUSES[i % len(STATUSES)]
+    country = COUNTRIES[i % len(COUNTRIES)]
+    signed = dt.datetime(2026, 10, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=i, microseconds=i)
+    return {
+        "id": i,
+        "campaign_id": campaign_id,
+        "signed_at": signed,
+        "updated_at": signed,
+        "name": _odd(i, 0),
+        "title": _odd(i, 3),
+        "parliament": _odd(i, 5),
+        "party": _odd(i, 11),
+        "country_code": country,
+        "continent_code": geo.continent_of(country),
+        "email": f"{'=' if i % 13 == 0 else ''}p{i}@example.org",
+        "email_key": f"p{i}@example.org",
+        "email_domain": "example.org",
+        "name_key": f"{i} person",
+        "comment": _odd(i, 1) + (" " + _odd(i, 2) if i % 2 else ""),
+        "public": i % 2 == 0,
+        "source": "import" if i % 3 == 0 else "form",
+        "locale": "en",
+        "status": status,
+        "counted": status == "confirmed",
+        "confirmed_at": None if status == "pending" else signed + dt.timedelta(hours=1),
+        "verified_at": signed + dt.timedelta(days=1) if i % 4 == 0 else None,
+        "rejected_reason": "",
+        "duplicate_state": "held" if status == "held" else None,
+        "duplicate_notices": 0,
+    }
+
+
+def _sparse_campaigns(db: Session) -> tuple[Campaign, Campaign]:
+    """Ours and another campaign over ids 1-1100: interleaved, a gap, a run of the other's
+    rows, then ours again with rows missing (deleted)."""
+    ours = make_campaign(db, "release")
+    other = make_campaign(db, "other")
+    rows = [_varied_row(i, other.id if i % 5 == 0 else ours.id) for i in range(1, 261)]
+    rows += [_varied_row(i, other.id) for i in range(701, 781)]
+    rows += [_varied_row(i, ours.id) for i in range(781, 1101) if i % 9]
+    db.execute(insert(Signature), rows)
+    db.commit()
+    return ours, other
+
+
+def _guarded(text: str) -> str:
+    return "'" + text if text.startswith(export.FORMULA_PREFIXES) else text
+
+
+def _iso(moment: dt.datetime | None) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else ""
+
+
+def _csv_module_export(app: Flask, campaign_id: int, flt: export.SignatureFilter) -> str:
+    """The export as the csv module writes it from the ORM's values: the reference."""
+    db = new_session(app)
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(export.CSV_COLUMNS)
+    stmt = flt.apply(select(Signature).where(Signature.campaign_id == campaign_id))
+    for s in db.scalars(stmt.order_by(Signature.id)):
+        writer.writerow(
+            [
+                s.id,
+                _iso(s.signed_at),
+                _iso(s.confirmed_at),
+                s.status,
+                "true" if s.counted else "false",
+                "true" if s.verified_at else "false",
+                *(_guarded(t) for t in (s.name, s.title, s.parliament, s.party)),
+                s.country_code,
+                geo.country_name(s.country_code),
+                s.continent_code,
+                geo.continent_name(s.continent_code),
+                _guarded(s.email),
+                "true" if s.public else "false",
+                _guarded(s.comment),
+                s.source,
+            ]
+        )
+    db.close()
+    return out.getvalue()
+
+
+def _reader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(export.READER_THREAD_NAME)]
+
+
+FILTERS = (
+    export.SignatureFilter(),
+    export.SignatureFilter(status="counted"),
+    export.SignatureFilter(status="held"),
+    export.SignatureFilter(held=False),
+    export.SignatureFilter(q="ö"),
+    export.SignatureFilter(q='"'),
+    export.SignatureFilter(country="BQ"),
+    export.SignatureFilter(continent="AS", verified=True),
+    export.SignatureFilter(source="import", status="confirmed"),
+)
+
+
+def test_parallel_export_is_byte_identical_to_the_sequential_one(
+    any_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export, "CHUNK_ROWS", 16)  # ~70 ranges of ids, most of them partial
+    db = new_session(any_app)
+    ours, _ = _sparse_campaigns(db)
+    ours_id = ours.id
+    readers_seen = False
+    for flt in FILTERS:
+        parallel = []
+        for piece in export.csv_lines(db, ours, flt, bom=True):
+            parallel.append(piece)
+            readers_seen |= bool(_reader_threads())
+        with monkeypatch.context() as sequential:
+            sequential.setattr(export, "READ_THREADS", 1)
+            one_by_one = "".join(export.csv_lines(db, ours, flt, bom=True))
+            rows_one_by_one = list(export.signature_rows(db, ours, flt))
+        expected = _csv_module_export(any_app, ours_id, flt)
+
+        assert "".join(parallel) == one_by_one == export.BOM + expected, flt
+        assert list(export.signature_rows(db, ours, flt)) == rows_one_by_one, flt
+        assert rows_one_by_one == list(csv.reader(io.StringIO(expected, newline="")))[1:]
+    everyone = _csv_module_export(any_app, ours_id, export.SignatureFilter())
+    db.close()
+    assert readers_seen, "the ranges were read by reader threads"
+    assert everyone.count("\r\n") > 400  # the data set is what it claims to be
+    for cell in ('"Ol""ga ""Q"" Petrova"', "'=HYPERLINK", "'\tTabbed", '"\'\rCarriage"', "李小龙"):
+        assert cell in everyone
+    assert _reader_threads() == []
+
+
+def test_rows_added_during_a_download_are_in_it_once(
+    any_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export, "CHUNK_ROWS", 16)
+    db = new_session(any_app)
+    ours, _ = _sparse_campaigns(db)
+    ours_id = ours.id
+    pieces = export.csv_lines(db, ours)
+    head = [next(pieces), next(pieces)]  # the export has begun: the table ends at id 1100
+    # Some of these fall in the id range of the last range of ids, not read yet.
+    db.execute(insert(Signature), [_varied_row(i, ours_id) for i in range(1101, 1140)])
+    db.commit()
+    exported = "".join(head + list(pieces))
+    db.close()
+    assert exported == _csv_module_export(any_app, ours_id, export.SignatureFilter())
+    assert "\r\n1139,2026-" in exported
+    assert _reader_threads() == []
+
+
+def test_closing_a_download_early_leaves_no_reader_or_connection_behind(
+    any_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export, "CHUNK_ROWS", 16)
+    db = new_session(any_app)
+    ours, _ = _sparse_campaigns(db)
+    engine = any_app.extensions["engine"]
+    pieces = export.csv_lines(db, ours)
+    next(pieces)
+    next(pieces)
+    assert _reader_threads()
+
+    pieces.close()  # the client went away
+
+    assert _reader_threads() == []
+    assert engine.pool.checkedout() == 0
+    db.close()
+
+
+def test_a_client_that_disconnects_mid_download_stops_the_readers(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export, "CHUNK_ROWS", 16)
+    db = new_session(app)
+    ours, _ = _sparse_campaigns(db)
+    organizer = make_organizer(db, campaigns=(ours,))
+    db.close()
+    client = login(app.test_client(), organizer)
+
+    response = client.get("/admin/c/release/export.csv", buffered=False)
+    body = iter(response.response)
+    assert next(body).startswith(HEADER)
+    next(body)
+    assert _reader_threads()
+    response.close()
+
+    assert _reader_threads() == []
+    assert app.extensions["engine"].pool.checkedout() == 0
+
+
+def test_an_error_in_a_reader_thread_reaches_the_consumer(
+    any_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export, "CHUNK_ROWS", 16)
+    db = new_session(any_app)
+    ours, _ = _sparse_campaigns(db)
+    # One row in a range in the middle has a country the (broken) name lookup refuses.
+    db.execute(update(Signature).where(Signature.id == 151).values(country_code="XK"))
+    db.commit()
+    failed_in: list[str] = []
+    real_country_name = geo.country_name
+
+    def country_name(code: str, locale: str | None = None) -> str:
+        if code == "XK":
+            failed_in.append(threading.current_thread().name)
+            raise LookupError("no name for XK")
+        return real_country_name(code, locale)
+
+    monkeypatch.setattr(geo, "country_name", country_name)
+    pieces = export.csv_lines(db, ours)
+    with pytest.raises(LookupError, match="no name for XK"):
+        for _ in pieces:
+            pass
+
+    assert failed_in and failed_in[0].startswith(export.READER_THREAD_NAME)
+    assert _reader_threads() == []
+    assert any_app.extensions["engine"].pool.checkedout() == 0
+    db.close()
+
+
+def test_export_reads_while_another_writer_holds_the_lock(
+    app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every read is DEFERRED, in the reader threads too: none waits for the write lock
+    # (outside a request the session's transactions otherwise begin IMMEDIATE).
+    monkeypatch.setattr(dbmod, "SQLITE_BUSY_SECONDS", 0.5)
+    monkeypatch.setattr(export, "CHUNK_ROWS", 16)
+    app = app_factory()
+    db = new_session(app)
+    ours, _ = _sparse_campaigns(db)
+    expected = _csv_module_export(app, ours.id, export.SignatureFilter())
+    path = app.extensions["engine"].url.database
+    holder = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE signature SET name = 'changed' WHERE id = 1")
+    try:
+        exported = "".join(export.csv_lines(db, ours))
+    finally:
+        holder.rollback()
+        holder.close()
+        db.close()
+    assert exported == expected
+
+
+def test_every_read_walks_the_primary_key_so_other_campaigns_rows_cost_little(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A plan by a campaign index would sort all of the campaign's rows for every range.
+    monkeypatch.setattr(export, "CHUNK_ROWS", 16)
+    db = new_session(app)
+    ours, _ = _sparse_campaigns(db)
+    engine = app.extensions["engine"]
+    reads: dict[str, tuple[object, ...]] = {}
+
+    def remember(
+        conn: object, cursor: object, statement: str, parameters: Any, context: object, many: bool
+    ) -> None:
+        if "printf(" in statement:
+            reads[statement] = parameters
+
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        "".join(export.csv_lines(db, ours, export.SignatureFilter(status="counted")))
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+    plans = [
+        " / ".join(
+            str(row[-1])
+            for row in db.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+        )
+        for sql, params in reads.items()
+    ]
+    db.close()
+    assert len(plans) == 2  # the ranges, and the rows added since the export began
+    for plan in plans:
+        reads_of_signature = [step for step in plan.split(" / ") if "signature" in step]
+        assert reads_of_signature == [
+            "SEARCH signature USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"
+            if "rowid<" in plan
+            else "SEARCH signature USING INTEGER PRIMARY KEY (rowid>?)"
+        ], plan
+        assert "TEMP B-TREE" not in plan, plan
+
+
+def test_a_field_holding_the_mark_comes_out_as_it_is(
+    any_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database joins a read's lines with the place codes between marks (a unit
+    # separator); a read whose fields hold one is read again row by row.
+    monkeypatch.setattr(export, "CHUNK_ROWS", 16)
+    db = new_session(any_app)
+    ours, _ = _sparse_campaigns(db)
+    ours_id = ours.id
+    db.execute(
+        update(Signature)
+        .where(Signature.id.in_([3, 151, 1100]))
+        .values(comment="a\x1fb", party=export.MARK)
+    )
+    db.commit()
+    parallel = "".join(export.csv_lines(db, ours))
+    with monkeypatch.context() as sequential:
+        sequential.setattr(export, "READ_THREADS", 1)
+        one_by_one = "".join(export.csv_lines(db, ours))
+    db.close()
+    expected = _csv_module_export(any_app, ours_id, export.SignatureFilter())
+    assert parallel == one_by_one == expected
+    assert expected.count("\x1f") == 6
