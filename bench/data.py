@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -332,5 +333,35 @@ def count_outbox(url: str) -> int:
     try:
         with engine.connect() as conn:
             return int(conn.execute(text("SELECT count(*) FROM outbox_message")).scalar() or 0)
+    finally:
+        engine.dispose()
+
+
+@dataclass(frozen=True)
+class Drain:
+    """The outbox after a load: what was unsent, how long the sender took to send it."""
+
+    backlog: int
+    seconds: float
+    left: int
+
+
+def drain_outbox(url: str, timeout: float) -> Drain:
+    """Wait until every queued mail is sent, or timeout seconds."""
+    engine = engine_for(url)
+
+    def unsent() -> int:
+        # A read that ends at once: on SQLite a poll must not hold the sender's write lock.
+        with dbmod.reading(), engine.connect() as conn:
+            query = text("SELECT count(*) FROM outbox_message WHERE sent_at IS NULL")
+            return int(conn.execute(query).scalar() or 0)
+
+    try:
+        started = time.monotonic()
+        backlog = left = unsent()
+        while left and time.monotonic() - started < timeout:
+            time.sleep(0.05)
+            left = unsent()
+        return Drain(backlog, time.monotonic() - started, left)
     finally:
         engine.dispose()

@@ -20,6 +20,8 @@ SLUG = "bench"
 WORKERS = 2
 THREADS = 4  # campaign serve's default; passed to both servers so they match exactly
 USERS = 16  # closed-loop virtual users: twice the 2 x 4 worker threads, so none idles
+# How long item 1 waits, after its load, for the sender to send what the load queued.
+DRAIN_SECONDS = 120.0
 
 
 @dataclass
@@ -175,6 +177,7 @@ def signing_throughput(
     with campaign_server(url, folder) as server:
         log(f"1/{backend}: campaign serve, {USERS} users, {duration:.0f} s")
         signers = loadgen.Signers(loadgen.run_id(), codes)
+        cpu_before = server.cpu_seconds()
         result = loadgen.closed_loop(
             server.host,
             server.port,
@@ -185,6 +188,10 @@ def signing_throughput(
             warmup=warmup,
             probe=server.cpu_seconds,
         )
+        # The window's CPU leaves out mail the sender had not sent yet when the load
+        # stopped: wait for it, and count the server's CPU until then.
+        drain = data.drain_outbox(url, DRAIN_SECONDS)
+        cpu_with_mail = server.cpu_seconds() - cpu_before
         counts_ok, counts = counts_line(url, SLUG, folder, server)
     check = data.check_counts(url, SLUG, folder)
     expected = result.accepted + result.warmup_accepted
@@ -215,6 +222,16 @@ def signing_throughput(
         f"server CPU per accepted signature (gunicorn master + workers, mail sender included,"
         f" database server not): campaign {_cpu_per(result)}, bare {_cpu_per(bare_result)}"
         " (less skewed by machine load than the rates)"
+    )
+    notes.append(
+        f"mail: {drain.backlog:,} of {outbox:,} queued still unsent when the load stopped,"
+        + (
+            f" all sent {drain.seconds:.1f} s later"
+            if not drain.left
+            else f" {drain.left:,} still unsent {drain.seconds:.0f} s later"
+        )
+        + "; server CPU per signature until its mail was sent (warm-up included):"
+        + (f" {cpu_with_mail / outbox * 1000:.2f} ms" if outbox else " n/a")
     )
     notes.append(
         f"load generator CPU: {result.cpu_seconds / (duration + warmup):.0%} of one core during the"
@@ -257,6 +274,9 @@ def signing_throughput(
             "bare": _raw(bare_result),
             "rows": check.rows,
             "outbox": outbox,
+            "mail_unsent_after_load": drain.backlog,
+            "mail_drain_seconds": drain.seconds,
+            "server_cpu_with_mail_seconds": cpu_with_mail,
             "counts_exact": counts_ok,
         },
     )

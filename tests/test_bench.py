@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from bench import bare_app, data, items, loadgen, measure, page, sender, servers
@@ -267,3 +268,24 @@ def test_sender_bench_queues_and_delivers_every_mail(
     queue, cpu, wall = sender._round(tmp_path, 5)
     assert queue > 0 and cpu > 0 and wall > 0
     assert len(list((tmp_path / "instance" / "outbox").glob("*.eml"))) == 5
+
+
+def test_drain_outbox_waits_for_unsent_mail_and_says_what_is_left(tmp_path: Path) -> None:
+    url = data.sqlite_url(tmp_path / "drain.sqlite3")
+    data.prepare(url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO outbox_message (created_at, to_addr, subject, body_text, message_id,"
+                " attempts, next_attempt_at, last_error) VALUES"
+                " ('2026-01-01', 'a@example.org', 's', 't', '<1@x>', 0, '2026-01-01', '')"
+            )
+        )
+    drain = data.drain_outbox(url, 0.2)
+    assert (drain.backlog, drain.left) == (1, 1) and drain.seconds >= 0.2
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE outbox_message SET sent_at = '2026-01-01'"))
+    engine.dispose()
+    drained = data.drain_outbox(url, 5)
+    assert (drained.backlog, drained.left) == (0, 0) and drained.seconds < 1
