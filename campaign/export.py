@@ -34,7 +34,6 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
-    literal,
     literal_column,
     or_,
     select,
@@ -82,6 +81,9 @@ CHUNK_ROWS = 2000
 READ_THREADS = 2
 LOOK_AHEAD = 2 * READ_THREADS
 READER_THREAD_NAME = "campaign-export"
+# Marks the place codes in a line the database joined (the ASCII unit separator); a read
+# whose fields hold one is read again row by row.
+MARK = "\x1f"
 BOM = "\ufeff"
 
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y"})
@@ -203,9 +205,7 @@ class iso_utc(FunctionElement[str]):
 
 @compiles(iso_utc, "sqlite")
 def _iso_utc_sqlite(element: iso_utc, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite stores UTC text "YYYY-MM-DD HH:MM:SS.ffffff": slicing it beats strftime().
-    column = compiler.process(element.clauses, **kw)
-    return f"coalesce(substr({column}, 1, 10) || 'T' || substr({column}, 12, 8) || 'Z', '')"
+    return _printf([_printf_part(element, compiler, **kw)])
 
 
 @compiles(iso_utc)
@@ -268,11 +268,55 @@ class csv_line(FunctionElement[str]):
     inherit_cache = True
 
 
+class place_codes(FunctionElement[str]):
+    """SQL: a country and a continent code, each between two marks (MARK)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(place_codes, "sqlite")
+def _place_codes_sqlite(element: place_codes, compiler: SQLCompiler, **kw: Any) -> str:
+    return _printf([_printf_part(element, compiler, **kw)])
+
+
+@compiles(place_codes)
+def _place_codes_default(element: place_codes, compiler: SQLCompiler, **kw: Any) -> str:
+    country, continent = (compiler.process(clause, **kw) for clause in element.clauses)
+    mark = f"chr({ord(MARK)})"
+    return f"{mark} || {country} || {mark} || {continent} || {mark}"
+
+
+def _printf_part(element: Any, compiler: SQLCompiler, **kw: Any) -> tuple[str, list[str]]:
+    """SQLite: a field as a piece of a printf() format, and the piece's arguments.
+
+    Dates and place codes are written by printf() itself: every string SQLite makes
+    for a row is a malloc(), and in its default builds each malloc() takes one global
+    mutex, which the export's reader threads would otherwise queue for.
+    """
+    if isinstance(element, iso_utc):
+        # SQLite stores UTC as text "YYYY-MM-DD HH:MM:SS.ffffff": the date, "T", the time
+        # to the second and "Z"; "" for NULL (printf() writes NULL as "").
+        (column,) = (compiler.process(clause, **kw) for clause in element.clauses)
+        t, z = (f"CASE WHEN {column} IS NULL THEN '' ELSE '{c}' END" for c in "TZ")
+        return "%.10s%s%.8s%s", [column, t, f"substr({column}, 12)", z]
+    if isinstance(element, place_codes):
+        country, continent = (compiler.process(clause, **kw) for clause in element.clauses)
+        mark = f"char({ord(MARK)})"  # a constant: SQLite makes it once per statement
+        return "%s%s%s%s%s", [mark, country, mark, continent, mark]
+    return "%s", [compiler.process(element, **kw)]
+
+
+def _printf(parts: list[tuple[str, list[str]]], separator: str = "") -> str:
+    """SQLite: one printf() call writing the parts, separated."""
+    template = separator.join(template for template, _ in parts)
+    return f"printf('{template}', {', '.join(arg for _, args in parts for arg in args)})"
+
+
 @compiles(csv_line, "sqlite")
 def _csv_line_sqlite(element: csv_line, compiler: SQLCompiler, **kw: Any) -> str:
     # printf builds the line in one buffer; a chain of || copies it once per field.
-    fields = [compiler.process(field, **kw) for field in element.clauses]
-    return f"printf('{','.join(['%s'] * len(fields))}', {', '.join(fields)})"
+    return _printf([_printf_part(field, compiler, **kw) for field in element.clauses], ",")
 
 
 @compiles(csv_line)
@@ -306,11 +350,8 @@ _TAIL = (  # email ... source
 
 # A whole line, the place codes standing between marks where the names go:
 # "...,FR,<M>FR<M>EU<M>,email,..." becomes "...,FR,France,EU,Europe,email,...".
-MARK = "\x1f"  # the ASCII unit separator; a field that holds one is read row by row
 _LINE = csv_line(
-    *_HEAD,
-    literal(MARK) + Signature.country_code + MARK + Signature.continent_code + MARK,
-    *_TAIL,
+    *_HEAD, place_codes(Signature.country_code, Signature.continent_code), *_TAIL
 ).label("line")
 
 # The same line in parts, for the rows of a read whose fields hold a mark.
