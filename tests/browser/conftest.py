@@ -112,6 +112,31 @@ def _seed(app: Any) -> None:
         auth.add_to_campaign(session, organizer, letter)
 
 
+def _closing_when_done(app: Any) -> Any:
+    """The app, its responses closed as soon as they are sent.
+
+    werkzeug's development server closes a response after draining the request socket;
+    when the browser has already dropped the connection (a cancelled favicon fetch) that
+    read raises first, the close is skipped, and the static file's handle is left for the
+    garbage collector: a ResourceWarning that fails whichever test happens to run then.
+    """
+
+    def wrapped(environ: Any, start_response: Any) -> Iterator[bytes]:
+        inner = app(environ, start_response)
+
+        def body() -> Iterator[bytes]:
+            try:
+                yield from inner
+            finally:
+                close = getattr(inner, "close", None)
+                if close is not None:
+                    close()
+
+        return body()
+
+    return wrapped
+
+
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The app on a fresh SQLite database, served by werkzeug in a background thread."""
@@ -134,7 +159,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         }
     )
     _seed(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, _closing_when_done(app), threaded=True)
     base = f"http://127.0.0.1:{server.server_port}"
     app.config["BASE_URL"] = base
     thread = threading.Thread(target=server.serve_forever, daemon=True)
