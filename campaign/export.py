@@ -261,13 +261,6 @@ def _true_false(condition: SQLColumnExpression[bool]) -> ColumnElement[str]:
     return case((condition, "true"), else_="false")
 
 
-class csv_line(FunctionElement[str]):
-    """SQL: fields (none NULL) joined by commas into (part of) a CSV line, in one pass."""
-
-    type = String()
-    inherit_cache = True
-
-
 class place_codes(FunctionElement[str]):
     """SQL: a country and a continent code, each between two marks (MARK)."""
 
@@ -311,6 +304,13 @@ def _printf(parts: list[tuple[str, list[str]]], separator: str = "") -> str:
     """SQLite: one printf() call writing the parts, separated."""
     template = separator.join(template for template, _ in parts)
     return f"printf('{template}', {', '.join(arg for _, args in parts for arg in args)})"
+
+
+class csv_line(FunctionElement[str]):
+    """SQL: fields (none NULL) joined by commas into (part of) a CSV line, in one pass."""
+
+    type = String()
+    inherit_cache = True
 
 
 @compiles(csv_line, "sqlite")
