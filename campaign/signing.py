@@ -478,13 +478,6 @@ def sign(
         {"campaign_id": campaign.id, "name_key": person, "country_code": entry.country_code},
     )
     now = utcnow()
-    held = earlier is not None
-    if held:
-        status = "held"
-    elif campaign.require_confirmation and not confirmed:
-        status = "pending"
-    else:
-        status = "confirmed"
     values: dict[str, Any] = {
         "campaign_id": campaign.id,
         "signed_at": now,
@@ -504,8 +497,6 @@ def sign(
         "source": entry.source,
         "locale": entry.locale,
         "client_hash": entry.client_hash,
-        "status": status,
-        "counted": status == "confirmed",
         "confirmed_at": now if confirmed else None,
         "verified_at": None,
         "rejected_at": None,
@@ -513,19 +504,23 @@ def sign(
         "withdrawn_at": None,
         "erased_at": None,
         "duplicate_of_id": earlier,
-        "duplicate_state": "held" if held else None,
+        "duplicate_state": "held" if earlier is not None else None,
         "duplicate_notices": 0,
     }
+    # The status by tally's one rule, decided before the row exists.
+    signature = Signature(**values)
+    values["status"] = signature.status = tally.derive_status(signature, campaign)
+    values["counted"] = signature.counted = signature.status == "confirmed"
     # One INSERT that yields nothing when the address already signed (a racing request's
     # row included: PostgreSQL waits for that transaction, SQLite's writers are serialised),
     # instead of an ORM flush in a savepoint that a duplicate rolls back.
     new_id = db.scalar(_insert_new(db.get_bind().dialect.name), values)
     if new_id is None:
         return _existing(db, campaign, key, notice_limit)
-    if values["counted"]:
+    if signature.counted:
         tally.bump(db, campaign.id, entry.country_code, +1)
     # The row as inserted, in the session without reading it back.
-    signature = Signature(id=new_id, **values)
+    signature.id = new_id
     make_transient_to_detached(signature)
     db.add(signature)
     set_committed_value(signature, "campaign", campaign)
