@@ -475,7 +475,9 @@ def _write_eml(app: Flask, message: OutboxMessage, email: Message) -> str:
     outbox = os.path.join(app.instance_path, "outbox")
     os.makedirs(outbox, exist_ok=True)
     path = os.path.join(outbox, f"{message.created_at:%Y-%m-%d}-{message.id}.eml")
-    fd, tmp = tempfile.mkstemp(dir=outbox, prefix=".tmp-", suffix=".eml")
+    # Not named *.eml until whole: a reader globbing the outbox (pathlib's "*" matches dot
+    # files) must never pick up a mail still being written.
+    fd, tmp = tempfile.mkstemp(dir=outbox, prefix=".tmp-", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(email.as_bytes())

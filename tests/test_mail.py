@@ -1185,3 +1185,22 @@ def test_the_lease_can_be_taken_past_a_transaction_pooler(app_factory: Any) -> N
     assert isinstance(default, mail._PostgresLease)
     assert default._engine.url == app.extensions["engine"].url
     default.release()
+
+
+def test_a_mail_being_written_is_not_yet_an_eml_file(
+    app_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = app_factory()
+    seen: list[list[str]] = []
+    real_fsync = os.fsync
+
+    def look_while_writing(fd: int) -> None:
+        seen.append(sorted(p.name for p in (Path(app.instance_path) / "outbox").glob("*.eml")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", look_while_writing)
+    queue_one(app)
+    assert mail.deliver_due(app) == 1
+    # Mid-write (at the fsync) no *.eml existed; afterwards exactly the finished one does.
+    assert seen and seen[0] == []
+    assert len(eml_files(app)) == 1
