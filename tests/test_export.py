@@ -649,7 +649,7 @@ def test_export_reads_while_another_writer_holds_the_lock(
     ours, _ = _sparse_campaigns(db)
     expected = _csv_module_export(app, ours.id, export.SignatureFilter())
     path = app.extensions["engine"].url.database
-    holder = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    holder = sqlite3.connect(path, isolation_level=None, timeout=5)
     holder.execute("BEGIN IMMEDIATE")
     holder.execute("UPDATE signature SET name = 'changed' WHERE id = 1")
     try:
