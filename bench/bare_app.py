@@ -6,6 +6,13 @@ them), ``POST /c/<slug>/sign`` inserts the posted name, email and country in one
 transaction and answers 303 to the thanks page. No validation, no CSRF check, no
 deduplication, no mail, no counters: what is left is Flask, gunicorn and one INSERT.
 
+With ``--forms`` (``BENCH_BARE_FORMS=1``) it is the *forms floor*: the same app plus
+Flask-WTF's CSRF check (the token kept in Flask's signed session cookie) and a WTForms
+form with the signing form's nine fields whose address is checked by email-validator,
+still with no database read, no deduplication, no mail and no counters. The design card
+asks for those libraries, so no version of the real app can cost less than the floor;
+benchmark 1 reports it beside the bare app to show where the ratio's ceiling is.
+
 Served by ``python -m bench.bare_app --port P`` through campaign.server's own
 gunicorn runner, so the server settings are exactly those of ``campaign serve``.
 The database comes from ``BENCH_BARE_DATABASE_URL``: ``sqlite:///<path>`` (WAL,
@@ -87,10 +94,55 @@ def count_rows(url: str) -> int:
         conn.close()
 
 
-def create_bare_app(url: str | None = None) -> Flask:
-    """The bare app on the given database URL (default: the environment's)."""
+def forms_wanted() -> bool:
+    """Whether the environment asks for the forms floor."""
+    return os.environ.get("BENCH_BARE_FORMS", "") == "1"
+
+
+def _floor_form_class() -> type[Any]:
+    """A FlaskForm with the signing form's fields; only the address is really checked."""
+    from email_validator import EmailNotValidError, validate_email
+    from flask_wtf import FlaskForm
+    from wtforms import BooleanField, EmailField, SelectField, StringField, TextAreaField
+    from wtforms.validators import DataRequired, ValidationError
+
+    def deliverable_syntax(form: Any, field: Any) -> None:
+        try:
+            validate_email(field.data or "", check_deliverability=False)
+        except EmailNotValidError as error:
+            raise ValidationError(str(error)) from None
+
+    class FloorForm(FlaskForm):  # type: ignore[misc]
+        name = StringField(validators=[DataRequired()])
+        title = StringField()
+        parliament = StringField()
+        party = StringField()
+        country = SelectField(choices=[], validate_choice=False)
+        email = EmailField(validators=[deliverable_syntax])
+        comment = TextAreaField()
+        public = BooleanField()
+        website = StringField()
+
+    return FloorForm
+
+
+def create_bare_app(url: str | None = None, *, forms: bool | None = None) -> Flask:
+    """The bare app on the given database URL (default: the environment's).
+
+    forms (default: BENCH_BARE_FORMS) makes it the forms floor (see the module's doc).
+    """
     url = url or database_url()
+    forms = forms_wanted() if forms is None else forms
     app = Flask(__name__)
+    floor_form: type[Any] | None = None
+    if forms:
+        from flask_wtf.csrf import CSRFProtect
+
+        # One key for every worker (main() sets it before they fork): a cookie signed by
+        # one is read by the other.
+        app.config["SECRET_KEY"] = os.environ.get("BENCH_BARE_SECRET") or secrets.token_hex(32)
+        CSRFProtect(app)
+        floor_form = _floor_form_class()
     local = threading.local()
     is_sqlite = url.startswith("sqlite:")
 
@@ -102,12 +154,21 @@ def create_bare_app(url: str | None = None) -> Flask:
 
     @app.get("/c/<slug>")
     def form(slug: str) -> Response:
+        if floor_form is not None:
+            from flask_wtf.csrf import generate_csrf
+
+            # The token goes into Flask's session cookie, checked on every POST.
+            return Response(FORM.format(slug=slug, token=generate_csrf()))
         response = Response(FORM.format(slug=slug, token=secrets.token_hex(16)))
         response.set_cookie("session", secrets.token_hex(16), httponly=True)
         return response
 
     @app.post("/c/<slug>/sign")
     def sign(slug: str) -> Response:
+        if floor_form is not None:
+            submitted = floor_form()
+            if not submitted.validate():
+                return Response(repr(submitted.errors), 400)
         values = (
             request.form.get("name", ""),
             request.form.get("email", ""),
@@ -163,7 +224,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument(
+        "--forms", action="store_true", help="the forms floor: CSRF and a WTForms form too"
+    )
     args = parser.parse_args()
+    if args.forms:
+        os.environ["BENCH_BARE_FORMS"] = "1"  # read by create_bare_app in each worker
+        os.environ.setdefault("BENCH_BARE_SECRET", secrets.token_hex(32))
     create_schema(database_url())
     serve(args.host, args.port, args.workers, args.threads)
 

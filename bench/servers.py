@@ -182,12 +182,17 @@ def start_campaign(
     return server
 
 
-def start_bare(workdir: Path, database_url: str, *, workers: int = 2, threads: int = 4) -> Server:
-    """The bare app (bench/bare_app.py) behind the same gunicorn settings."""
+def start_bare(
+    workdir: Path, database_url: str, *, workers: int = 2, threads: int = 4, forms: bool = False
+) -> Server:
+    """The bare app (bench/bare_app.py) behind the same gunicorn settings; forms: the floor."""
     port = free_port()
     env = dict(os.environ, BENCH_BARE_DATABASE_URL=database_url)
     argv = [sys.executable, "-m", "bench.bare_app", "--port", str(port)]
     argv += ["--workers", str(workers), "--threads", str(threads)]
-    server = start("bare app", argv, env, workdir / f"bare-{port}.log", port)
+    if forms:
+        argv.append("--forms")
+    name = "forms floor" if forms else "bare app"
+    server = start(name, argv, env, workdir / f"bare-{port}.log", port)
     server.extra["database_url"] = database_url
     return server

@@ -69,6 +69,29 @@ def test_closed_loop_counts_every_request_and_row(bare: tuple[BaseWSGIServer, st
     assert bare_app.count_rows(url) == result.accepted + result.warmup_accepted
 
 
+def test_the_forms_floor_checks_csrf_and_the_address_then_stores(tmp_path: Path) -> None:
+    # The floor must really do the form libraries' work, or the ceiling it shows is false.
+    url = data.sqlite_url(tmp_path / "floor.sqlite3")
+    bare_app.create_schema(url)
+    client = bare_app.create_bare_app(url, forms=True).test_client()
+    fields = {"name": "Ana Pérez", "email": "ana@example.es", "country": "ES"}
+    assert client.post("/c/x/sign", data=fields).status_code == 400  # no token, no session
+    page = client.get("/c/x").get_data()
+    match = loadgen.CSRF_RE.search(page)
+    assert match is not None
+    token = (match.group(1) or match.group(2)).decode()
+    forged = client.post("/c/x/sign", data={**fields, "csrf_token": token + "x"})
+    assert forged.status_code == 400
+    bad = client.post("/c/x/sign", data={**fields, "email": "ana@", "csrf_token": token})
+    assert bad.status_code == 400
+    assert bare_app.count_rows(url) == 0
+    good = client.post("/c/x/sign", data={**fields, "csrf_token": token})
+    assert good.status_code == 303
+    assert bare_app.count_rows(url) == 1
+    # The bare app itself checks nothing.
+    assert bare_app.create_bare_app(url).test_client().post("/c/x/sign").status_code == 303
+
+
 def test_open_loop_sends_at_the_given_rate(bare: tuple[BaseWSGIServer, str]) -> None:
     server, url = bare
     signers = loadgen.Signers("open", data.countries())
