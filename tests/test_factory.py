@@ -120,3 +120,37 @@ def test_revision_0002_keeps_queued_mail_and_downgrades_once_it_is_sent(
         ).scalars()
         assert list(subjects) == ["Old mail", "Please confirm your signature: A letter"]
     engine.dispose()
+
+
+def _index_names(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            found = inspect(conn)
+            return {
+                index["name"] or ""
+                for table in ("signature", "audit_entry", "outbox_message")
+                for index in found.get_indexes(table)
+            }
+    finally:
+        engine.dispose()
+
+
+def test_revision_0003_adds_the_lookup_indexes_and_takes_them_back(empty_database: str) -> None:
+    url = empty_database
+    added = {
+        "ix_signature_campaign_status_signed",
+        "ix_signature_duplicate_of",
+        "ix_audit_entry_signature",
+        "ix_outbox_message_signature",
+    }
+    upgrade(url, "0002")
+    before = _index_names(url)
+    assert "ix_signature_campaign_status" in before
+    assert not added & before
+    upgrade(url, "0003")
+    after = _index_names(url)
+    assert added <= after
+    assert "ix_signature_campaign_status" not in after
+    command.downgrade(alembic_config(url), "0002")
+    assert _index_names(url) == before
