@@ -40,8 +40,7 @@ def test_default_app_is_not_testing(tmp_path, monkeypatch) -> None:
 # ix_signature_listed there (tests/test_signatories.py compares its SQL instead).
 @pytest.mark.filterwarnings(
     "ignore:Skipped unsupported reflection of expression-based index ix_signature_listed",
-    "ignore:autogenerate skipping metadata-specified expression-based index "
-    "'ix_signature_listed'",
+    "ignore:autogenerate skipping metadata-specified expression-based index 'ix_signature_listed'",
 )
 def test_migrations_build_the_models_schema_from_empty(app_factory, backend: str) -> None:
     app = app_factory(backend)
