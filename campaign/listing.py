@@ -1,10 +1,11 @@
 """The public list of signatories: listed signers (counted and public) by country, by pages.
 
-Plain functions taking the session first; no Flask here. Every read is bounded whatever the
-size of the letter: the number of listed signers per country (one GROUP BY, at most a row per
-country), every listed signer of a small letter (at most PAGE_SIZE rows), or one page of one
-country: a range of ix_signature_listed found from the previous page's last row (keyset),
-never an OFFSET, which would read and drop every row before the page.
+Plain functions taking the session first; no Flask here. No read returns more than a page,
+whatever the size of the letter: the number of listed signers per country (one GROUP BY, a row
+per country, read from ix_signature_listed alone), every listed signer of a small letter (at
+most PAGE_SIZE rows), or one page of one country: a range of ix_signature_listed found from
+the previous page's last row (keyset), never an OFFSET, which would read and drop every row
+before the page.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ CURSOR_MAX = 1200
 
 # The order of a country's page, as ix_signature_listed holds it: the database's lowercase of
 # the name (so that "de Souza" stands beside "Dean"), then the id, so equal names keep one
-# order from page to page.
+# order from page to page. SQLite lowers ASCII letters only, so there a name starting with
+# "É" comes after the Zs (as it does in Python's casefolded order of a small letter's page).
 _by_name = func.lower(Signature.name)
 
 
@@ -62,9 +64,20 @@ def parse_cursor(token: str) -> Cursor:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadCursor(token[:40]) from None
     match value:
-        case [str(key), int(id_)] if not isinstance(id_, bool) and 0 < id_ < 2**63:
+        case [str(key), int(id_)] if (
+            _storable(key) and not isinstance(id_, bool) and 0 < id_ < 2**63
+        ):
             return Cursor(key, id_)
     raise BadCursor(token[:40])
+
+
+def _storable(text: str) -> bool:
+    """Whether the databases take text as a parameter: UTF-8 (no lone surrogate), no NUL."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 @dataclass(frozen=True)

@@ -295,6 +295,14 @@ def _token(raw: bytes) -> str:
         ),
         ("country=FR&after=" + _token(b'["a", -3]'), "This link to a page of the list is damaged."),
         ("country=FR&after=" + _token(b"\xff\xfe"), "This link to a page of the list is damaged."),
+        (
+            "country=FR&after=" + _token(b'["a\\u0000", 1]'),
+            "This link to a page of the list is damaged.",
+        ),
+        (
+            "country=FR&after=" + _token(b'["\\ud800", 1]'),
+            "This link to a page of the list is damaged.",
+        ),
         ("country=FR&after=" + "A" * 5000, "This link to a page of the list is damaged."),
         (
             "country=FR&after=WyJhIiwxXQ&before=WyJhIiwxXQ",
@@ -304,11 +312,11 @@ def _token(raw: bytes) -> str:
     ],
 )
 def test_a_list_address_no_link_makes_answers_400_with_a_way_back(
-    client: FlaskClient, db: Session, small_pages: int, query: str, message: str
+    any_app: Flask, session: Session, small_pages: int, query: str, message: str
 ) -> None:
-    campaign = make_campaign(db, SLUG)
-    add_signers(db, campaign, [f"Name {i}" for i in range(12)], "FR")
-    response = client.get(f"/c/{SLUG}/signatories?{query}")
+    campaign = make_campaign(session, SLUG)
+    add_signers(session, campaign, [f"Name {i}" for i in range(12)], "FR")
+    response = any_app.test_client().get(f"/c/{SLUG}/signatories?{query}")
     assert response.status_code == 400
     assert message in response.text
     assert f'href="/c/{SLUG}/signatories">' in response.text
