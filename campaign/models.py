@@ -13,6 +13,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
+    func,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -138,6 +140,21 @@ class Signature(Base):
 
     campaign: Mapped[Campaign] = relationship()
     duplicate_of: Mapped[Signature | None] = relationship(remote_side=[id])
+
+
+# The public list of signatories: listed signers (counted and public) of one campaign and
+# country in name order, so that each page of it is one range of this index. Partial: the
+# rows nobody may list take no room in it and no time to skip.
+_LISTED = and_(Signature.counted.is_(True), Signature.public.is_(True))
+Index(
+    "ix_signature_listed",
+    Signature.campaign_id,
+    Signature.country_code,
+    func.lower(Signature.name),
+    Signature.id,
+    sqlite_where=_LISTED,
+    postgresql_where=_LISTED,
+)
 
 
 class TallyCount(Base):

@@ -36,6 +36,12 @@ def test_default_app_is_not_testing(tmp_path, monkeypatch) -> None:
     assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
 
 
+# SQLAlchemy cannot reflect an index on an expression from SQLite, so Alembic cannot compare
+# ix_signature_listed there (tests/test_signatories.py compares its SQL instead).
+@pytest.mark.filterwarnings(
+    "ignore:Skipped unsupported reflection of expression-based index ix_signature_listed",
+    "ignore:autogenerate skipping metadata-specified expression-based index 'ix_signature_listed'",
+)
 def test_migrations_build_the_models_schema_from_empty(app_factory, backend: str) -> None:
     app = app_factory(backend)
     engine = create_engine(app.config["DATABASE_URL"])
@@ -136,7 +142,7 @@ def _index_names(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_revision_0003_adds_the_lookup_indexes_and_takes_them_back(empty_database: str) -> None:
+def test_revision_0004_adds_the_lookup_indexes_and_takes_them_back(empty_database: str) -> None:
     url = empty_database
     added = {
         "ix_signature_campaign_status_signed",
@@ -144,13 +150,13 @@ def test_revision_0003_adds_the_lookup_indexes_and_takes_them_back(empty_databas
         "ix_audit_entry_signature",
         "ix_outbox_message_signature",
     }
-    upgrade(url, "0002")
+    upgrade(url, "0003")
     before = _index_names(url)
     assert "ix_signature_campaign_status" in before
     assert not added & before
-    upgrade(url, "0003")
+    upgrade(url, "0004")
     after = _index_names(url)
     assert added <= after
     assert "ix_signature_campaign_status" not in after
-    command.downgrade(alembic_config(url), "0002")
+    command.downgrade(alembic_config(url), "0003")
     assert _index_names(url) == before

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from itertools import groupby
 from urllib.parse import quote
 
 from flask import (
@@ -23,7 +22,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response as BaseResponse
 
-from campaign import campaigns, charts, geo, i18n, mail, signing, tally
+from campaign import campaigns, charts, geo, i18n, listing, mail, signing, tally
 from campaign.db import end_reading, get_session, reading, utcnow
 from campaign.extensions import limiter, rate
 from campaign.forms.public import ActionForm, SignForm
@@ -356,39 +355,77 @@ def tally_json(slug: str) -> Response:
 
 
 @bp.get("/c/<slug>/signatories")
-def signatories(slug: str) -> str:
-    """Counted signers who agreed to be listed, grouped by country; never an email."""
+def signatories(slug: str) -> str | BaseResponse:
+    """Counted signers who agreed to be listed, by country, a page at a time; never an email.
+
+    Up to listing.PAGE_SIZE listed signers the page lists them all; past that it lists the
+    countries, and ?country=FR lists one country's signers by pages (&after= or &before=
+    a position that the page's own links carry).
+    """
     found = _campaign_or_404(slug)
     locale = i18n.current()
-    rows = get_session().execute(
-        select(
-            Signature.country_code,
-            Signature.name,
-            Signature.title,
-            Signature.parliament,
-            Signature.party,
-            Signature.verified_at,
-        ).where(
-            Signature.campaign_id == found.id,
-            Signature.counted.is_(True),
-            Signature.public.is_(True),
+    db = get_session()
+    letter = i18n.letter_for(found, locale)
+    asked = request.args.get("country")
+    after, before = request.args.get("after"), request.args.get("before")
+    if asked is None:
+        if after is not None or before is not None:
+            return _signatories_problem(
+                found, letter, gettext("This link to a page of the list is damaged.")
+            )
+        countries = listing.countries(db, found.id, locale)
+        listed = sum(country.signers for country in countries)
+        small = listed <= listing.PAGE_SIZE
+        return render_template(
+            "public/signatories.html",
+            campaign=found,
+            letter=letter,
+            listed=listed,
+            countries=countries,
+            groups=listing.everyone(db, found.id, locale) if small and listed else None,
         )
-    )
-    named = sorted(
-        ((geo.country_name(row.country_code, locale), row) for row in rows),
-        key=lambda item: (item[0].casefold(), item[1].name.casefold()),
-    )
-    groups = [
-        (country, [row for _name, row in members])
-        for country, members in groupby(named, key=lambda item: item[0])
-    ]
+    code = asked.strip().upper()
+    if code != asked or not code:  # ?country=fr, or none chosen: that list's one address
+        if not code:
+            return redirect(url_for("public.signatories", slug=slug))
+        # url_for leaves out the None ones.
+        return redirect(
+            url_for("public.signatories", slug=slug, country=code, after=after, before=before)
+        )
+    if not geo.is_country(code):
+        return _signatories_problem(found, letter, gettext("This list has no such country."))
+    if after is not None and before is not None:
+        return _signatories_problem(
+            found, letter, gettext("This link to a page of the list is damaged.")
+        )
+    try:
+        page = listing.country_page(
+            db,
+            found.id,
+            code,
+            after=listing.parse_cursor(after) if after is not None else None,
+            before=listing.parse_cursor(before) if before is not None else None,
+        )
+    except listing.BadCursor:
+        return _signatories_problem(
+            found, letter, gettext("This link to a page of the list is damaged.")
+        )
     return render_template(
         "public/signatories.html",
         campaign=found,
-        letter=i18n.letter_for(found, locale),
-        groups=groups,
-        listed=len(named),
+        letter=letter,
+        country=code,
+        page=page,
+        paged=after is not None or before is not None,
     )
+
+
+def _signatories_problem(campaign: Campaign, letter: i18n.Letter, problem: str) -> BaseResponse:
+    """A 400 page for a list address no link of ours makes, leading back to the list."""
+    page = render_template(
+        "public/signatories.html", campaign=campaign, letter=letter, problem=problem
+    )
+    return make_response(page, 400)
 
 
 @bp.get("/healthz")

@@ -1,7 +1,7 @@
 """indexes for one signature's rows and for one status in signing order
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-29 20:40:00.000000
 
 In a campaign of a million signatures, an organizer's page for one signature read the
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
