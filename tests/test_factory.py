@@ -142,6 +142,11 @@ def _index_names(url: str) -> set[str]:
         engine.dispose()
 
 
+@pytest.mark.filterwarnings(
+    # SQLAlchemy cannot read an index on an expression back from SQLite; 0003's own test
+    # compares that one's SQL.
+    "ignore:Skipped unsupported reflection of expression-based index ix_signature_listed",
+)
 def test_revision_0004_adds_the_lookup_indexes_and_takes_them_back(empty_database: str) -> None:
     url = empty_database
     added = {
