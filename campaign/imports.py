@@ -361,6 +361,7 @@ class _Importer:
         self.ids = array("q")
         self.lines = array("q")
         self.counted_by_country: Counter[str] = Counter()
+        self.listed_by_country: Counter[str] = Counter()
         self._status = {held: self._derive(held) for held in (False, True)}
         # What every new signature of this run shares; _values gives the rest.
         self._insert = _Insert(
@@ -409,7 +410,9 @@ class _Importer:
                 self.db.execute(text("ANALYZE signature"))
                 analyzed = True
         for country, count in self.counted_by_country.items():
-            tally.bump(self.db, self.campaign.id, country, count)
+            tally.bump(
+                self.db, self.campaign.id, country, count, listed=self.listed_by_country[country]
+            )
         return self.report
 
     def _chunk(self, chunk: list[_Row]) -> list[int]:
@@ -545,6 +548,7 @@ class _Importer:
         counted = status == "confirmed"
         if counted:
             self.counted_by_country[entry.country_code] += 1
+            self.listed_by_country[entry.country_code] += bool(entry.public)
             self.report.counted += 1
         return (
             row.signed_at or self.now,

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, Row, func, or_, select
 from sqlalchemy.orm import Session
 
 from campaign import geo
-from campaign.models import Signature
+from campaign.models import Signature, TallyCount
 
 # A letter with this many listed signers or fewer shows them all on one page, by country;
 # past it, the page shows the countries, and a country's signers come this many at a time.
@@ -154,10 +154,12 @@ _COLUMNS = (
 
 def countries(session: Session, campaign_id: int, locale: str | None) -> list[CountryListing]:
     """Each country with listed signers and their number, by name in the reader's language."""
+    # The counters tally keeps with every change of a signature (one row per country), not
+    # a count of the rows, which would read every listed signer of the letter.
     rows = session.execute(
-        select(Signature.country_code, func.count())
-        .where(*_listed(campaign_id))
-        .group_by(Signature.country_code)
+        select(TallyCount.country_code, TallyCount.listed).where(
+            TallyCount.campaign_id == campaign_id, TallyCount.listed > 0
+        )
     )
     found = [CountryListing(code, geo.country_name(code, locale), n) for code, n in rows]
     return sorted(found, key=lambda country: country.name.casefold())

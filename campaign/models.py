@@ -158,7 +158,7 @@ Index(
 
 
 class TallyCount(Base):
-    """Counted signatures per campaign and country, kept in step with every status change."""
+    """Counted (and listed) signatures per campaign and country, in step with every change."""
 
     __tablename__ = "tally_count"
 
@@ -168,6 +168,9 @@ class TallyCount(Base):
     country_code: Mapped[str] = mapped_column(String(2), primary_key=True)
     continent_code: Mapped[str] = mapped_column(String(2))
     signatures: Mapped[int] = mapped_column(Integer, default=0)
+    # Of those, the ones who agreed to be listed publicly (counted AND public): the country
+    # table of the public list of signatories reads these instead of counting the rows.
+    listed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -518,7 +518,7 @@ def sign(
     if new_id is None:
         return _existing(db, campaign, key, notice_limit)
     if signature.counted:
-        tally.bump(db, campaign.id, entry.country_code, +1)
+        tally.bump(db, campaign.id, entry.country_code, +1, listed=int(entry.public))
     # The row as inserted, in the session without reading it back.
     signature.id = new_id
     make_transient_to_detached(signature)

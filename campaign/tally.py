@@ -12,7 +12,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, func, inspect, select
+from sqlalchemy import Table, case, func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -89,25 +89,36 @@ def refresh(session: Session, signature: Signature) -> bool:
     Returns whether the signature counts now. The signature must have been loaded
     with :func:`lock` (or be new) so that ``counted`` reflects what the counters hold.
     """
+    # What the counters hold for it, read first: loading its campaign may autoflush the
+    # caller's changes, after which their history (the old country, the old listing) is gone.
+    was_counted = bool(signature.counted)
+    attrs = inspect(signature).attrs
+    history = attrs.country_code.history
+    old_country = history.deleted[0] if history.deleted else signature.country_code
+    history = attrs.public.history
+    was_public = bool(history.deleted[0] if history.deleted else signature.public)
     campaign = signature.campaign or session.get(Campaign, signature.campaign_id)
     assert campaign is not None
     status = derive_status(signature, campaign)
     counts = status == "confirmed"
-    was_counted = bool(signature.counted)
-    history = inspect(signature).attrs.country_code.history
-    old_country = history.deleted[0] if history.deleted else signature.country_code
     signature.status = status
     signature.counted = counts
     session.flush()
-    if was_counted and (not counts or old_country != signature.country_code):
-        bump(session, signature.campaign_id, old_country, -1)
-    if counts and (not was_counted or old_country != signature.country_code):
-        bump(session, signature.campaign_id, signature.country_code, +1)
+    country, public = signature.country_code, bool(signature.public)
+    moved = old_country != country
+    if was_counted and (not counts or moved):
+        bump(session, signature.campaign_id, old_country, -1, listed=-int(was_public))
+    if counts and (not was_counted or moved):
+        bump(session, signature.campaign_id, country, +1, listed=int(public))
+    elif counts and was_public != public:
+        bump(session, signature.campaign_id, country, 0, listed=int(public) - int(was_public))
     return counts
 
 
-def bump(session: Session, campaign_id: int, country_code: str, delta: int) -> None:
-    """Add delta to one country's counter, creating the row on first use (atomic upsert)."""
+def bump(
+    session: Session, campaign_id: int, country_code: str, delta: int, *, listed: int = 0
+) -> None:
+    """Add delta (and listed) to one country's counters, making the row on first use (upsert)."""
     session.execute(
         _upsert(session.get_bind().dialect.name),
         {
@@ -115,6 +126,7 @@ def bump(session: Session, campaign_id: int, country_code: str, delta: int) -> N
             "country_code": country_code,
             "continent_code": geo.continent_of(country_code),
             "signatures": delta,
+            "listed": listed,
             "updated_at": utcnow(),
         },
     )
@@ -131,6 +143,7 @@ def _upsert(dialect_name: str) -> Any:
         # excluded.* is the row this INSERT proposed: its delta and its time.
         set_={
             "signatures": table.c.signatures + stmt.excluded.signatures,
+            "listed": table.c.listed + stmt.excluded.listed,
             "updated_at": stmt.excluded.updated_at,
         },
     )
@@ -188,26 +201,37 @@ def total(session: Session, campaign: Campaign) -> int:
 
 
 def recount(session: Session, campaign: Campaign) -> dict[str, tuple[int, int]]:
-    """Rebuild the counters from the rows; returns {country: (was, now)} where they differed."""
-    fresh = dict(
-        session.execute(
-            select(Signature.country_code, func.count())
+    """Rebuild the counters from the rows; returns {country: (was, now)} where they differed.
+
+    A listed counter that differed is returned as {"<country> listed": (was, now)}.
+    """
+    fresh = {
+        code: (int(counted), int(listed or 0))
+        for code, counted, listed in session.execute(
+            select(
+                Signature.country_code,
+                func.count(),
+                func.sum(case((Signature.public.is_(True), 1), else_=0)),
+            )
             .where(Signature.campaign_id == campaign.id, Signature.counted.is_(True))
             .group_by(Signature.country_code)
-        ).all()
-    )
+        )
+    }
     stored = {
         row.country_code: row
         for row in session.scalars(select(TallyCount).where(TallyCount.campaign_id == campaign.id))
     }
     drift: dict[str, tuple[int, int]] = {}
     for code in set(fresh) | set(stored):
-        now = int(fresh.get(code, 0))
+        now, listed_now = fresh.get(code, (0, 0))
         row = stored.get(code)
-        was = row.signatures if row else 0
-        if was == now:
+        was, listed_was = (row.signatures, row.listed) if row else (0, 0)
+        if was != now:
+            drift[code] = (was, now)
+        if listed_was != listed_now:
+            drift[f"{code} listed"] = (listed_was, listed_now)
+        if (was, listed_was) == (now, listed_now):
             continue
-        drift[code] = (was, now)
         if row is None:
             session.add(
                 TallyCount(
@@ -215,9 +239,10 @@ def recount(session: Session, campaign: Campaign) -> dict[str, tuple[int, int]]:
                     country_code=code,
                     continent_code=geo.continent_of(code),
                     signatures=now,
+                    listed=listed_now,
                 )
             )
         else:
-            row.signatures = now
+            row.signatures, row.listed = now, listed_now
     session.flush()
     return drift

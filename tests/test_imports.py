@@ -17,9 +17,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from campaign import imports, mail
+from campaign import imports, mail, tally
 from campaign.db import new_session
-from campaign.models import AuditEntry, Campaign, OutboxMessage, Signature
+from campaign.models import AuditEntry, Campaign, OutboxMessage, Signature, TallyCount
 
 HEADER = "name,title,parliament,party,country_code,email,public,comment\r\n"
 
@@ -147,6 +147,11 @@ def test_apply_counts_at_once_with_source_import_and_an_audit_entry(setup) -> No
     assert rows[1].public is False
     assert rows[2].duplicate_of_id == rows[0].id
     assert rows[3].duplicate_of_id == 1
+    # The counters moved with the rows, the listed ones (counted and public) too.
+    assert tally.recount(db, db.get_one(Campaign, rows[0].campaign_id)) == {}
+    assert db.scalar(select(func.sum(TallyCount.listed))) == sum(
+        1 for s in db.scalars(select(Signature)) if s.counted and s.public
+    )
     entry = db.scalars(select(AuditEntry)).one()
     db.close()
     assert entry.action == "signatures.import"

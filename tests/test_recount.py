@@ -21,11 +21,16 @@ from sqlalchemy import func, select
 
 from campaign import campaigns, review, signing, tally
 from campaign.db import session_scope
-from campaign.models import Campaign, Organizer, Signature
+from campaign.models import Campaign, Organizer, Signature, TallyCount
 
 SIGNERS = 60
 THREADS = 8
 COUNTRIES = ["KH", "FR", "BR", "NZ", "KE", "CA"]
+
+
+def _public(n: int) -> bool:
+    """Half of the signers of each kind agree to be listed publicly."""
+    return (n // 4) % 2 == 0
 
 
 def _setup(app: Flask) -> tuple[int, int, list[int]]:
@@ -47,6 +52,7 @@ def _setup(app: Flask) -> tuple[int, int, list[int]]:
                 party="",
                 country_code=COUNTRIES[n % len(COUNTRIES)],
                 email=f"member{n}@example.org",
+                public=_public(n),
             )
             outcome = signing.sign(db, campaign, entry)
             assert outcome.created
@@ -139,10 +145,23 @@ def test_no_counter_drift_under_concurrent_confirm_reject_erase(
             }
         )
         statuses = Counter(db.scalars(select(Signature.status)))
+        listed = {
+            code: n
+            for code, n in db.execute(
+                select(TallyCount.country_code, TallyCount.listed).where(
+                    TallyCount.campaign_id == campaign_id
+                )
+            )
+            if n
+        }
         campaign = db.get_one(Campaign, campaign_id)
-        assert tally.recount(db, campaign) == {}
+        assert tally.recount(db, campaign) == {}  # the listed counters too
         assert tally.total(db, campaign) == sum(expected.values())
     assert fresh == expected
+    # Erasure took the listing of public signers with it; the kept ones stay listed.
+    assert listed == Counter(
+        COUNTRIES[n % len(COUNTRIES)] for n in range(SIGNERS) if n % 4 == 0 and _public(n)
+    )
     assert statuses == {
         "confirmed": SIGNERS // 4,
         "rejected": SIGNERS // 4,
