@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from campaign import audit, review
 from campaign.db import session_scope
-from campaign.models import AuditEntry, Campaign, OutboxMessage, Signature
+from campaign.models import AuditEntry, Campaign, OutboxMessage, Signature, TallyCount
 
 # Audit fields that may name a signer; the same ones an organizer's erasure redacts.
 PERSONAL_AUDIT_FIELDS = tuple(dict.fromkeys(("rejected_reason", *review.ERASED_VALUES)))
@@ -59,6 +59,22 @@ def anonymize(db: Session, cutoff: dt.datetime, *, dry_run: bool = False) -> Ano
             **review.ERASED_VALUES,
             # Unique per campaign (the UNIQUE email key), as an erasure leaves it.
             email_key=literal("erased:") + cast(Signature.id, String),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    # No one anonymized is listed any more (public is blanked): the listed counters follow.
+    db.execute(
+        update(TallyCount)
+        .where(TallyCount.campaign_id.in_(ids))
+        .values(
+            listed=select(func.count())
+            .where(
+                Signature.campaign_id == TallyCount.campaign_id,
+                Signature.country_code == TallyCount.country_code,
+                Signature.counted.is_(True),
+                Signature.public.is_(True),
+            )
+            .scalar_subquery()
         )
         .execution_options(synchronize_session=False)
     )
