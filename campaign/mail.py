@@ -25,8 +25,10 @@ import fcntl
 import functools
 import logging
 import os
+import random
 import smtplib
 import ssl
+import sys
 import tempfile
 import threading
 import time
@@ -38,6 +40,7 @@ from email.header import Header
 from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
+from email.policy import Compat32
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -153,11 +156,12 @@ _MARK_FAILED = (
 def header_safe(value: str) -> str:
     """The value with control characters and line breaks replaced, fit for one mail header."""
     # CR/LF (and their Unicode cousins) would start a new header; other control
-    # characters have no place in a header either.
-    cleaned = "".join(
-        " " if unicodedata.category(char) in ("Cc", "Zl", "Zp") else char for char in value
-    )
-    return " ".join(cleaned.split())
+    # characters have no place in a header either. A printable value has none of them.
+    if not value.isprintable():
+        value = "".join(
+            " " if unicodedata.category(char) in ("Cc", "Zl", "Zp") else char for char in value
+        )
+    return " ".join(value.split())
 
 
 @functools.lru_cache(maxsize=8)
@@ -489,16 +493,79 @@ def _title_for(campaign: Campaign, locale: str) -> str:
     return campaign.title
 
 
+class _MailPolicy(Compat32):
+    """compat32, writing a header that needs neither folding nor encoding as it stands.
+
+    compat32 puts every header through email.header.Header, the largest cost of writing a
+    mail; a printable ASCII value that fits its line comes out of it unchanged, so it is
+    written directly. Anything else (a long or non-ASCII value, a Header) goes through it.
+    """
+
+    def fold(self, name: str, value: Any) -> str:
+        """The header as one line when it fits, else as compat32 folds it."""
+        if self._fits(name, value):
+            return f"{name}: {value}{self.linesep}"
+        return super().fold(name, value)
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        """The header as one line when it fits, else as compat32 folds it; ASCII bytes."""
+        if self._fits(name, value):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+    def _fits(self, name: str, value: Any) -> bool:
+        # Header.encode() splits a line only when it is longer than max_line_length, and
+        # only at whitespace, which it keeps; it encodes only non-ASCII text.
+        limit = self.max_line_length
+        return (
+            isinstance(value, str)
+            and value.isascii()
+            and value.isprintable()
+            and bool(limit)
+            and len(name) + 2 + len(value) <= cast(int, limit)
+        )
+
+
+_POLICY = _MailPolicy()
+# The email package's boundary: 15 "=", a random number of sys.maxsize's width, "==".
+_BOUNDARY_WIDTH = len(str(sys.maxsize - 1))
+
+
+def _boundary(*bodies: str) -> str:
+    """A multipart boundary as the email package makes them, found in none of the bodies."""
+    # Given none, the generator makes one and compiles a regular expression per mail to
+    # check that no line of the encoded parts is the boundary. A boundary found nowhere
+    # in the bodies is in none of their lines either: a 7bit or 8bit part is its body's
+    # lines, and quoted-printable writes every "=" as "=3D", so it never has two in a row.
+    while True:
+        boundary = f"{'=' * 15}{random.randrange(sys.maxsize):0{_BOUNDARY_WIDTH}d}=="
+        if not any(boundary in body for body in bodies):
+            return boundary
+
+
+@functools.lru_cache(maxsize=8)
+def _from_header(mail_from: str) -> str | None:
+    """The From header of a mail from this address; None unless the address is ASCII."""
+    if not parseaddr(mail_from)[1].isascii():
+        return None
+    return formataddr(parseaddr(header_safe(mail_from)), charset="utf-8")
+
+
 def build_message(mail_from: str, message: OutboxMessage, mail: Composed) -> Message:
     """The RFC 5322 message of a claimed outbox row: text, and HTML as an alternative."""
-    if not (parseaddr(mail_from)[1].isascii() and message.to_addr.isascii()):
+    sender = _from_header(mail_from)
+    if sender is None or not message.to_addr.isascii():
         return _build_international(mail_from, message, mail)
     # The compat32 MIME classes build the same mail as EmailMessage with its default policy
     # in a quarter of the CPU (no header registry parsing each header): the sender's largest
     # cost after composing. Headers that may hold non-ASCII text are RFC 2047-encoded here.
-    email = MIMEMultipart("alternative") if mail.html else _text_part(mail.text, "plain")
-    name, address = parseaddr(header_safe(mail_from))
-    email["From"] = formataddr((name, address), charset="utf-8")
+    if mail.html:
+        email: Message = MIMEMultipart(
+            "alternative", boundary=_boundary(mail.text, mail.html), policy=_POLICY
+        )
+    else:
+        email = _text_part(mail.text, "plain")
+    email["From"] = sender
     email["To"] = header_safe(message.to_addr)
     subject = header_safe(mail.subject)
     # A Header RFC 2047-encodes a non-ASCII subject (typeshed allows only str here).
@@ -520,7 +587,7 @@ def _text_part(body: str, subtype: str) -> MIMENonMultipart:
     # (typeshed types body_encoding as int, but None is the documented "no encoding".)
     qp = _transfer_encoding(body) == "quoted-printable"
     charset.body_encoding = QP if qp else None  # type: ignore[assignment]
-    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    part = MIMENonMultipart("text", subtype, charset="utf-8", policy=_POLICY)
     # Ending in a line break, as EmailMessage.set_content() ends every text part.
     part.set_payload(body if body.endswith("\n") else body + "\n", charset)
     return part
@@ -545,7 +612,11 @@ def _transfer_encoding(body: str) -> str:
     """7bit or 8bit while lines fit SMTP's limit, so links stay whole in the raw mail and .eml."""
     # quoted-printable would break a long confirm link across lines with "=" soft breaks,
     # and a signer reading the .eml (no SMTP host) could not copy it.
-    if all(len(line.encode()) <= SMTP_LINE_MAX for line in body.splitlines()):
+    lines = body.splitlines()
+    # A character is at most 4 octets in UTF-8: most bodies need no encoding to tell.
+    if max(map(len, lines), default=0) <= SMTP_LINE_MAX // 4 or all(
+        len(line.encode()) <= SMTP_LINE_MAX for line in lines
+    ):
         return "7bit" if body.isascii() else "8bit"
     return "quoted-printable"
 

@@ -1,0 +1,71 @@
+"""The sender's shortcuts in writing a mail give the bytes the email package would."""
+
+from __future__ import annotations
+
+import email
+import itertools
+import random
+import string
+from email import policy
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from campaign import mail
+
+NAMES = ["Subject", "To", "From", "Message-ID", "Content-Transfer-Encoding", "X"]
+# Printable ASCII and the characters Header treats specially: tab, CR/LF, ";" and ",".
+VALUES = st.text(alphabet=string.printable + "\x7f\x0b\x0c\x1c", max_size=120) | st.text(
+    max_size=60
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(name=st.sampled_from(NAMES), value=VALUES, linesep=st.sampled_from(["\n", "\r\n"]))
+def test_a_header_is_written_as_compat32_writes_it(name: str, value: str, linesep: str) -> None:
+    ours, theirs = mail._POLICY.clone(linesep=linesep), policy.compat32.clone(linesep=linesep)
+    try:
+        expected = theirs.fold_binary(name, value)
+    except Exception as error:
+        with pytest.raises(type(error)):
+            ours.fold_binary(name, value)
+        return
+    assert ours.fold_binary(name, value) == expected
+    assert ours.fold(name, value) == theirs.fold(name, value)
+
+
+@pytest.mark.parametrize("words", ["word ", "a bc ", "x, y; ", "long" * 30])
+@pytest.mark.parametrize("length", range(66, 92))
+def test_a_header_is_folded_only_past_its_line(words: str, length: int) -> None:
+    value = (words * 30)[: length - len("Subject: ")]
+    assert mail._POLICY.fold_binary("Subject", value) == policy.compat32.fold_binary(
+        "Subject", value
+    )
+
+
+def test_the_boundary_occurs_in_no_body(monkeypatch: pytest.MonkeyPatch) -> None:
+    numbers = itertools.chain([1, 1, 2], itertools.repeat(3))
+    monkeypatch.setattr(random, "randrange", lambda _stop: next(numbers))
+    taken = "=" * 15 + "1".zfill(19) + "=="
+    assert mail._boundary("plain", f"--{taken}") == "=" * 15 + "2".zfill(19) + "=="
+    assert mail._boundary(f"x{taken}", "html") == "=" * 15 + "3".zfill(19) + "=="
+
+
+def test_a_multipart_mail_keeps_its_boundary_out_of_its_parts() -> None:
+    row = mail.OutboxMessage(
+        id=1,
+        to_addr="ada@example.org",
+        message_id="<1@example.org>",
+        created_at=mail.utcnow(),
+    )
+    built = mail.build_message(
+        "campaign@localhost", row, mail.Composed("Hi", "text\n", "<p>html</p>")
+    )
+    boundary = built.get_boundary()
+    assert boundary is not None and boundary.startswith("=" * 15)
+    parsed = email.message_from_bytes(built.as_bytes(), policy=policy.default)
+    assert [part.get_content_type() for part in parsed.iter_parts()] == [  # type: ignore[attr-defined]
+        "text/plain",
+        "text/html",
+    ]
