@@ -82,6 +82,12 @@ COMPOSED: list[tuple[str, str, str | None]] = [
     ("A plain notice", "Hello,\n\nplain text only.\n", None),
     ("Une notice accentuée", "Bonjour Zoë,\n", "<p>Bonjour Zoë,</p>"),
     ("A long line", "x" * 1200 + "\nthe end\n", "<p>" + "y" * 1100 + "</p>"),
+    # SMTP's generator writes a line starting "From " as ">From "; line ends become CRLF.
+    (
+        "From the organisers",
+        "From the organisers:\nFrom here on\r\nthank you.\rZoë\n>From here\n\n",
+        "<p>\nFrom html</p>",
+    ),
 ]
 SENDERS = {
     "ascii": "campaign@localhost",
