@@ -23,9 +23,11 @@ import atexit
 import datetime as dt
 import fcntl
 import functools
+import io
 import logging
 import os
 import random
+import re
 import smtplib
 import ssl
 import sys
@@ -36,11 +38,12 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.charset import QP, Charset
+from email.generator import BytesGenerator
 from email.header import Header
 from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
-from email.policy import Compat32
+from email.policy import Compat32, EmailPolicy
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -593,6 +596,104 @@ def _text_part(body: str, subtype: str) -> MIMENonMultipart:
     return part
 
 
+# A body's line ends, as the email package's generator splits it into lines.
+_LINE_END = re.compile(r"\r\n|\r|\n")
+# What smtplib's generator writes as ">From " (mangle_from_), lest a mailbox split there.
+_FROM_LINE = re.compile(r"^From ", re.MULTILINE)
+_POLICY_SMTP = _POLICY.clone(linesep="\r\n")
+
+
+def mail_bytes(mail_from: str, message: OutboxMessage, mail: Composed, *, smtp: bool) -> bytes:
+    """The mail as build_message() builds it, in bytes: the outbox file's, or the SMTP data.
+
+    With smtp, as smtplib's send_message() writes it: CRLF line ends, body lines starting
+    "From " as ">From ". Most mails are written here directly, in the email package's
+    layout (tests/test_mail_build.py compares the two); only a mail to or from a non-ASCII
+    address, or with a body that needs quoted-printable, is built and flattened by it.
+    """
+    data = _direct_bytes(mail_from, message, mail, smtp)
+    if data is not None:
+        return data
+    email = build_message(mail_from, message, mail)
+    if not smtp:
+        return email.as_bytes()
+    with io.BytesIO() as buffer:
+        # As smtplib writes it: the message's policy, CRLF, "From " escaped; a non-ASCII
+        # address needs SMTPUTF8, and its UTF-8 headers (see _Outlet.send).
+        utf8 = isinstance(email, EmailMessage)
+        generator = BytesGenerator(
+            buffer, policy=cast(EmailPolicy, email.policy).clone(utf8=True) if utf8 else None
+        )
+        generator.flatten(email, linesep="\r\n")
+        return buffer.getvalue()
+
+
+def _direct_bytes(
+    mail_from: str, message: OutboxMessage, mail: Composed, smtp: bool
+) -> bytes | None:
+    """mail_bytes() written without the email package; None when the mail needs it."""
+    sender = _from_header(mail_from)
+    if sender is None or not message.to_addr.isascii():
+        return None
+    bodies = [(mail.text, "plain"), (mail.html, "html")] if mail.html else [(mail.text, "plain")]
+    encodings = [_transfer_encoding(body) for body, _subtype in bodies]
+    if "quoted-printable" in encodings:
+        return None
+    policy = _POLICY_SMTP if smtp else _POLICY
+    newline = policy.linesep.encode()
+    subject = header_safe(mail.subject)
+    headers: list[tuple[str, Any]] = [
+        ("From", sender),
+        ("To", header_safe(message.to_addr)),
+        # A Header RFC 2047-encodes a non-ASCII subject, as in build_message().
+        ("Subject", subject if subject.isascii() else Header(subject, "utf-8")),
+        ("Date", format_datetime(message.created_at)),
+        ("Message-ID", header_safe(message.message_id)),
+        ("Auto-Submitted", "auto-generated"),
+    ]
+    parts = [
+        _direct_part(policy, body, subtype, encoding, smtp)
+        for (body, subtype), encoding in zip(bodies, encodings, strict=True)
+    ]
+    if len(parts) == 1:
+        # A text-only mail is its one part, the mail's headers after the part's.
+        part_headers, body = parts[0]
+        return part_headers + _headers(policy, headers) + newline + body
+    boundary = _boundary(*(body for body, _subtype in bodies)).encode()
+    top = [("Content-Type", f'multipart/alternative; boundary="{boundary.decode()}"')]
+    layout = [_headers(policy, [*top, ("MIME-Version", "1.0"), *headers]), newline]
+    for number, (part_headers, body) in enumerate(parts):
+        # The generator's layout: "--boundary" on its own line, a line break before each
+        # but the first, the closing "--boundary--" after the last part's line break.
+        layout += [newline if number else b"", b"--", boundary, newline, part_headers, newline]
+        layout.append(body)
+    layout += [newline, b"--", boundary, b"--", newline]
+    return b"".join(layout)
+
+
+def _direct_part(
+    policy: Compat32, body: str, subtype: str, encoding: str, smtp: bool
+) -> tuple[bytes, bytes]:
+    """A text part's headers and body in bytes, as _text_part() and the generator give them."""
+    headers = _headers(
+        policy,
+        [
+            ("Content-Type", f'text/{subtype}; charset="utf-8"'),
+            ("MIME-Version", "1.0"),
+            ("Content-Transfer-Encoding", encoding),
+        ],
+    )
+    payload = body if body.endswith("\n") else body + "\n"
+    if smtp:
+        payload = _FROM_LINE.sub(">From ", payload)
+    return headers, policy.linesep.join(_LINE_END.split(payload)).encode()
+
+
+def _headers(policy: Compat32, headers: list[tuple[str, Any]]) -> bytes:
+    """The headers as the generator writes them with this policy."""
+    return b"".join(policy.fold_binary(name, value) for name, value in headers)
+
+
 def _build_international(mail_from: str, message: OutboxMessage, mail: Composed) -> Message:
     """build_message() for a non-ASCII address: SMTPUTF8 needs the default policy's headers."""
     email = EmailMessage()
@@ -640,7 +741,7 @@ def _connect(app: Flask) -> smtplib.SMTP:
     return smtp
 
 
-def _write_eml(app: Flask, message: OutboxMessage, email: Message) -> str:
+def _write_eml(app: Flask, message: OutboxMessage, data: bytes) -> str:
     """Write the mail to instance/outbox/<created-date>-<id>.eml atomically; return the path."""
     outbox = os.path.join(app.instance_path, "outbox")
     os.makedirs(outbox, exist_ok=True)
@@ -650,7 +751,7 @@ def _write_eml(app: Flask, message: OutboxMessage, email: Message) -> str:
     fd, tmp = tempfile.mkstemp(dir=outbox, prefix=".tmp-", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(email.as_bytes())
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         # A reader of the outbox sees the whole file or none of it.
@@ -671,18 +772,28 @@ class _Outlet:
         self.smtp_host = bool(app.config.get("SMTP_HOST"))
         self._smtp: smtplib.SMTP | None = None
 
-    def send(self, message: OutboxMessage, email: Message) -> None:
-        """Hand the mail to the SMTP server, or write it to instance/outbox/."""
+    def send(self, message: OutboxMessage, data: bytes) -> None:
+        """Hand the mail (mail_bytes()) to the SMTP server, or write it to instance/outbox/."""
         if not self.smtp_host:
-            path = _write_eml(self.app, message, email)
+            path = _write_eml(self.app, message, data)
             log.info("mail to %s written to %s", message.to_addr, path)
             return
         if self._smtp is None:
             self._smtp = _connect(self.app)
+        sender = parseaddr(self.mail_from)[1]
+        options: tuple[str, ...] = ()
+        self._smtp.ehlo_or_helo_if_needed()
+        if not (sender + message.to_addr).isascii():
+            # As send_message() does for a non-ASCII address (its server must offer it).
+            if not self._smtp.has_extn("smtputf8"):
+                raise smtplib.SMTPNotSupportedError(
+                    "One or more source or delivery addresses require internationalized "
+                    "email support, but the server does not advertise the required SMTPUTF8 "
+                    "capability"
+                )
+            options = ("SMTPUTF8", "BODY=8BITMIME")
         # An explicit envelope: the recipient is the stored address, whatever the headers say.
-        self._smtp.send_message(
-            email, from_addr=parseaddr(self.mail_from)[1], to_addrs=[message.to_addr]
-        )
+        self._smtp.sendmail(sender, [message.to_addr], data, options)
 
     def close(self) -> None:
         """Close the SMTP connection politely, or at least close it."""
@@ -914,7 +1025,7 @@ def _deliver(
             try:
                 if isinstance(mail, Exception):
                     raise mail
-                email = build_message(outlet.mail_from, message, mail)
+                data = mail_bytes(outlet.mail_from, message, mail, smtp=outlet.smtp_host)
             except SignatureGone as error:
                 _failed(outcome, message, error, NEVER)
                 continue
@@ -922,7 +1033,7 @@ def _deliver(
                 _failed(outcome, message, error, _retry_at(app, message, current))
                 continue
             try:
-                outlet.send(message, email)
+                outlet.send(message, data)
             except Exception as error:
                 _failed(outcome, message, error, _retry_at(app, message, current))
                 if outlet.smtp_host and not isinstance(error, _MESSAGE_ERRORS):

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import email
+import io
 import itertools
 import random
 import string
 from email import policy
+from email.generator import BytesGenerator
+from email.message import EmailMessage, Message
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_mail_pinned import normalised
 
 from campaign import mail
 
@@ -69,3 +74,54 @@ def test_a_multipart_mail_keeps_its_boundary_out_of_its_parts() -> None:
         "text/plain",
         "text/html",
     ]
+
+
+LINES = st.lists(
+    st.sampled_from(["From here", ">From", "", " ", "x" * 1000, "Zoë, vous", "--=="])
+    | st.text(max_size=40),
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    mail_from=st.sampled_from(
+        [
+            "campaign@localhost",
+            "Lettre ouverte — Zoë <letters@example.org>",
+            "Zoë <zoë@example.org>",
+        ]
+    ),
+    to=st.sampled_from(["ada@example.org", "zoë@example.org"]),
+    subject=st.text(max_size=150),
+    text=LINES,
+    html=st.none() | LINES,
+    line_end=st.sampled_from(["\n", "\r\n", "\r"]),
+)
+def test_mail_bytes_are_what_the_email_package_writes(
+    mail_from: str, to: str, subject: str, text: list[str], html: list[str] | None, line_end: str
+) -> None:
+    row = mail.OutboxMessage(
+        id=1, to_addr=to, message_id="<1@example.org>", created_at=mail.utcnow()
+    )
+    composed = mail.Composed(
+        subject, line_end.join(text), None if html is None else line_end.join(html)
+    )
+    built = mail.build_message(mail_from, row, composed)
+    outbox_file = mail.mail_bytes(mail_from, row, composed, smtp=False)
+    smtp_data = mail.mail_bytes(mail_from, row, composed, smtp=True)
+    assert normalised(outbox_file) == normalised(built.as_bytes())
+    assert normalised(smtp_data) == normalised(smtplib_data(built))
+
+
+def smtplib_data(message: Message) -> bytes:
+    """What smtplib.SMTP.send_message() hands to sendmail() for this message."""
+    copied = copy.copy(message)
+    international = isinstance(message, EmailMessage)
+    with io.BytesIO() as buffer:
+        if international:
+            generator = BytesGenerator(buffer, policy=message.policy.clone(utf8=True))
+        else:
+            generator = BytesGenerator(buffer)
+        generator.flatten(copied, linesep="\r\n")
+        return buffer.getvalue()
