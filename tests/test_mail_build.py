@@ -18,6 +18,9 @@ from hypothesis import strategies as st
 from test_mail_pinned import normalised
 
 from campaign import mail
+from campaign.db import utcnow
+from campaign.mail import message
+from campaign.models import OutboxMessage
 
 NAMES = ["Subject", "To", "From", "Message-ID", "Content-Transfer-Encoding", "X"]
 # Printable ASCII and the characters Header treats specially: tab, CR/LF, ";" and ",".
@@ -29,7 +32,7 @@ VALUES = st.text(alphabet=string.printable + "\x7f\x0b\x0c\x1c", max_size=120) |
 @settings(max_examples=600, deadline=None)
 @given(name=st.sampled_from(NAMES), value=VALUES, linesep=st.sampled_from(["\n", "\r\n"]))
 def test_a_header_is_written_as_compat32_writes_it(name: str, value: str, linesep: str) -> None:
-    ours, theirs = mail._POLICY.clone(linesep=linesep), policy.compat32.clone(linesep=linesep)
+    ours, theirs = message._POLICY.clone(linesep=linesep), policy.compat32.clone(linesep=linesep)
     try:
         expected = theirs.fold_binary(name, value)
     except Exception as error:
@@ -44,7 +47,7 @@ def test_a_header_is_written_as_compat32_writes_it(name: str, value: str, linese
 @pytest.mark.parametrize("length", range(66, 92))
 def test_a_header_is_folded_only_past_its_line(words: str, length: int) -> None:
     value = (words * 30)[: length - len("Subject: ")]
-    assert mail._POLICY.fold_binary("Subject", value) == policy.compat32.fold_binary(
+    assert message._POLICY.fold_binary("Subject", value) == policy.compat32.fold_binary(
         "Subject", value
     )
 
@@ -53,16 +56,16 @@ def test_the_boundary_occurs_in_no_body(monkeypatch: pytest.MonkeyPatch) -> None
     numbers = itertools.chain([1, 1, 2], itertools.repeat(3))
     monkeypatch.setattr(random, "randrange", lambda _stop: next(numbers))
     taken = "=" * 15 + "1".zfill(19) + "=="
-    assert mail._boundary("plain", f"--{taken}") == "=" * 15 + "2".zfill(19) + "=="
-    assert mail._boundary(f"x{taken}", "html") == "=" * 15 + "3".zfill(19) + "=="
+    assert message._boundary("plain", f"--{taken}") == "=" * 15 + "2".zfill(19) + "=="
+    assert message._boundary(f"x{taken}", "html") == "=" * 15 + "3".zfill(19) + "=="
 
 
 def test_a_multipart_mail_keeps_its_boundary_out_of_its_parts() -> None:
-    row = mail.OutboxMessage(
+    row = OutboxMessage(
         id=1,
         to_addr="ada@example.org",
         message_id="<1@example.org>",
-        created_at=mail.utcnow(),
+        created_at=utcnow(),
     )
     built = mail.build_message(
         "campaign@localhost", row, mail.Composed("Hi", "text\n", "<p>html</p>")
@@ -101,9 +104,7 @@ LINES = st.lists(
 def test_mail_bytes_are_what_the_email_package_writes(
     mail_from: str, to: str, subject: str, text: list[str], html: list[str] | None, line_end: str
 ) -> None:
-    row = mail.OutboxMessage(
-        id=1, to_addr=to, message_id="<1@example.org>", created_at=mail.utcnow()
-    )
+    row = OutboxMessage(id=1, to_addr=to, message_id="<1@example.org>", created_at=utcnow())
     composed = mail.Composed(
         subject, line_end.join(text), None if html is None else line_end.join(html)
     )
