@@ -670,6 +670,28 @@ def test_a_refused_recipient_does_not_hold_up_the_others(
     assert [e.rcpt_tos for e in smtp_server.envelopes] == [["ada@example.org"]]
 
 
+def test_a_non_ascii_address_waits_for_a_server_with_smtputf8_and_holds_up_no_other(
+    app_factory: Any,
+) -> None:
+    server = SmtpServer()
+    server.controller = Controller(
+        server.handler, hostname="127.0.0.1", port=server.port, enable_SMTPUTF8=False
+    )
+    server.controller.start()
+    try:
+        app = app_factory(**server.config())
+        queue_one(app, address="zoë@example.org")
+        queue_one(app, address="ada@example.org")
+        assert mail.deliver_due(app) == 1
+    finally:
+        server.stop()
+    waiting, delivered = outbox(app)
+    assert waiting.sent_at is None and waiting.attempts == 1
+    assert waiting.last_error.startswith("SMTPNotSupportedError: ")
+    assert delivered.sent_at is not None
+    assert [e.rcpt_tos for e in server.envelopes] == [["ada@example.org"]]
+
+
 def _concurrent_senders(apps: list[Flask], per_app: int) -> list[int]:
     """Run deliver_due from several threads at once; return each call's count."""
     barrier = threading.Barrier(len(apps) * per_app)

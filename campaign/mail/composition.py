@@ -1,0 +1,210 @@
+"""Composing the confirmation and "already signed" mails from their signatures, by language."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from babel.core import Locale, UnknownLocaleError
+from flask import Flask, current_app
+from flask_babel import force_locale, format_timedelta, get_translations
+from jinja2 import Template, pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
+from sqlalchemy.orm import Session
+from werkzeug.routing import MapAdapter
+
+from campaign import signing
+from campaign.mail.message import SUBJECT_MAX, Composed, header_safe
+from campaign.models import Campaign, OutboxMessage, Signature
+
+
+class SignatureGone(Exception):
+    """The signature a mail was to be composed from is erased or deleted."""
+
+
+def compose(db: Session, message: OutboxMessage) -> Composed:
+    """The mail an outbox row stands for: as stored, or composed now (needs an app context).
+
+    The sender composes every mail it sends the same way, a batch at a time; a queued mail
+    reads the same.
+    """
+    signature = None
+    if message.kind is not None and message.sent_at is None and message.signature_id:
+        signature = db.get(Signature, message.signature_id)
+    [mail] = _compose_all(current_app, [(message, signature)])
+    if isinstance(mail, Exception):
+        raise mail
+    return mail
+
+
+def _compose_all(
+    app: Flask, rows: Sequence[tuple[OutboxMessage, Signature | None]]
+) -> list[Composed | Exception]:
+    """Each row's stored mail, or its kind composed from the signature; or why it cannot be."""
+    mails: list[Composed | Exception | None] = [None] * len(rows)
+    by_locale: dict[str, list[int]] = {}
+    locales: dict[str, str] = {}
+    for index, (message, signature) in enumerate(rows):
+        if message.kind is None or message.sent_at is not None:
+            mails[index] = Composed(message.subject, message.body_text, message.body_html)
+        elif signature is None:
+            mails[index] = SignatureGone("the signature of this mail was deleted")
+        elif signature.erased_at is not None:
+            mails[index] = SignatureGone(f"signature {signature.id} was erased")
+        else:
+            if signature.locale not in locales:
+                locales[signature.locale] = _locale_of(signature)
+            by_locale.setdefault(locales[signature.locale], []).append(index)
+    batch = _Batch(app)
+    for locale, indexes in by_locale.items():
+        try:
+            # The mails of one language together: the translations, and what else does
+            # not depend on the signer, are looked up once for all of them.
+            with force_locale(locale):
+                words = _words(app, locale)
+                for index in indexes:
+                    message, signature = rows[index]
+                    try:
+                        mails[index] = batch.compose(message, cast(Signature, signature), words)
+                    except Exception as error:
+                        mails[index] = error
+        except Exception as error:
+            for index in indexes:
+                mails[index] = mails[index] or error
+    return [cast(Composed | Exception, mail) for mail in mails]
+
+
+@dataclass(frozen=True)
+class _Words:
+    """What mails in one language share: its translations and the links' lifetime in words."""
+
+    locale: str
+    # The language's translation of a message (named so pybabel extracts its calls).
+    gettext: Callable[[str], str]
+    expires_in: str
+
+
+def _words(app: Flask, locale: str) -> _Words:
+    """The words of the locale forced by the caller (flask_babel.force_locale)."""
+    max_age = int(app.config["CONFIRM_MAX_AGE_SECONDS"])
+    return _Words(
+        locale=locale,
+        gettext=get_translations().ugettext,
+        expires_in=format_timedelta(dt.timedelta(seconds=max_age), add_direction=False),
+    )
+
+
+def _template_gettext(translate: Callable[[str], str]) -> Callable[..., str]:
+    """Jinja's newstyle `_` (as its i18n extension builds it) over these translations.
+
+    The app's `_` looks up Flask-Babel's translations again for every string; this one
+    was given them, so a mail's dozen strings cost one look-up per language and batch.
+    """
+
+    @pass_context
+    def gettext(context: Context, string: str, **variables: Any) -> str:
+        translated = translate(string)
+        if context.eval_ctx.autoescape:
+            # The message is ours; Markup % escapes the values put into it.
+            translated = Markup(translated)  # noqa: S704
+        return translated % variables
+
+    return gettext
+
+
+class _Batch:
+    """What composing a batch's mails needs once: the secret, templates, URL adapters."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.secret = str(app.config["SECRET_KEY"])
+        self._templates: dict[str, Template] = {}
+        self._adapters: dict[str, MapAdapter] = {}
+        self._gettexts: dict[str, Callable[..., str]] = {}
+
+    def compose(self, message: OutboxMessage, signature: Signature, words: _Words) -> Composed:
+        """The mail of the message's kind to the signer, in the words' language."""
+        kind = str(message.kind)
+        campaign = signature.campaign
+        base = message.link_base or ""
+
+        def link(purpose: str) -> str:
+            token = signing.make_token(self.secret, signature.id, purpose)
+            return self._absolute(
+                base, f"public.{purpose}", {"slug": campaign.slug, "token": token}
+            )
+
+        # A notice to a signer who already signed offers the confirm link only while the
+        # signature waits for it (as the sign view decided when it queued the notice).
+        waiting = campaign.require_confirmation and signature.confirmed_at is None
+        confirm_url = link("confirm") if kind == "confirm" or waiting else None
+        title = _title_for(campaign, words.locale)
+        gettext = self._gettext(words)
+        values = {
+            "_": gettext,
+            "gettext": gettext,
+            "signature": signature,
+            "campaign": campaign,
+            "title": title,
+            "locale": words.locale.replace("_", "-"),
+            "expires_in": words.expires_in,
+            "confirm_url": confirm_url,
+            "withdraw_url": link("withdraw"),
+        }
+        text_body = self._template(f"email/{kind}.txt").render(values)
+        html_body = self._template(f"email/{kind}.html").render(values)
+        subject = _subject(words, kind, header_safe(title))
+        return Composed(header_safe(subject)[:SUBJECT_MAX], text_body, html_body)
+
+    def _gettext(self, words: _Words) -> Callable[..., str]:
+        if words.locale not in self._gettexts:
+            self._gettexts[words.locale] = _template_gettext(words.gettext)
+        return self._gettexts[words.locale]
+
+    def _template(self, name: str) -> Template:
+        # The app's Jinja environment (autoescape for .html, Babel's _), without the page
+        # context processors: mail is composed outside any request, in the sender.
+        if name not in self._templates:
+            self._templates[name] = self.app.jinja_env.get_template(name)
+        return self._templates[name]
+
+    def _absolute(self, base: str, endpoint: str, values: dict[str, Any]) -> str:
+        """An absolute link: the base's scheme and host, then the path the URL map builds."""
+        parts = urlsplit(base)
+        if base not in self._adapters:
+            # Bound to the base's script root, the map builds "<script root>/c/<slug>/...".
+            # The origin is kept as stored, so the link is the one url_for() gave in the
+            # request.
+            self._adapters[base] = self.app.url_map.bind(
+                parts.netloc, script_name=parts.path or "/", url_scheme=parts.scheme
+            )
+        return f"{parts.scheme}://{parts.netloc}{self._adapters[base].build(endpoint, values)}"
+
+
+def _subject(words: _Words, kind: str, title: str) -> str:
+    """The subject of a kind of mail about the letter titled title, in the words' language."""
+    if kind == "confirm":
+        return words.gettext("Please confirm your signature: %(title)s") % {"title": title}
+    return words.gettext("You have already signed: %(title)s") % {"title": title}
+
+
+def _locale_of(signature: Signature) -> str:
+    """The signer's locale if Babel knows it, else the first configured language."""
+    try:
+        Locale.parse(signature.locale.replace("-", "_"))
+    except (UnknownLocaleError, ValueError, TypeError, AttributeError):
+        return str(current_app.config.get("LANGUAGES", ["en"])[0])
+    return signature.locale.replace("-", "_")
+
+
+def _title_for(campaign: Campaign, locale: str) -> str:
+    """The letter's title in the signer's language when a translation exists."""
+    language = locale.split("_")[0]
+    for translation in campaign.translations:
+        if translation.locale in (locale, language):
+            return translation.title
+    return campaign.title

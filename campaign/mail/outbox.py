@@ -1,0 +1,167 @@
+"""Queueing mail: outbox rows inserted in the caller's transaction, and the nudge on commit."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Sequence
+from email.utils import make_msgid, parseaddr
+from typing import Any, cast
+
+from flask import current_app, has_app_context, has_request_context, url_for
+from sqlalchemy import (
+    Table,
+    event,
+    insert,
+    select,
+)
+from sqlalchemy.orm import Session
+
+from campaign.db import utcnow
+from campaign.mail.message import SUBJECT_MAX, header_safe
+from campaign.models import OutboxMessage, Signature
+
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+_INSERT_ONE = insert(_OUTBOX).returning(_OUTBOX.c.id)
+
+
+@functools.lru_cache(maxsize=8)
+def _mail_domain(mail_from: str) -> str:
+    """The domain of the From address, for Message-IDs."""
+    domain = parseaddr(mail_from)[1].rpartition("@")[2]
+    return header_safe(domain) or "localhost"
+
+
+def _message_id() -> str:
+    """A new unique Message-ID in the From address's domain."""
+    mail_from = str(current_app.config["MAIL_FROM"]) if has_app_context() else "localhost"
+    return make_msgid(domain=_mail_domain(mail_from))
+
+
+def _single_address(to: str) -> str:
+    """The address, header-safe; ValueError unless it is exactly one address."""
+    address = header_safe(to)
+    if parseaddr(address)[1] != address or "@" not in address or " " in address:
+        # Callers pass validated addresses; anything else is a bug, never a second recipient.
+        raise ValueError(f"not a single mail address: {to!r}")
+    return address
+
+
+def queue(
+    db: Session,
+    *,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    signature_id: int | None = None,
+) -> OutboxMessage:
+    """Add a mail composed by the caller to the outbox in the caller's transaction (flush only)."""
+    message = OutboxMessage(
+        to_addr=_single_address(to),
+        subject=header_safe(subject)[:SUBJECT_MAX],
+        body_text=text,
+        body_html=html,
+        message_id=_message_id(),
+        signature_id=signature_id,
+        attempts=0,
+        next_attempt_at=utcnow(),
+    )
+    db.add(message)
+    db.flush()
+    _wake_on_commit(db)
+    return message
+
+
+def link_base() -> str:
+    """The site root links in mail start with: BASE_URL, else this request's (app context)."""
+    base = current_app.config.get("BASE_URL")
+    if base:
+        # As views.embed.absolute_url(): BASE_URL, then the script root url_for() puts before
+        # every path. Outside a request (the CLI) there is none: links start at BASE_URL.
+        script_root = url_for("public.index").rstrip("/") if has_request_context() else ""
+        return str(base).rstrip("/") + script_root
+    # The scheme, host and script root url_for() builds absolute links with (in a request:
+    # its Host header or SERVER_NAME; outside one it needs SERVER_NAME, as url_for does).
+    return url_for("public.index", _external=True).rstrip("/")
+
+
+def _kind_row(kind: str, signature_id: int, to: str, base: str) -> dict[str, Any]:
+    """The outbox row of a mail the sender composes from the signature when it sends it."""
+    now = utcnow()
+    return {
+        "created_at": now,
+        "to_addr": _single_address(to),
+        "kind": kind,
+        "link_base": base,
+        "subject": "",
+        "body_text": "",
+        "body_html": None,
+        "message_id": _message_id(),
+        "signature_id": signature_id,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "last_error": "",
+    }
+
+
+def _queue_kind(db: Session, kind: str, signature: Signature) -> int:
+    """Insert one row to compose when sent; its id."""
+    # A Core INSERT with its values as parameters (compiled once, cached): no unit-of-work
+    # flush on the signer's request, and nothing rendered.
+    message_id = db.scalar(_INSERT_ONE, _kind_row(kind, signature.id, signature.email, link_base()))
+    _wake_on_commit(db)
+    return int(message_id)
+
+
+def queue_confirmation(db: Session, signature: Signature) -> int:
+    """Queue the mail asking a signer to confirm (composed when sent); its outbox id."""
+    return _queue_kind(db, "confirm", signature)
+
+
+def queue_already_signed(db: Session, signature: Signature) -> int:
+    """Queue the notice that an address already signed (composed when sent); its outbox id."""
+    return _queue_kind(db, "already_signed", signature)
+
+
+def queue_confirmations(db: Session, signature_ids: Sequence[int]) -> None:
+    """Queue the confirmation mail of each of these signatures (an import's) in one INSERT."""
+    if not signature_ids:
+        return
+    base = link_base()
+    recipients = db.execute(
+        select(Signature.id, Signature.email)
+        .where(Signature.id.in_(signature_ids))
+        .order_by(Signature.id)
+    )
+    rows = [_kind_row("confirm", sid, email, base) for sid, email in recipients]
+    if rows:
+        db.execute(insert(_OUTBOX), rows)
+        _wake_on_commit(db)
+
+
+def _wake_on_commit(db: Session) -> None:
+    """Nudge this process's sender once the caller commits; a rollback never wakes it."""
+    db.info["mail_queued"] = True
+    if not event.contains(db, "after_commit", _wake_if_queued):
+        event.listen(db, "after_commit", _wake_if_queued)
+        event.listen(db, "after_rollback", _forget_queued)
+
+
+def _wake_if_queued(session: Session) -> None:
+    if session.info.pop("mail_queued", False):
+        wake()
+
+
+def _forget_queued(session: Session) -> None:
+    session.info.pop("mail_queued", None)
+
+
+# Every sender running in this process, so wake() can nudge them without an app.
+_wakeups: set[threading.Event] = set()
+
+
+def wake() -> None:
+    """Nudge this process's sender so a just-committed mail leaves at once if it leads."""
+    for wakeup in list(_wakeups):
+        wakeup.set()
