@@ -182,9 +182,7 @@ def test_seed_builds_counted_rows_that_recount_matches(tmp_path: Path) -> None:
     drift, _how = data.recount(url, "seeded", tmp_path, repair=True)
     assert len([code for code in drift if len(code) == 2]) == 150
     # Every other seeded signer is public: their countries' listed counters were rebuilt too.
-    assert {code.removesuffix(" listed") for code in drift if len(code) > 2} == set(
-        codes[1::2]
-    )
+    assert {code.removesuffix(" listed") for code in drift if len(code) > 2} == set(codes[1::2])
     after = data.check_counts(url, "seeded", tmp_path)
     assert after.exact and after.tally == 451
     engine = data.engine_for(url)
