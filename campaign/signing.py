@@ -623,7 +623,10 @@ class ExpiredToken(BadToken):
     """A genuine link token that is too old."""
 
 
+@functools.lru_cache(maxsize=16)
 def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
+    # Built once per (secret, purpose): the sender signs two links per mail, and a
+    # serializer is immutable once made (safe to share between threads).
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
     return URLSafeTimedSerializer(secret, salt=f"campaign.signature.{purpose}")
