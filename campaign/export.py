@@ -628,12 +628,39 @@ class Signatory:
 
 
 @dataclass(frozen=True)
+class CountrySigners:
+    """A country's counted signers by name, read from the database only as they are iterated.
+
+    The letter is written while they are read, a batch of rows at a time, so a letter of a
+    million signers never holds them (or itself) in memory at once.
+    """
+
+    db: Session
+    where: tuple[Any, ...]
+    country_code: str
+
+    BATCH = 500
+
+    def __iter__(self) -> Iterator[Signatory]:
+        stmt = (
+            select(Signature.name, Signature.title, Signature.parliament, Signature.party)
+            .where(*self.where, Signature.country_code == self.country_code)
+            # As the public list of signatories orders a country (campaign/listing.py).
+            .order_by(func.lower(Signature.name), Signature.name, Signature.id)
+            .execution_options(yield_per=self.BATCH)
+        )
+        for name, title, parliament, party in self.db.execute(stmt):
+            yield Signatory(name, title, parliament, party)
+
+
+@dataclass(frozen=True)
 class CountryGroup:
-    """The signers from one country."""
+    """The signers from one country: how many, and the signers themselves (lazily)."""
 
     code: str
     name: str
-    signatories: list[Signatory]
+    count: int
+    signatories: CountrySigners
 
 
 @dataclass(frozen=True)
@@ -647,42 +674,48 @@ class ContinentGroup:
     @property
     def signatures(self) -> int:
         """Signers on this continent."""
-        return sum(len(country.signatories) for country in self.countries)
+        return sum(country.count for country in self.countries)
 
 
 def signatories_by_place(
-    db: Session, campaign: Campaign, *, verified_only: bool = False, locale: str | None = None
+    db: Session,
+    campaign: Campaign,
+    *,
+    verified_only: bool = False,
+    locale: str | None = None,
+    reader: Session | None = None,
 ) -> list[ContinentGroup]:
-    """Every counted signer, grouped by continent then country, each sorted by name."""
-    stmt = select(
-        Signature.name,
-        Signature.title,
-        Signature.parliament,
-        Signature.party,
-        Signature.country_code,
-        Signature.continent_code,
-    ).where(Signature.campaign_id == campaign.id, Signature.counted.is_(true()))
+    """Every counted signer, grouped by continent then country, each country by name.
+
+    The numbers come at once (one GROUP BY); each country's signers are read when its
+    ``signatories`` are iterated (see CountrySigners), through reader (default: db).
+    """
+    where: tuple[Any, ...] = (
+        Signature.campaign_id == campaign.id,
+        Signature.counted.is_(true()),
+    )
     if verified_only:
-        stmt = stmt.where(Signature.verified_at.is_not(None))
-    places: dict[str, dict[str, list[Signatory]]] = {}
-    for name, title, parliament, party, country, continent in db.execute(stmt):
-        signer = Signatory(name, title, parliament, party)
-        places.setdefault(continent, {}).setdefault(country, []).append(signer)
+        where += (Signature.verified_at.is_not(None),)
+    counts = db.execute(
+        select(Signature.continent_code, Signature.country_code, func.count())
+        .where(*where)
+        .group_by(Signature.continent_code, Signature.country_code)
+    )
+    places: dict[str, list[CountryGroup]] = {}
+    for continent, code, count in counts:
+        places.setdefault(continent, []).append(
+            CountryGroup(
+                code,
+                geo.country_name(code, locale),
+                int(count),
+                CountrySigners(reader or db, where, code),
+            )
+        )
     groups = [
         ContinentGroup(
             code=continent,
             name=geo.continent_name(continent),
-            countries=sorted(
-                (
-                    CountryGroup(
-                        code,
-                        geo.country_name(code, locale),
-                        sorted(signers, key=lambda s: (s.name.casefold(), s.name)),
-                    )
-                    for code, signers in countries.items()
-                ),
-                key=lambda c: c.name.casefold(),
-            ),
+            countries=sorted(countries, key=lambda c: c.name.casefold()),
         )
         for continent, countries in places.items()
     ]
@@ -692,7 +725,7 @@ def signatories_by_place(
 def tally_of(groups: list[ContinentGroup], updated_at: dt.datetime) -> tally.Tally:
     """The numbers of a list of signers (the verified ones, say) in tally's terms."""
     by_country = [
-        tally.CountryTally(country.code, country.name, group.code, len(country.signatories))
+        tally.CountryTally(country.code, country.name, group.code, country.count)
         for group in groups
         for country in group.countries
     ]

@@ -9,12 +9,22 @@ import time
 from collections.abc import Iterator
 
 from babel import Locale
-from flask import Flask, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Flask,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_template,
+    url_for,
+)
 from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 from wtforms import HiddenField, RadioField, SelectChoice, SelectField
 from wtforms.validators import InputRequired, Regexp
@@ -278,17 +288,29 @@ def _apply_upload(campaign: Campaign) -> Response | tuple[str, int]:
 
 @bp.get("/c/<slug>/letter")
 @login_required
-def letter(slug: str) -> str:
-    """The letter with its counted signers by continent and country, ready to print as PDF."""
+def letter(slug: str) -> Response:
+    """The letter with its counted signers by continent and country, ready to print as PDF.
+
+    Streamed: each country's signers are read and written a batch at a time, so a letter of
+    any size goes out in constant memory.
+    """
     campaign = auth.campaign_or_404(slug)
     db = get_session()
     verified_only = _yes("verified")
     locale = str(get_locale() or "en")
-    groups = export.signatories_by_place(db, campaign, verified_only=verified_only, locale=locale)
+    # The page is written after this request's session has closed (teardown comes before
+    # the body): the signers are read through a session of the body's own, closed with it.
+    reader = new_session(current_app._get_current_object())  # type: ignore[attr-defined]
+    groups = export.signatories_by_place(
+        db, campaign, verified_only=verified_only, locale=locale, reader=reader
+    )
     now = utcnow()
     # The public numbers come from the counters; a verified-only letter counts its own list.
     counts = export.tally_of(groups, now) if verified_only else tally.tally(db, campaign, locale)
-    return render_template(
+    # What the page shows of the campaign (and the organizer, in the layout) is loaded now;
+    # detached from the request's session, it is not expired when that one rolls back.
+    db.expunge_all()
+    page = stream_template(
         "admin/letter.html",
         campaign=campaign,
         letter_html=markup.render_markdown(campaign.letter),
@@ -298,3 +320,22 @@ def letter(slug: str) -> str:
         today=format_date(now.date(), format="long"),
         verified_only=verified_only,
     )
+    return Response(_in_pieces(page, reader), mimetype="text/html")
+
+
+def _in_pieces(parts: Iterator[str], reader: Session, size: int = 32 * 1024) -> Iterator[str]:
+    """Jinja's many small strings joined into pieces of about size characters; then
+    closes the session the parts were read through (also when the download stops early)."""
+    try:
+        held: list[str] = []
+        length = 0
+        for part in parts:
+            held.append(part)
+            length += len(part)
+            if length >= size:
+                yield "".join(held)
+                held, length = [], 0
+        if held:
+            yield "".join(held)
+    finally:
+        reader.close()
