@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from app_helpers import AppFactory, base_config
@@ -17,6 +17,9 @@ from sqlalchemy.orm import Session
 
 from campaign import create_app
 from campaign import db as dbmod
+
+if TYPE_CHECKING:
+    from test_mail import SmtpServer
 
 POSTGRES_ENV = "CAMPAIGN_TEST_POSTGRES_URL"
 
@@ -115,3 +118,24 @@ def db(app: Flask) -> Iterator[Session]:
     session = dbmod.new_session(app)
     yield session
     session.close()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A running SMTP server on loopback, collecting envelopes (tests/test_mail.py)."""
+    from test_mail import SmtpServer
+
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def empty_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database on each backend in turn, for migrations step by step."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path}/steps.sqlite3"
+        return
+    with fresh_database(os.environ[POSTGRES_ENV], "campaign_migrations") as url:
+        yield url

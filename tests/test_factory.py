@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +9,6 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
-from pg_helpers import fresh_database
 from sqlalchemy import create_engine, inspect, text
 
 from campaign import create_app, mail
@@ -57,16 +53,6 @@ def test_upgrade_is_idempotent(tmp_path) -> None:
     url = f"sqlite:///{tmp_path}/twice.sqlite3"
     upgrade(url)
     upgrade(url)
-
-
-@pytest.fixture
-def empty_database(backend: str, tmp_path: Path) -> Iterator[str]:
-    """An empty database on each backend in turn, for migrations step by step."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path}/steps.sqlite3"
-        return
-    with fresh_database(os.environ[POSTGRES_ENV], "campaign_migrations") as url:
-        yield url
 
 
 def _outbox_columns(url: str) -> set[str]:

@@ -14,7 +14,6 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
@@ -92,15 +91,6 @@ class SmtpServer:
     def config(self) -> dict[str, Any]:
         """App settings that send mail to this server."""
         return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": self.port, "SMTP_TIMEOUT": 5.0}
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A running SMTP server on loopback, collecting envelopes."""
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 def make_signature(

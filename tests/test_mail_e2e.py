@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -31,15 +29,6 @@ FORM = {
     "public": "y",
     "website": "",
 }
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A running SMTP server on loopback, collecting envelopes."""
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 def open_campaign(app: Flask) -> None:

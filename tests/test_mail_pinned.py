@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,15 +92,6 @@ SENDERS = {
     "ascii": "campaign@localhost",
     "named": "Lettre ouverte — Zoë <letters@example.org>",
 }
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A running SMTP server on loopback, collecting envelopes."""
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 def queue_cases(app: Flask) -> None:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +13,6 @@ from alembic import command
 from data_helpers import make_campaign, sign
 from flask import Flask
 from flask.testing import FlaskClient
-from pg_helpers import fresh_database
 from sqlalchemy import create_engine, event, func, insert, inspect, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateIndex
@@ -444,16 +441,6 @@ def _indexes(url: str) -> set[str]:
             return {str(ix["name"]) for ix in inspect(conn).get_indexes("signature")}
     finally:
         engine.dispose()
-
-
-@pytest.fixture
-def empty_database(backend: str, tmp_path: Path) -> Iterator[str]:
-    """An empty database on each backend in turn, for migrations step by step."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path}/steps.sqlite3"
-        return
-    with fresh_database(os.environ[POSTGRES_ENV], "campaign_migrations") as url:
-        yield url
 
 
 def test_revision_0003_adds_the_listed_index_and_downgrades(empty_database: str) -> None:
