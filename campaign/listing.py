@@ -1,11 +1,10 @@
 """The public list of signatories: listed signers (counted and public) by country, by pages.
 
 Plain functions taking the session first; no Flask here. No read returns more than a page,
-whatever the size of the letter: the number of listed signers per country (one GROUP BY, a row
-per country, read from ix_signature_listed alone), every listed signer of a small letter (at
-most PAGE_SIZE rows), or one page of one country: a range of ix_signature_listed found from
-the previous page's last row (keyset), never an OFFSET, which would read and drop every row
-before the page.
+whatever the size of the letter: the number of listed signers per country (tally's listed
+counters, a row per country), every listed signer of a small letter (at most PAGE_SIZE rows),
+or one page of one country: a range of ix_signature_listed found from the previous page's
+last row (keyset), never an OFFSET, which would read and drop every row before the page.
 """
 
 from __future__ import annotations
