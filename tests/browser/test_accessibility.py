@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from campaign import campaigns, signing
+from campaign import campaigns, listing, signing
 from campaign import db as dbmod
 from campaign.models import Organizer, Signature
 
@@ -29,6 +29,8 @@ PUBLIC = [
     "withdraw",
     "tally",
     "signatories",
+    "signatories-countries",
+    "signatories-country",
     "widget",
     "privacy",
     "not-found",
@@ -112,6 +114,9 @@ def public_path(name: str, slug: str, fixtures: Fixtures) -> str:
         "withdraw": fixtures.withdraw,
         "tally": f"/c/{slug}/tally",
         "signatories": f"/c/{slug}/signatories",
+        # With pages of 1 (see the test): the table of countries, then the first page of France (2).
+        "signatories-countries": f"/c/{slug}/signatories",
+        "signatories-country": f"/c/{slug}/signatories?country=FR",
         "widget": f"/c/{slug}/widget",
         "privacy": "/privacy",
         "not-found": "/no/such/page",
@@ -126,20 +131,29 @@ def test_public_page_has_no_axe_violations(
     fixtures: Fixtures,
     axe: Any,
     screenshot: Any,
+    monkeypatch: pytest.MonkeyPatch,
     name: str,
     language: str,
     width: int,
 ) -> None:
+    if name.startswith("signatories-"):
+        # The demo letter's listed signers, as a large letter's: by country, then by pages.
+        monkeypatch.setattr(listing, "PAGE_SIZE", 1)
     context = browser.new_context(viewport={"width": width, "height": 800}, bypass_csp=True)
     page = context.new_page()
     path = public_path(name, live_server.slug, fixtures)
-    response = page.goto(live_server(f"{path}?lang={language}"))
+    joiner = "&" if "?" in path else "?"
+    response = page.goto(live_server(f"{path}{joiner}lang={language}"))
     assert response is not None
     if name == "letter-errors":
         with page.expect_navigation():
             page.locator("button[type=submit]").click()  # everything empty: every error
         assert page.locator("#error-summary").is_visible()
     assert page.evaluate("document.documentElement.lang") == language
+    if name == "signatories-countries":
+        assert page.locator("table a[href*='country=FR']").count() == 1
+    if name == "signatories-country":
+        assert page.locator("a[rel=next]").count() == 1  # France has two listed signers
     # Nothing wider than the screen: a phone never scrolls sideways.
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     screenshot(page, "page")
