@@ -485,6 +485,55 @@ def tally_latency(
     return figures[0], figures[1]
 
 
+# The other pages anyone may load for a letter: each must cost the same at a million.
+OTHER_PAGES = ("", "/thanks", "/signatories", "/widget", "/badge.svg")
+
+
+def other_pages_latency(
+    dbs: Databases, backend: str, *, big: int, rounds: int, cache: dict[tuple[str, int], Seeded]
+) -> Figure:
+    """Item 3, the other public pages: p50 of each at `big` signatures vs at 100; the worst.
+
+    The letter, thanks, signatories (past 500 listed: the table of countries), widget and
+    badge of item 3's seeded letters (every other seeded signer is public).
+    """
+    large = seeded(dbs, backend, big, "big", cache)
+    small = seeded(dbs, backend, 100, "small", cache)
+    with (
+        campaign_server(large.url, large.folder) as big_server,
+        campaign_server(small.url, small.folder) as small_server,
+    ):
+        pairs = [
+            (
+                (big_server.host, big_server.port, f"/c/big{suffix}"),
+                (small_server.host, small_server.port, f"/c/small{suffix}"),
+            )
+            for suffix in OTHER_PAGES
+        ]
+        log(f"3/{backend}: {rounds} rounds of {len(pairs)} other public pages, {big:,} vs 100")
+        results = loadgen.sequential_gets([t for pair in pairs for t in pair], rounds)
+    ratios = {}
+    errors = 0
+    notes = []
+    for suffix, (big_t, small_t) in zip(OTHER_PAGES, pairs, strict=True):
+        rb, rs = results[big_t], results[small_t]
+        name = suffix.lstrip("/") or "letter"
+        ratios[name] = rb.percentile(50) / rs.percentile(50)
+        errors += rb.error_count + rs.error_count
+        notes.append(
+            f"{name}: {ratios[name]:.2f} = p50 {ms(rb.percentile(50))} /"
+            f" {ms(rs.percentile(50))} (p99 {ms(rb.percentile(99))} / {ms(rs.percentile(99))})"
+        )
+    worst = max(ratios, key=lambda name: ratios[name])
+    cell = (
+        f"worst **{ratios[worst]:.2f}** ({worst}); "
+        + ", ".join(f"{name} {ratio:.2f}" for name, ratio in ratios.items())
+        + f"; {errors} errors"
+    )
+    ok = ratios[worst] <= 1.5 and errors == 0
+    return Figure(cell, ok, notes, {"ratios": ratios, "errors": errors, "rounds": rounds})
+
+
 # --- 4: CSV export ---------------------------------------------------------------------
 
 
