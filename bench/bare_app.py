@@ -6,7 +6,7 @@ them), ``POST /c/<slug>/sign`` inserts the posted name, email and country in one
 transaction and answers 303 to the thanks page. No validation, no CSRF check, no
 deduplication, no mail, no counters: what is left is Flask, gunicorn and one INSERT.
 
-With ``--forms`` (``BENCH_BARE_FORMS=1``) it is the *forms floor*: the same app plus
+With ``--forms`` it is the *forms floor*: the same app plus
 Flask-WTF's CSRF check (the token kept in Flask's signed session cookie) and a WTForms
 form with the signing form's nine fields whose address is checked by email-validator,
 still with no database read, no deduplication, no mail and no counters. The design card
@@ -94,11 +94,6 @@ def count_rows(url: str) -> int:
         conn.close()
 
 
-def forms_wanted() -> bool:
-    """Whether the environment asks for the forms floor."""
-    return os.environ.get("BENCH_BARE_FORMS", "") == "1"
-
-
 def _floor_form_class() -> type[Any]:
     """A FlaskForm with the signing form's fields; only the address is really checked."""
     from email_validator import EmailNotValidError, validate_email
@@ -126,21 +121,21 @@ def _floor_form_class() -> type[Any]:
     return FloorForm
 
 
-def create_bare_app(url: str | None = None, *, forms: bool | None = None) -> Flask:
+def create_bare_app(
+    url: str | None = None, *, forms: bool = False, secret: str | None = None
+) -> Flask:
     """The bare app on the given database URL (default: the environment's).
 
-    forms (default: BENCH_BARE_FORMS) makes it the forms floor (see the module's doc).
+    forms makes it the forms floor (see the module's doc), its sessions signed with secret
+    (default: a random one; every worker of one server must be given the same).
     """
     url = url or database_url()
-    forms = forms_wanted() if forms is None else forms
     app = Flask(__name__)
     floor_form: type[Any] | None = None
     if forms:
         from flask_wtf.csrf import CSRFProtect
 
-        # One key for every worker (main() sets it before they fork): a cookie signed by
-        # one is read by the other.
-        app.config["SECRET_KEY"] = os.environ.get("BENCH_BARE_SECRET") or secrets.token_hex(32)
+        app.config["SECRET_KEY"] = secret or secrets.token_hex(32)
         CSRFProtect(app)
         floor_form = _floor_form_class()
     local = threading.local()
@@ -203,13 +198,16 @@ def create_bare_app(url: str | None = None, *, forms: bool | None = None) -> Fla
     return app
 
 
-def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Serve the bare app with campaign serve's gunicorn settings."""
+def serve(host: str, port: int, workers: int, threads: int, *, forms: bool = False) -> None:
+    """Serve the bare app (or the forms floor) with campaign serve's gunicorn settings."""
     from campaign import server
+
+    # Chosen before the workers fork: a cookie signed by one is read by the other.
+    secret = secrets.token_hex(32)
 
     class BareServer(server._Server):  # type: ignore[misc,name-defined]
         def load(self) -> Flask:
-            return create_bare_app()
+            return create_bare_app(forms=forms, secret=secret)
 
     # run_gunicorn builds server._Server with the options campaign serve uses; swapping the
     # class keeps those options identical without copying them here.
@@ -228,11 +226,8 @@ def main() -> None:
         "--forms", action="store_true", help="the forms floor: CSRF and a WTForms form too"
     )
     args = parser.parse_args()
-    if args.forms:
-        os.environ["BENCH_BARE_FORMS"] = "1"  # read by create_bare_app in each worker
-        os.environ.setdefault("BENCH_BARE_SECRET", secrets.token_hex(32))
     create_schema(database_url())
-    serve(args.host, args.port, args.workers, args.threads)
+    serve(args.host, args.port, args.workers, args.threads, forms=args.forms)
 
 
 if __name__ == "__main__":
