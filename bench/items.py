@@ -424,16 +424,25 @@ def seeded(
     return cache[key]
 
 
-def tally_latency(
-    dbs: Databases, backend: str, *, big: int, rounds: int, cache: dict[tuple[str, int], Seeded]
-) -> tuple[Figure, Figure]:
-    """Item 3 / 7: p50 of the tally page and tally.json at `big` signatures vs at 100."""
+@contextmanager
+def seeded_servers(
+    dbs: Databases, backend: str, big: int, cache: dict[tuple[str, int], Seeded]
+) -> Iterator[tuple[Seeded, Seeded, servers.Server, servers.Server]]:
+    """Item 3's letters of `big` and of 100 signatures (seeded once), each served."""
     large = seeded(dbs, backend, big, "big", cache)
     small = seeded(dbs, backend, 100, "small", cache)
     with (
         campaign_server(large.url, large.folder) as big_server,
         campaign_server(small.url, small.folder) as small_server,
     ):
+        yield large, small, big_server, small_server
+
+
+def tally_latency(
+    dbs: Databases, backend: str, *, big: int, rounds: int, cache: dict[tuple[str, int], Seeded]
+) -> tuple[Figure, Figure]:
+    """Item 3 / 7: p50 of the tally page and tally.json at `big` signatures vs at 100."""
+    with seeded_servers(dbs, backend, big, cache) as (large, small, big_server, small_server):
         targets = [
             (big_server.host, big_server.port, "/c/big/tally"),
             (small_server.host, small_server.port, "/c/small/tally"),
@@ -497,12 +506,7 @@ def other_pages_latency(
     The letter, thanks, signatories (past 500 listed: the table of countries), widget and
     badge of item 3's seeded letters (every other seeded signer is public).
     """
-    large = seeded(dbs, backend, big, "big", cache)
-    small = seeded(dbs, backend, 100, "small", cache)
-    with (
-        campaign_server(large.url, large.folder) as big_server,
-        campaign_server(small.url, small.folder) as small_server,
-    ):
+    with seeded_servers(dbs, backend, big, cache) as (_large, _small, big_server, small_server):
         pairs = [
             (
                 (big_server.host, big_server.port, f"/c/big{suffix}"),
