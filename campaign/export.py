@@ -45,7 +45,7 @@ from sqlalchemy.pool import SingletonThreadPool, StaticPool
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from campaign import geo, tally
+from campaign import geo, listing, tally
 from campaign.db import reading
 from campaign.models import SIGNATURE_STATUSES, SOURCES, Campaign, Signature
 
@@ -645,8 +645,8 @@ class CountrySigners:
         stmt = (
             select(Signature.name, Signature.title, Signature.parliament, Signature.party)
             .where(*self.where, Signature.country_code == self.country_code)
-            # As the public list of signatories orders a country (campaign/listing.py).
-            .order_by(func.lower(Signature.name), Signature.name, Signature.id)
+            # As the public list of signatories orders a country.
+            .order_by(listing.name_order, Signature.name, Signature.id)
             .execution_options(yield_per=self.BATCH)
         )
         for name, title, parliament, party in self.db.execute(stmt):

@@ -33,7 +33,7 @@ CURSOR_MAX = 1200
 # the name (so that "de Souza" stands beside "Dean"), then the id, so equal names keep one
 # order from page to page. SQLite lowers ASCII letters only, so there a name starting with
 # "É" comes after the Zs (as it does in Python's casefolded order of a small letter's page).
-_by_name = func.lower(Signature.name)
+name_order = func.lower(Signature.name)
 
 
 class BadCursor(ValueError):
@@ -147,7 +147,7 @@ _COLUMNS = (
     Signature.party,
     Signature.country_code,
     Signature.verified_at,
-    _by_name.label("sort_key"),
+    name_order.label("sort_key"),
 )
 
 
@@ -191,14 +191,14 @@ def country_page(
     # SQLite searches its index by the range, where it would scan from the country's start.
     if before is not None:
         query = query.where(
-            _by_name <= before.key, or_(_by_name < before.key, Signature.id < before.id)
-        ).order_by(_by_name.desc(), Signature.id.desc())
+            name_order <= before.key, or_(name_order < before.key, Signature.id < before.id)
+        ).order_by(name_order.desc(), Signature.id.desc())
     else:
         if after is not None:
             query = query.where(
-                _by_name >= after.key, or_(_by_name > after.key, Signature.id > after.id)
+                name_order >= after.key, or_(name_order > after.key, Signature.id > after.id)
             )
-        query = query.order_by(_by_name, Signature.id)
+        query = query.order_by(name_order, Signature.id)
     rows = list(session.execute(query.limit(PAGE_SIZE + 1)))
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
