@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, joinedload
 
-from campaign import audit, tally
+from campaign import audit, mail, tally
 from campaign.db import utcnow
-from campaign.models import SIGNATURE_STATUSES, Campaign, Organizer, OutboxMessage, Signature
+from campaign.models import SIGNATURE_STATUSES, Campaign, Organizer, Signature
 
 PER_PAGE = 50
 # Sort keys the list accepts; anything else falls back to the newest first.
@@ -182,7 +182,7 @@ def erase(
     signature.email_key = f"erased:{signature.id}"
     signature.erased_at = now or utcnow()
     tally.refresh(db, signature)
-    db.execute(delete(OutboxMessage).where(OutboxMessage.signature_id == signature.id))
+    mail.forget_signers(db, Signature.id == signature.id)
     audit.redact_signature(db, signature.id, _PERSONAL_AUDIT_FIELDS)
     audit.record(
         db,

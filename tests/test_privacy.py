@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -169,6 +170,32 @@ def test_anonymize_erases_personal_data_of_old_closed_campaigns_and_keeps_counts
             "member11@parliament.example",
         ]
         db.close()
+
+
+def test_anonymize_deletes_the_mail_files_written_to_those_signers(
+    closed_setup: dict[str, Any],
+) -> None:
+    app = closed_setup["app"]
+    with app.app_context():
+        db = new_session(app)
+        mail.queue(
+            db,
+            to="member11@parliament.example",
+            subject="Confirm",
+            text="Dear Member Number11",
+            signature_id=closed_setup["running_id"],
+        )
+        db.commit()
+        db.close()
+    assert mail.deliver_due(app) == 2  # no SMTP: two .eml files
+    folder = Path(app.instance_path) / "outbox"
+    assert len(list(folder.glob("*.eml"))) == 2
+
+    assert run(app, "anonymize", "--closed-before", "2026-06-01").exit_code == 0
+
+    [left] = folder.glob("*.eml")  # the open letter's signer keeps theirs
+    assert "Member Number11" in left.read_text()
+    assert not any("Member Number0" in path.read_text() for path in folder.iterdir())
 
 
 def test_anonymize_twice_erases_nothing_more(closed_setup: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from admin_helpers import (
@@ -22,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from campaign import mail, review, tally
+from campaign.db import get_session
 from campaign.models import AuditEntry, Campaign, Organizer, OutboxMessage, Signature
 
 __all__ = ["auth", "store"]
@@ -349,6 +351,79 @@ def test_erasure_leaves_nothing_identifying(
     # The address is free again: the same person may sign anew.
     again = make_signature(store, campaign, "Siti Rahmawati", "siti.rahmawati@dpr.example")
     assert again.id != signature.id
+
+
+def test_erasing_deletes_the_signers_mail_files_from_the_outbox_folder(
+    app: Flask, client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    # Without SMTP the sender writes each mail to instance/outbox/*.eml: an erased signer's
+    # name and address must not stay there, and no one else's mail goes with theirs.
+    gone = make_signature(store, campaign, "Siti Rahmawati", "siti@dpr.example", confirmed=False)
+    kept = make_signature(store, campaign, "Ann Lee", "ann@parl.example", confirmed=False)
+    for signature in (gone, kept, gone):
+        url = f"/admin/c/kem/signatures/{signature.id}"
+        assert client.post(url, data={"action": "resend"}).status_code == 303
+    assert mail.deliver_due(app) == 3
+    folder = Path(app.instance_path) / "outbox"
+    written = {path.name: path.read_text() for path in folder.glob("*.eml")}
+    assert sum("Siti" in text for text in written.values()) == 2
+    client.post(
+        f"/admin/c/kem/signatures/{gone.id}", data={"action": "erase", "confirm_erase": "y"}
+    )
+    assert reload(store, gone).status == "erased"
+    left = sorted(folder.glob("*.eml"))
+    assert len(left) == 1
+    assert "Ann Lee" in left[0].read_text()
+    assert not any("Siti" in path.read_text() for path in folder.iterdir())
+
+
+def test_a_mail_written_while_its_signer_is_erased_is_deleted_too(
+    app: Flask,
+    client: FlaskClient,
+    logged_in: AuthActions,
+    store: Session,
+    campaign: Campaign,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The sender has claimed the mail; the organizer erases the signer before it is written.
+    signature = make_signature(
+        store, campaign, "Siti Rahmawati", "siti@dpr.example", confirmed=False
+    )
+    url = f"/admin/c/kem/signatures/{signature.id}"
+    client.post(url, data={"action": "resend"})
+    composed = mail.mail_bytes
+
+    def erase_first(*args: object, **kwargs: object) -> bytes:
+        client.post(url, data={"action": "erase", "confirm_erase": "y"})
+        return composed(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mail, "mail_bytes", erase_first)
+    mail.deliver_due(app)
+    assert reload(store, signature).status == "erased"
+    folder = Path(app.instance_path) / "outbox"
+    assert list(folder.glob("*.eml")) == []
+
+
+def test_mail_files_stay_when_the_erasure_is_rolled_back(
+    app: Flask, client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    signature = make_signature(
+        store, campaign, "Siti Rahmawati", "siti@dpr.example", confirmed=False
+    )
+    client.post(f"/admin/c/kem/signatures/{signature.id}", data={"action": "resend"})
+    assert mail.deliver_due(app) == 1
+    folder = Path(app.instance_path) / "outbox"
+    [written] = folder.glob("*.eml")
+    with app.app_context():
+        db = get_session()
+        found = db.get(Signature, signature.id)
+        organizer = db.scalar(select(Organizer))
+        assert found is not None and organizer is not None
+        review.erase(db, organizer, found)
+        db.flush()
+        db.rollback()
+    assert written.exists()
+    assert reload(store, signature).erased_at is None
 
 
 def test_an_erased_signature_takes_no_other_action(

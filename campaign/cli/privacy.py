@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import String, cast, delete, func, literal, select, update
+from sqlalchemy import String, cast, func, literal, select, update
 from sqlalchemy.orm import Session
 
-from campaign import audit, review
+from campaign import audit, mail, review
 from campaign.db import session_scope
-from campaign.models import AuditEntry, Campaign, OutboxMessage, Signature, TallyCount
+from campaign.models import AuditEntry, Campaign, Signature, TallyCount
 
 # Audit fields that may name a signer; the same ones an organizer's erasure redacts.
 PERSONAL_AUDIT_FIELDS = tuple(dict.fromkeys(("rejected_reason", *review.ERASED_VALUES)))
@@ -78,8 +78,7 @@ def anonymize(db: Session, cutoff: dt.datetime, *, dry_run: bool = False) -> Ano
         )
         .execution_options(synchronize_session=False)
     )
-    in_campaigns = select(Signature.id).where(Signature.campaign_id.in_(ids))
-    db.execute(delete(OutboxMessage).where(OutboxMessage.signature_id.in_(in_campaigns)))
+    mail.forget_signers(db, Signature.campaign_id.in_(ids))
     audited = db.scalars(
         select(AuditEntry.signature_id)
         .where(AuditEntry.campaign_id.in_(ids), AuditEntry.signature_id.is_not(None))

@@ -62,13 +62,14 @@ from campaign.mail.message import build_message as build_message
 from campaign.mail.message import header_safe as header_safe
 from campaign.mail.message import mail_bytes as mail_bytes
 from campaign.mail.outbox import _OUTBOX, _wakeups
+from campaign.mail.outbox import forget_signers as forget_signers
 from campaign.mail.outbox import link_base as link_base
 from campaign.mail.outbox import queue as queue
 from campaign.mail.outbox import queue_already_signed as queue_already_signed
 from campaign.mail.outbox import queue_confirmation as queue_confirmation
 from campaign.mail.outbox import queue_confirmations as queue_confirmations
 from campaign.mail.outbox import wake as wake
-from campaign.mail.transport import _MESSAGE_ERRORS, _Outlet
+from campaign.mail.transport import _MESSAGE_ERRORS, _Outlet, remove_eml
 from campaign.models import Campaign, OutboxMessage, Signature
 
 # Its own logger at INFO, so "mail to X written to path" shows under `campaign run` and
@@ -129,6 +130,8 @@ class _Sent:
 
     sent_at: dt.datetime
     mail: Composed
+    # The .eml file it was written to, without SMTP.
+    path: str | None = None
 
 
 @dataclass
@@ -153,8 +156,15 @@ def _settle(app: Flask, outcome: _Outcome) -> None:
     """Mark sent, count failures and release claims, all in one transaction."""
     if not outcome:
         return
+    orphans: list[str] = []
     with session_scope(app) as db:
         if outcome.sent:
+            written = {i: sent.path for i, sent in outcome.sent.items() if sent.path}
+            if written:
+                # A signer erased while their mail was being written: the erasure deleted
+                # the row (and the files it found); the file written since goes too.
+                kept = set(db.scalars(select(_OUTBOX.c.id).where(_OUTBOX.c.id.in_(written))))
+                orphans = [path for i, path in written.items() if i not in kept]
             db.execute(
                 _MARK_SENT,
                 [
@@ -176,6 +186,7 @@ def _settle(app: Flask, outcome: _Outcome) -> None:
                 .where(_OUTBOX.c.id.in_(outcome.released), _OUTBOX.c.sent_at.is_(None))
                 .values(claimed_until=None)
             )
+    remove_eml(orphans)
 
 
 @dataclass
@@ -350,7 +361,7 @@ def _deliver(
                 _failed(outcome, message, error, _retry_at(app, message, current))
                 continue
             try:
-                outlet.send(message, data)
+                path = outlet.send(message, data)
             except Exception as error:
                 _failed(outcome, message, error, _retry_at(app, message, current))
                 if outlet.smtp_host and not isinstance(error, _MESSAGE_ERRORS):
@@ -360,7 +371,7 @@ def _deliver(
                     _server_away(app, state, outcome, message, batch[index + 1 :], error, current)
                     return sent, True
                 continue
-            outcome.sent[message.id] = _Sent(now or utcnow(), mail)
+            outcome.sent[message.id] = _Sent(now or utcnow(), mail, path)
             sent += 1
             if state.held_back:
                 # The server is back: what its outage pushed down the retry schedule

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Sequence
 from email.utils import make_msgid, parseaddr
@@ -10,7 +11,9 @@ from typing import Any, cast
 
 from flask import current_app, has_app_context, has_request_context, url_for
 from sqlalchemy import (
+    ColumnElement,
     Table,
+    delete,
     event,
     insert,
     select,
@@ -18,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from campaign.db import utcnow
+from campaign.mail import transport
 from campaign.mail.message import SUBJECT_MAX, header_safe
 from campaign.models import OutboxMessage, Signature
 
@@ -165,3 +169,31 @@ def wake() -> None:
     """Nudge this process's sender so a just-committed mail leaves at once if it leads."""
     for wakeup in list(_wakeups):
         wakeup.set()
+
+
+def forget_signers(db: Session, which: ColumnElement[bool]) -> None:
+    """Delete the outbox rows of the signatures `which` selects (a condition on Signature).
+
+    Sent or not, their mail named the signer: the rows go in the caller's transaction, and
+    once it commits so do the .eml files this instance wrote for them without SMTP (an
+    instance serving elsewhere keeps its own folder). A rollback keeps the files.
+    """
+    of_signers = _OUTBOX.c.signature_id.in_(select(Signature.id).where(which))
+    folder = transport.outbox_folder(current_app) if has_app_context() else None
+    if folder is not None and os.path.isdir(folder):
+        written = db.execute(select(_OUTBOX.c.id, _OUTBOX.c.created_at).where(of_signers))
+        paths = [os.path.join(folder, transport.eml_name(i, created)) for i, created in written]
+        if paths:
+            db.info.setdefault("mail_files_to_remove", []).extend(paths)
+            if not event.contains(db, "after_commit", _remove_forgotten_files):
+                event.listen(db, "after_commit", _remove_forgotten_files)
+                event.listen(db, "after_rollback", _keep_forgotten_files)
+    db.execute(delete(_OUTBOX).where(of_signers))
+
+
+def _remove_forgotten_files(session: Session) -> None:
+    transport.remove_eml(session.info.pop("mail_files_to_remove", ()))
+
+
+def _keep_forgotten_files(session: Session) -> None:
+    session.info.pop("mail_files_to_remove", None)

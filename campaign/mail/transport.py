@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import smtplib
 import ssl
 import tempfile
+from collections.abc import Iterable
 from email.utils import parseaddr
 
 from flask import Flask
@@ -45,11 +47,33 @@ def _connect(app: Flask) -> smtplib.SMTP:
     return smtp
 
 
+def outbox_folder(app: Flask) -> str:
+    """instance/outbox/: where mail goes as .eml files when no SMTP server is set."""
+    return os.path.join(app.instance_path, "outbox")
+
+
+def eml_name(message_id: int, created_at: dt.datetime) -> str:
+    """The file name an outbox message is written to: <created-date>-<id>.eml."""
+    return f"{created_at:%Y-%m-%d}-{message_id}.eml"
+
+
+def remove_eml(paths: Iterable[str]) -> int:
+    """Delete these written mails (those that exist); how many were deleted."""
+    removed = 0
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            continue
+        removed += 1
+    return removed
+
+
 def _write_eml(app: Flask, message: OutboxMessage, data: bytes) -> str:
     """Write the mail to instance/outbox/<created-date>-<id>.eml atomically; return the path."""
-    outbox = os.path.join(app.instance_path, "outbox")
+    outbox = outbox_folder(app)
     os.makedirs(outbox, exist_ok=True)
-    path = os.path.join(outbox, f"{message.created_at:%Y-%m-%d}-{message.id}.eml")
+    path = os.path.join(outbox, eml_name(message.id, message.created_at))
     # Not named *.eml until whole: a reader globbing the outbox (pathlib's "*" matches dot
     # files) must never pick up a mail still being written.
     fd, tmp = tempfile.mkstemp(dir=outbox, prefix=".tmp-", suffix=".part")
@@ -76,12 +100,15 @@ class _Outlet:
         self.smtp_host = bool(app.config.get("SMTP_HOST"))
         self._smtp: smtplib.SMTP | None = None
 
-    def send(self, message: OutboxMessage, data: bytes) -> None:
-        """Hand the mail (mail_bytes()) to the SMTP server, or write it to instance/outbox/."""
+    def send(self, message: OutboxMessage, data: bytes) -> str | None:
+        """Hand the mail (mail_bytes()) to the SMTP server, or write it to instance/outbox/.
+
+        The path of the file written, without SMTP.
+        """
         if not self.smtp_host:
             path = _write_eml(self.app, message, data)
             log.info("mail to %s written to %s", message.to_addr, path)
-            return
+            return path
         if self._smtp is None:
             self._smtp = _connect(self.app)
         sender = parseaddr(self.mail_from)[1]
@@ -98,6 +125,7 @@ class _Outlet:
             options = ("SMTPUTF8", "BODY=8BITMIME")
         # An explicit envelope: the recipient is the stored address, whatever the headers say.
         self._smtp.sendmail(sender, [message.to_addr], data, options)
+        return None
 
     def close(self) -> None:
         """Close the SMTP connection politely, or at least close it."""
