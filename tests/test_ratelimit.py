@@ -319,3 +319,35 @@ def test_two_server_processes_share_one_limit_through_redis(
         store.close()
     assert [status for status, _ in answers] == [200, 200, 200, 200, 200, 429]
     assert int(answers[5][1]["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize(
+    ("config", "workers", "warned"),
+    [
+        ({}, 2, True),  # memory:// is the default
+        ({}, 1, False),  # one worker: one memory, the limits hold as written
+        ({"RATELIMIT_ENABLED": False}, 2, False),
+        ({"RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0"}, 4, False),
+    ],
+)
+def test_serve_warns_when_each_worker_would_keep_its_own_rate_limits(
+    app_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    config: dict[str, Any],
+    workers: int,
+    warned: bool,
+) -> None:
+    started: list[dict[str, Any]] = []
+    monkeypatch.setattr("campaign.server.run_gunicorn", lambda **options: started.append(options))
+    app: Flask = app_factory(**{"RATELIMIT_ENABLED": True, **config})
+    result = app.test_cli_runner().invoke(args=["serve", "--workers", str(workers)])
+    assert result.exit_code == 0, result.output
+    assert [options["workers"] for options in started] == [workers]
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    if warned:
+        assert warnings == [
+            f"warning: rate limits are kept in each worker's memory, so a client gets up to"
+            f" {workers}x each limit; set CAMPAIGN_RATELIMIT_STORAGE_URI=redis://... to share them"
+        ]
+    else:
+        assert warnings == []

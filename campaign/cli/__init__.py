@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, with_appcontext
 
 from campaign import db
 
@@ -35,10 +35,19 @@ def db_upgrade(revision: str) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+@with_appcontext
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the app with gunicorn (production)."""
     from campaign.server import run_gunicorn
 
+    config = current_app.config
+    storage = str(config.get("RATELIMIT_STORAGE_URI") or "memory://")
+    if workers > 1 and config.get("RATELIMIT_ENABLED", True) and storage.startswith("memory://"):
+        click.echo(
+            "warning: rate limits are kept in each worker's memory, so a client gets up to"
+            f" {workers}x each limit; set CAMPAIGN_RATELIMIT_STORAGE_URI=redis://... to share them",
+            err=True,
+        )
     run_gunicorn(host=host, port=port, workers=workers, threads=threads)
 
 
