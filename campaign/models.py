@@ -241,7 +241,7 @@ class AuditEntry(Base):
     organizer: Mapped[Organizer | None] = relationship()
 
 
-OUTBOX_KINDS = ("confirm", "already_signed")
+OUTBOX_KINDS = ("confirm", "already_signed", "receipt")
 
 
 class OutboxMessage(Base):
@@ -252,7 +252,7 @@ class OutboxMessage(Base):
         Index("ix_outbox_message_due", "sent_at", "next_attempt_at"),
         # A signature's mail, deleted when the signature is erased.
         Index("ix_outbox_message_signature", "signature_id"),
-        CheckConstraint("kind IN ('confirm', 'already_signed')", name="kind"),
+        CheckConstraint("kind IN ('confirm', 'already_signed', 'receipt')", name="kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -170,6 +170,26 @@ def test_import_csv_can_send_confirmation_mail(
     assert counted_by_country(letter, "release") == {"NO": 1}
 
 
+@pytest.mark.parametrize("mode", ["--count-now", "--send-confirmation"])
+def test_import_csv_into_a_letter_without_confirmation_mails_no_receipt(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path, mode: str
+) -> None:
+    # Paper signatures were collected by the organizers, not typed in by the signers: the
+    # receipt is for a form signature only, and an import mails no one.
+    db = new_session(app)
+    make_campaign(db, require_confirmation=False)
+    db.close()
+    result = runner.invoke(args=["import-csv", "release", _paper(tmp_path), mode])
+
+    assert result.exit_code == 0, result.output
+    assert "imported: 3" in result.stdout
+    assert "mail queued" not in result.stdout
+    assert counted_by_country(app, "release") == {"DE": 1, "US": 1, "NO": 1}
+    db = new_session(app)
+    assert db.scalars(select(OutboxMessage)).all() == []
+    db.close()
+
+
 def test_sending_confirmation_from_the_cli_needs_the_sites_address(
     app_factory: Callable[..., Flask], tmp_path: Path
 ) -> None:

@@ -4,8 +4,8 @@ The deployment a letter outgrows one machine with: several servers behind a prox
 (ProxyFix trusts one hop here), one database, one rate-limit store. A signer may load
 the form from one process and post it to the other; the same address posted through
 both is one signature; counts stay exact; per-address limits are counted once for the
-cluster, not once per process; and each confirmation mail leaves once: one process
-sends, the others stand by and one takes over when it is killed.
+cluster, not once per process; and each mail (confirmation, notice or receipt) leaves
+once: one process sends, the others stand by and one takes over when it is killed.
 """
 
 from __future__ import annotations
@@ -337,8 +337,20 @@ def test_each_mail_leaves_once_though_every_process_sends(cluster: Cluster) -> N
         match = re.search(r"^Message-ID: (.+)$", path.read_text(), re.MULTILINE | re.IGNORECASE)
         assert match, path
         ids.append(match.group(1).strip())
-    # Eight confirmations here, and the earlier test's "you already signed" notice.
-    assert queued == 9
+    with cluster.session() as db:
+        kinds = dict(
+            db.execute(select(OutboxMessage.kind, func.count()).group_by(OutboxMessage.kind)).all()
+        )
+        receipts = db.scalar(
+            select(func.count())
+            .select_from(Signature)
+            .join(Campaign)
+            .where(Campaign.slug == "counted")
+        )
+    # Eight confirmations here, the earlier test's "you already signed" notice, and a
+    # receipt for each signature the earlier tests made on the letter without confirmation.
+    assert kinds == {"confirm": 8, "already_signed": 1, "receipt": receipts}
+    assert queued == 9 + receipts
     assert len(files) == queued
     assert len(set(ids)) == queued
     assert _counts(cluster, "mailed") == (8, 0, 0)  # pending until confirmed

@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from campaign import create_app, mail
 from campaign.db import Base, alembic_config, new_session, upgrade, utcnow
@@ -112,6 +113,64 @@ def test_revision_0002_keeps_queued_mail_and_downgrades_once_it_is_sent(
         ).scalars()
         assert list(subjects) == ["Old mail", "Please confirm your signature: A letter"]
     engine.dispose()
+
+
+def _insert_receipt_row(url: str) -> None:
+    """An outbox row of kind 'receipt', inserted as SQL (no check but the database's)."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO outbox_message (created_at, to_addr, kind, subject, body_text, "
+                    "message_id, attempts, next_attempt_at, last_error) VALUES (:now, "
+                    "'ada@example.org', 'receipt', '', '', '<2@x>', 0, :now, '')"
+                ),
+                {"now": utcnow()},
+            )
+    finally:
+        engine.dispose()
+
+
+def test_revision_0006_lets_the_outbox_hold_receipts_and_downgrades_once_they_are_sent(
+    app_factory: Any, empty_database: str
+) -> None:
+    url = empty_database
+    upgrade(url, "0005")
+    with pytest.raises(IntegrityError):
+        _insert_receipt_row(url)
+    upgrade(url)
+    app = app_factory(DATABASE_URL=url)
+    with app.app_context(), new_session(app) as db:
+        campaign = Campaign(slug="c", title="A letter", state="open", require_confirmation=False)
+        signature = Signature(
+            campaign=campaign,
+            name="Ada",
+            country_code="GB",
+            continent_code="EU",
+            email="ada@example.org",
+            email_key="ada@example.org",
+            name_key="ada",
+            status="confirmed",
+        )
+        db.add(signature)
+        db.flush()
+        mail.queue_receipt(db, signature)
+        db.commit()
+    # Revision 0005's sender cannot compose a receipt: refuse while one waits.
+    with pytest.raises(RuntimeError, match="1 queued receipts are composed when sent"):
+        command.downgrade(alembic_config(url), "0005")
+    assert mail.deliver_due(app) == 1
+    app.extensions["engine"].dispose()
+    command.downgrade(alembic_config(url), "0005")
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        # The sent receipt is kept as what it said: a mail stored whole, of no kind.
+        sent = conn.execute(text("SELECT kind, subject FROM outbox_message")).all()
+    engine.dispose()
+    assert [tuple(row) for row in sent] == [(None, "Receipt for your signature: A letter")]
+    with pytest.raises(IntegrityError):
+        _insert_receipt_row(url)
 
 
 def _index_names(url: str) -> set[str]:

@@ -187,6 +187,22 @@ def test_apply_with_confirmation_mail_queues_one_mail_per_new_signer(setup) -> N
     assert counted_by_country(app, "release") == {"NO": 1}
 
 
+@pytest.mark.parametrize("mode", ["count_now", "confirmation"])
+def test_importing_into_a_letter_without_confirmation_mails_no_receipt(
+    app: Flask, client: FlaskClient, mode: str
+) -> None:
+    db = new_session(app)
+    campaign = make_campaign(db, require_confirmation=False)
+    organizer = make_organizer(db, campaigns=(campaign,))
+    db.close()
+    login(client, organizer)
+    response = _apply(client, _upload(client, PAPER), mode=mode)
+
+    assert response.status_code == 303
+    assert _count(app, Signature, source="import") == 5
+    assert _count(app, OutboxMessage) == 0
+
+
 def test_applying_twice_imports_once(setup) -> None:  # type: ignore[no-untyped-def]
     app, client = setup
     preview = _upload(client, PAPER)

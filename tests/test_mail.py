@@ -330,6 +330,88 @@ def test_already_signed_notice_offers_no_confirm_link_once_confirmed_meanwhile(
     assert set(links(row.body_text)) == {"withdraw"}
 
 
+def queue_receipt(
+    app: Flask, *, status: str = "confirmed", public: bool = True, **values: Any
+) -> int:
+    """Commit a signature on a letter without confirmation, and its receipt; the signature's id."""
+    with app.app_context():
+        db = new_session(app)
+        sig = make_signature(db, **values)
+        sig.campaign.require_confirmation = False
+        sig.status, sig.public = status, public
+        if status == "held":
+            sig.duplicate_state = "held"
+        mail.queue_receipt(db, sig)
+        db.commit()
+        db.close()
+        return sig.id
+
+
+def test_receipt_says_the_signature_counts_and_carries_a_withdraw_link_only(app: Flask) -> None:
+    signature_id = queue_receipt(app)
+    [row] = outbox(app)
+    assert (row.kind, row.signature_id, row.to_addr) == ("receipt", signature_id, "ada@example.org")
+    [queued] = composed(app)
+    assert queued.subject == "Receipt for your signature: Free the press"
+    assert "Hello Ada Lovelace," in queued.text
+    assert 'You signed the open letter "Free the press" with this address.' in queued.text
+    assert "your signature counts now" in queued.text
+    assert "If this was not you" in queued.text
+    found = links(queued.text)
+    assert set(found) == {"withdraw"}
+    token = found["withdraw"].rsplit("/", 1)[1]
+    secret = app.config["SECRET_KEY"]
+    assert signing.read_token(secret, token, "withdraw", 60) == signature_id
+    # The withdraw link's own lifetime (WITHDRAW_MAX_AGE_SECONDS), not the confirm link's.
+    assert "The link expires in 1 year." in queued.text
+    assert queued.html is not None
+    assert f'href="{found["withdraw"]}"' in queued.html
+    assert "If this was not you" in queued.html
+
+
+def test_receipt_expiry_follows_the_withdraw_links_lifetime(app_factory: Any) -> None:
+    app = app_factory(WITHDRAW_MAX_AGE_SECONDS=90 * 24 * 3600, CONFIRM_MAX_AGE_SECONDS=3600)
+    queue_receipt(app)
+    [queued] = composed(app)
+    assert "The link expires in 3 months." in queued.text
+
+
+@pytest.mark.parametrize(
+    ("public", "expected", "absent"),
+    [
+        (True, "your name is shown on the public list", "is not shown"),
+        (False, "your name is not shown on the public list", "is shown"),
+    ],
+)
+def test_receipt_says_whether_the_name_is_listed(
+    app: Flask, public: bool, expected: str, absent: str
+) -> None:
+    queue_receipt(app, public=public)
+    [queued] = composed(app)
+    assert expected in queued.text
+    assert absent not in queued.text
+    assert queued.html is not None and expected in queued.html
+
+
+def test_receipt_of_a_held_signature_says_it_counts_once_checked(app: Flask) -> None:
+    queue_receipt(app, status="held")
+    [queued] = composed(app)
+    assert "Your signature will count once the organizers have checked it." in queued.text
+    assert "counts now" not in queued.text
+    assert "public list" not in queued.text
+    assert set(links(queued.text)) == {"withdraw"}
+
+
+def test_receipt_is_composed_in_the_signers_language(app: Flask) -> None:
+    queue_receipt(app, locale="fr", address="marie@example.fr", name="Marie Curie")
+    [queued] = composed(app)
+    # A header holds no no-break space: header_safe() makes it a space.
+    assert queued.subject == "Reçu de votre signature : Free the press"
+    assert "Bonjour Marie Curie," in queued.text
+    assert "1\xa0an" in queued.text
+    assert queued.html is not None and '<html lang="fr">' in queued.html
+
+
 def test_mail_is_composed_in_the_signers_locale(app: Flask) -> None:
     queue_one(app, locale="fr", address="marie@example.fr")
     queue_one(app, locale="en", address="ada@example.org")

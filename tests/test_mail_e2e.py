@@ -31,10 +31,17 @@ FORM = {
 }
 
 
-def open_campaign(app: Flask) -> None:
-    """An open campaign that requires confirmation by email."""
+def open_campaign(app: Flask, *, require_confirmation: bool = True) -> None:
+    """An open campaign, requiring confirmation by email unless told."""
     with app.app_context(), new_session(app) as db:
-        create_campaign(db, slug=SLUG, title="Free the press", letter="We ask you.", state="open")
+        create_campaign(
+            db,
+            slug=SLUG,
+            title="Free the press",
+            letter="We ask you.",
+            state="open",
+            require_confirmation=require_confirmation,
+        )
         db.commit()
 
 
@@ -112,6 +119,38 @@ def test_withdraw_link_in_the_mail_takes_the_signature_off_the_count(
     assert client.post(withdraw).status_code == 303
     assert statuses(app) == ["withdrawn"]
     assert counted(client) == 0
+
+
+def test_without_confirmation_the_receipt_arrives_and_its_link_withdraws(
+    app_factory: Any, backend: str, smtp_server: SmtpServer
+) -> None:
+    app = app_factory(backend, **smtp_server.config())
+    open_campaign(app, require_confirmation=False)
+    client = app.test_client()
+    sign(client)
+    assert statuses(app) == ["confirmed"]
+    assert counted(client) == 1
+    assert mail.deliver_due(app) == 1
+
+    [envelope] = smtp_server.envelopes
+    assert envelope.rcpt_tos == ["ada@example.org"]
+    [message] = smtp_server.messages()
+    assert message["Subject"] == "Receipt for your signature: Free the press"
+    text, _html = text_and_html(message)
+    assert "your signature counts now" in text
+    assert f"/c/{SLUG}/confirm/" not in text
+    withdraw = link(message, "withdraw")
+
+    page = client.get(withdraw)  # what a mail scanner prefetching the link does
+    assert page.status_code == 200
+    assert "Hon. Ada Lovelace" in page.get_data(as_text=True)
+    assert counted(client) == 1
+    response = client.post(withdraw)
+    assert response.status_code == 303
+    assert statuses(app) == ["withdrawn"]
+    assert counted(client) == 0
+    assert "Your signature has been withdrawn" in client.get(withdraw).get_data(as_text=True)
+    assert mail.deliver_due(app) == 0  # withdrawing sends nothing more
 
 
 def test_signing_again_mails_the_confirm_link_again(

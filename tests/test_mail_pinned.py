@@ -1,11 +1,12 @@
 """The sender's mails, byte for byte: what it writes to the outbox and hands to SMTP.
 
 Each case's mail is compared with tests/mail_golden/, written by the sender as it was
-before its composing was made cheaper, so a change in a byte of any header, part or
-encoding fails here. Only what differs between two sends of one mail is normalised:
-the multipart boundary (random) and the links' tokens (timestamped). The rows' dates and
-Message-IDs are fixed before sending. After a deliberate change of the mails, rewrite
-the golden files with CAMPAIGN_WRITE_GOLDEN_MAIL=1 and read their diff.
+before its composing was made cheaper (the receipts' receipt-*.eml by the sender that
+first sent them), so a change in a byte of any header, part or encoding fails here. Only
+what differs between two sends of one mail is normalised: the multipart boundary (random)
+and the links' tokens (timestamped). The rows' dates and Message-IDs are fixed before
+sending. After a deliberate change of the mails, rewrite the golden files with
+CAMPAIGN_WRITE_GOLDEN_MAIL=1 and read their diff.
 """
 
 from __future__ import annotations
@@ -76,6 +77,13 @@ SIGNERS: list[tuple[str, str, str, str, str, str | None, str]] = [
     ("confirm", "Per %(title)s 100%", "per@example.org", "en", "50% of the press", None, "pending"),
     ("confirm", "  Ada \n  Byron ", "byron@example.org", "en", FREE, None, "pending"),
 ]
+# Receipts, to signers of a letter without confirmation:
+# (name, address, locale, title, translated title or None, status, listed publicly).
+RECEIPTS: list[tuple[str, str, str, str, str | None, str, bool]] = [
+    ("Ada Lovelace", "ada@example.org", "en", FREE, None, "confirmed", True),
+    ("Zoë Ångström-Müller", "zoe@example.fr", "fr", FREE, "Libérez la presse", "confirmed", False),
+    ("Ana Núñez", "ana@example.es", "es", FREE, "Liberad a la prensa", "held", True),
+]
 # Mails the caller composed (mail.queue): (subject, text, html).
 COMPOSED: list[tuple[str, str, str | None]] = [
     ("A plain notice", "Hello,\n\nplain text only.\n", None),
@@ -103,15 +111,7 @@ def queue_cases(app: Flask) -> None:
         db = new_session(app)
         campaigns: dict[str, Campaign] = {}
         for kind, name, address, locale, title, translated, status in SIGNERS:
-            if title not in campaigns:
-                campaigns[title] = Campaign(
-                    slug=f"pinned-{len(campaigns)}", title=title, state="open"
-                )
-            campaign = campaigns[title]
-            if translated and all(t.locale != locale for t in campaign.translations):
-                campaign.translations.append(
-                    LetterTranslation(locale=locale, title=translated, letter="...")
-                )
+            campaign = _campaign(campaigns, title, locale, translated)
             signature = _signature(db, campaign, name, address, locale, status)
             if kind == "confirm":
                 mail.queue_confirmation(db, signature)
@@ -119,15 +119,58 @@ def queue_cases(app: Flask) -> None:
                 mail.queue_already_signed(db, signature)
         for subject, text, html in COMPOSED:
             mail.queue(db, to="ada@example.org", subject=subject, text=text, html=html)
-        db.commit()
-        for row in db.scalars(select(OutboxMessage)):
-            db.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id)
-                .values(created_at=CREATED_AT, message_id=f"<pinned-{row.id}@example.org>")
-            )
-        db.commit()
+        _fix_rows(db)
         db.close()
+
+
+def queue_receipts(app: Flask) -> None:
+    """Commit each receipt case's signature and receipt, then fix each row's date and Message-ID."""
+    with app.app_context():
+        db = new_session(app)
+        campaigns: dict[str, Campaign] = {}
+        for name, address, locale, title, translated, status, listed in RECEIPTS:
+            campaign = _campaign(campaigns, title, locale, translated, require_confirmation=False)
+            signature = _signature(db, campaign, name, address, locale, status)
+            signature.public = listed
+            mail.queue_receipt(db, signature)
+        _fix_rows(db)
+        db.close()
+
+
+def _campaign(
+    campaigns: dict[str, Campaign],
+    title: str,
+    locale: str,
+    translated: str | None,
+    *,
+    require_confirmation: bool = True,
+) -> Campaign:
+    """The campaign of this title (made on first use), with the translation named."""
+    if title not in campaigns:
+        campaigns[title] = Campaign(
+            slug=f"pinned-{len(campaigns)}",
+            title=title,
+            state="open",
+            require_confirmation=require_confirmation,
+        )
+    campaign = campaigns[title]
+    if translated and all(t.locale != locale for t in campaign.translations):
+        campaign.translations.append(
+            LetterTranslation(locale=locale, title=translated, letter="...")
+        )
+    return campaign
+
+
+def _fix_rows(db: Session) -> None:
+    """Commit, then give every row the fixed date and a Message-ID named by its id."""
+    db.commit()
+    for row in db.scalars(select(OutboxMessage)):
+        db.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row.id)
+            .values(created_at=CREATED_AT, message_id=f"<pinned-{row.id}@example.org>")
+        )
+    db.commit()
 
 
 def _signature(db: Session, campaign: Campaign, *values: str) -> Signature:
@@ -144,6 +187,7 @@ def _signature(db: Session, campaign: Campaign, *values: str) -> Signature:
         locale=locale,
         status=status,
         confirmed_at=CREATED_AT if status == "confirmed" else None,
+        duplicate_state="held" if status == "held" else None,
     )
     db.add(signature)
     db.flush()
@@ -190,5 +234,29 @@ def test_smtp_data_is_the_pinned_mails(
     ] * len(COMPOSED)
     check_golden(
         f"smtp-{sender}.eml",
+        [(str(number), bytes(e.content)) for number, e in enumerate(envelopes, 1)],
+    )
+
+
+@pytest.mark.parametrize("sender", sorted(SENDERS))
+def test_receipts_in_the_outbox_are_the_pinned_mails(app_factory: Any, sender: str) -> None:
+    app = app_factory(MAIL_FROM=SENDERS[sender])
+    queue_receipts(app)
+    assert mail.deliver_due(app) == len(RECEIPTS)
+    files = eml_files(app)
+    check_golden(f"receipt-outbox-{sender}.eml", [(path.name, path.read_bytes()) for path in files])
+
+
+@pytest.mark.parametrize("sender", sorted(SENDERS))
+def test_receipts_over_smtp_are_the_pinned_mails(
+    app_factory: Any, smtp_server: SmtpServer, sender: str
+) -> None:
+    app = app_factory(MAIL_FROM=SENDERS[sender], **smtp_server.config())
+    queue_receipts(app)
+    assert mail.deliver_due(app) == len(RECEIPTS)
+    envelopes = smtp_server.envelopes
+    assert [e.rcpt_tos for e in envelopes] == [[row[1]] for row in RECEIPTS]
+    check_golden(
+        f"receipt-smtp-{sender}.eml",
         [(str(number), bytes(e.content)) for number, e in enumerate(envelopes, 1)],
     )

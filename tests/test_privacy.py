@@ -198,6 +198,31 @@ def test_anonymize_deletes_the_mail_files_written_to_those_signers(
     assert not any("Member Number0" in path.read_text() for path in folder.iterdir())
 
 
+def test_anonymize_deletes_the_receipts_of_the_signers_it_erases(any_app: Flask) -> None:
+    with any_app.app_context(), new_session(any_app) as db:
+        campaigns.create_campaign(
+            db, slug="quick", title="Quick letter", state="open", require_confirmation=False
+        )
+        db.commit()
+    client = any_app.test_client()
+    form = {"title": "MP", "parliament": "Assembly", "country": "KH", "public": "y"}
+    client.post("/c/quick/sign", data={**form, "name": "Member One", "email": "one@parl.example"})
+    assert mail.deliver_due(any_app) == 1  # one receipt sent, the other still queued
+    client.post("/c/quick/sign", data={**form, "name": "Member Two", "email": "two@parl.example"})
+    with new_session(any_app) as db:
+        assert list(db.scalars(select(OutboxMessage.kind))) == ["receipt", "receipt"]
+        letter = db.scalars(select(Campaign).where(Campaign.slug == "quick")).one()
+        letter.state, letter.closes_at = "closed", dt.datetime(2026, 3, 1, tzinfo=UTC)
+        db.commit()
+
+    result = run(any_app, "anonymize", "--closed-before", "2026-06-01")
+
+    assert result.exit_code == 0, result.output
+    assert "anonymized 2 signatures" in result.output
+    with new_session(any_app) as db:
+        assert db.scalars(select(OutboxMessage)).all() == []
+
+
 def test_anonymize_twice_erases_nothing_more(closed_setup: dict[str, Any]) -> None:
     app = closed_setup["app"]
     assert run(app, "anonymize", "--closed-before", "2026-06-01").exit_code == 0

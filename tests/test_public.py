@@ -67,13 +67,14 @@ class QueuedMail:
     to_addr: str
     signature_id: int | None
     body_text: str
+    kind: str | None = None
 
 
 def outbox(app: Flask) -> list[QueuedMail]:
     """Every queued mail, oldest first."""
     with app.app_context(), session_scope(app) as db:
         rows = db.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
-        return [QueuedMail(r.to_addr, r.signature_id, compose(db, r).text) for r in rows]
+        return [QueuedMail(r.to_addr, r.signature_id, compose(db, r).text, r.kind) for r in rows]
 
 
 def total(app: Flask, slug: str = SLUG) -> int:
@@ -318,15 +319,65 @@ def test_same_person_under_another_address_is_held_and_not_counted(
     assert "Signed by 1 MP from 1 country" in client.get(f"/c/{SLUG}/tally").text
 
 
-def test_no_confirmation_campaign_counts_at_once_and_sends_no_mail(
+def test_no_confirmation_campaign_counts_at_once_and_mails_a_receipt(
     app: Flask, client: FlaskClient
 ) -> None:
     make_campaign(app, require_confirmation=False)
     assert post_sign(client).status_code == 303
-    assert [s.status for s in signatures(app)] == ["confirmed"]
-    assert outbox(app) == []
+    [sig] = signatures(app)
+    assert (sig.status, sig.counted) == ("confirmed", True)
     assert total(app) == 1
+    # The receipt is the only word the address's owner gets of a signature in their name.
+    [receipt] = outbox(app)
+    assert (receipt.kind, receipt.to_addr, receipt.signature_id) == (
+        "receipt",
+        "maria.santos@example.org",
+        sig.id,
+    )
+    assert "/confirm/" not in receipt.body_text
+    assert link(receipt, "withdraw").startswith(f"/c/{SLUG}/withdraw/")
     assert "Your signature has been recorded." in client.get(f"/c/{SLUG}/thanks").text
+
+
+def test_the_receipts_withdraw_link_takes_the_signature_off_the_count(
+    app: Flask, client: FlaskClient
+) -> None:
+    make_campaign(app, require_confirmation=False)
+    post_sign(client)
+    withdraw = link(outbox(app)[0], "withdraw")
+    assert client.get(withdraw).status_code == 200
+    assert total(app) == 1
+    assert client.post(withdraw).status_code == 303
+    assert [s.status for s in signatures(app)] == ["withdrawn"]
+    assert total(app) == 0
+
+
+def test_signing_again_without_confirmation_sends_the_notice_not_another_receipt(
+    app: Flask, client: FlaskClient
+) -> None:
+    make_campaign(app, require_confirmation=False)
+    post_sign(client)
+    for _ in range(5):
+        assert post_sign(client, email="maria.santos+x@example.org").status_code == 303
+    mails = outbox(app)
+    assert [m.kind for m in mails] == ["receipt"] + ["already_signed"] * 3
+    assert all(m.to_addr == "maria.santos@example.org" for m in mails)
+    assert all("/confirm/" not in m.body_text for m in mails)
+    assert total(app) == 1
+
+
+def test_a_held_signer_without_confirmation_gets_a_receipt_saying_it_waits_for_review(
+    app: Flask, client: FlaskClient
+) -> None:
+    make_campaign(app, require_confirmation=False)
+    post_sign(client)
+    post_sign(client, name="Hon. MARÍA SANTOS", email="m.santos@parliament.example")
+    first, second = outbox(app)
+    assert (first.kind, second.kind) == ("receipt", "receipt")
+    assert second.to_addr == "m.santos@parliament.example"
+    assert "once the organizers have checked it" in second.body_text
+    assert "counts now" not in second.body_text
+    assert "counts now" in first.body_text
 
 
 def test_the_sign_rate_limit_applies(app_factory: Any) -> None:

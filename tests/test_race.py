@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -144,25 +145,53 @@ def test_racing_confirmations_count_once(
     app = app_factory(backend)
     make_campaign(app, require_confirmation=require_confirmation)
     race(app, [{**FORM, "email": f"s{n}@example.org", "name": f"Signer {n}"} for n in range(5)])
+    # A letter without confirmation mails receipts, which carry no confirm link.
+    paths = [path for path in mailed_links(app, "confirm") for _ in range(4)]
+    assert post_at_once(app, paths) == [303] * len(paths)
+    assert sum(row.counted for row in stored(app)) == 5
+    assert drift(app) == {}
+
+
+def test_racing_withdrawals_from_the_receipts_take_each_signature_off_once(
+    app_factory: Any, backend: str
+) -> None:
+    app = app_factory(backend)
+    make_campaign(app, require_confirmation=False)
+    race(app, [{**FORM, "email": f"s{n}@example.org", "name": f"Signer {n}"} for n in range(5)])
+    assert sum(row.counted for row in stored(app)) == 5
+    paths = [path for path in mailed_links(app, "withdraw") for _ in range(4)]
+    assert len(paths) == 5 * 4
+    assert post_at_once(app, paths) == [303] * len(paths)
+    assert [row.status for row in stored(app)] == ["withdrawn"] * 5
+    assert drift(app) == {}
+
+
+def mailed_links(app: Flask, purpose: str) -> list[str]:
+    """The paths of the confirm or withdraw links in the queued mail."""
     with app.app_context(), session_scope(app) as db:
-        links = [
-            mail.compose(db, m).text.split("http://campaign.test", 1)[1].split()[0]
-            for m in db.scalars(select(OutboxMessage))
-        ]
-    paths = [path for path in links for _ in range(4)]
+        texts = [mail.compose(db, m).text for m in db.scalars(select(OutboxMessage))]
+    return [
+        path
+        for text in texts
+        for path in re.findall(rf"http://campaign\.test(/c/{SLUG}/{purpose}/\S+)", text)
+    ]
+
+
+def post_at_once(app: Flask, paths: list[str]) -> list[int]:
+    """POST to every path at once, one thread and one client each; the statuses."""
+    if not paths:
+        return []
     barrier = threading.Barrier(len(paths))
     codes: list[int] = []
 
-    def confirm(path: str) -> None:
+    def post(path: str) -> None:
         client = app.test_client()
         barrier.wait(timeout=30)
         codes.append(client.post(path).status_code)
 
-    threads = [threading.Thread(target=confirm, args=(p,)) for p in paths]
+    threads = [threading.Thread(target=post, args=(p,)) for p in paths]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    assert codes == [303] * len(paths)
-    assert sum(row.counted for row in stored(app)) == 5
-    assert drift(app) == {}
+    return codes

@@ -426,6 +426,26 @@ def test_mail_files_stay_when_the_erasure_is_rolled_back(
     assert reload(store, signature).erased_at is None
 
 
+def test_erasure_deletes_the_signers_receipts_sent_or_queued(
+    app: Flask, client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    campaign.require_confirmation = False
+    store.commit()
+    form = {"title": "MP", "parliament": "DPR", "country": "ID", "public": "y"}
+    signers = [("Siti Rahmawati", "siti@dpr.example"), ("Budi Santoso", "budi@dpr.example")]
+    client.post("/c/kem/sign", data={**form, "name": signers[0][0], "email": signers[0][1]})
+    assert mail.deliver_due(app) == 1  # the first receipt sent (it keeps what it said)
+    client.post("/c/kem/sign", data={**form, "name": signers[1][0], "email": signers[1][1]})
+    receipts = store.execute(select(OutboxMessage.signature_id, OutboxMessage.kind)).all()
+    assert [kind for _id, kind in receipts] == ["receipt", "receipt"]
+    for signature_id, _kind in receipts:
+        url = f"/admin/c/kem/signatures/{signature_id}"
+        assert client.post(url, data={"action": "erase", "confirm_erase": "y"}).status_code == 303
+    store.expire_all()
+    assert store.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    assert mail.deliver_due(app) == 0
+
+
 def test_an_erased_signature_takes_no_other_action(
     client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
 ) -> None:

@@ -2,9 +2,10 @@
 
 A mail is an ``OutboxMessage`` row inserted in the same transaction as the signature
 that caused it, so a mail exists if and only if that signature committed. The rows of
-confirmation and "already signed" mails only name what to send (a ``kind``, the
-signature, the site root its links start with): the sender composes them as it sends
-them, so a signer's request inserts one small row and renders nothing meanwhile.
+confirmation mails, "already signed" notices and receipts (to a signer of a letter that
+needs no confirmation) only name what to send (a ``kind``, the signature, the site root
+its links start with): the sender composes them as it sends them, so a signer's request
+inserts one small row and renders nothing meanwhile.
 
 Every serving process runs a sender thread, but one sender in the cluster delivers at a
 time: the holder of a lease (a PostgreSQL advisory lock on a connection of its own, or
@@ -68,6 +69,7 @@ from campaign.mail.outbox import queue as queue
 from campaign.mail.outbox import queue_already_signed as queue_already_signed
 from campaign.mail.outbox import queue_confirmation as queue_confirmation
 from campaign.mail.outbox import queue_confirmations as queue_confirmations
+from campaign.mail.outbox import queue_receipt as queue_receipt
 from campaign.mail.outbox import wake as wake
 from campaign.mail.transport import _MESSAGE_ERRORS, _Outlet, remove_eml
 from campaign.models import Campaign, OutboxMessage, Signature

@@ -1,4 +1,4 @@
-"""Composing the confirmation and "already signed" mails from their signatures, by language."""
+"""Composing the confirm, "already signed" and receipt mails from signatures, by language."""
 
 from __future__ import annotations
 
@@ -80,21 +80,27 @@ def _compose_all(
 
 @dataclass(frozen=True)
 class _Words:
-    """What mails in one language share: its translations and the links' lifetime in words."""
+    """What mails in one language share: its translations and the links' lifetimes in words."""
 
     locale: str
     # The language's translation of a message (named so pybabel extracts its calls).
     gettext: Callable[[str], str]
     expires_in: str
+    withdraw_expires_in: str
 
 
 def _words(app: Flask, locale: str) -> _Words:
     """The words of the locale forced by the caller (flask_babel.force_locale)."""
-    max_age = int(app.config["CONFIRM_MAX_AGE_SECONDS"])
+
+    def lifetime(key: str) -> str:
+        seconds = int(app.config[key])
+        return str(format_timedelta(dt.timedelta(seconds=seconds), add_direction=False))
+
     return _Words(
         locale=locale,
         gettext=get_translations().ugettext,
-        expires_in=format_timedelta(dt.timedelta(seconds=max_age), add_direction=False),
+        expires_in=lifetime("CONFIRM_MAX_AGE_SECONDS"),
+        withdraw_expires_in=lifetime("WITHDRAW_MAX_AGE_SECONDS"),
     )
 
 
@@ -139,9 +145,11 @@ class _Batch:
             )
 
         # A notice to a signer who already signed offers the confirm link only while the
-        # signature waits for it (as the sign view decided when it queued the notice).
+        # signature waits for it (as the sign view decided when it queued the notice); a
+        # receipt never does (its signature needed no confirmation).
         waiting = campaign.require_confirmation and signature.confirmed_at is None
-        confirm_url = link("confirm") if kind == "confirm" or waiting else None
+        wants_confirm = kind == "confirm" or (kind == "already_signed" and waiting)
+        confirm_url = link("confirm") if wants_confirm else None
         title = _title_for(campaign, words.locale)
         gettext = self._gettext(words)
         values = {
@@ -152,6 +160,7 @@ class _Batch:
             "title": title,
             "locale": words.locale.replace("_", "-"),
             "expires_in": words.expires_in,
+            "withdraw_expires_in": words.withdraw_expires_in,
             "confirm_url": confirm_url,
             "withdraw_url": link("withdraw"),
         }
@@ -189,6 +198,8 @@ def _subject(words: _Words, kind: str, title: str) -> str:
     """The subject of a kind of mail about the letter titled title, in the words' language."""
     if kind == "confirm":
         return words.gettext("Please confirm your signature: %(title)s") % {"title": title}
+    if kind == "receipt":
+        return words.gettext("Receipt for your signature: %(title)s") % {"title": title}
     return words.gettext("You have already signed: %(title)s") % {"title": title}
 
 

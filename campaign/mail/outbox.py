@@ -128,6 +128,11 @@ def queue_already_signed(db: Session, signature: Signature) -> int:
     return _queue_kind(db, "already_signed", signature)
 
 
+def queue_receipt(db: Session, signature: Signature) -> int:
+    """Queue the receipt of a signature that counts without confirmation (composed when sent)."""
+    return _queue_kind(db, "receipt", signature)
+
+
 def queue_confirmations(db: Session, signature_ids: Sequence[int]) -> None:
     """Queue the confirmation mail of each of these signatures (an import's) in one INSERT."""
     if not signature_ids:

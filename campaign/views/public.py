@@ -213,6 +213,10 @@ def sign(slug: str) -> Response | BaseResponse:
     signature = outcome.signature
     if outcome.created and found.require_confirmation:
         mail.queue_confirmation(db, signature)
+    elif outcome.created:
+        # It counts already: the receipt, with its withdraw link, is how the address's owner
+        # learns of it, and undoes it if someone else signed in their name.
+        mail.queue_receipt(db, signature)
     elif outcome.notify_existing:
         mail.queue_already_signed(db, signature)
     # The commit wakes this process's mail sender (mail.queue_* ask for it).
