@@ -142,10 +142,18 @@ def _count_failure(
     db.expire(organizer)
 
 
+def end_sessions(db: Session, organizer: Organizer) -> None:
+    """End every session of the organizer: cookies of an older epoch no longer log anyone in."""
+    # Raised in SQL, so two concurrent ends both count and neither reissues the other's epoch.
+    organizer.session_epoch = Organizer.session_epoch + 1
+    db.flush()
+
+
 def login(organizer: Organizer) -> None:
     """Start a fresh session for the organizer (nothing from before login survives)."""
     session.clear()
     session["organizer_id"] = organizer.id
+    session["epoch"] = organizer.session_epoch
     session.permanent = True
     g.organizer = organizer
 
@@ -175,7 +183,10 @@ def update_organizer(
     active: bool,
     campaigns: Iterable[Campaign],
 ) -> None:
-    """Change an organizer's name, role, state and campaigns, auditing each change."""
+    """Change an organizer's name, role, state and campaigns, auditing each change.
+
+    Deactivating ends the organizer's sessions, so reactivating them later revives none.
+    """
     if organizer.id == actor.id and (not is_admin or not active):
         raise AccountError("you cannot remove your own admin role or deactivate yourself")
     before = {"name": organizer.name, "is_admin": organizer.is_admin, "active": organizer.active}
@@ -184,6 +195,8 @@ def update_organizer(
     if changed:
         organizer.name, organizer.is_admin, organizer.active = name, is_admin, active
         db.flush()
+        if before["active"] and not active:
+            end_sessions(db, organizer)
         audit.record(
             db,
             actor,
@@ -230,11 +243,15 @@ def add_to_campaign(db: Session, organizer: Organizer, campaign: Campaign) -> No
 
 
 def current_organizer() -> Organizer | None:
-    """The organizer logged in on this request, if any."""
+    """The organizer logged in on this request, if any (active, and the session not ended)."""
     if "organizer" not in g:
         organizer_id = session.get("organizer_id")
         organizer = get_session().get(Organizer, organizer_id) if organizer_id else None
-        g.organizer = organizer if organizer is not None and organizer.active else None
+        if organizer is not None and (
+            not organizer.active or session.get("epoch") != organizer.session_epoch
+        ):
+            organizer = None
+        g.organizer = organizer
     result: Organizer | None = g.organizer
     return result
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from admin_helpers import (
     AuthActions,
+    app_client,
     auth,
     csrf_token,
     flashes,
@@ -607,6 +608,27 @@ def test_an_admin_assigns_promotes_and_deactivates(
     assert not alice.is_admin
     auth.logout()
     assert "do not match" in auth.login("alice@example.org").get_data(as_text=True)
+
+
+def test_a_deactivated_then_reactivated_organizer_must_log_in_again(
+    app: Flask, client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    alice, alice_auth = app_client(app)
+    alice_auth.login("alice@example.org")
+    assert alice.get("/admin/").status_code == 200
+    auth.login("root@example.org")
+    url = f"/admin/organizers/{world.alice.id}"
+    assert (
+        client.post(url, data={"name": "", "campaigns": [str(world.alpha.id)]}).status_code == 303
+    )
+    assert (
+        client.post(url, data={"active": "y", "campaigns": [str(world.alpha.id)]}).status_code
+        == 303
+    )
+    assert organizer_by_email(store, "alice@example.org").active
+    assert alice.get("/admin/").status_code == 302
+    assert alice_auth.login("alice@example.org").status_code == 303
+    assert alice.get("/admin/").status_code == 200
 
 
 def test_an_admin_cannot_demote_or_deactivate_themself(
