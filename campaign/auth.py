@@ -32,6 +32,10 @@ class AccountError(ValueError):
     """An organizer account could not be created or changed; the message says why."""
 
 
+class WrongPassword(AccountError):
+    """The password given to confirm a change is not the organizer's."""
+
+
 def hash_password(password: str) -> str:
     """An argon2id hash of the password."""
     return _hasher.hash(password)
@@ -147,6 +151,43 @@ def end_sessions(db: Session, organizer: Organizer) -> None:
     # Raised in SQL, so two concurrent ends both count and neither reissues the other's epoch.
     organizer.session_epoch = Organizer.session_epoch + 1
     db.flush()
+
+
+def _replace_password(db: Session, organizer: Organizer, password: str) -> None:
+    """Store a new password and end every session the old one opened."""
+    check_password_strength(password)
+    organizer.password_hash = hash_password(password)
+    end_sessions(db, organizer)
+
+
+def change_password(db: Session, organizer: Organizer, current: str, new: str) -> None:
+    """An organizer's own new password, given the current one; ends all their sessions.
+
+    WrongPassword when `current` is not the password; AccountError for a weak new one.
+    The caller starts this session again (login) to keep it.
+    """
+    if not verify_password(organizer.password_hash, current):
+        raise WrongPassword("the current password is wrong")
+    _replace_password(db, organizer, new)
+    audit.record(
+        db,
+        organizer,
+        "organizer.password",
+        before={"organizer": organizer.email},
+        after={"organizer": organizer.email, "sessions_ended": True},
+    )
+
+
+def log_out_everywhere(db: Session, organizer: Organizer) -> None:
+    """End every session of the organizer, this one included, and audit it."""
+    end_sessions(db, organizer)
+    audit.record(
+        db,
+        organizer,
+        "organizer.logout_everywhere",
+        before={"organizer": organizer.email},
+        after={"organizer": organizer.email, "sessions_ended": True},
+    )
 
 
 def login(organizer: Organizer) -> None:

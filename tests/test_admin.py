@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from admin_helpers import (
+    PASSWORD,
     AuthActions,
     app_client,
     auth,
@@ -122,6 +123,11 @@ ACTION_DATA: dict[str, dict[str, Any]] = {
         "is_admin": "y",
     },
     "admin.organizer": {"name": "Eve", "is_admin": "y", "active": "y"},
+    "admin.account": {
+        "current_password": PASSWORD,
+        "new_password": "a long password!",
+        "new_password_again": "a long password!",
+    },
 }
 
 
@@ -162,7 +168,17 @@ def _snapshot(store: Session) -> tuple[Any, ...]:
                 ).order_by(Signature.id)
             ).all()
         ),
-        tuple(store.execute(select(Organizer.email, Organizer.is_admin, Organizer.active)).all()),
+        tuple(
+            store.execute(
+                select(
+                    Organizer.email,
+                    Organizer.is_admin,
+                    Organizer.active,
+                    Organizer.password_hash,
+                    Organizer.session_epoch,
+                ).order_by(Organizer.id)
+            ).all()
+        ),
         tuple(
             store.execute(
                 select(CampaignOrganizer.campaign_id, CampaignOrganizer.organizer_id)
@@ -193,6 +209,8 @@ def test_the_rule_list_covers_the_dashboard() -> None:
         "admin.resolve",
         "admin.campaign_audit",
         "admin.organizers",
+        "admin.account",
+        "admin.logout_everywhere",
     } <= endpoints
 
 

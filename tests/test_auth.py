@@ -10,6 +10,7 @@ from admin_helpers import (
     AuthActions,
     app_client,
     auth,
+    copy_session,
     make_organizer,
     organizer_by_email,
     store,
@@ -264,15 +265,6 @@ def test_admin_pages_are_404_for_organizers(
     assert client.get("/admin/organizers").status_code == 404
     assert client.get("/admin/audit").status_code == 404
     assert client.post("/admin/organizers", data={"email": "b@example.org"}).status_code == 404
-
-
-def copy_session(client: FlaskClient) -> FlaskClient:
-    """Another browser holding a copy of this client's session cookie (a stolen cookie)."""
-    cookie = client.get_cookie("session")
-    assert cookie is not None
-    thief = client.application.test_client()
-    thief.set_cookie("session", cookie.value)
-    return thief
 
 
 def test_ending_an_organizers_sessions_logs_out_every_copy_of_the_cookie(any_app: Flask) -> None:

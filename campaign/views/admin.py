@@ -39,6 +39,7 @@ from campaign.forms.admin import (
     LoginForm,
     OrganizerCreateForm,
     OrganizerForm,
+    PasswordChangeForm,
     PostForm,
     SignatureActionForm,
     TranslationForm,
@@ -202,6 +203,54 @@ def logout() -> Response:
     """End the session (POST only, CSRF-protected, so a link cannot log anyone out)."""
     auth.logout()
     flash(_("You are logged out."), "ok")
+    return _see_other("admin.login")
+
+
+# --- your account ----------------------------------------------------------
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@limiter.limit(lambda: rate("LOGIN_RATE_LIMIT"), methods=["POST"])
+@login_required
+def account() -> Response | tuple[str, int]:
+    """Who is logged in, their password, and logging out everywhere."""
+    organizer = _organizer()
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        db = get_session()
+        try:
+            auth.change_password(
+                db, organizer, form.current_password.data or "", form.new_password.data or ""
+            )
+        except auth.WrongPassword:
+            db.rollback()
+            form.current_password.errors = [
+                *form.current_password.errors,
+                _("The current password is wrong."),
+            ]
+        except auth.AccountError as error:
+            db.rollback()
+            form.new_password.errors = [*form.new_password.errors, str(error)]
+        else:
+            db.commit()
+            auth.login(organizer)  # this session goes on, in the new epoch
+            flash(_("Your password is changed. Every other session of yours is logged out."), "ok")
+            return _see_other("admin.account")
+    status = 400 if form.is_submitted() and form.errors else 200
+    return render_template(
+        "admin/account.html", form=form, everywhere_form=PostForm(formdata=None)
+    ), status
+
+
+@bp.post("/account/logout-everywhere")
+@login_required
+def logout_everywhere() -> Response:
+    """End every session of the logged-in organizer, on every device, this one too."""
+    db = get_session()
+    auth.log_out_everywhere(db, _organizer())
+    db.commit()
+    auth.logout()
+    flash(_("You are logged out everywhere: on this device and every other."), "ok")
     return _see_other("admin.login")
 
 

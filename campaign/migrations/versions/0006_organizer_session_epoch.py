@@ -2,7 +2,7 @@
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-12-01 10:00:00.000000
+Create Date: 2026-11-29 22:40:00.000000
 
 A login writes the organizer's epoch into the session cookie and every request compares
 it with the row: raising the epoch (log out everywhere, a new password, deactivation)
