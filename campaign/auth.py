@@ -178,6 +178,24 @@ def change_password(db: Session, organizer: Organizer, current: str, new: str) -
     )
 
 
+def set_password(db: Session, actor: Organizer | None, organizer: Organizer, password: str) -> None:
+    """A new password given by an admin (actor) or the CLI (None); ends the organizer's sessions.
+
+    An admin cannot set their own this way: change_password asks for the current one.
+    """
+    if actor is not None and actor.id == organizer.id:
+        raise AccountError("change your own password with your current one")
+    _replace_password(db, organizer, password)
+    via = {"via": "cli"} if actor is None else {}
+    audit.record(
+        db,
+        actor,
+        "organizer.password",
+        before={"organizer": organizer.email},
+        after={"organizer": organizer.email, "sessions_ended": True} | via,
+    )
+
+
 def log_out_everywhere(db: Session, organizer: Organizer) -> None:
     """End every session of the organizer, this one included, and audit it."""
     end_sessions(db, organizer)

@@ -265,6 +265,12 @@ def test_admin_pages_are_404_for_organizers(
     assert client.get("/admin/organizers").status_code == 404
     assert client.get("/admin/audit").status_code == 404
     assert client.post("/admin/organizers", data={"email": "b@example.org"}).status_code == 404
+    other = make_organizer(store, "b@example.org")
+    response = client.post(f"/admin/organizers/{other.id}/password", data={"pw-password": "x" * 20})
+    assert response.status_code == 404
+    assert authmod.verify_password(
+        organizer_by_email(store, "b@example.org").password_hash, PASSWORD
+    )
 
 
 def test_ending_an_organizers_sessions_logs_out_every_copy_of_the_cookie(any_app: Flask) -> None:

@@ -189,6 +189,12 @@ class PasswordChangeForm(FlaskForm):  # type: ignore[misc]
     )
 
 
+class OrganizerPasswordForm(FlaskForm):  # type: ignore[misc]
+    """A new password an admin gives another organizer."""
+
+    password = _new_password_field(_l("New password"))
+
+
 class OrganizerForm(FlaskForm):  # type: ignore[misc]
     """An existing organizer's name, role, state and campaigns (choices set by the view)."""
 
