@@ -82,6 +82,11 @@ def create_organizer(
     return organizer
 
 
+def find_organizer(db: Session, email: str) -> Organizer | None:
+    """The organizer with this address (in any case), if there is one."""
+    return db.scalar(select(Organizer).where(Organizer.email == normalize_email(email)))
+
+
 @functools.cache
 def _dummy_hash() -> str:
     """A hash to check unknown addresses against, so the answer takes as long as for a real one."""
@@ -103,7 +108,7 @@ def authenticate(
     not reveal which addresses have accounts. After max_failures failures in a row the
     account is locked for lockout_seconds, even against the right password.
     """
-    organizer = db.scalar(select(Organizer).where(Organizer.email == normalize_email(email)))
+    organizer = find_organizer(db, email)
     if organizer is None:
         verify_password(_dummy_hash(), password)
         return None
