@@ -32,6 +32,10 @@ class AccountError(ValueError):
     """An organizer account could not be created or changed; the message says why."""
 
 
+class WrongPassword(AccountError):
+    """The password given to confirm a change is not the organizer's."""
+
+
 def hash_password(password: str) -> str:
     """An argon2id hash of the password."""
     return _hasher.hash(password)
@@ -78,6 +82,11 @@ def create_organizer(
     return organizer
 
 
+def find_organizer(db: Session, email: str) -> Organizer | None:
+    """The organizer with this address (in any case), if there is one."""
+    return db.scalar(select(Organizer).where(Organizer.email == normalize_email(email)))
+
+
 @functools.cache
 def _dummy_hash() -> str:
     """A hash to check unknown addresses against, so the answer takes as long as for a real one."""
@@ -99,7 +108,7 @@ def authenticate(
     not reveal which addresses have accounts. After max_failures failures in a row the
     account is locked for lockout_seconds, even against the right password.
     """
-    organizer = db.scalar(select(Organizer).where(Organizer.email == normalize_email(email)))
+    organizer = find_organizer(db, email)
     if organizer is None:
         verify_password(_dummy_hash(), password)
         return None
@@ -142,10 +151,73 @@ def _count_failure(
     db.expire(organizer)
 
 
+def end_sessions(db: Session, organizer: Organizer) -> None:
+    """End every session of the organizer: cookies of an older epoch no longer log anyone in."""
+    # Raised in SQL, so two concurrent ends both count and neither reissues the other's epoch.
+    organizer.session_epoch = Organizer.session_epoch + 1
+    db.flush()
+
+
+def _replace_password(db: Session, organizer: Organizer, password: str) -> None:
+    """Store a new password and end every session the old one opened."""
+    check_password_strength(password)
+    organizer.password_hash = hash_password(password)
+    end_sessions(db, organizer)
+
+
+def change_password(db: Session, organizer: Organizer, current: str, new: str) -> None:
+    """An organizer's own new password, given the current one; ends all their sessions.
+
+    WrongPassword when `current` is not the password; AccountError for a weak new one.
+    The caller starts this session again (login) to keep it.
+    """
+    if not verify_password(organizer.password_hash, current):
+        raise WrongPassword("the current password is wrong")
+    _replace_password(db, organizer, new)
+    audit.record(
+        db,
+        organizer,
+        "organizer.password",
+        before={"organizer": organizer.email},
+        after={"organizer": organizer.email, "sessions_ended": True},
+    )
+
+
+def set_password(db: Session, actor: Organizer | None, organizer: Organizer, password: str) -> None:
+    """A new password given by an admin (actor) or the CLI (None); ends the organizer's sessions.
+
+    An admin cannot set their own this way: change_password asks for the current one.
+    """
+    if actor is not None and actor.id == organizer.id:
+        raise AccountError("change your own password with your current one")
+    _replace_password(db, organizer, password)
+    via = {"via": "cli"} if actor is None else {}
+    audit.record(
+        db,
+        actor,
+        "organizer.password",
+        before={"organizer": organizer.email},
+        after={"organizer": organizer.email, "sessions_ended": True} | via,
+    )
+
+
+def log_out_everywhere(db: Session, organizer: Organizer) -> None:
+    """End every session of the organizer, this one included, and audit it."""
+    end_sessions(db, organizer)
+    audit.record(
+        db,
+        organizer,
+        "organizer.logout_everywhere",
+        before={"organizer": organizer.email},
+        after={"organizer": organizer.email, "sessions_ended": True},
+    )
+
+
 def login(organizer: Organizer) -> None:
     """Start a fresh session for the organizer (nothing from before login survives)."""
     session.clear()
     session["organizer_id"] = organizer.id
+    session["epoch"] = organizer.session_epoch
     session.permanent = True
     g.organizer = organizer
 
@@ -175,7 +247,10 @@ def update_organizer(
     active: bool,
     campaigns: Iterable[Campaign],
 ) -> None:
-    """Change an organizer's name, role, state and campaigns, auditing each change."""
+    """Change an organizer's name, role, state and campaigns, auditing each change.
+
+    Deactivating ends the organizer's sessions, so reactivating them later revives none.
+    """
     if organizer.id == actor.id and (not is_admin or not active):
         raise AccountError("you cannot remove your own admin role or deactivate yourself")
     before = {"name": organizer.name, "is_admin": organizer.is_admin, "active": organizer.active}
@@ -184,6 +259,8 @@ def update_organizer(
     if changed:
         organizer.name, organizer.is_admin, organizer.active = name, is_admin, active
         db.flush()
+        if before["active"] and not active:
+            end_sessions(db, organizer)
         audit.record(
             db,
             actor,
@@ -230,11 +307,15 @@ def add_to_campaign(db: Session, organizer: Organizer, campaign: Campaign) -> No
 
 
 def current_organizer() -> Organizer | None:
-    """The organizer logged in on this request, if any."""
+    """The organizer logged in on this request, if any (active, and the session not ended)."""
     if "organizer" not in g:
         organizer_id = session.get("organizer_id")
         organizer = get_session().get(Organizer, organizer_id) if organizer_id else None
-        g.organizer = organizer if organizer is not None and organizer.active else None
+        if organizer is not None and (
+            not organizer.active or session.get("epoch") != organizer.session_epoch
+        ):
+            organizer = None
+        g.organizer = organizer
     result: Organizer | None = g.organizer
     return result
 

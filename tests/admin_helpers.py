@@ -167,3 +167,12 @@ def app_client(app: Flask) -> tuple[FlaskClient, AuthActions]:
     """A fresh client of an app and its login helper."""
     client = app.test_client()
     return client, AuthActions(client)
+
+
+def copy_session(client: FlaskClient) -> FlaskClient:
+    """Another browser holding a copy of this client's session cookie (a stolen cookie)."""
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    thief = client.application.test_client()
+    thief.set_cookie("session", cookie.value)
+    return thief

@@ -89,6 +89,7 @@ def login(client: FlaskClient, organizer: Organizer) -> FlaskClient:
     """Log the client in as the organizer (the session cookie the login form would set)."""
     with client.session_transaction() as session:
         session["organizer_id"] = organizer.id
+        session["epoch"] = organizer.session_epoch
     return client
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from admin_helpers import (
+    PASSWORD,
     AuthActions,
+    app_client,
     auth,
     csrf_token,
     flashes,
@@ -121,6 +123,12 @@ ACTION_DATA: dict[str, dict[str, Any]] = {
         "is_admin": "y",
     },
     "admin.organizer": {"name": "Eve", "is_admin": "y", "active": "y"},
+    "admin.organizer_password": {"pw-password": "a long password!"},
+    "admin.account": {
+        "current_password": PASSWORD,
+        "new_password": "a long password!",
+        "new_password_again": "a long password!",
+    },
 }
 
 
@@ -161,7 +169,17 @@ def _snapshot(store: Session) -> tuple[Any, ...]:
                 ).order_by(Signature.id)
             ).all()
         ),
-        tuple(store.execute(select(Organizer.email, Organizer.is_admin, Organizer.active)).all()),
+        tuple(
+            store.execute(
+                select(
+                    Organizer.email,
+                    Organizer.is_admin,
+                    Organizer.active,
+                    Organizer.password_hash,
+                    Organizer.session_epoch,
+                ).order_by(Organizer.id)
+            ).all()
+        ),
         tuple(
             store.execute(
                 select(CampaignOrganizer.campaign_id, CampaignOrganizer.organizer_id)
@@ -192,6 +210,9 @@ def test_the_rule_list_covers_the_dashboard() -> None:
         "admin.resolve",
         "admin.campaign_audit",
         "admin.organizers",
+        "admin.account",
+        "admin.logout_everywhere",
+        "admin.organizer_password",
     } <= endpoints
 
 
@@ -609,6 +630,27 @@ def test_an_admin_assigns_promotes_and_deactivates(
     assert "do not match" in auth.login("alice@example.org").get_data(as_text=True)
 
 
+def test_a_deactivated_then_reactivated_organizer_must_log_in_again(
+    app: Flask, client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    alice, alice_auth = app_client(app)
+    alice_auth.login("alice@example.org")
+    assert alice.get("/admin/").status_code == 200
+    auth.login("root@example.org")
+    url = f"/admin/organizers/{world.alice.id}"
+    assert (
+        client.post(url, data={"name": "", "campaigns": [str(world.alpha.id)]}).status_code == 303
+    )
+    assert (
+        client.post(url, data={"active": "y", "campaigns": [str(world.alpha.id)]}).status_code
+        == 303
+    )
+    assert organizer_by_email(store, "alice@example.org").active
+    assert alice.get("/admin/").status_code == 302
+    assert alice_auth.login("alice@example.org").status_code == 303
+    assert alice.get("/admin/").status_code == 200
+
+
 def test_an_admin_cannot_demote_or_deactivate_themself(
     client: FlaskClient, auth: AuthActions, store: Session, world: World
 ) -> None:
@@ -621,9 +663,87 @@ def test_an_admin_cannot_demote_or_deactivate_themself(
     assert root.active
 
 
+def test_an_admin_sets_a_new_password_and_ends_the_organizers_sessions(
+    app: Flask, client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    alice, alice_auth = app_client(app)
+    alice_auth.login("alice@example.org")
+    auth.login("root@example.org")
+    url = f"/admin/organizers/{world.alice.id}"
+    page = client.get(url).get_data(as_text=True)
+    assert f'action="{url}/password#password"' in page
+    assert '<label class="label" for="pw-password">New password</label>' in page
+    assert 'autocomplete="new-password"' in page
+    response = client.post(f"{url}/password", data={"pw-password": "a new long password"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == url
+    assert flashes(client.get(url)) == [
+        "New password set for alice@example.org; every session of theirs is ended."
+    ]
+    assert alice.get("/admin/").status_code == 302
+    assert client.get("/admin/").status_code == 200  # the admin's own session goes on
+    [entry] = store.scalars(select(AuditEntry).where(AuditEntry.action == "organizer.password"))
+    assert entry.organizer_id == world.root.id
+    assert "alice@example.org" in entry.after
+    assert "a new long password" not in entry.before + entry.after
+    assert "$argon2" not in entry.before + entry.after
+    assert "do not match" in alice_auth.login("alice@example.org").get_data(as_text=True)
+    assert alice_auth.login("alice@example.org", "a new long password").status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [("too short", "At least 12 characters."), ("", "This field is required.")],
+)
+def test_a_bad_password_set_by_an_admin_is_a_form_error(
+    app: Flask,
+    client: FlaskClient,
+    auth: AuthActions,
+    store: Session,
+    world: World,
+    password: str,
+    message: str,
+) -> None:
+    alice, alice_auth = app_client(app)
+    alice_auth.login("alice@example.org")
+    auth.login("root@example.org")
+    before = _snapshot(store)
+    url = f"/admin/organizers/{world.alice.id}"
+    response = client.post(f"{url}/password", data={"pw-password": password})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert f'<p class="error" id="pw-password-error">{message}</p>' in page
+    assert 'aria-describedby="pw-password-hint pw-password-error"' in page
+    assert '<a href="#pw-password">' in page
+    assert "<h1>alice@example.org</h1>" in page  # the rest of the page as it was
+    assert re.search(r'<input checked id="campaigns-\d+" name="campaigns"', page)
+    assert _snapshot(store) == before
+    assert alice.get("/admin/").status_code == 200
+
+
+def test_an_admin_changes_their_own_password_on_their_account_page_only(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    auth.login("root@example.org")
+    url = f"/admin/organizers/{world.root.id}"
+    page = client.get(url).get_data(as_text=True)
+    assert 'name="pw-password"' not in page
+    assert '<a href="/admin/account#password">' in page
+    before = _snapshot(store)
+    response = client.post(f"{url}/password", data={"pw-password": "skipping the check"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/admin/account#password"
+    assert _snapshot(store) == before
+    assert flashes(client.get("/admin/account")) == [
+        "Change your own password here, with your current one."
+    ]
+
+
 def test_unknown_organizer_is_404(client: FlaskClient, auth: AuthActions, world: World) -> None:
     auth.login("root@example.org")
     assert client.get("/admin/organizers/9999").status_code == 404
+    response = client.post("/admin/organizers/9999/password", data={"pw-password": "x" * 20})
+    assert response.status_code == 404
 
 
 def test_flash_after_logout(client: FlaskClient, auth: AuthActions, world: World) -> None:

@@ -5,9 +5,19 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from admin_helpers import PASSWORD, AuthActions, auth, make_organizer, organizer_by_email, store
+from admin_helpers import (
+    PASSWORD,
+    AuthActions,
+    app_client,
+    auth,
+    copy_session,
+    make_organizer,
+    organizer_by_email,
+    store,
+)
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from campaign import auth as authmod
@@ -255,3 +265,52 @@ def test_admin_pages_are_404_for_organizers(
     assert client.get("/admin/organizers").status_code == 404
     assert client.get("/admin/audit").status_code == 404
     assert client.post("/admin/organizers", data={"email": "b@example.org"}).status_code == 404
+    other = make_organizer(store, "b@example.org")
+    response = client.post(f"/admin/organizers/{other.id}/password", data={"pw-password": "x" * 20})
+    assert response.status_code == 404
+    assert authmod.verify_password(
+        organizer_by_email(store, "b@example.org").password_hash, PASSWORD
+    )
+
+
+def test_ending_an_organizers_sessions_logs_out_every_copy_of_the_cookie(any_app: Flask) -> None:
+    client, helper = app_client(any_app)
+    engine = create_engine(str(any_app.config["DATABASE_URL"]))
+    with Session(bind=engine, expire_on_commit=False) as db:
+        organizer = make_organizer(db, "a@example.org")
+        assert organizer.session_epoch == 0
+        assert helper.login("a@example.org").status_code == 303
+        thief = copy_session(client)
+        assert thief.get("/admin/").status_code == 200
+        authmod.end_sessions(db, organizer)
+        db.commit()
+        assert organizer.session_epoch == 1
+        assert thief.get("/admin/").status_code == 302
+        assert client.get("/admin/").status_code == 302
+        # Logging in again starts a session of the new generation; the copy stays dead.
+        assert helper.login("a@example.org").status_code == 303
+        assert client.get("/admin/").status_code == 200
+        assert thief.get("/admin/").status_code == 302
+    engine.dispose()
+
+
+def test_logging_out_still_ends_only_this_browsers_session(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    make_organizer(store, "a@example.org")
+    auth.login("a@example.org")
+    other_device = copy_session(client)
+    auth.logout()
+    assert client.get("/admin/").status_code == 302
+    assert other_device.get("/admin/").status_code == 200  # "log out everywhere" ends that one
+
+
+def test_a_session_cookie_without_the_epoch_is_logged_out(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    make_organizer(store, "a@example.org")
+    auth.login("a@example.org")
+    with client.session_transaction() as session:
+        assert session["epoch"] == 0
+        del session["epoch"]  # as cookies issued before revision 0007 are
+    assert client.get("/admin/").status_code == 302

@@ -1,10 +1,10 @@
-"""`campaign create-organizer`."""
+"""`campaign create-organizer` and `campaign set-password`."""
 
 from __future__ import annotations
 
 import pytest
-from admin_helpers import store
-from flask.testing import FlaskCliRunner
+from admin_helpers import PASSWORD, AuthActions, make_organizer, store
+from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -103,3 +103,85 @@ def test_a_taken_address_is_refused(runner: FlaskCliRunner, store: Session) -> N
     assert again.exit_code == 1
     assert again.output == "Error: an organizer with the address ann@example.org already exists\n"
     assert len(_organizers(store)) == 1
+
+
+# --- set-password ------------------------------------------------------------
+
+
+def _ann(store: Session) -> Organizer:
+    store.expire_all()
+    organizer = store.scalar(select(Organizer).where(Organizer.email == "ann@example.org"))
+    assert organizer is not None
+    return organizer
+
+
+def test_set_password_reads_stdin_and_ends_the_organizers_sessions(
+    runner: FlaskCliRunner, client: FlaskClient, store: Session
+) -> None:
+    make_organizer(store, "ann@example.org")
+    helper = AuthActions(client)
+    assert helper.login("ann@example.org").status_code == 303
+    result = runner.invoke(
+        args=["set-password", "ANN@example.org"], input="a brand new passphrase\nignored\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "password of ann@example.org set; every session of theirs is ended\n"
+    assert result.stderr == ""
+    ann = _ann(store)
+    assert auth.verify_password(ann.password_hash, "a brand new passphrase")
+    assert ann.session_epoch == 1
+    assert client.get("/admin/").status_code == 302
+    entry = store.scalar(select(AuditEntry).where(AuditEntry.action == "organizer.password"))
+    assert entry is not None
+    assert entry.organizer_id is None
+    assert '"via": "cli"' in entry.after
+    assert "a brand new passphrase" not in entry.after
+    assert helper.login("ann@example.org", "a brand new passphrase").status_code == 303
+
+
+def test_set_password_prompts_twice_on_a_terminal(
+    runner: FlaskCliRunner, store: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_organizer(store, "ann@example.org")
+    monkeypatch.setattr(organizers, "_stdin_is_terminal", lambda: True)
+    result = runner.invoke(
+        args=["set-password", "ann@example.org"],
+        input="a brand new passphrase\na brand new passphrase\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Password:" in result.output
+    assert "Repeat for confirmation:" in result.output
+    assert "a brand new passphrase" not in result.output
+    assert auth.verify_password(_ann(store).password_hash, "a brand new passphrase")
+
+
+def test_set_password_for_an_unknown_address_is_one_line_on_stderr(
+    runner: FlaskCliRunner, store: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_organizer(store, "ann@example.org")
+    monkeypatch.setattr(organizers, "_stdin_is_terminal", lambda: True)
+    result = runner.invoke(args=["set-password", "Nobody@example.org"], input="x" * 20 + "\n")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: no organizer has the address nobody@example.org\n"
+    assert result.stdout == ""  # not even asked for a password
+    assert _ann(store).session_epoch == 0
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        ("short\n", "Error: password must be at least 12 characters\n"),
+        ("", "Error: no password on standard input\n"),
+    ],
+)
+def test_set_password_refuses_a_bad_password_and_changes_nothing(
+    runner: FlaskCliRunner, store: Session, stdin: str, message: str
+) -> None:
+    make_organizer(store, "ann@example.org")
+    result = runner.invoke(args=["set-password", "ann@example.org"], input=stdin)
+    assert result.exit_code == 1
+    assert result.stderr == message
+    ann = _ann(store)
+    assert auth.verify_password(ann.password_hash, PASSWORD)
+    assert ann.session_epoch == 0
+    assert store.scalar(select(AuditEntry)) is None

@@ -210,3 +210,41 @@ def test_revision_0004_adds_the_lookup_indexes_and_takes_them_back(empty_databas
     assert "ix_signature_campaign_status" not in after
     command.downgrade(alembic_config(url), "0003")
     assert _index_names(url) == before
+
+
+def _organizer_columns(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {column["name"] for column in inspect(conn).get_columns("organizer")}
+    finally:
+        engine.dispose()
+
+
+def test_revision_0007_gives_existing_organizers_session_epoch_0_and_downgrades(
+    empty_database: str,
+) -> None:
+    url = empty_database
+    upgrade(url, "0006")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO organizer (email, name, password_hash, is_admin, active, "
+                "failed_logins, created_at) VALUES ('ann@example.org', 'Ann', 'x', false, true, "
+                "0, :now)"
+            ),
+            {"now": utcnow()},
+        )
+    upgrade(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT email, session_epoch FROM organizer")).all() == [
+            ("ann@example.org", 0)
+        ]
+    command.downgrade(alembic_config(url), "0006")
+    assert "session_epoch" not in _organizer_columns(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT email FROM organizer")).scalars().all() == [
+            "ann@example.org"
+        ]
+    engine.dispose()

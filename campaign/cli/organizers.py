@@ -10,7 +10,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from campaign import audit, auth
-from campaign.db import session_scope
+from campaign.db import reading, session_scope
 
 
 def _stdin_is_terminal() -> bool:
@@ -56,4 +56,28 @@ def create_organizer(email: str, name: str, is_admin: bool) -> None:
     click.echo(f"organizer {created} created{' (admin)' if is_admin else ''}")
 
 
-commands: list[click.Command] = [create_organizer]
+@click.command("set-password")
+@click.argument("email")
+@with_appcontext
+def set_password(email: str) -> None:
+    """Give an organizer a new password (stdin's first line, or a prompt); ends their sessions."""
+    address = auth.normalize_email(email)
+    # Asked before the password, and in a read-only transaction: nobody types into a lock.
+    with reading(), session_scope(current_app) as db:
+        known = auth.find_organizer(db, address) is not None
+    if not known:
+        raise click.ClickException(f"no organizer has the address {address}")
+    password = _read_password()
+    try:
+        auth.check_password_strength(password)
+        with session_scope(current_app) as db:
+            organizer = auth.find_organizer(db, address)
+            if organizer is None:
+                raise click.ClickException(f"no organizer has the address {address}")
+            auth.set_password(db, None, organizer, password)
+    except auth.AccountError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"password of {address} set; every session of theirs is ended")
+
+
+commands: list[click.Command] = [create_organizer, set_password]

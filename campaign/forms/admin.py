@@ -23,6 +23,7 @@ from wtforms import (
 from wtforms.validators import (
     DataRequired,
     Email,
+    EqualTo,
     InputRequired,
     Length,
     NumberRange,
@@ -37,6 +38,9 @@ from campaign.models import CAMPAIGN_STATES
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 # datetime-local inputs send minutes, and seconds when the browser's step allows them.
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+
+# Far beyond any passphrase; the bound keeps one request from hashing megabytes.
+MAX_PASSWORD_LENGTH = 1024
 
 ACTIONS = ("verify", "unverify", "reject", "restore", "resend", "erase")
 
@@ -134,6 +138,25 @@ class MultiCheckboxField(SelectMultipleField):  # type: ignore[misc]
     option_widget = widgets.CheckboxInput()
 
 
+def _new_password_field(label: Any) -> PasswordField:
+    """A field for a new password: the policy's minimum, and the browser may suggest one."""
+    return PasswordField(
+        label,
+        validators=[
+            DataRequired(),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                message=_l("At least %(n)d characters.", n=MIN_PASSWORD_LENGTH),
+            ),
+            Length(
+                max=MAX_PASSWORD_LENGTH,
+                message=_l("At most %(n)d characters.", n=MAX_PASSWORD_LENGTH),
+            ),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
 class OrganizerCreateForm(FlaskForm):  # type: ignore[misc]
     """A new organizer account."""
 
@@ -143,19 +166,33 @@ class OrganizerCreateForm(FlaskForm):  # type: ignore[misc]
         filters=[_strip],
     )
     name = StringField(_l("Name"), validators=[Length(max=200)], filters=[_strip])
-    password = PasswordField(
-        _l("Password"),
+    password = _new_password_field(_l("Password"))
+    is_admin = BooleanField(_l("Admin: sees every campaign and manages organizers"))
+
+
+class PasswordChangeForm(FlaskForm):  # type: ignore[misc]
+    """One's own new password, typed twice, after the current one."""
+
+    current_password = PasswordField(
+        _l("Current password"),
+        validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    new_password = _new_password_field(_l("New password"))
+    new_password_again = PasswordField(
+        _l("New password again"),
         validators=[
             DataRequired(),
-            Length(
-                min=MIN_PASSWORD_LENGTH,
-                max=1024,
-                message=_l("At least %(n)d characters.", n=MIN_PASSWORD_LENGTH),
-            ),
+            EqualTo("new_password", message=_l("The two new passwords differ.")),
         ],
         render_kw={"autocomplete": "new-password"},
     )
-    is_admin = BooleanField(_l("Admin: sees every campaign and manages organizers"))
+
+
+class OrganizerPasswordForm(FlaskForm):  # type: ignore[misc]
+    """A new password an admin gives another organizer."""
+
+    password = _new_password_field(_l("New password"))
 
 
 class OrganizerForm(FlaskForm):  # type: ignore[misc]

@@ -39,6 +39,8 @@ from campaign.forms.admin import (
     LoginForm,
     OrganizerCreateForm,
     OrganizerForm,
+    OrganizerPasswordForm,
+    PasswordChangeForm,
     PostForm,
     SignatureActionForm,
     TranslationForm,
@@ -202,6 +204,54 @@ def logout() -> Response:
     """End the session (POST only, CSRF-protected, so a link cannot log anyone out)."""
     auth.logout()
     flash(_("You are logged out."), "ok")
+    return _see_other("admin.login")
+
+
+# --- your account ----------------------------------------------------------
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@limiter.limit(lambda: rate("LOGIN_RATE_LIMIT"), methods=["POST"])
+@login_required
+def account() -> Response | tuple[str, int]:
+    """Who is logged in, their password, and logging out everywhere."""
+    organizer = _organizer()
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        db = get_session()
+        try:
+            auth.change_password(
+                db, organizer, form.current_password.data or "", form.new_password.data or ""
+            )
+        except auth.WrongPassword:
+            db.rollback()
+            form.current_password.errors = [
+                *form.current_password.errors,
+                _("The current password is wrong."),
+            ]
+        except auth.AccountError as error:
+            db.rollback()
+            form.new_password.errors = [*form.new_password.errors, str(error)]
+        else:
+            db.commit()
+            auth.login(organizer)  # this session goes on, in the new epoch
+            flash(_("Your password is changed. Every other session of yours is logged out."), "ok")
+            return _see_other("admin.account")
+    status = 400 if form.is_submitted() and form.errors else 200
+    return render_template(
+        "admin/account.html", form=form, everywhere_form=PostForm(formdata=None)
+    ), status
+
+
+@bp.post("/account/logout-everywhere")
+@login_required
+def logout_everywhere() -> Response:
+    """End every session of the logged-in organizer, on every device, this one too."""
+    db = get_session()
+    auth.log_out_everywhere(db, _organizer())
+    db.commit()
+    auth.logout()
+    flash(_("You are logged out everywhere: on this device and every other."), "ok")
     return _see_other("admin.login")
 
 
@@ -734,28 +784,46 @@ def organizers() -> Response | tuple[str, int]:
     return render_template("admin/organizers.html", form=form, people=people), status
 
 
-@bp.route("/organizers/<int:organizer_id>", methods=["GET", "POST"])
-@admin_required
-def organizer(organizer_id: int) -> Response | tuple[str, int]:
-    """One organizer: name, admin role, active, and the campaigns they run."""
-    db = get_session()
+def _organizer_or_404(db: Session, organizer_id: int) -> Organizer:
     person = db.get(Organizer, organizer_id)
     if person is None:
         abort(404)
-    everything = list(db.scalars(select(Campaign).order_by(Campaign.title, Campaign.id)))
-    if request.method == "POST":
+    return person
+
+
+def _organizer_form(
+    person: Organizer, everything: list[Campaign], *, posted: bool
+) -> OrganizerForm:
+    """The form of one organizer: as posted, or filled from what is stored."""
+    if posted:
         form = OrganizerForm()
     else:
         # No obj=: its `campaigns` (Campaign objects) would win over these ids.
         form = OrganizerForm(
+            formdata=None,
             data={
                 "name": person.name,
                 "is_admin": person.is_admin,
                 "active": person.active,
                 "campaigns": [c.id for c in person.campaigns],
-            }
+            },
         )
     form.campaigns.choices = [SelectChoice(c.id, f"{c.title} ({c.slug})") for c in everything]
+    return form
+
+
+def _all_campaigns(db: Session) -> list[Campaign]:
+    return list(db.scalars(select(Campaign).order_by(Campaign.title, Campaign.id)))
+
+
+@bp.route("/organizers/<int:organizer_id>", methods=["GET", "POST"])
+@admin_required
+def organizer(organizer_id: int) -> Response | tuple[str, int]:
+    """One organizer: name, admin role, active, the campaigns they run, a new password."""
+    db = get_session()
+    person = _organizer_or_404(db, organizer_id)
+    everything = _all_campaigns(db)
+    form = _organizer_form(person, everything, posted=request.method == "POST")
     if form.validate_on_submit():
         chosen = set(form.campaigns.data or [])
         try:
@@ -779,7 +847,48 @@ def organizer(organizer_id: int) -> Response | tuple[str, int]:
             flash(_("Organizer saved."), "ok")
             return _see_other("admin.organizer", organizer_id=person.id)
     status = 400 if form.is_submitted() and form.errors else 200
-    return render_template("admin/organizer.html", form=form, person=person), status
+    return render_template(
+        "admin/organizer.html",
+        form=form,
+        password_form=OrganizerPasswordForm(prefix="pw", formdata=None),
+        person=person,
+    ), status
+
+
+@bp.post("/organizers/<int:organizer_id>/password")
+@admin_required
+def organizer_password(organizer_id: int) -> Response | tuple[str, int]:
+    """Give another organizer a new password; every session of theirs ends."""
+    db = get_session()
+    person = _organizer_or_404(db, organizer_id)
+    me = _organizer()
+    if person.id == me.id:
+        # Here an admin could replace their password without knowing it (a left-open session).
+        flash(_("Change your own password here, with your current one."), "error")
+        return _see_other("admin.account", _anchor="password")
+    password_form = OrganizerPasswordForm(prefix="pw")
+    if password_form.validate():
+        try:
+            auth.set_password(db, me, person, password_form.password.data or "")
+        except auth.AccountError as error:
+            db.rollback()
+            password_form.password.errors = [*password_form.password.errors, str(error)]
+        else:
+            db.commit()
+            flash(
+                _(
+                    "New password set for %(email)s; every session of theirs is ended.",
+                    email=person.email,
+                ),
+                "ok",
+            )
+            return _see_other("admin.organizer", organizer_id=person.id)
+    return render_template(
+        "admin/organizer.html",
+        form=_organizer_form(person, _all_campaigns(db), posted=False),
+        password_form=password_form,
+        person=person,
+    ), 400
 
 
 @bp.app_context_processor

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from campaign import campaigns, listing, signing
+from campaign import auth, campaigns, listing, signing
 from campaign import db as dbmod
 from campaign.models import Organizer, Signature
 
@@ -45,6 +45,9 @@ DASHBOARD = [
     "audit",
     "organizers",
     "organizer",
+    "organizer-other",
+    "account",
+    "account-errors",
     "import",
     "letter",
     "activity",
@@ -60,6 +63,7 @@ class Fixtures:
     withdraw: str
     signature_id: int
     organizer_id: int
+    other_organizer_id: int
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +92,12 @@ def fixtures(live_server: LiveServer) -> Fixtures:
         assert held.status == "held"
         organizer = session.scalars(select(Organizer)).first()
         assert organizer is not None
+        # Another organizer: their page has the form an admin sets a new password with.
+        other = auth.create_organizer(
+            session, "otto@example.org", "otto's long password", name="Otto Other"
+        )
         session.flush()
-        ids = pending.id, held.id, organizer.id
+        ids = pending.id, held.id, organizer.id, other.id
     slug = live_server.slug
     first = signing.make_token(secret, ids[0], "confirm")
     second = signing.make_token(secret, ids[1], "confirm")
@@ -99,6 +107,7 @@ def fixtures(live_server: LiveServer) -> Fixtures:
         withdraw=f"/c/{slug}/withdraw/{signing.make_token(secret, ids[0], 'withdraw')}",
         signature_id=ids[1],
         organizer_id=ids[2],
+        other_organizer_id=ids[3],
     )
 
 
@@ -188,6 +197,9 @@ def dashboard_path(name: str, slug: str, fixtures: Fixtures) -> str:
         "audit": f"/admin/c/{slug}/audit",
         "organizers": "/admin/organizers",
         "organizer": f"/admin/organizers/{fixtures.organizer_id}",
+        "organizer-other": f"/admin/organizers/{fixtures.other_organizer_id}",
+        "account": "/admin/account",
+        "account-errors": "/admin/account",
         "import": f"/admin/c/{slug}/import",
         "letter": f"/admin/c/{slug}/letter",
         "activity": f"/admin/c/{slug}/activity",
@@ -215,6 +227,10 @@ def test_dashboard_page_has_no_axe_violations(
     response = page.goto(live_server(dashboard_path(name, live_server.slug, fixtures)))
     assert response is not None and response.status == 200, name
     assert "/admin/login" not in page.url or name == "login"
+    if name == "account-errors":
+        with page.expect_navigation():
+            page.get_by_role("button", name="Change password").click()  # empty: every error
+        assert page.locator("#error-summary").is_visible()
     screenshot(page, "page")
     assert axe(page) == []
     page.close()
