@@ -254,6 +254,17 @@ def test_thanks_page_asks_to_check_the_mail(client: FlaskClient, campaign_id: in
     assert "Please check your email" in page.text
 
 
+def test_thanks_page_of_a_letter_without_confirmation_tells_of_the_receipt(app: Flask) -> None:
+    make_campaign(app, require_confirmation=False)
+    page = app.test_client().get(f"/c/{SLUG}/thanks")
+    assert page.status_code == 200
+    assert "Your signature has been recorded." in page.text
+    assert "We have mailed you a receipt" in page.text
+    assert "Please check your email" not in page.text
+    french = app.test_client().get(f"/c/{SLUG}/thanks?lang=fr")
+    assert "Nous vous avons envoyé un reçu" in french.text
+
+
 def answer(response: Any) -> tuple[int, str | None, bytes]:
     """What a client learns from an answer to the sign form."""
     return response.status_code, response.headers.get("Location"), response.data
