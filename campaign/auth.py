@@ -159,9 +159,15 @@ def end_sessions(db: Session, organizer: Organizer) -> None:
 
 
 def _replace_password(db: Session, organizer: Organizer, password: str) -> None:
-    """Store a new password and end every session the old one opened."""
+    """Store a new password, end every session the old one opened, lift a login lockout.
+
+    The failures counted were guesses at the old password: a locked-out organizer given a
+    new one by an admin (or the CLI) logs in with it at once.
+    """
     check_password_strength(password)
     organizer.password_hash = hash_password(password)
+    organizer.failed_logins = 0
+    organizer.locked_until = None
     end_sessions(db, organizer)
 
 

@@ -139,6 +139,24 @@ def test_set_password_reads_stdin_and_ends_the_organizers_sessions(
     assert helper.login("ann@example.org", "a brand new passphrase").status_code == 303
 
 
+def test_set_password_unlocks_an_account_locked_by_failed_logins(
+    runner: FlaskCliRunner, client: FlaskClient, store: Session
+) -> None:
+    # Locked out after too many wrong guesses, the organizer asks for a new password: it
+    # must let them in at once, not after the lockout runs out.
+    make_organizer(store, "ann@example.org")
+    helper = AuthActions(client)
+    for _ in range(5):
+        assert helper.login("ann@example.org", "not the password").status_code == 200
+    assert _ann(store).locked_until is not None
+    assert helper.login("ann@example.org").status_code == 200  # locked: even the right one fails
+    result = runner.invoke(args=["set-password", "ann@example.org"], input="a brand new passphrase")
+    assert result.exit_code == 0, result.output
+    ann = _ann(store)
+    assert (ann.locked_until, ann.failed_logins) == (None, 0)
+    assert helper.login("ann@example.org", "a brand new passphrase").status_code == 303
+
+
 def test_set_password_prompts_twice_on_a_terminal(
     runner: FlaskCliRunner, store: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
