@@ -207,6 +207,21 @@ def set_password(db: Session, actor: Organizer | None, organizer: Organizer, pas
     )
 
 
+def reset_password(db: Session, organizer: Organizer, password: str) -> None:
+    """A new password chosen through a mailed reset link; ends every session, lifts a lockout.
+
+    The caller has checked the link (campaign.password_reset.read_token).
+    """
+    _replace_password(db, organizer, password)
+    audit.record(
+        db,
+        organizer,
+        "organizer.password",
+        before={"organizer": organizer.email},
+        after={"organizer": organizer.email, "sessions_ended": True, "via": "reset"},
+    )
+
+
 def log_out_everywhere(db: Session, organizer: Organizer) -> None:
     """End every session of the organizer, this one included, and audit it."""
     end_sessions(db, organizer)

@@ -59,6 +59,8 @@ RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
 SIGN_RATE_LIMIT = "20 per minute;200 per hour"
 CONFIRM_RATE_LIMIT = "30 per minute"
 LOGIN_RATE_LIMIT = "10 per minute"
+# "Forgot your password?" requests per client address (each may queue a mail).
+PASSWORD_RESET_RATE_LIMIT = "5 per minute;20 per hour"  # noqa: S105 (not a password)
 JSON_RATE_LIMIT = "120 per minute"
 
 SESSION_COOKIE_HTTPONLY = True
@@ -80,6 +82,10 @@ SESSION_COOKIE_SECURE = False
 # Organizer login throttling: failures before a lockout, and the lockout's length.
 LOGIN_MAX_FAILURES = 5
 LOGIN_LOCKOUT_SECONDS = 900
+# "Forgot your password?": the mailed link works this long, and once; an account gets at
+# most one such mail per interval, however often the form is sent.
+PASSWORD_RESET_MAX_AGE_SECONDS = 3600
+PASSWORD_RESET_MAIL_INTERVAL_SECONDS = 300
 
 # Largest CSV an organizer may import.
 IMPORT_MAX_BYTES = 20 * 1024 * 1024

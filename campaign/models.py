@@ -190,6 +190,8 @@ class Organizer(Base):
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[dt.datetime | None]
     last_login_at: Mapped[dt.datetime | None]
+    # When the last "forgot your password" mail was queued: at most one per interval.
+    password_reset_sent_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     campaigns: Mapped[list[Campaign]] = relationship(

@@ -50,6 +50,7 @@ RATE_LIMIT_KEYS = (
     "SIGN_CAMPAIGN_RATE_LIMIT",
     "CONFIRM_RATE_LIMIT",
     "LOGIN_RATE_LIMIT",
+    "PASSWORD_RESET_RATE_LIMIT",
     "JSON_RATE_LIMIT",
 )
 # Endpoints with a ceiling per campaign, whoever asks: endpoint -> config key.

@@ -263,9 +263,7 @@ def test_a_weak_or_mismatched_password_comes_back_with_errors(
     token = link_for_ann(client, store)
     short = reset(client, token, "short")
     assert short.status_code == 400
-    assert 'aria-describedby="new_password-hint new_password-error"' in short.get_data(
-        as_text=True
-    )
+    assert 'aria-describedby="new_password-hint new_password-error"' in short.get_data(as_text=True)
     differ = client.post(
         f"/admin/password-reset/{token}",
         data={"new_password": NEW_PASSWORD, "new_password_again": NEW_PASSWORD + "!"},

@@ -189,6 +189,31 @@ class PasswordChangeForm(FlaskForm):  # type: ignore[misc]
     )
 
 
+class PasswordResetRequestForm(FlaskForm):  # type: ignore[misc]
+    """The address to mail a password reset link to; whether it has an account is never said."""
+
+    email = EmailField(
+        _l("Email address"),
+        validators=[DataRequired(), Length(max=254), Email(check_deliverability=False)],
+        filters=[_strip],
+        render_kw={"autocomplete": "username", "spellcheck": "false", "autocapitalize": "none"},
+    )
+
+
+class PasswordResetForm(FlaskForm):  # type: ignore[misc]
+    """A new password, typed twice, chosen through a mailed reset link."""
+
+    new_password = _new_password_field(_l("New password"))
+    new_password_again = PasswordField(
+        _l("New password again"),
+        validators=[
+            DataRequired(),
+            EqualTo("new_password", message=_l("The two new passwords differ.")),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
 class OrganizerPasswordForm(FlaskForm):  # type: ignore[misc]
     """A new password an admin gives another organizer."""
 

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit
 
 from babel import Locale, UnknownLocaleError
 from flask import (
@@ -28,7 +29,18 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
-from campaign import audit, auth, campaigns, export, geo, mail, markup, review, tally
+from campaign import (
+    audit,
+    auth,
+    campaigns,
+    export,
+    geo,
+    mail,
+    markup,
+    review,
+    tally,
+)
+from campaign import password_reset as resets
 from campaign.auth import admin_required, current_organizer, login_required
 from campaign.db import get_session, utcnow
 from campaign.extensions import limiter, rate
@@ -41,6 +53,8 @@ from campaign.forms.admin import (
     OrganizerForm,
     OrganizerPasswordForm,
     PasswordChangeForm,
+    PasswordResetForm,
+    PasswordResetRequestForm,
     PostForm,
     SignatureActionForm,
     TranslationForm,
@@ -205,6 +219,96 @@ def logout() -> Response:
     auth.logout()
     flash(_("You are logged out."), "ok")
     return _see_other("admin.login")
+
+
+# --- forgot your password ---------------------------------------------------
+
+
+@bp.route("/password-reset", methods=["GET", "POST"])
+@limiter.limit(lambda: rate("PASSWORD_RESET_RATE_LIMIT"), methods=["POST"])
+def password_reset() -> Response | tuple[str, int]:
+    """Ask for a reset link by mail; every address gets the same answer (no enumeration)."""
+    form = PasswordResetRequestForm()
+    if form.validate_on_submit():
+        db = get_session()
+        organizer = resets.claim_mail(
+            db,
+            form.email.data or "",
+            now=utcnow(),
+            interval_seconds=int(current_app.config["PASSWORD_RESET_MAIL_INTERVAL_SECONDS"]),
+        )
+        if organizer is not None:
+            _queue_reset_mail(db, organizer)
+        db.commit()
+        return _see_other("admin.password_reset_sent")
+    status = 400 if form.is_submitted() and form.errors else 200
+    return render_template("admin/password_reset.html", form=form), status
+
+
+def _reset_link(token: str) -> str:
+    """The absolute link of a reset token, on BASE_URL like every link in mail."""
+    parts = urlsplit(mail.link_base())
+    # Bound to the base's script root, as the mail composer binds it (mail/composition.py).
+    adapter = current_app.url_map.bind(
+        parts.netloc, script_name=parts.path or "/", url_scheme=parts.scheme
+    )
+    path = adapter.build("admin.password_reset_link", {"token": token})
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def _queue_reset_mail(db: Session, organizer: Organizer) -> None:
+    """Queue the mail with the reset link, in the language of the page it was asked on."""
+    token = resets.make_token(str(current_app.config["SECRET_KEY"]), organizer)
+    text = render_template("email/password_reset.txt", organizer=organizer, link=_reset_link(token))
+    mail.queue(db, to=organizer.email, subject=_("Reset your password"), text=text)
+
+
+@bp.get("/password-reset/sent")
+def password_reset_sent() -> str:
+    """What everyone who asked for a reset link reads, whether the address has an account or not."""
+    return render_template("admin/password_reset_sent.html")
+
+
+@bp.route("/password-reset/<token>", methods=["GET", "POST"])
+@limiter.limit(lambda: rate("LOGIN_RATE_LIMIT"), methods=["POST"])
+def password_reset_link(token: str) -> Response | tuple[str, int]:
+    """A mailed reset link: GET shows the form and changes nothing; POST sets the password."""
+    db = get_session()
+    try:
+        organizer = resets.read_token(
+            db,
+            str(current_app.config["SECRET_KEY"]),
+            token,
+            int(current_app.config["PASSWORD_RESET_MAX_AGE_SECONDS"]),
+            for_update=request.method == "POST",
+        )
+    except resets.ExpiredResetToken:
+        return _bad_reset_link(_("This link has expired."))
+    except resets.BadResetToken:
+        return _bad_reset_link(
+            _(
+                "This link is not valid: it has already been used, or it was not copied "
+                "whole from the mail."
+            )
+        )
+    form = PasswordResetForm()
+    if form.validate_on_submit():
+        try:
+            auth.reset_password(db, organizer, form.new_password.data or "")
+        except auth.AccountError as error:
+            db.rollback()
+            form.new_password.errors = [*form.new_password.errors, str(error)]
+        else:
+            db.commit()
+            flash(_("Your password is changed. Log in with it."), "ok")
+            return _see_other("admin.login")
+    status = 400 if form.is_submitted() and form.errors else 200
+    return render_template("admin/password_reset_form.html", form=form, token=token), status
+
+
+def _bad_reset_link(reason: str) -> tuple[str, int]:
+    """The page of a reset link that cannot be used, with the way to ask for a new one."""
+    return render_template("admin/password_reset_bad_link.html", reason=reason), 400
 
 
 # --- your account ----------------------------------------------------------
