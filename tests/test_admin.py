@@ -55,7 +55,14 @@ def _admin_rules() -> list[tuple[str, str, frozenset[str]]]:
 
 ADMIN_RULES = _admin_rules()
 ARGUMENTS = {endpoint: arguments for endpoint, _, arguments in ADMIN_RULES}
-PROTECTED = [(e, m) for e, m, _ in ADMIN_RULES if e != "admin.login"]
+# Pages for organizers who are not logged in: logging in, and forgot your password.
+ANONYMOUS = {
+    "admin.login",
+    "admin.password_reset",
+    "admin.password_reset_sent",
+    "admin.password_reset_link",
+}
+PROTECTED = [(e, m) for e, m, _ in ADMIN_RULES if e not in ANONYMOUS]
 PER_CAMPAIGN = [(e, m) for e, m, arguments in ADMIN_RULES if "slug" in arguments]
 POSTS = [e for e, m, _ in ADMIN_RULES if m == "POST"]
 
@@ -103,6 +110,7 @@ def _values(
         "signature_id": signature.id,
         "organizer_id": organizer.id,
         "locale": "fr",
+        "token": "not-a-token",
     }
     missing = ARGUMENTS[endpoint] - known.keys()
     assert not missing, f"give test values for {endpoint}'s {missing}"
