@@ -315,3 +315,17 @@ def test_asking_is_rate_limited_per_client(app_factory: Any, backend: str) -> No
 def test_a_bad_rate_limit_setting_stops_start_up(app_factory: Any) -> None:
     with pytest.raises(ValueError, match="PASSWORD_RESET_RATE_LIMIT"):
         app_factory(PASSWORD_RESET_RATE_LIMIT="often")
+
+
+def test_the_mail_and_pages_speak_the_language_it_was_asked_in(
+    client: FlaskClient, store: Session, ann: None
+) -> None:
+    headers = {"Accept-Language": "fr"}
+    assert "Mot de passe oublié" in client.get("/admin/login", headers=headers).get_data(
+        as_text=True
+    )
+    client.post("/admin/password-reset", data={"email": "ann@example.org"}, headers=headers)
+    (message,) = mails(store)
+    assert message.subject == "Réinitialiser votre mot de passe"
+    assert "Le lien expire dans 1 heure" in message.body_text
+    assert LINK.search(message.body_text)
