@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from campaign import auth, campaigns, listing, signing
+from campaign import auth, campaigns, listing, password_reset, signing
 from campaign import db as dbmod
 from campaign.models import Organizer, Signature
 
@@ -35,8 +35,13 @@ PUBLIC = [
     "privacy",
     "not-found",
 ]
+# Pages of the dashboard seen before logging in.
+LOGGED_OUT = {"login", "password-reset", "password-reset-sent", "password-reset-link"}
 DASHBOARD = [
     "login",
+    "password-reset",
+    "password-reset-sent",
+    "password-reset-link",
     "index",
     "campaign-edit",
     "signatures",
@@ -64,6 +69,7 @@ class Fixtures:
     signature_id: int
     organizer_id: int
     other_organizer_id: int
+    password_reset: str
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +104,7 @@ def fixtures(live_server: LiveServer) -> Fixtures:
         )
         session.flush()
         ids = pending.id, held.id, organizer.id, other.id
+        reset_token = password_reset.make_token(secret, other)
     slug = live_server.slug
     first = signing.make_token(secret, ids[0], "confirm")
     second = signing.make_token(secret, ids[1], "confirm")
@@ -108,6 +115,7 @@ def fixtures(live_server: LiveServer) -> Fixtures:
         signature_id=ids[1],
         organizer_id=ids[2],
         other_organizer_id=ids[3],
+        password_reset=f"/admin/password-reset/{reset_token}",
     )
 
 
@@ -189,6 +197,9 @@ def dashboard(browser: Any, live_server: LiveServer) -> Iterator[Any]:
 def dashboard_path(name: str, slug: str, fixtures: Fixtures) -> str:
     return {
         "login": "/admin/login",
+        "password-reset": "/admin/password-reset",
+        "password-reset-sent": "/admin/password-reset/sent",
+        "password-reset-link": fixtures.password_reset,
         "index": "/admin/",
         "campaign-edit": f"/admin/c/{slug}/edit",
         "signatures": f"/admin/c/{slug}/signatures",
@@ -218,7 +229,7 @@ def test_dashboard_page_has_no_axe_violations(
     name: str,
     width: int,
 ) -> None:
-    if name == "login":  # seen before logging in
+    if name in LOGGED_OUT:
         context = browser.new_context(viewport={"width": width, "height": 800}, bypass_csp=True)
     else:
         context = dashboard
@@ -226,7 +237,7 @@ def test_dashboard_page_has_no_axe_violations(
     page.set_viewport_size({"width": width, "height": 800})
     response = page.goto(live_server(dashboard_path(name, live_server.slug, fixtures)))
     assert response is not None and response.status == 200, name
-    assert "/admin/login" not in page.url or name == "login"
+    assert "/admin/login" not in page.url or name in LOGGED_OUT
     if name == "account-errors":
         with page.expect_navigation():
             page.get_by_role("button", name="Change password").click()  # empty: every error
@@ -234,5 +245,5 @@ def test_dashboard_page_has_no_axe_violations(
     screenshot(page, "page")
     assert axe(page) == []
     page.close()
-    if name == "login":
+    if name in LOGGED_OUT:
         context.close()
