@@ -158,17 +158,27 @@ def end_sessions(db: Session, organizer: Organizer) -> None:
     db.flush()
 
 
-def _replace_password(db: Session, organizer: Organizer, password: str) -> None:
+def _replace_password(
+    db: Session, actor: Organizer | None, organizer: Organizer, password: str, **how: str
+) -> None:
     """Store a new password, end every session the old one opened, lift a login lockout.
 
     The failures counted were guesses at the old password: a locked-out organizer given a
-    new one by an admin (or the CLI) logs in with it at once.
+    new one by an admin (or the CLI) logs in with it at once. Audited as
+    organizer.password by actor (None: the CLI), with `how` (never the password).
     """
     check_password_strength(password)
     organizer.password_hash = hash_password(password)
     organizer.failed_logins = 0
     organizer.locked_until = None
     end_sessions(db, organizer)
+    audit.record(
+        db,
+        actor,
+        "organizer.password",
+        before={"organizer": organizer.email},
+        after={"organizer": organizer.email, "sessions_ended": True} | how,
+    )
 
 
 def change_password(db: Session, organizer: Organizer, current: str, new: str) -> None:
@@ -179,14 +189,7 @@ def change_password(db: Session, organizer: Organizer, current: str, new: str) -
     """
     if not verify_password(organizer.password_hash, current):
         raise WrongPassword("the current password is wrong")
-    _replace_password(db, organizer, new)
-    audit.record(
-        db,
-        organizer,
-        "organizer.password",
-        before={"organizer": organizer.email},
-        after={"organizer": organizer.email, "sessions_ended": True},
-    )
+    _replace_password(db, organizer, organizer, new)
 
 
 def set_password(db: Session, actor: Organizer | None, organizer: Organizer, password: str) -> None:
@@ -196,15 +199,10 @@ def set_password(db: Session, actor: Organizer | None, organizer: Organizer, pas
     """
     if actor is not None and actor.id == organizer.id:
         raise AccountError("change your own password with your current one")
-    _replace_password(db, organizer, password)
-    via = {"via": "cli"} if actor is None else {}
-    audit.record(
-        db,
-        actor,
-        "organizer.password",
-        before={"organizer": organizer.email},
-        after={"organizer": organizer.email, "sessions_ended": True} | via,
-    )
+    if actor is None:
+        _replace_password(db, None, organizer, password, via="cli")
+    else:
+        _replace_password(db, actor, organizer, password)
 
 
 def reset_password(db: Session, organizer: Organizer, password: str) -> None:
@@ -212,14 +210,7 @@ def reset_password(db: Session, organizer: Organizer, password: str) -> None:
 
     The caller has checked the link (campaign.password_reset.read_token).
     """
-    _replace_password(db, organizer, password)
-    audit.record(
-        db,
-        organizer,
-        "organizer.password",
-        before={"organizer": organizer.email},
-        after={"organizer": organizer.email, "sessions_ended": True, "via": "reset"},
-    )
+    _replace_password(db, organizer, organizer, password, via="reset")
 
 
 def log_out_everywhere(db: Session, organizer: Organizer) -> None:

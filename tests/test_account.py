@@ -168,6 +168,14 @@ def test_bad_new_passwords_are_form_errors(
     assert _audit(store, "organizer.password") == []
 
 
+def test_the_error_summary_follows_the_page_order(client: FlaskClient, ann: None) -> None:
+    response = client.post("/admin/account", data={})
+    assert response.status_code == 400
+    summary = response.get_data(as_text=True).split('id="error-summary"', 1)[1].split("</div>")[0]
+    links = re.findall(r'href="#([a-z_]+)"', summary)
+    assert links == ["current_password", "new_password", "new_password_again"]
+
+
 def test_changing_the_password_works_with_csrf_checks_twice_in_a_row(app_factory: Any) -> None:
     app = app_factory(WTF_CSRF_ENABLED=True)
     client, helper = app_client(app)

@@ -170,14 +170,18 @@ class OrganizerCreateForm(FlaskForm):  # type: ignore[misc]
     is_admin = BooleanField(_l("Admin: sees every campaign and manages organizers"))
 
 
-class PasswordChangeForm(FlaskForm):  # type: ignore[misc]
-    """One's own new password, typed twice, after the current one."""
+# Made before the new-password fields: WTForms orders a form's fields by when each was made,
+# so the current password comes first on the page and in the error summary.
+_CURRENT_PASSWORD = PasswordField(
+    _l("Current password"),
+    validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)],
+    render_kw={"autocomplete": "current-password"},
+)
 
-    current_password = PasswordField(
-        _l("Current password"),
-        validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)],
-        render_kw={"autocomplete": "current-password"},
-    )
+
+class PasswordResetForm(FlaskForm):  # type: ignore[misc]
+    """A new password, typed twice (chosen through a mailed reset link)."""
+
     new_password = _new_password_field(_l("New password"))
     new_password_again = PasswordField(
         _l("New password again"),
@@ -187,6 +191,12 @@ class PasswordChangeForm(FlaskForm):  # type: ignore[misc]
         ],
         render_kw={"autocomplete": "new-password"},
     )
+
+
+class PasswordChangeForm(PasswordResetForm):
+    """One's own new password, typed twice, after the current one."""
+
+    current_password = _CURRENT_PASSWORD
 
 
 class PasswordResetRequestForm(FlaskForm):  # type: ignore[misc]
@@ -197,20 +207,6 @@ class PasswordResetRequestForm(FlaskForm):  # type: ignore[misc]
         validators=[DataRequired(), Length(max=254), Email(check_deliverability=False)],
         filters=[_strip],
         render_kw={"autocomplete": "username", "spellcheck": "false", "autocapitalize": "none"},
-    )
-
-
-class PasswordResetForm(FlaskForm):  # type: ignore[misc]
-    """A new password, typed twice, chosen through a mailed reset link."""
-
-    new_password = _new_password_field(_l("New password"))
-    new_password_again = PasswordField(
-        _l("New password again"),
-        validators=[
-            DataRequired(),
-            EqualTo("new_password", message=_l("The two new passwords differ.")),
-        ],
-        render_kw={"autocomplete": "new-password"},
     )
 
 
