@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import time
 from collections.abc import Callable, Iterable
 from typing import ParamSpec, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import abort, g, redirect, request, session, url_for
+from flask import abort, current_app, g, redirect, request, session, url_for
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -230,6 +231,9 @@ def login(organizer: Organizer) -> None:
     session.clear()
     session["organizer_id"] = organizer.id
     session["epoch"] = organizer.session_epoch
+    # When it began: the session ends PERMANENT_SESSION_LIFETIME later, though Flask renews
+    # the cookie (and its expiry) on every request.
+    session["since"] = int(time.time())
     session.permanent = True
     g.organizer = organizer
 
@@ -324,12 +328,24 @@ def current_organizer() -> Organizer | None:
         organizer_id = session.get("organizer_id")
         organizer = get_session().get(Organizer, organizer_id) if organizer_id else None
         if organizer is not None and (
-            not organizer.active or session.get("epoch") != organizer.session_epoch
+            not organizer.active
+            or session.get("epoch") != organizer.session_epoch
+            or not _session_is_young()
         ):
             organizer = None
         g.organizer = organizer
     result: Organizer | None = g.organizer
     return result
+
+
+def _session_is_young() -> bool:
+    """Whether this session began (login) less than PERMANENT_SESSION_LIFETIME ago."""
+    since = session.get("since")
+    if not isinstance(since, int) or isinstance(since, bool):
+        return False  # a cookie from before login times were kept
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    # Signed, so only our login wrote it; another server's clock may run a little ahead.
+    return time.time() - since < lifetime
 
 
 def login_required(view: Callable[P, R]) -> Callable[P, R | Response]:

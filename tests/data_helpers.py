@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Flask
@@ -90,6 +91,7 @@ def login(client: FlaskClient, organizer: Organizer) -> FlaskClient:
     with client.session_transaction() as session:
         session["organizer_id"] = organizer.id
         session["epoch"] = organizer.session_epoch
+        session["since"] = int(time.time())
     return client
 
 

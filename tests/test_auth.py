@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from admin_helpers import (
@@ -313,4 +314,32 @@ def test_a_session_cookie_without_the_epoch_is_logged_out(
     with client.session_transaction() as session:
         assert session["epoch"] == 0
         del session["epoch"]  # as cookies issued before revision 0007 are
+    assert client.get("/admin/").status_code == 302
+
+
+def test_a_session_ends_twelve_hours_after_login_however_busy(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    # Flask renews the cookie on every request; the login time it carries does not move.
+    make_organizer(store, "a@example.org")
+    auth.login("a@example.org")
+    lifetime = int(client.application.permanent_session_lifetime.total_seconds())
+    with client.session_transaction() as session:
+        since = session["since"]
+        assert abs(since - time.time()) < 60
+        session["since"] = since - lifetime + 60  # logged in 11 h 59 min ago
+    assert client.get("/admin/").status_code == 200
+    with client.session_transaction() as session:
+        assert session["since"] == since - lifetime + 60  # the request did not renew it
+        session["since"] = since - lifetime - 1
+    assert client.get("/admin/").status_code == 302
+
+
+def test_a_session_cookie_without_its_login_time_is_logged_out(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    make_organizer(store, "a@example.org")
+    auth.login("a@example.org")
+    with client.session_transaction() as session:
+        del session["since"]
     assert client.get("/admin/").status_code == 302

@@ -8,6 +8,7 @@ import io
 import json
 import sqlite3
 import threading
+import time
 import tracemalloc
 from typing import Any
 
@@ -164,6 +165,7 @@ def test_export_applies_the_lists_filters(mixed: Flask, query: str, names: list[
     with client.session_transaction() as session:
         session["organizer_id"] = mixed.config["organizer_id"]
         session["epoch"] = 0  # a new organizer's sessions are of the first generation
+        session["since"] = int(time.time())  # logged in now
     response = client.get("/admin/c/release/export.csv" + query)
     assert response.status_code == 200
     assert _names(response.data) == names
