@@ -10,9 +10,9 @@ from flask.cli import with_appcontext
 from sqlalchemy import String, cast, func, literal, select, update
 from sqlalchemy.orm import Session
 
-from campaign import audit, mail, review
+from campaign import audit, mail, review, tally
 from campaign.db import session_scope
-from campaign.models import AuditEntry, Campaign, Signature, TallyCount
+from campaign.models import AuditEntry, Campaign, Signature
 
 # Audit fields that may name a signer; the same ones an organizer's erasure redacts.
 PERSONAL_AUDIT_FIELDS = tuple(dict.fromkeys(("rejected_reason", *review.ERASED_VALUES)))
@@ -62,22 +62,10 @@ def anonymize(db: Session, cutoff: dt.datetime, *, dry_run: bool = False) -> Ano
         )
         .execution_options(synchronize_session=False)
     )
-    # No one anonymized is listed any more (public is blanked): the listed counters follow.
-    db.execute(
-        update(TallyCount)
-        .where(TallyCount.campaign_id.in_(ids))
-        .values(
-            listed=select(func.count())
-            .where(
-                Signature.campaign_id == TallyCount.campaign_id,
-                Signature.country_code == TallyCount.country_code,
-                Signature.counted.is_(True),
-                Signature.public.is_(True),
-            )
-            .scalar_subquery()
-        )
-        .execution_options(synchronize_session=False)
-    )
+    # No one anonymized is listed any more (public is blanked): the listed counters follow,
+    # rebuilt from the rows as `campaign recount` does (the counted ones do not move).
+    for campaign in campaigns:
+        tally.recount(db, campaign)
     mail.forget_signers(db, Signature.campaign_id.in_(ids))
     audited = db.scalars(
         select(AuditEntry.signature_id)
