@@ -12,20 +12,16 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
-import re
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from campaign import auth
+from campaign import auth, signing
 from campaign.models import Organizer
 
 SALT = "campaign.organizer.password-reset"
 _FINGERPRINT_KEY = b"campaign.organizer.password-reset.fingerprint\0"
-# URL-safe base64 and dots only, as signing.read_token: itsdangerous's decoder would skip
-# stray characters, so a mangled link would otherwise still verify.
-_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+){2}")
 
 
 class BadResetToken(ValueError):
@@ -61,7 +57,8 @@ def read_token(
     for_update locks the row (PostgreSQL; SQLite transactions are IMMEDIATE), so two
     requests with one link cannot both use it.
     """
-    if not _TOKEN_SHAPE.fullmatch(token):
+    # The shape signer links are checked against: itsdangerous would skip stray characters.
+    if not signing.TOKEN_SHAPE.fullmatch(token):
         raise BadResetToken("this link is not valid")
     try:
         value = _serializer(secret).loads(token, max_age=max_age)

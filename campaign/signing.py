@@ -637,14 +637,15 @@ def make_token(secret: str, signature_id: int, purpose: str) -> str:
     return _serializer(secret, purpose).dumps(signature_id)
 
 
-_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+){2}")
+# The shape of every link token this site signs (signers' links, organizers' reset links).
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+){2}")
 
 
 def read_token(secret: str, token: str, purpose: str, max_age: int) -> int:
     """The signature id in a token; ExpiredToken when too old, BadToken when forged."""
     # URL-safe base64 and dots only: itsdangerous's decoder would skip stray characters
     # (a CR/LF pasted after a link), so a mangled link would otherwise still verify.
-    if not _TOKEN_SHAPE.fullmatch(token):
+    if not TOKEN_SHAPE.fullmatch(token):
         raise BadToken("this link is not valid")
     serializer = _serializer(secret, purpose)
     try:
