@@ -54,6 +54,7 @@ from campaign.db import reading, session_scope, utcnow
 from campaign.mail.composition import SignatureGone as SignatureGone
 from campaign.mail.composition import _compose_all
 from campaign.mail.composition import compose as compose
+from campaign.mail.composition import links_on as links_on
 from campaign.mail.lease import _Lease, _lease_for
 from campaign.mail.lease import _PostgresLease as _PostgresLease
 from campaign.mail.message import SMTP_LINE_MAX as SMTP_LINE_MAX

@@ -15,7 +15,6 @@ from jinja2 import Template, pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 from sqlalchemy.orm import Session
-from werkzeug.routing import MapAdapter
 
 from campaign import signing
 from campaign.mail.message import SUBJECT_MAX, Composed, header_safe
@@ -123,13 +122,13 @@ def _template_gettext(translate: Callable[[str], str]) -> Callable[..., str]:
 
 
 class _Batch:
-    """What composing a batch's mails needs once: the secret, templates, URL adapters."""
+    """What composing a batch's mails needs once: the secret, templates, link builders."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.secret = str(app.config["SECRET_KEY"])
         self._templates: dict[str, Template] = {}
-        self._adapters: dict[str, MapAdapter] = {}
+        self._links: dict[str, Callable[[str, dict[str, Any]], str]] = {}
         self._gettexts: dict[str, Callable[..., str]] = {}
 
     def compose(self, message: OutboxMessage, signature: Signature, words: _Words) -> Composed:
@@ -182,16 +181,22 @@ class _Batch:
         return self._templates[name]
 
     def _absolute(self, base: str, endpoint: str, values: dict[str, Any]) -> str:
-        """An absolute link: the base's scheme and host, then the path the URL map builds."""
-        parts = urlsplit(base)
-        if base not in self._adapters:
-            # Bound to the base's script root, the map builds "<script root>/c/<slug>/...".
-            # The origin is kept as stored, so the link is the one url_for() gave in the
-            # request.
-            self._adapters[base] = self.app.url_map.bind(
-                parts.netloc, script_name=parts.path or "/", url_scheme=parts.scheme
-            )
-        return f"{parts.scheme}://{parts.netloc}{self._adapters[base].build(endpoint, values)}"
+        """An absolute link on the base, with the base's URL adapter made once per batch."""
+        if base not in self._links:
+            self._links[base] = links_on(self.app, base)
+        return self._links[base](endpoint, values)
+
+
+def links_on(app: Flask, base: str) -> Callable[[str, dict[str, Any]], str]:
+    """Absolute links on a site root (mail.link_base()): its scheme and host, then the path.
+
+    Bound to the base's script root, the URL map builds "<script root>/c/<slug>/..."; the
+    origin is kept as stored, so a link is the one url_for() gave in the request.
+    """
+    parts = urlsplit(base)
+    adapter = app.url_map.bind(parts.netloc, script_name=parts.path or "/", url_scheme=parts.scheme)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return lambda endpoint, values: origin + adapter.build(endpoint, values)
 
 
 def _subject(words: _Words, kind: str, title: str) -> str:

@@ -6,7 +6,6 @@ import datetime as dt
 import re
 from collections import Counter
 from typing import Any
-from urllib.parse import urlsplit
 
 from babel import Locale, UnknownLocaleError
 from flask import (
@@ -245,21 +244,14 @@ def password_reset() -> Response | tuple[str, int]:
     return render_template("admin/password_reset.html", form=form), status
 
 
-def _reset_link(token: str) -> str:
-    """The absolute link of a reset token, on BASE_URL like every link in mail."""
-    parts = urlsplit(mail.link_base())
-    # Bound to the base's script root, as the mail composer binds it (mail/composition.py).
-    adapter = current_app.url_map.bind(
-        parts.netloc, script_name=parts.path or "/", url_scheme=parts.scheme
-    )
-    path = adapter.build("admin.password_reset_link", {"token": token})
-    return f"{parts.scheme}://{parts.netloc}{path}"
-
-
 def _queue_reset_mail(db: Session, organizer: Organizer) -> None:
     """Queue the mail with the reset link, in the language of the page it was asked on."""
     token = resets.make_token(str(current_app.config["SECRET_KEY"]), organizer)
-    text = render_template("email/password_reset.txt", organizer=organizer, link=_reset_link(token))
+    # On BASE_URL like every link in mail.
+    link = mail.links_on(current_app, mail.link_base())(
+        "admin.password_reset_link", {"token": token}
+    )
+    text = render_template("email/password_reset.txt", organizer=organizer, link=link)
     mail.queue(db, to=organizer.email, subject=_("Reset your password"), text=text)
 
 
