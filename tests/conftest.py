@@ -36,8 +36,22 @@ def postgres_url() -> Iterator[str]:
 
 
 def _truncate_postgres(url: str) -> None:
+    """Empty every table of the run's database for the next test.
+
+    A test that failed while its session held a transaction open leaves that connection
+    behind, with its locks; TRUNCATE would wait for it forever and hang the run instead of
+    letting the next test start. Such leftovers are ended first, and a lock still held after
+    that fails the TRUNCATE within a minute instead of hanging.
+    """
     engine = create_engine(url)
     with engine.begin() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        conn.execute(text("SET LOCAL lock_timeout = '60s'"))
         tables = conn.execute(
             text(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
