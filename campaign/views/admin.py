@@ -18,7 +18,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import get_locale
+from flask_babel import get_locale, lazy_pgettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
@@ -107,7 +107,7 @@ DONE = {
 # The details an organizer corrects, as the flash after a correction names them.
 DETAIL_LABELS = {
     "name": _l("Name"),
-    "title": _l("Title"),
+    "title": lazy_pgettext("signer", "Title"),
     "parliament": _l("Parliament"),
     "party": _l("Party"),
     "country_code": _l("Country"),
