@@ -1,4 +1,4 @@
-"""What organizers do to signatures: verify, reject, restore, erase, resolve duplicates.
+"""What organizers do to signatures: verify, reject, restore, erase, correct, resolve duplicates.
 
 Each operation reloads the signature row-locked (tally.lock), checks that it still
 applies to the signature's current state, changes the facts, lets tally.refresh derive
@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
-from campaign import audit, mail, tally
+from campaign import audit, geo, mail, signing, tally
 from campaign.db import utcnow
 from campaign.models import SIGNATURE_STATUSES, Campaign, Organizer, Signature
 
@@ -69,11 +69,17 @@ def _change(
     signature: Signature,
     action: str,
     facts: Mapping[str, Any],
+    *,
+    derived: Mapping[str, Any] | None = None,
 ) -> Signature:
-    """Set facts, re-derive status and counters, and audit what actually changed."""
+    """Set facts, re-derive status and counters, and audit what actually changed.
+
+    derived: values that follow from the facts (a name's key, a country's continent),
+    set with them but not audited.
+    """
     before = {key: getattr(signature, key) for key in facts}
     before |= {"status": signature.status, "counted": signature.counted}
-    for key, value in facts.items():
+    for key, value in {**facts, **(derived or {})}.items():
         setattr(signature, key, value)
     tally.refresh(db, signature)
     after = {key: getattr(signature, key) for key in before}
@@ -147,6 +153,19 @@ def restore(db: Session, organizer: Organizer, signature: Signature) -> Signatur
     )
 
 
+def unlist(db: Session, organizer: Organizer, signature: Signature) -> Signature:
+    """Take a signer off the public list, at their request; it still counts.
+
+    Only the signer agrees to be listed (when signing), so there is no way back here.
+    """
+    signature = _locked(db, signature)
+    if signature.erased_at is not None:
+        raise ReviewError("erased")
+    if not signature.public:
+        raise ReviewError("not_listed")
+    return _change(db, organizer, signature, "signature.unlist", {"public": False})
+
+
 def resend_confirmation(
     db: Session,
     organizer: Organizer,
@@ -197,6 +216,129 @@ def erase(
         },
     )
     return signature
+
+
+# The details an organizer may correct, in the form's order. Not the email address (the
+# signer's identity and the key refusing a second signature) nor the listing (consent).
+DETAILS = ("name", "title", "parliament", "party", "country_code")
+
+
+@dataclass(frozen=True)
+class Details:
+    """A signer's corrected details, already cleaned by signing's rules (the sign form's)."""
+
+    name: str
+    title: str
+    parliament: str
+    party: str
+    country_code: str
+
+
+@dataclass(frozen=True)
+class Edited:
+    """What a correction did, for the organizer to read."""
+
+    signature: Signature
+    # The details that changed, in DETAILS order; empty when nothing did (and nothing was audited).
+    changed: tuple[str, ...] = ()
+    # Newly held as a possible duplicate of this signature (same name and country now).
+    resembles: int | None = None
+    # It resembled this signature and no longer does: the flag between them is gone.
+    released_from: int | None = None
+    # Signatures held as resembling this one, which no longer do: they stay held.
+    still_held: tuple[int, ...] = ()
+
+
+def edit(db: Session, organizer: Organizer, signature: Signature, details: Details) -> Edited:
+    """Correct a signer's details; the counters and the duplicate flags follow, one audit entry.
+
+    A new name or country gives a new person key, judged as signing judges a new signer:
+    resembling another live signature of the letter (same key and country), a live
+    signature is held as its possible duplicate and stops counting until an organizer
+    decides; resembling none, a flag it had against another is removed (it counts again,
+    as it would have had it been signed this way). A hold from the suspicious-activity page
+    stays (it is not about names), and a rejected or withdrawn signature's flags stay as they
+    are. Signatures held as resembling this one keep their hold: their details did not
+    change, and the duplicates page shows how the pair now differs.
+    """
+    person = signing.name_key(details.name)
+    # The person lock before the row lock, in the order signing takes them: a signer with
+    # the new name and country waits for this correction, or this waits for them.
+    signing._lock_person(db, signature.campaign_id, person, details.country_code)
+    signature = _locked(db, signature)
+    if signature.erased_at is not None:
+        raise ReviewError("erased")
+    wanted = {key: getattr(details, key) for key in DETAILS}
+    facts = {key: value for key, value in wanted.items() if getattr(signature, key) != value}
+    if not facts:
+        return Edited(signature)
+    derived: dict[str, Any] = {"name_key": person}
+    if "country_code" in facts:
+        derived["continent_code"] = geo.continent_of(details.country_code)
+    moved = (person, details.country_code) != (signature.name_key, signature.country_code)
+    burst = signature.duplicate_state == "held" and signature.duplicate_of_id is None
+    flags: dict[str, Any] = {}
+    was_against = signature.duplicate_of_id
+    if moved and not burst and signature.status not in signing.GONE_STATUSES:
+        # Read before any attribute changes: the query's autoflush would write the new
+        # country, and with it the history tally.refresh moves the old country's counter by.
+        other = _resembling(db, signature, person, details.country_code, prefer=was_against)
+        if other is not None and other != was_against:
+            flags = {"duplicate_of_id": other, "duplicate_state": "held"}
+        elif other is None and was_against is not None:
+            flags = {"duplicate_of_id": None, "duplicate_state": None}
+    _change(db, organizer, signature, "signature.edit", facts | flags, derived=derived)
+    still_held: tuple[int, ...] = ()
+    if moved:
+        still_held = tuple(
+            db.scalars(
+                select(Signature.id)
+                .where(
+                    Signature.duplicate_of_id == signature.id,
+                    Signature.status == "held",
+                    or_(
+                        Signature.name_key != person,
+                        Signature.country_code != details.country_code,
+                    ),
+                )
+                .order_by(Signature.id)
+            )
+        )
+    return Edited(
+        signature,
+        changed=tuple(key for key in DETAILS if key in facts),
+        resembles=flags.get("duplicate_of_id"),
+        released_from=was_against if flags and was_against is not None else None,
+        still_held=still_held,
+    )
+
+
+def _resembling(
+    db: Session, signature: Signature, person: str, country: str, *, prefer: int | None
+) -> int | None:
+    """The earliest other live signature of the letter with this person key and country.
+
+    As signing's: rejected, withdrawn and erased signatures are off the letter. One already
+    held as (or judged not to be) this signature's duplicate is left out: that pair has
+    its flag, from the other side. The one it is flagged against (prefer) comes first
+    while it still resembles it, so the flag, and any decision on it, stays.
+    """
+    order: list[Any] = [Signature.id]
+    if prefer is not None:
+        order.insert(0, case((Signature.id == prefer, 0), else_=1))
+    return db.scalar(
+        select(Signature.id)
+        .where(
+            Signature.campaign_id == signature.campaign_id,
+            Signature.name_key == person,
+            Signature.country_code == country,
+            Signature.status.not_in(signing.GONE_STATUSES),
+            Signature.id != signature.id,
+            or_(Signature.duplicate_of_id.is_(None), Signature.duplicate_of_id != signature.id),
+        )
+        .order_by(*order)
+        .limit(1)
+    )
 
 
 def resolve_duplicate(

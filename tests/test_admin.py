@@ -123,6 +123,13 @@ ACTION_DATA: dict[str, dict[str, Any]] = {
     "admin.edit_campaign": {"slug": "changed", "title": "Changed", "state": "closed", "save": "1"},
     "admin.save_translation": {"tr-fr-title": "Titre", "tr-fr-letter": "Lettre"},
     "admin.act": {"action": "reject", "reason": "not an MP"},
+    "admin.edit_details": {
+        "name": "Changed Name",
+        "title": "Senator",
+        "parliament": "Senate",
+        "party": "",
+        "country": "KE",
+    },
     "admin.bulk": {"action": "reject", "reason": "not an MP"},
     "admin.resolve": {"keep": "both"},
     "admin.organizers": {
@@ -174,6 +181,9 @@ def _snapshot(store: Session) -> tuple[Any, ...]:
                     Signature.erased_at,
                     Signature.email,
                     Signature.duplicate_state,
+                    Signature.name,
+                    Signature.country_code,
+                    Signature.public,
                 ).order_by(Signature.id)
             ).all()
         ),
@@ -281,7 +291,9 @@ def test_the_same_urls_work_for_the_campaigns_organizer(
     assert response.status_code in (200, 303, 400), response.get_data(as_text=True)[:500]
 
 
-@pytest.mark.parametrize("endpoint", ["admin.signature", "admin.act", "admin.resolve"])
+@pytest.mark.parametrize(
+    "endpoint", ["admin.signature", "admin.act", "admin.resolve", "admin.edit_details"]
+)
 def test_a_signature_of_another_campaign_is_404_under_ones_own(
     app: Flask, client: FlaskClient, auth: AuthActions, store: Session, world: World, endpoint: str
 ) -> None:

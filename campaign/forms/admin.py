@@ -32,7 +32,9 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from campaign import i18n
 from campaign.auth import MIN_PASSWORD_LENGTH
+from campaign.forms.public import SignForm, country_choices
 from campaign.models import CAMPAIGN_STATES
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
@@ -42,7 +44,7 @@ DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
 # Far beyond any passphrase; the bound keeps one request from hashing megabytes.
 MAX_PASSWORD_LENGTH = 1024
 
-ACTIONS = ("verify", "unverify", "reject", "restore", "resend", "erase")
+ACTIONS = ("verify", "unverify", "reject", "restore", "resend", "erase", "unlist")
 
 
 def _strip(value: Any) -> Any:
@@ -267,3 +269,24 @@ class DuplicateForm(FlaskForm):  # type: ignore[misc]
             SelectChoice("both", _l("Different people: count both")),
         ],
     )
+
+
+class SignatureDetailsForm(FlaskForm):  # type: ignore[misc]
+    """A signer's details as an organizer corrects them: the sign form's fields and rules.
+
+    Not the email address (the signer's identity) nor the listing (the signer's consent).
+    """
+
+    name = SignForm.name
+    title = SignForm.title
+    parliament = SignForm.parliament
+    party = SignForm.party
+    country = SignForm.country
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.country.choices = country_choices(None)
+        self.country.options_key = (None, i18n.current())
+        # Someone else's details: the browser must not offer the organizer's own.
+        for field in (self.name, self.title, self.country):
+            field.render_kw = {**field.render_kw, "autocomplete": "off"}

@@ -18,7 +18,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import get_locale
+from flask_babel import get_locale, lazy_pgettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
@@ -34,9 +34,11 @@ from campaign import (
     campaigns,
     export,
     geo,
+    i18n,
     mail,
     markup,
     review,
+    signing,
     tally,
 )
 from campaign import password_reset as resets
@@ -56,6 +58,7 @@ from campaign.forms.admin import (
     PasswordResetRequestForm,
     PostForm,
     SignatureActionForm,
+    SignatureDetailsForm,
     TranslationForm,
 )
 from campaign.models import (
@@ -88,6 +91,7 @@ SKIPPED = {
     "not_rejected": _l("it is not rejected"),
     "not_pending": _l("it is not awaiting confirmation"),
     "not_held": _l("it is no longer held as a possible duplicate"),
+    "not_listed": _l("it is not on the public list"),
     "reason_required": _l("a reason is needed"),
     "bad_choice": _l("the choice is unknown"),
 }
@@ -98,6 +102,15 @@ DONE = {
     "restore": _l("Restored: %(n)d."),
     "resend": _l("Confirmation mail queued: %(n)d."),
     "erase": _l("Personal data erased: %(n)d."),
+    "unlist": _l("Taken off the public list: %(n)d."),
+}
+# The details an organizer corrects, as the flash after a correction names them.
+DETAIL_LABELS = {
+    "name": _l("Name"),
+    "title": lazy_pgettext("signer", "Title"),
+    "parliament": _l("Parliament"),
+    "party": _l("Party"),
+    "country_code": _l("Country"),
 }
 STATE_LABELS = {
     "draft": _l("draft"),
@@ -628,6 +641,8 @@ def _act(db: Session, organizer: Organizer, signature: Signature, action: str, r
         )
     elif action == "erase":
         review.erase(db, organizer, signature)
+    elif action == "unlist":
+        review.unlist(db, organizer, signature)
     else:
         raise review.ReviewError("bad_choice")
 
@@ -654,6 +669,27 @@ def signature(slug: str, signature_id: int) -> str:
     """One signature in full: details, possible duplicates, actions and its audit trail."""
     campaign = auth.campaign_or_404(slug)
     found = _signature_or_404(campaign, signature_id)
+    return _signature_page(campaign, found, _details_form(found))
+
+
+def _details_form(found: Signature) -> SignatureDetailsForm:
+    """The correction form, filled with the signature's details as stored."""
+    return SignatureDetailsForm(
+        formdata=None,
+        data={
+            "name": found.name,
+            "title": found.title,
+            "parliament": found.parliament,
+            "party": found.party,
+            "country": found.country_code,
+        },
+    )
+
+
+def _signature_page(
+    campaign: Campaign, found: Signature, details_form: SignatureDetailsForm
+) -> str:
+    """The signature's page, with the correction form as given (stored or as posted)."""
     db = get_session()
     resembling = list(
         db.scalars(
@@ -679,7 +715,83 @@ def signature(slug: str, signature_id: int) -> str:
         changes=audit.changes,
         form=SignatureActionForm(formdata=None),
         duplicate_form=DuplicateForm(formdata=None),
+        details_form=details_form,
+        continent=i18n.continent_name(found.continent_code),
+        title_suggestions=i18n.title_suggestions(signing.TITLE_SUGGESTIONS),
     )
+
+
+@bp.route("/c/<slug>/signatures/<int:signature_id>/details", methods=["GET", "POST"])
+@login_required
+def edit_details(slug: str, signature_id: int) -> Response | tuple[str, int]:
+    """Correct a signer's details (not the address); the page again, 400, when refused.
+
+    GET (a reloaded or bookmarked address) goes to the form on the signature's page.
+    """
+    campaign = auth.campaign_or_404(slug)
+    found = _signature_or_404(campaign, signature_id)
+    back = {"slug": slug, "signature_id": signature_id}
+    if request.method == "GET":
+        return _see_other("admin.signature", **back, _anchor="edit-details")
+    if found.erased_at is not None:
+        flash(_("Nothing changed: %(why)s.", why=SKIPPED["erased"]), "error")
+        return _see_other("admin.signature", **back)
+    form = SignatureDetailsForm()
+    if not form.validate():
+        return _signature_page(campaign, found, form), 400
+    details = review.Details(
+        name=form.name.data,
+        title=form.title.data,
+        parliament=form.parliament.data,
+        party=form.party.data,
+        country_code=form.country.data,
+    )
+    db = get_session()
+    try:
+        edited = review.edit(db, _organizer(), found, details)
+    except review.ReviewError as error:
+        db.rollback()
+        flash(_("Nothing changed: %(why)s.", why=SKIPPED.get(error.code, error.code)), "error")
+    else:
+        db.commit()
+        _flash_edited(edited)
+    return _see_other("admin.signature", **back)
+
+
+def _flash_edited(edited: review.Edited) -> None:
+    """What a correction did: the details, and any change to the duplicate flags."""
+    if not edited.changed:
+        flash(_("Nothing changed."), "ok")
+        return
+    fields = ", ".join(str(DETAIL_LABELS[key]) for key in edited.changed)
+    flash(_("Details corrected: %(fields)s.", fields=fields), "ok")
+    if edited.released_from is not None:
+        flash(
+            _(
+                "It no longer resembles #%(other)d (name and country): the possible-duplicate "
+                "flag between them is removed.",
+                other=edited.released_from,
+            ),
+            "ok",
+        )
+    if edited.resembles is not None:
+        flash(
+            _(
+                "It now resembles #%(other)d (same name and country): it is held as a "
+                "possible duplicate and does not count until you decide on the duplicates page.",
+                other=edited.resembles,
+            ),
+            "ok",
+        )
+    if edited.still_held:
+        flash(
+            _(
+                "Held as resembling this signature, though they no longer do: %(ids)s. They "
+                "stay held until you decide on the duplicates page.",
+                ids=", ".join(f"#{sid}" for sid in edited.still_held),
+            ),
+            "ok",
+        )
 
 
 @bp.post("/c/<slug>/signatures/<int:signature_id>")

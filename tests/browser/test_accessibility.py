@@ -46,6 +46,7 @@ DASHBOARD = [
     "campaign-edit",
     "signatures",
     "signature",
+    "signature-edit-errors",
     "duplicates",
     "audit",
     "organizers",
@@ -204,6 +205,7 @@ def dashboard_path(name: str, slug: str, fixtures: Fixtures) -> str:
         "campaign-edit": f"/admin/c/{slug}/edit",
         "signatures": f"/admin/c/{slug}/signatures",
         "signature": f"/admin/c/{slug}/signatures/{fixtures.signature_id}",
+        "signature-edit-errors": f"/admin/c/{slug}/signatures/{fixtures.signature_id}",
         "duplicates": f"/admin/c/{slug}/duplicates",
         "audit": f"/admin/c/{slug}/audit",
         "organizers": "/admin/organizers",
@@ -242,6 +244,16 @@ def test_dashboard_page_has_no_axe_violations(
         with page.expect_navigation():
             page.get_by_role("button", name="Change password").click()  # empty: every error
         assert page.locator("#error-summary").is_visible()
+    if name == "signature-edit-errors":
+        page.get_by_text("Edit details").click()  # the form opens in place, without a request
+        page.get_by_label("Full name").fill("")
+        page.get_by_label("Country").select_option("")
+        with page.expect_navigation():
+            page.get_by_role("button", name="Save details").click()
+        assert page.locator("#error-summary").is_visible()
+        assert page.locator("#edit-details[open]").count() == 1
+    # Nothing wider than the screen: a phone never scrolls sideways.
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
     screenshot(page, "page")
     assert axe(page) == []
     page.close()
