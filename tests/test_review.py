@@ -521,6 +521,29 @@ def test_bulk_reports_what_it_skipped(
     assert store.scalar(select(func.count()).select_from(OutboxMessage)) == 1
 
 
+def test_bulk_takes_ticked_signers_off_the_public_list(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    listed = [
+        make_signature(store, campaign, f"L {i}", f"l{i}@parl.example", public=True)
+        for i in range(2)
+    ]
+    unlisted = make_signature(store, campaign, "U", "u@parl.example", public=False)
+    page = client.get("/admin/c/kem/signatures").get_data(as_text=True)
+    assert '<option value="unlist">Take off the public list</option>' in page
+    client.post(
+        "/admin/c/kem/signatures/bulk",
+        data={"ids": [str(s.id) for s in (*listed, unlisted)], "action": "unlist"},
+    )
+    assert flashes(client.get("/admin/c/kem/signatures")) == [
+        "Taken off the public list: 2.",
+        "Skipped 1: it is not on the public list.",
+    ]
+    assert [reload(store, s).public for s in (*listed, unlisted)] == [False, False, False]
+    assert len(_audit(store, "signature.unlist")) == 2
+    assert _tally(client, "kem")["signatures"] == 3  # they still count
+
+
 def test_bulk_erase_needs_its_confirmation_box(
     client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
 ) -> None:
