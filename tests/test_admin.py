@@ -111,6 +111,7 @@ def _values(
         "organizer_id": organizer.id,
         "locale": "fr",
         "token": "not-a-token",
+        "number": 1,
     }
     missing = ARGUMENTS[endpoint] - known.keys()
     assert not missing, f"give test values for {endpoint}'s {missing}"
@@ -498,7 +499,8 @@ def test_editing_a_campaign_is_audited_with_before_and_after(
     client: FlaskClient, auth: AuthActions, store: Session, world: World
 ) -> None:
     auth.login("alice@example.org")
-    form = _campaign_form(slug="alpha", title="New title", state="closed")
+    # People signed the title: changing it is a new version, ticked.
+    form = _campaign_form(slug="alpha", title="New title", state="closed", new_version="y")
     response = client.post("/admin/c/alpha/edit", data=form)
     assert response.status_code == 303
     store.expire_all()
@@ -507,6 +509,8 @@ def test_editing_a_campaign_is_audited_with_before_and_after(
     assert '"title": "Letter alpha"' in entry.before
     assert '"title": "New title"' in entry.after
     assert '"state": "closed"' in entry.after
+    assert '"letter_version": 1' in entry.before
+    assert '"letter_version": 2' in entry.after
     assert "slug" not in entry.after  # unchanged fields are not listed
 
 
