@@ -297,8 +297,8 @@ def test_a_ticked_save_makes_a_new_version_and_audits_it(
     page = _text(client.get("/admin/c/release/edit").get_data(as_text=True))
     # The versions: 1, replaced by the organizer, signed once; 2, current, not signed yet.
     assert "Versions of the text" in page
-    assert re.search(r"1 \d{4}-\d\d-\d\d \d\d:\d\d · org@example.org 1 Read version 1", page)
-    assert "2 (current) — 0 Read version 2" in page
+    assert re.search(r"Read version 1 \d{4}-\d\d-\d\d \d\d:\d\d · org@example.org 1 ", page)
+    assert "Read version 2 (current) — 0" in page
     # Nobody signed version 2: no tick asked.
     assert "people signed the current text" not in page and "person signed" not in page
 
