@@ -519,7 +519,10 @@ def test_turning_confirmation_off_counts_pending_signatures(
 ) -> None:
     pending = make_signature(store, world.alpha, "Pat Doe", "pat@parl.example", confirmed=False)
     auth.login("alice@example.org")
-    form = _campaign_form(slug="alpha", title="Letter alpha")
+    # Only the confirmation rule changes: the letter stays as its signers read it.
+    form = _campaign_form(
+        slug="alpha", title="Letter alpha", letter="Dear minister,\n\nRelease him."
+    )
     form.pop("require_confirmation")
     assert client.post("/admin/c/alpha/edit", data=form).status_code == 303
     store.expire_all()
@@ -531,7 +534,11 @@ def test_translations_are_added_changed_and_removed(
 ) -> None:
     auth.login("alice@example.org")
     url = "/admin/c/alpha/translations/fr"
-    response = client.post(url, data={"tr-fr-title": "Libérez-le", "tr-fr-letter": "Monsieur,"})
+    # alpha's signers signed version 1: the first change makes version 2, ticked.
+    response = client.post(
+        url,
+        data={"tr-fr-title": "Libérez-le", "tr-fr-letter": "Monsieur,", "tr-fr-new_version": "y"},
+    )
     assert response.status_code == 303
     store.expire_all()
     stored = store.get(LetterTranslation, (world.alpha.id, "fr"))
