@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from campaign import tally
-from campaign.models import CAMPAIGN_STATES, Campaign, Signature
+from campaign.db import utcnow
+from campaign.models import (
+    CAMPAIGN_STATES,
+    Campaign,
+    LetterTranslation,
+    LetterVersion,
+    Organizer,
+    Signature,
+)
 
 # Lowercase letters, digits and hyphens, 2-64 characters, no hyphen at either end.
 SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]")
@@ -33,8 +42,26 @@ _EDITABLE = frozenset(
 )
 
 
+# The language of the campaign's own title and letter (translations are the others).
+ORIGINAL_LOCALE = "en"
+# What a change must touch to replace the text people signed.
+_TEXT = ("title", "letter")
+
+
 class CampaignError(ValueError):
     """A campaign could not be created or changed; the message says why."""
+
+
+class NewVersionNeeded(CampaignError):
+    """A change of a text people signed, not agreed to: saving it would make a new version."""
+
+    def __init__(self, version: int, signers: int) -> None:
+        super().__init__(
+            f"{signers} people signed version {version} of the text: changing it makes a new "
+            "version"
+        )
+        self.version = version
+        self.signers = signers
 
 
 def check_slug(slug: str) -> str:
@@ -126,12 +153,29 @@ def create_campaign(
     return campaign
 
 
-def update_campaign(db: Session, campaign: Campaign, **changes: Any) -> Campaign:
-    """Change a campaign's settings; a changed confirmation rule re-derives every signature."""
+def update_campaign(
+    db: Session,
+    campaign: Campaign,
+    *,
+    by: Organizer | None = None,
+    new_version: bool = False,
+    **changes: Any,
+) -> Campaign:
+    """Change a campaign's settings; a changed confirmation rule re-derives every signature.
+
+    A changed title or letter replaces a text people may have signed: see _text_changes.
+    """
     unknown = set(changes) - _EDITABLE
     if unknown:
         raise CampaignError(f"cannot change {', '.join(sorted(unknown))}")
     _check(changes)
+    if any(key in changes for key in _TEXT):
+        _lock_text(db, campaign)
+        if (
+            changes.get("title", campaign.title).strip() != campaign.title
+            or changes.get("letter", campaign.letter) != campaign.letter
+        ):
+            _text_changes(db, campaign, by=by, new_version=new_version)
     old_rule = campaign.require_confirmation
     for key, value in changes.items():
         setattr(campaign, key, value.strip() if key in ("title", "recipient") else value)
@@ -159,6 +203,197 @@ def _rederive(db: Session, campaign: Campaign) -> None:
         signature = tally.lock(db, signature_id)
         if signature is not None:
             tally.refresh(db, signature)
+
+
+def save_translation(
+    db: Session,
+    campaign: Campaign,
+    locale: str,
+    title: str,
+    letter: str,
+    *,
+    by: Organizer | None = None,
+    new_version: bool = False,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Add, change or (both empty) remove the letter in one language; its texts before and
+    after, equal when nothing changed. Flushes only: IntegrityError when another organizer
+    added this language a moment ago."""
+    if locale == ORIGINAL_LOCALE:
+        raise CampaignError(
+            "the original letter is changed with the campaign, not as a translation"
+        )
+    _lock_text(db, campaign)
+    existing = db.get(LetterTranslation, (campaign.id, locale))
+    before = {"title": existing.title, "letter": existing.letter} if existing else {}
+    after = {"title": title, "letter": letter} if title or letter else {}
+    if before == after:
+        return before, after
+    _text_changes(db, campaign, by=by, new_version=new_version)
+    if existing is None:
+        db.add(
+            LetterTranslation(campaign_id=campaign.id, locale=locale, title=title, letter=letter)
+        )
+    elif after:
+        existing.title, existing.letter = title, letter
+    else:
+        db.delete(existing)
+    db.flush()
+    return before, after
+
+
+def _lock_text(db: Session, campaign: Campaign) -> None:
+    """Hold the campaign row, its texts' version read afresh: one text change at a time.
+
+    (SQLite's writers take turns already; PostgreSQL's two organizers saving at once would
+    otherwise both keep version N and both move on to N + 1.)
+    """
+    db.refresh(campaign, ["letter_version", "title", "letter"], with_for_update=True)
+
+
+def _text_changes(
+    db: Session, campaign: Campaign, *, by: Organizer | None, new_version: bool
+) -> None:
+    """Before the title or text changes in any language: when a signature that is not erased
+    carries the current version, keep every language's texts as that version and move the
+    campaign to the next (NewVersionNeeded unless new_version agrees to it); otherwise the
+    change is made in place (a draft being polished, fixes before anyone signed)."""
+    signers = signers_of_version(db, campaign, campaign.letter_version)
+    if not signers:
+        return
+    if not new_version:
+        raise NewVersionNeeded(campaign.letter_version, signers)
+    now = utcnow()
+    texts = [(ORIGINAL_LOCALE, campaign.title, campaign.letter)] + [
+        (t.locale, t.title, t.letter)
+        for t in db.scalars(
+            select(LetterTranslation)
+            .where(LetterTranslation.campaign_id == campaign.id)
+            .order_by(LetterTranslation.locale)
+        )
+    ]
+    db.add_all(
+        LetterVersion(
+            campaign_id=campaign.id,
+            number=campaign.letter_version,
+            locale=locale,
+            title=title,
+            letter=letter,
+            replaced_at=now,
+            replaced_by_id=by.id if by is not None else None,
+        )
+        for locale, title, letter in texts
+    )
+    campaign.letter_version += 1
+
+
+def signers_of_version(db: Session, campaign: Campaign, number: int) -> int:
+    """Signatures that are not erased and were made on this version of the text."""
+    return int(
+        db.scalar(
+            select(func.count()).where(
+                Signature.campaign_id == campaign.id,
+                Signature.letter_version == number,
+                Signature.status != "erased",
+            )
+        )
+        or 0
+    )
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    """One version of a letter's text: when and by whom it was replaced, and its signers."""
+
+    number: int
+    signers: int
+    # None for the current version.
+    replaced_at: dt.datetime | None
+    replaced_by: str | None
+
+    @property
+    def current(self) -> bool:
+        """Whether signers read this version now."""
+        return self.replaced_at is None
+
+
+def versions(db: Session, campaign: Campaign) -> list[VersionSummary]:
+    """Every version of the letter's text, the current one last, with its signers."""
+    signers: dict[int, int] = {
+        number: count
+        for number, count in db.execute(
+            select(Signature.letter_version, func.count())
+            .where(Signature.campaign_id == campaign.id, Signature.status != "erased")
+            .group_by(Signature.letter_version)
+        )
+    }
+    replaced = db.execute(
+        select(LetterVersion.number, LetterVersion.replaced_at, Organizer.email)
+        .outerjoin(Organizer, Organizer.id == LetterVersion.replaced_by_id)
+        .where(
+            LetterVersion.campaign_id == campaign.id,
+            LetterVersion.locale == ORIGINAL_LOCALE,
+        )
+        .order_by(LetterVersion.number)
+    )
+    return [
+        VersionSummary(number, signers.get(number, 0), when, email)
+        for number, when, email in replaced
+    ] + [
+        VersionSummary(campaign.letter_version, signers.get(campaign.letter_version, 0), None, None)
+    ]
+
+
+def version_texts(db: Session, campaign: Campaign, number: int) -> list[LetterVersion]:
+    """A replaced version's title and text in each language it had, the original first."""
+    rows = db.scalars(
+        select(LetterVersion).where(
+            LetterVersion.campaign_id == campaign.id, LetterVersion.number == number
+        )
+    )
+    return sorted(rows, key=lambda row: (row.locale != ORIGINAL_LOCALE, row.locale))
+
+
+@dataclass(frozen=True)
+class EarlierSigners:
+    """How many counted signers signed one replaced version, and when it was replaced."""
+
+    number: int
+    signers: int
+    replaced_at: dt.datetime
+
+
+def signed_earlier(
+    db: Session, campaign: Campaign, *, verified_only: bool = False
+) -> list[EarlierSigners]:
+    """The counted (or counted and verified) signers of each replaced version, oldest first."""
+    if campaign.letter_version <= 1:
+        return []
+    rows = db.execute(
+        select(Signature.letter_version, func.count(), LetterVersion.replaced_at)
+        .join(
+            LetterVersion,
+            (LetterVersion.campaign_id == Signature.campaign_id)
+            & (LetterVersion.number == Signature.letter_version)
+            & (LetterVersion.locale == ORIGINAL_LOCALE),
+        )
+        .where(
+            Signature.campaign_id == campaign.id,
+            Signature.counted.is_(True),
+            Signature.letter_version < campaign.letter_version,
+            *((Signature.verified_at.is_not(None),) if verified_only else ()),
+        )
+        .group_by(Signature.letter_version, LetterVersion.replaced_at)
+        .order_by(Signature.letter_version)
+    )
+    return [EarlierSigners(number, signers, when) for number, signers, when in rows]
+
+
+def text_changed_at(db: Session, campaign: Campaign) -> dt.datetime | None:
+    """When the text signers read now replaced an earlier one; None while it is the first."""
+    if campaign.letter_version <= 1:
+        return None
+    latest = db.get(LetterVersion, (campaign.id, campaign.letter_version - 1, ORIGINAL_LOCALE))
+    return latest.replaced_at if latest is not None else None
 
 
 def is_accepting(campaign: Campaign, now: dt.datetime) -> bool:

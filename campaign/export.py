@@ -625,6 +625,8 @@ class Signatory:
     title: str
     parliament: str
     party: str
+    # The version of the text they signed (the letter marks the earlier ones).
+    letter_version: int
 
 
 @dataclass(frozen=True)
@@ -643,14 +645,20 @@ class CountrySigners:
 
     def __iter__(self) -> Iterator[Signatory]:
         stmt = (
-            select(Signature.name, Signature.title, Signature.parliament, Signature.party)
+            select(
+                Signature.name,
+                Signature.title,
+                Signature.parliament,
+                Signature.party,
+                Signature.letter_version,
+            )
             .where(*self.where, Signature.country_code == self.country_code)
             # As the public list of signatories orders a country.
             .order_by(listing.name_order, Signature.name, Signature.id)
             .execution_options(yield_per=self.BATCH)
         )
-        for name, title, parliament, party in self.db.execute(stmt):
-            yield Signatory(name, title, parliament, party)
+        for name, title, parliament, party, version in self.db.execute(stmt):
+            yield Signatory(name, title, parliament, party, version)
 
 
 @dataclass(frozen=True)

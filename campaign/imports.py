@@ -371,6 +371,8 @@ class _Importer:
             source="import",
             locale=locale,
             client_hash=None,
+            # Signed on paper or elsewhere: recorded as the text of the moment of import.
+            letter_version=campaign.letter_version,
             confirmed_at=self.now if count_now else None,
             rejected_reason="",
             duplicate_notices=0,

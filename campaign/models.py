@@ -46,6 +46,9 @@ class Campaign(Base):
     closes_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The version of the title and text (every language) signers read now; a change after
+    # someone signed keeps the replaced texts as LetterVersion rows and moves this on.
+    letter_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     organizers: Mapped[list[Organizer]] = relationship(
         secondary="campaign_organizer", back_populates="campaigns"
@@ -68,6 +71,27 @@ class LetterTranslation(Base):
     letter: Mapped[str] = mapped_column(Text)
 
     campaign: Mapped[Campaign] = relationship(back_populates="translations")
+
+
+class LetterVersion(Base):
+    """The title and text in one language as they stood before a change replaced them."""
+
+    __tablename__ = "letter_version"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # "en" for the campaign's own title and letter, else a translation's locale.
+    locale: Mapped[str] = mapped_column(String(16), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    letter: Mapped[str] = mapped_column(Text)
+    replaced_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    replaced_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizer.id", ondelete="SET NULL")
+    )
+
+    replaced_by: Mapped[Organizer | None] = relationship()
 
 
 class Signature(Base):
@@ -118,6 +142,8 @@ class Signature(Base):
     public: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(10), default="form")
     locale: Mapped[str] = mapped_column(String(16), default="en")
+    # The campaign's letter_version when this signature was made: the text its signer read.
+    letter_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # Keyed hash of the client address: groups bursts without storing the address.
     client_hash: Mapped[str | None] = mapped_column(String(64))
 

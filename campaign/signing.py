@@ -497,6 +497,8 @@ def sign(
         "source": entry.source,
         "locale": entry.locale,
         "client_hash": entry.client_hash,
+        # The text the signer read: the campaign row is loaded already, no query.
+        "letter_version": campaign.letter_version,
         "confirmed_at": now if confirmed else None,
         "verified_at": None,
         "rejected_at": None,

@@ -111,6 +111,7 @@ def _values(
         "organizer_id": organizer.id,
         "locale": "fr",
         "token": "not-a-token",
+        "number": 1,
     }
     missing = ARGUMENTS[endpoint] - known.keys()
     assert not missing, f"give test values for {endpoint}'s {missing}"
@@ -510,7 +511,8 @@ def test_editing_a_campaign_is_audited_with_before_and_after(
     client: FlaskClient, auth: AuthActions, store: Session, world: World
 ) -> None:
     auth.login("alice@example.org")
-    form = _campaign_form(slug="alpha", title="New title", state="closed")
+    # People signed the title: changing it is a new version, ticked.
+    form = _campaign_form(slug="alpha", title="New title", state="closed", new_version="y")
     response = client.post("/admin/c/alpha/edit", data=form)
     assert response.status_code == 303
     store.expire_all()
@@ -519,6 +521,8 @@ def test_editing_a_campaign_is_audited_with_before_and_after(
     assert '"title": "Letter alpha"' in entry.before
     assert '"title": "New title"' in entry.after
     assert '"state": "closed"' in entry.after
+    assert '"letter_version": 1' in entry.before
+    assert '"letter_version": 2' in entry.after
     assert "slug" not in entry.after  # unchanged fields are not listed
 
 
@@ -527,7 +531,10 @@ def test_turning_confirmation_off_counts_pending_signatures(
 ) -> None:
     pending = make_signature(store, world.alpha, "Pat Doe", "pat@parl.example", confirmed=False)
     auth.login("alice@example.org")
-    form = _campaign_form(slug="alpha", title="Letter alpha")
+    # Only the confirmation rule changes: the letter stays as its signers read it.
+    form = _campaign_form(
+        slug="alpha", title="Letter alpha", letter="Dear minister,\n\nRelease him."
+    )
     form.pop("require_confirmation")
     assert client.post("/admin/c/alpha/edit", data=form).status_code == 303
     store.expire_all()
@@ -539,7 +546,11 @@ def test_translations_are_added_changed_and_removed(
 ) -> None:
     auth.login("alice@example.org")
     url = "/admin/c/alpha/translations/fr"
-    response = client.post(url, data={"tr-fr-title": "Libérez-le", "tr-fr-letter": "Monsieur,"})
+    # alpha's signers signed version 1: the first change makes version 2, ticked.
+    response = client.post(
+        url,
+        data={"tr-fr-title": "Libérez-le", "tr-fr-letter": "Monsieur,", "tr-fr-new_version": "y"},
+    )
     assert response.status_code == 303
     store.expire_all()
     stored = store.get(LetterTranslation, (world.alpha.id, "fr"))

@@ -71,6 +71,11 @@ class PostForm(FlaskForm):  # type: ignore[misc]
     """A form with nothing but its CSRF token (logout, one-button actions)."""
 
 
+def _new_version_field() -> BooleanField:
+    """The organizer's agreement that a changed text people signed becomes a new version."""
+    return BooleanField(_l("Save the changed text as a new version"))
+
+
 class CampaignForm(FlaskForm):  # type: ignore[misc]
     """A campaign's settings; "preview" re-renders the page with the letter rendered."""
 
@@ -107,6 +112,7 @@ class CampaignForm(FlaskForm):  # type: ignore[misc]
         validators=[InputRequired()],
     )
     require_confirmation = BooleanField(_l("Signers confirm by email"), default=True)
+    new_version = _new_version_field()
     preview = SubmitField(_l("Preview"))
     save = SubmitField(_l("Save"))
 
@@ -126,6 +132,7 @@ class TranslationForm(FlaskForm):  # type: ignore[misc]
 
     title = StringField(_l("Title"), validators=[Length(max=200)], filters=[_strip])
     letter = TextAreaField(_l("Letter (Markdown)"), render_kw={"rows": 10})
+    new_version = _new_version_field()
 
     def validate_title(self, field: StringField) -> None:
         """A translated letter needs its title."""

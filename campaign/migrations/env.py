@@ -22,6 +22,9 @@ def run_migrations_online() -> None:
                 connection=connection,
                 target_metadata=Base.metadata,
                 render_as_batch=connection.dialect.name == "sqlite",
+                # SQLite's DDL is transactional too (Alembic assumes not): a revision that
+                # refuses to run leaves every step before it undone, as on PostgreSQL.
+                transactional_ddl=True,
                 compare_type=True,
             )
             with context.begin_transaction():

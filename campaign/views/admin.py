@@ -18,7 +18,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import get_locale, lazy_pgettext
+from flask_babel import get_locale, lazy_pgettext, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
@@ -66,7 +66,6 @@ from campaign.models import (
     SOURCES,
     AuditEntry,
     Campaign,
-    LetterTranslation,
     Organizer,
     Signature,
 )
@@ -454,6 +453,7 @@ def _campaign_fields(campaign: Campaign) -> dict[str, Any]:
         "closes_at": campaign.closes_at,
         "state": campaign.state,
         "require_confirmation": campaign.require_confirmation,
+        "letter_version": campaign.letter_version,
     }
 
 
@@ -474,10 +474,66 @@ def _translation_forms(campaign: Campaign) -> dict[str, TranslationForm]:
     return forms
 
 
+def _new_version_message(signers: int, version: int) -> str:
+    """What saving a changed text that people signed does to them, in the reader's language."""
+    return str(
+        ngettext(
+            "%(num)d person signed the current text. Saving makes a new version; they stay "
+            "recorded as signers of version %(version)d.",
+            "%(num)d people signed the current text. Saving makes a new version; they stay "
+            "recorded as signers of version %(version)d.",
+            signers,
+            version=version,
+        )
+    )
+
+
+def _refuse_new_version(field: Any, refusal: campaigns.NewVersionNeeded) -> None:
+    """The save changed a text people signed without the tick: say so beside the tick box."""
+    field.errors = [*field.errors, _new_version_message(refusal.signers, refusal.version)]
+
+
+def _version_field(moved: bool, version: int) -> dict[str, int]:
+    """The audit's letter_version, when the save moved it."""
+    return {"letter_version": version} if moved else {}
+
+
+def _flash_new_version(campaign: Campaign) -> None:
+    flash(_("The text is now version %(version)d.", version=campaign.letter_version), "ok")
+
+
+def _edit_page(
+    campaign: Campaign,
+    form: CampaignForm,
+    *,
+    preview: Markup | None = None,
+    translations: dict[str, TranslationForm] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    """The campaign's settings, letter, translations and versions of its text."""
+    versions = campaigns.versions(get_session(), campaign)
+    return render_template(
+        "admin/campaign_form.html",
+        form=form,
+        campaign=campaign,
+        preview=preview,
+        translations=translations if translations is not None else _translation_forms(campaign),
+        versions=versions,
+        # Someone signed the current text: a change to it asks for the tick, saying this.
+        version_note=_new_version_message(versions[-1].signers, campaign.letter_version)
+        if versions[-1].signers
+        else None,
+    ), status
+
+
 @bp.route("/c/<slug>/edit", methods=["GET", "POST"])
 @login_required
 def edit_campaign(slug: str) -> Response | tuple[str, int]:
-    """Change a campaign's settings and letter, with a preview; its translations below."""
+    """Change a campaign's settings and letter, with a preview; its translations below.
+
+    A changed title or letter that people signed becomes a new version of the text, and
+    only with the form's tick (campaigns.update_campaign).
+    """
     campaign = auth.campaign_or_404(slug)
     before = _campaign_fields(campaign)
     form = CampaignForm(obj=campaign)
@@ -488,8 +544,14 @@ def edit_campaign(slug: str) -> Response | tuple[str, int]:
     elif form.validate_on_submit():
         db = get_session()
         values = _campaign_values(form)
+        organizer = _organizer()
         try:
-            campaigns.update_campaign(db, campaign, **values)
+            campaigns.update_campaign(
+                db, campaign, by=organizer, new_version=bool(form.new_version.data), **values
+            )
+        except campaigns.NewVersionNeeded as refusal:
+            db.rollback()
+            _refuse_new_version(form.new_version, refusal)
         except campaigns.CampaignError as error:
             db.rollback()
             _campaign_error(form, error)
@@ -499,7 +561,7 @@ def edit_campaign(slug: str) -> Response | tuple[str, int]:
             if changed:
                 audit.record(
                     db,
-                    _organizer(),
+                    organizer,
                     "campaign.update",
                     campaign=campaign,
                     before={key: before[key] for key in changed},
@@ -507,15 +569,11 @@ def edit_campaign(slug: str) -> Response | tuple[str, int]:
                 )
             db.commit()
             flash(_("Campaign saved."), "ok")
+            if after["letter_version"] != before["letter_version"]:
+                _flash_new_version(campaign)
             return _see_other("admin.edit_campaign", slug=campaign.slug)
     status = 400 if form.is_submitted() and form.errors else 200
-    return render_template(
-        "admin/campaign_form.html",
-        form=form,
-        campaign=campaign,
-        preview=preview,
-        translations=_translation_forms(campaign),
-    ), status
+    return _edit_page(campaign, form, preview=preview, status=status)
 
 
 @bp.post("/c/<slug>/translations/<locale>")
@@ -526,50 +584,73 @@ def save_translation(slug: str, locale: str) -> Response | tuple[str, int]:
     if locale == "en" or locale not in current_app.config["LANGUAGES"]:
         abort(404)
     form = TranslationForm(prefix=f"tr-{locale}")
-    if not form.validate():
-        forms = _translation_forms(campaign)
-        forms[locale] = form
-        return render_template(
-            "admin/campaign_form.html",
-            form=CampaignForm(obj=campaign, formdata=None),
-            campaign=campaign,
-            preview=None,
-            translations=forms,
-        ), 400
-    db = get_session()
-    title, letter = form.title.data or "", (form.letter.data or "").replace("\r\n", "\n").strip()
-    existing = db.get(LetterTranslation, (campaign.id, locale))
-    before = {"title": existing.title, "letter": existing.letter} if existing else {}
-    after: dict[str, str] = {}
-    if existing is not None and not title and not letter:
-        db.delete(existing)
-    elif existing is not None:
-        existing.title, existing.letter = title, letter
-        after = {"title": title, "letter": letter}
-    elif title or letter:
-        db.add(
-            LetterTranslation(campaign_id=campaign.id, locale=locale, title=title, letter=letter)
-        )
-        after = {"title": title, "letter": letter}
-    if before != after:
+    if form.validate():
+        db = get_session()
+        organizer = _organizer()
+        version = campaign.letter_version
+        title = form.title.data or ""
+        letter = (form.letter.data or "").replace("\r\n", "\n").strip()
         try:
-            db.flush()
+            before, after = campaigns.save_translation(
+                db,
+                campaign,
+                locale,
+                title,
+                letter,
+                by=organizer,
+                new_version=bool(form.new_version.data),
+            )
+        except campaigns.NewVersionNeeded as refusal:
+            db.rollback()
+            _refuse_new_version(form.new_version, refusal)
         except IntegrityError:
             # Another organizer added this language a moment ago: theirs stands.
             db.rollback()
             flash(_("Someone else saved this translation first; check it and try again."), "error")
             return _see_other("admin.edit_campaign", slug=slug, _anchor=f"tr-{locale}")
-        audit.record(
-            db,
-            _organizer(),
-            "campaign.translation",
-            campaign=campaign,
-            before={"locale": locale} | before,
-            after={"locale": locale} | after,
-        )
-        db.commit()
-    flash(_("Translation saved."), "ok")
-    return _see_other("admin.edit_campaign", slug=slug, _anchor=f"tr-{locale}")
+        else:
+            moved = campaign.letter_version != version
+            if before != after:
+                audit.record(
+                    db,
+                    organizer,
+                    "campaign.translation",
+                    campaign=campaign,
+                    before={"locale": locale} | before | _version_field(moved, version),
+                    after={"locale": locale}
+                    | after
+                    | _version_field(moved, campaign.letter_version),
+                )
+                db.commit()
+            flash(_("Translation saved."), "ok")
+            if moved:
+                _flash_new_version(campaign)
+            return _see_other("admin.edit_campaign", slug=slug, _anchor=f"tr-{locale}")
+    forms = _translation_forms(campaign)
+    forms[locale] = form
+    return _edit_page(
+        campaign, CampaignForm(obj=campaign, formdata=None), translations=forms, status=400
+    )
+
+
+@bp.get("/c/<slug>/letter/versions/<int:number>")
+@login_required
+def letter_version(slug: str, number: int) -> Response | str:
+    """A replaced version of the letter: its title and text in each language it had."""
+    campaign = auth.campaign_or_404(slug)
+    if number == campaign.letter_version:
+        return _see_other("admin.letter", slug=campaign.slug)
+    db = get_session()
+    texts = campaigns.version_texts(db, campaign, number)
+    if not texts:
+        abort(404)
+    return render_template(
+        "admin/letter_version.html",
+        campaign=campaign,
+        number=number,
+        texts=[(text, markup.render_markdown(text.letter)) for text in texts],
+        signers=campaigns.signers_of_version(db, campaign, number),
+    )
 
 
 # --- signatures ------------------------------------------------------------

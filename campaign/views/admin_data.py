@@ -29,7 +29,7 @@ from werkzeug.wrappers import Response
 from wtforms import HiddenField, RadioField, SelectChoice, SelectField
 from wtforms.validators import InputRequired, Regexp
 
-from campaign import audit, auth, export, imports, mail, markup, signing, tally
+from campaign import audit, auth, campaigns, export, imports, mail, markup, signing, tally
 from campaign.auth import current_organizer, login_required
 from campaign.db import get_session, new_session, utcnow
 from campaign.models import Campaign
@@ -304,6 +304,8 @@ def letter(slug: str) -> Response:
     groups = export.signatories_by_place(
         db, campaign, verified_only=verified_only, locale=locale, reader=reader
     )
+    # Signers of a text since replaced: each is marked, and the marks explained under the list.
+    earlier = campaigns.signed_earlier(db, campaign, verified_only=verified_only)
     now = utcnow()
     # The public numbers come from the counters; a verified-only letter counts its own list.
     counts = export.tally_of(groups, now) if verified_only else tally.tally(db, campaign, locale)
@@ -319,8 +321,22 @@ def letter(slug: str) -> Response:
         sentence=tally_sentence(counts),
         today=format_date(now.date(), format="long"),
         verified_only=verified_only,
+        earlier=[
+            (_version_mark(i), group, format_date(group.replaced_at, format="long"))
+            for i, group in enumerate(earlier)
+        ],
+        marks={group.number: _version_mark(i) for i, group in enumerate(earlier)},
     )
     return Response(_in_pieces(page, reader), mimetype="text/html")
+
+
+# Footnote marks for the signers of replaced versions, oldest version first.
+_MARKS = ("*", "†", "‡", "§", "‖", "¶")
+
+
+def _version_mark(i: int) -> str:
+    """The footnote mark of the i-th replaced version that has signers on the letter."""
+    return _MARKS[i] if i < len(_MARKS) else "*" * (i - len(_MARKS) + 2)
 
 
 def _in_pieces(parts: Iterator[str], reader: Session, size: int = 32 * 1024) -> Iterator[str]:

@@ -18,6 +18,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import format_date
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response as BaseResponse
@@ -134,6 +135,8 @@ def _render_campaign(campaign: Campaign, form: SignForm | None, status: int = 20
     db = get_session()
     counts = tally.tally(db, campaign, locale)
     letter = i18n.letter_for(campaign, locale)
+    # A text changed after signing began says so (one query, only then).
+    changed_at = campaigns.text_changed_at(db, campaign)
     blocked = _state_message(campaign)
     if form is None and blocked is None:
         form = SignForm(locale=locale)
@@ -151,6 +154,7 @@ def _render_campaign(campaign: Campaign, form: SignForm | None, status: int = 20
         form=form if blocked is None else None,
         continent=continent,
         title_suggestions=i18n.title_suggestions(signing.TITLE_SUGGESTIONS),
+        changed_on=format_date(changed_at, format="long") if changed_at else None,
     )
     return make_response(page, status)
 

@@ -56,6 +56,7 @@ DASHBOARD = [
     "account-errors",
     "import",
     "letter",
+    "letter-version",
     "activity",
 ]
 
@@ -93,6 +94,10 @@ def fixtures(live_server: LiveServer) -> Fixtures:
             )
             return signing.sign(session, letter, entry, confirmed=confirmed).signature
 
+        # The demo signers signed version 1; the text changed since: the versions show.
+        campaigns.update_campaign(
+            session, letter, new_version=True, letter=letter.letter + "\n\nP.S. Thank you."
+        )
         pending = add("Pat Pending", "NZ", "pat@example.org", confirmed=False)
         # The same person as a demo signer under another address: held as a possible duplicate.
         held = add("Jean Dupont", "FR", "jean.other@example.org", confirmed=True)
@@ -215,6 +220,7 @@ def dashboard_path(name: str, slug: str, fixtures: Fixtures) -> str:
         "account-errors": "/admin/account",
         "import": f"/admin/c/{slug}/import",
         "letter": f"/admin/c/{slug}/letter",
+        "letter-version": f"/admin/c/{slug}/letter/versions/1",
         "activity": f"/admin/c/{slug}/activity",
     }[name]
 
