@@ -264,7 +264,7 @@ def edit(db: Session, organizer: Organizer, signature: Signature, details: Detai
     person = signing.name_key(details.name)
     # The person lock before the row lock, in the order signing takes them: a signer with
     # the new name and country waits for this correction, or this waits for them.
-    signing._lock_person(db, signature.campaign_id, person, details.country_code)
+    signing.lock_person(db, signature.campaign_id, person, details.country_code)
     signature = _locked(db, signature)
     if signature.erased_at is not None:
         raise ReviewError("erased")

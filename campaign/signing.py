@@ -472,7 +472,7 @@ def sign(
     """Record a signature; UNIQUE(campaign, email_key) refuses duplicates. Flushes only."""
     key = email_key(entry.email)
     person = name_key(entry.name)
-    _lock_person(db, campaign.id, person, entry.country_code)
+    lock_person(db, campaign.id, person, entry.country_code)
     earlier = db.scalar(
         _EARLIER_SIGNER,
         {"campaign_id": campaign.id, "name_key": person, "country_code": entry.country_code},
@@ -575,7 +575,7 @@ def _existing(db: Session, campaign: Campaign, key: str, notice_limit: int) -> S
     return SignOutcome(signature=existing, created=False, notify_existing=notify)
 
 
-def _lock_person(db: Session, campaign_id: int, person: str, country: str) -> None:
+def lock_person(db: Session, campaign_id: int, person: str, country: str) -> None:
     """Serialise signers with one name and country, so that two at once cannot both count.
 
     PostgreSQL takes a transaction-scoped advisory lock; SQLite's BEGIN IMMEDIATE
