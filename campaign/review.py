@@ -142,15 +142,30 @@ def reject(
 
 
 def restore(db: Session, organizer: Organizer, signature: Signature) -> Signature:
-    """Undo a rejection; the signature counts again if its other facts allow."""
+    """Undo a rejection; the signature counts again if its other facts allow.
+
+    While it was rejected it was off the letter, so a namesake of the same country could
+    sign and count meanwhile: back on the letter, it is judged as signing would judge it
+    now, held as that namesake's possible duplicate (a flag it already has, or a decision
+    on it, stays), so that one person never counts twice.
+    """
+    # The person lock before the row lock, as signing and corrections take them.
+    signing.lock_person(db, signature.campaign_id, signature.name_key, signature.country_code)
     signature = _locked(db, signature)
     if signature.erased_at is not None:
         raise ReviewError("erased")
     if signature.rejected_at is None:
         raise ReviewError("not_rejected")
-    return _change(
-        db, organizer, signature, "signature.restore", {"rejected_at": None, "rejected_reason": ""}
-    )
+    facts: dict[str, Any] = {"rejected_at": None, "rejected_reason": ""}
+    burst = signature.duplicate_state == "held" and signature.duplicate_of_id is None
+    if not burst:
+        flagged = signature.duplicate_of_id
+        other = _resembling(
+            db, signature, signature.name_key, signature.country_code, prefer=flagged
+        )
+        if other is not None and other != flagged:
+            facts |= {"duplicate_of_id": other, "duplicate_state": "held"}
+    return _change(db, organizer, signature, "signature.restore", facts)
 
 
 def unlist(db: Session, organizer: Organizer, signature: Signature) -> Signature:

@@ -251,6 +251,41 @@ def test_reject_needs_a_reason_and_restore_undoes_it(
     assert len(_audit(store, "signature.restore")) == 1
 
 
+def test_a_restored_signature_is_held_when_a_namesake_signed_while_it_was_rejected(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    first = make_signature(store, campaign, "Ann Lee", "ann@parl.example")
+    url = f"/admin/c/kem/signatures/{first.id}"
+    client.post(url, data={"action": "reject", "reason": "looked fake"})
+    # Off the letter it held no one back: the same member signed again from another address.
+    second = make_signature(store, campaign, "Ann Lee", "ann.lee@parl.example")
+    assert _tally(client, "kem")["signatures"] == 1
+    client.post(url, data={"action": "restore"})
+    restored = reload(store, first)
+    assert (restored.status, restored.counted) == ("held", False)
+    assert (restored.duplicate_of_id, restored.duplicate_state) == (second.id, "held")
+    assert _tally(client, "kem")["signatures"] == 1  # one person, counted once
+    assert f'id="dup-{first.id}"' in client.get("/admin/c/kem/duplicates").get_data(as_text=True)
+    [entry] = _audit(store, "signature.restore")
+    assert json.loads(entry.after)["duplicate_of_id"] == second.id
+
+
+def test_a_restored_signature_keeps_an_earlier_different_people_decision(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    other = make_signature(store, campaign, "Ann Lee", "ann@parl.example")
+    judged = make_signature(store, campaign, "Ann Lee", "ann@senate.example", duplicate_of=other)
+    judged.duplicate_state = "distinct"
+    tally.refresh(store, judged)
+    store.commit()
+    url = f"/admin/c/kem/signatures/{judged.id}"
+    client.post(url, data={"action": "reject", "reason": "checking"})
+    client.post(url, data={"action": "restore"})
+    restored = reload(store, judged)
+    assert (restored.status, restored.duplicate_state) == ("confirmed", "distinct")
+    assert _tally(client, "kem")["signatures"] == 2
+
+
 def _composed_text(app: Flask, store: Session, message: OutboxMessage) -> str:
     """The text of a queued mail as the sender composes it."""
     with app.app_context():
