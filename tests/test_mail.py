@@ -1003,6 +1003,61 @@ def test_stopping_the_sender_ends_its_round_between_two_mails(
     assert len({m["Message-ID"] for m in smtp_server.messages()}) == 60
 
 
+class _FakeClock:
+    """A thread CPU clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _RecordingStop(threading.Event):
+    """A stop event whose waits return at once and are recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return self.is_set()
+
+
+def test_pace_rests_in_proportion_to_the_cpu_used_since_its_last_rest() -> None:
+    clock, stop = _FakeClock(), _RecordingStop()
+    pace = mail.Pace(0.25, stop, clock)
+    clock.now += 0.010  # 10 ms of composing at a quarter of a core buys 30 ms of rest
+    assert pace.rest() == pytest.approx(0.030)
+    assert pace.rest() == 0  # no CPU since: no rest
+    clock.now += 0.004
+    assert pace.rest() == pytest.approx(0.012)
+    assert stop.waits == [pytest.approx(0.030), pytest.approx(0.012)]
+    uncapped = mail.Pace(1.0, stop, clock)
+    clock.now += 1.0
+    assert uncapped.rest() == 0 and len(stop.waits) == 2
+
+
+def test_the_sender_keeps_to_its_cpu_share_and_rests_between_batches(app_factory: Any) -> None:
+    # A share this small turns a batch's CPU into a rest far longer than the test: the
+    # first batch goes out, the rest of the backlog waits; stopping ends the rest at once.
+    app = app_factory(MAIL_SENDER=True, MAIL_POLL_SECONDS=0.05, MAIL_SENDER_CPU_SHARE=0.0001)
+    total = mail.CLAIM_BATCH + 10
+    for n in range(total):
+        queue_one(app, address=f"mp{n}@example.org")
+    try:
+        request_any_page(app)
+        _wait_for(lambda: len(eml_files(app)) >= mail.CLAIM_BATCH)
+        time.sleep(0.5)
+        assert len(eml_files(app)) == mail.CLAIM_BATCH
+    finally:
+        started = time.monotonic()
+        mail.stop_sender(app)
+    assert time.monotonic() - started < 5  # the rest ended with the stop
+    assert mail.deliver_due(app) == 10  # what waited goes out with the next round
+
+
 def test_a_forked_worker_starts_its_own_sender(app_factory: Any) -> None:
     app = app_factory(MAIL_SENDER=True, MAIL_POLL_SECONDS=0.1)
     # What a worker forked after the parent started a sender inherits: a record, no thread.
