@@ -176,3 +176,18 @@ def copy_session(client: FlaskClient) -> FlaskClient:
     thief = client.application.test_client()
     thief.set_cookie("session", cookie.value)
     return thief
+
+
+@pytest.fixture
+def campaign(store: Session) -> Campaign:
+    """An open campaign, kem, run by alice@example.org (the review and correction tests')."""
+    made = make_campaign(store, "kem")
+    make_organizer(store, "alice@example.org", campaigns=(made,))
+    return made
+
+
+@pytest.fixture
+def logged_in(auth: AuthActions, campaign: Campaign) -> AuthActions:
+    """The test client, logged in as the campaign's organizer."""
+    assert auth.login("alice@example.org").status_code == 303
+    return auth

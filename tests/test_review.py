@@ -10,7 +10,9 @@ import pytest
 from admin_helpers import (
     AuthActions,
     auth,
+    campaign,
     flashes,
+    logged_in,
     make_campaign,
     make_organizer,
     make_signature,
@@ -26,15 +28,7 @@ from campaign import mail, review, tally
 from campaign.db import get_session
 from campaign.models import AuditEntry, Campaign, Organizer, OutboxMessage, Signature
 
-__all__ = ["auth", "store"]
-
-
-@pytest.fixture
-def campaign(store: Session) -> Campaign:
-    """An open campaign run by alice@example.org."""
-    made = make_campaign(store, "kem")
-    make_organizer(store, "alice@example.org", campaigns=(made,))
-    return made
+__all__ = ["auth", "campaign", "logged_in", "store"]
 
 
 @pytest.fixture
@@ -43,13 +37,6 @@ def alice(store: Session, campaign: Campaign) -> Organizer:
     found = store.scalar(select(Organizer).where(Organizer.email == "alice@example.org"))
     assert found is not None
     return found
-
-
-@pytest.fixture
-def logged_in(auth: AuthActions, campaign: Campaign) -> AuthActions:
-    """The test client, logged in as the campaign's organizer."""
-    assert auth.login("alice@example.org").status_code == 303
-    return auth
 
 
 def _ids(page: str) -> list[int]:

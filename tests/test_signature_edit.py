@@ -10,7 +10,9 @@ import pytest
 from admin_helpers import (
     AuthActions,
     auth,
+    campaign,
     flashes,
+    logged_in,
     make_campaign,
     make_organizer,
     make_signature,
@@ -26,22 +28,7 @@ from campaign import review, signing, tally
 from campaign.db import session_scope
 from campaign.models import AuditEntry, Campaign, Organizer, Signature, TallyCount
 
-__all__ = ["auth", "store"]
-
-
-@pytest.fixture
-def campaign(store: Session) -> Campaign:
-    """An open campaign run by alice@example.org."""
-    made = make_campaign(store, "kem")
-    make_organizer(store, "alice@example.org", campaigns=(made,))
-    return made
-
-
-@pytest.fixture
-def logged_in(auth: AuthActions, campaign: Campaign) -> AuthActions:
-    """The test client, logged in as the campaign's organizer."""
-    assert auth.login("alice@example.org").status_code == 303
-    return auth
+__all__ = ["auth", "campaign", "logged_in", "store"]
 
 
 def _details(signature: Signature, **changes: str) -> dict[str, str]:
