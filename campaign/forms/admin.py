@@ -12,6 +12,7 @@ from wtforms import (
     EmailField,
     IntegerField,
     PasswordField,
+    RadioField,
     SelectChoice,
     SelectField,
     SelectMultipleField,
@@ -36,6 +37,7 @@ from campaign import i18n
 from campaign.auth import MIN_PASSWORD_LENGTH
 from campaign.forms.public import SignForm, country_choices
 from campaign.models import CAMPAIGN_STATES
+from campaign.signing import SignatureEntry
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 # datetime-local inputs send minutes, and seconds when the browser's step allows them.
@@ -297,3 +299,69 @@ class SignatureDetailsForm(FlaskForm):  # type: ignore[misc]
         # Someone else's details: the browser must not offer the organizer's own.
         for field in (self.name, self.title, self.country):
             field.render_kw = {**field.render_kw, "autocomplete": "off"}
+
+
+# How a signature an organizer adds counts: the import's two modes.
+COUNT_NOW = "count_now"
+CONFIRMATION = "confirmation"
+
+
+class SignatureAddForm(FlaskForm):  # type: ignore[misc]
+    """A signature an organizer adds by hand (a phone call, a mail, a paper sheet).
+
+    The sign form's fields and rules, then how it counts: at once, the organizer having
+    checked it with the signer, or once the signer confirms through a mailed link (offered
+    only on a letter that requires confirmation; otherwise it counts at once).
+    """
+
+    name = SignForm.name
+    title = SignForm.title
+    parliament = SignForm.parliament
+    party = SignForm.party
+    country = SignForm.country
+    email = SignForm.email
+    comment = SignForm.comment
+    public = BooleanField(_l("Listed publicly: the signer agreed to appear on the public list"))
+    mode = RadioField(
+        _l("The signature"),
+        choices=[
+            SelectChoice(COUNT_NOW, _l("counts now (I have checked it with the signer)")),
+            SelectChoice(
+                CONFIRMATION, _l("gets a confirmation mail, and counts once the signer confirms")
+            ),
+        ],
+        default=COUNT_NOW,
+        validators=[InputRequired()],
+    )
+
+    def __init__(self, *args: Any, confirmation: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.country.choices = country_choices(None)
+        self.country.options_key = (None, i18n.current())
+        if not confirmation:
+            # Nothing to confirm on this letter: the one choice, whatever was posted.
+            self.mode.choices = [SelectChoice(COUNT_NOW, self.mode.choices[0].label)]
+        # Someone else's details: the browser must not offer the organizer's own.
+        for field in (self.name, self.title, self.country, self.email):
+            field.render_kw = {**field.render_kw, "autocomplete": "off"}
+
+    @property
+    def counts_now(self) -> bool:
+        """Whether the signature counts at once (call after validate())."""
+        return bool(self.mode.data == COUNT_NOW)
+
+    def entry(self, *, locale: str) -> SignatureEntry:
+        """The validated entry, stored as the import stores its rows (call after validate())."""
+        return SignatureEntry(
+            name=self.name.data,
+            title=self.title.data,
+            parliament=self.parliament.data,
+            party=self.party.data,
+            country_code=self.country.data,
+            email=self.email.data,
+            comment=self.comment.data,
+            public=bool(self.public.data),
+            locale=locale,
+            source="import",
+            client_hash=None,
+        )

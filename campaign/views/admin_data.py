@@ -29,11 +29,12 @@ from werkzeug.wrappers import Response
 from wtforms import HiddenField, RadioField, SelectChoice, SelectField
 from wtforms.validators import InputRequired, Regexp
 
-from campaign import audit, auth, campaigns, export, imports, mail, markup, signing, tally
+from campaign import audit, auth, campaigns, export, i18n, imports, mail, markup, signing, tally
 from campaign.auth import current_organizer, login_required
 from campaign.db import get_session, new_session, utcnow
-from campaign.models import Campaign
-from campaign.views.admin import bp
+from campaign.forms.admin import SignatureAddForm
+from campaign.models import Campaign, Signature
+from campaign.views.admin import bp, status_label
 from campaign.views.public import tally_sentence
 
 __all__ = ["bp"]
@@ -281,6 +282,117 @@ def _apply_upload(campaign: Campaign) -> Response | tuple[str, int]:
         "ok",
     )
     return redirect(url_for("admin.import_csv", slug=campaign.slug), code=303)
+
+
+# --- one signature by hand ------------------------------------------------
+
+
+@bp.route("/c/<slug>/signatures/new", methods=["GET", "POST"])
+@login_required
+def add_signature(slug: str) -> Response | tuple[str, int]:
+    """Add one signature collected outside the form; then its page, or the form again (400).
+
+    It is stored as the form stores one (signing.sign: one signature per address, a
+    namesake of the same country held as a possible duplicate), with source "import",
+    the organizer's language and no client hash. A closed or draft letter takes it too:
+    paper signatures arrive late, and the organizer is the one who decides.
+    """
+    campaign = auth.campaign_or_404(slug)
+    form = SignatureAddForm(confirmation=campaign.require_confirmation)
+    if not form.validate_on_submit():
+        status = 400 if form.is_submitted() else 200
+        return render_template(
+            "admin/signature_new.html",
+            campaign=campaign,
+            form=form,
+            title_suggestions=i18n.title_suggestions(signing.TITLE_SUGGESTIONS),
+        ), status
+    db = get_session()
+    count_now = form.counts_now or not campaign.require_confirmation
+    # notice_limit=0: an address that already signed gets no "already signed" mail, and its
+    # row is left as it is; the organizer is told instead.
+    outcome = signing.sign(
+        db, campaign, form.entry(locale=i18n.current()), confirmed=count_now, notice_limit=0
+    )
+    signature = outcome.signature
+    if not outcome.created:
+        db.rollback()
+        flash(
+            _(
+                "This address already signed this letter: signature #%(id)d (%(status)s). "
+                "Nothing was added.",
+                id=signature.id,
+                status=status_label(signature.status),
+            ),
+            "error",
+        )
+        return _to_signature(campaign, signature.id)
+    if not count_now:
+        mail.queue_confirmation(db, signature)
+    audit.record(
+        db,
+        current_organizer(),
+        "signature.add",
+        campaign=campaign,
+        signature=signature,
+        after={
+            "mode": "count_now" if count_now else "confirmation_mail",
+            **{key: getattr(signature, key) for key in _ADDED_FIELDS},
+        },
+    )
+    db.commit()
+    _flash_added(signature, count_now)
+    return _to_signature(campaign, signature.id)
+
+
+# What the audit entry of an added signature holds (the personal ones are blanked there
+# when the signer's data is erased).
+_ADDED_FIELDS = (
+    "name",
+    "title",
+    "parliament",
+    "party",
+    "country_code",
+    "email",
+    "public",
+    "status",
+    "counted",
+    "duplicate_of_id",
+)
+
+
+def _to_signature(campaign: Campaign, signature_id: int) -> Response:
+    return redirect(
+        url_for("admin.signature", slug=campaign.slug, signature_id=signature_id), code=303
+    )
+
+
+def _flash_added(signature: Signature, count_now: bool) -> None:
+    """What adding did: counted, awaiting confirmation, held as a possible duplicate."""
+    if signature.status == "held":
+        flash(
+            _(
+                "Signature #%(id)d added. It resembles #%(other)d (same name and country): it "
+                "is held as a possible duplicate and does not count until you decide on the "
+                "duplicates page.",
+                id=signature.id,
+                other=signature.duplicate_of_id,
+            ),
+            "ok",
+        )
+    elif signature.counted:
+        flash(_("Signature #%(id)d added. It counts now.", id=signature.id), "ok")
+    else:
+        flash(_("Signature #%(id)d added.", id=signature.id), "ok")
+    if not count_now:
+        flash(
+            _(
+                "A confirmation mail is queued to %(email)s; the signature counts once the "
+                "signer confirms.",
+                email=signature.email,
+            ),
+            "ok",
+        )
 
 
 # --- the letter for delivery ----------------------------------------------
