@@ -341,6 +341,7 @@ class SignatureAddForm(FlaskForm):  # type: ignore[misc]
         if not confirmation:
             # Nothing to confirm on this letter: the one choice, whatever was posted.
             self.mode.choices = [SelectChoice(COUNT_NOW, self.mode.choices[0].label)]
+            self.mode.data = COUNT_NOW
         # Someone else's details: the browser must not offer the organizer's own.
         for field in (self.name, self.title, self.country, self.email):
             field.render_kw = {**field.render_kw, "autocomplete": "off"}
