@@ -246,7 +246,7 @@ def test_a_closed_or_draft_letter_takes_late_signatures(
     auth.login("alice@example.org")
     note = {
         "closed": "This letter is closed. A signature added here still counts",
-        "draft": "This letter is a draft. A signature added here counts once",
+        "draft": "This letter is a draft. A signature added here counts, and shows",
     }
     assert note[state] in client.get(NEW).get_data(as_text=True)
     signature = _added(client.post(NEW, data=_form()), store)
