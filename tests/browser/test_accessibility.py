@@ -47,6 +47,8 @@ DASHBOARD = [
     "signatures",
     "signature",
     "signature-edit-errors",
+    "signature-new",
+    "signature-new-errors",
     "duplicates",
     "audit",
     "organizers",
@@ -211,6 +213,8 @@ def dashboard_path(name: str, slug: str, fixtures: Fixtures) -> str:
         "signatures": f"/admin/c/{slug}/signatures",
         "signature": f"/admin/c/{slug}/signatures/{fixtures.signature_id}",
         "signature-edit-errors": f"/admin/c/{slug}/signatures/{fixtures.signature_id}",
+        "signature-new": f"/admin/c/{slug}/signatures/new",
+        "signature-new-errors": f"/admin/c/{slug}/signatures/new",
         "duplicates": f"/admin/c/{slug}/duplicates",
         "audit": f"/admin/c/{slug}/audit",
         "organizers": "/admin/organizers",
@@ -258,6 +262,11 @@ def test_dashboard_page_has_no_axe_violations(
             page.get_by_role("button", name="Save details").click()
         assert page.locator("#error-summary").is_visible()
         assert page.locator("#edit-details[open]").count() == 1
+    if name == "signature-new-errors":
+        page.get_by_label("Email address").fill("not an address")
+        with page.expect_navigation():
+            page.get_by_role("button", name="Add the signature").click()  # every field's error
+        assert page.locator("#error-summary").is_visible()
     # Nothing wider than the screen: a phone never scrolls sideways.
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     screenshot(page, "page")
