@@ -316,17 +316,18 @@ def add_signature(slug: str) -> Response | tuple[str, int]:
     )
     signature = outcome.signature
     if not outcome.created:
+        existing_id, existing_status = signature.id, signature.status
         db.rollback()
         flash(
             _(
                 "This address already signed this letter: signature #%(id)d (%(status)s). "
                 "Nothing was added.",
-                id=signature.id,
-                status=status_label(signature.status),
+                id=existing_id,
+                status=status_label(existing_status),
             ),
             "error",
         )
-        return _to_signature(campaign, signature.id)
+        return _to_signature(campaign, existing_id)
     if not count_now:
         mail.queue_confirmation(db, signature)
     audit.record(
