@@ -366,3 +366,16 @@ def test_each_outcome_on_each_backend(app_factory: Any, backend: str) -> None:
         )
     counts = _tally(client)
     assert (counts["signatures"], counts["countries"], counts["continents"]) == (2, 2, 2)
+
+
+def test_erasing_an_added_signature_blanks_its_details_in_the_add_record(
+    client: FlaskClient, logged_in: AuthActions, store: Session
+) -> None:
+    signature = _added(client.post(NEW, data=_form()), store)
+    url = f"/admin/c/kem/signatures/{signature.id}"
+    assert client.post(url, data={"action": "erase", "confirm_erase": "y"}).status_code == 303
+    [entry] = _audit(store)
+    after = json.loads(entry.after)
+    kept = {key: after[key] for key in ("name", "title", "parliament", "party", "email")}
+    assert kept == dict.fromkeys(kept, "[erased]")
+    assert "Ana" not in entry.after and "congreso" not in entry.after.casefold()
