@@ -35,7 +35,7 @@ from wtforms.validators import (
 
 from campaign import i18n
 from campaign.auth import MIN_PASSWORD_LENGTH
-from campaign.forms.public import SignForm, country_choices
+from campaign.forms.public import SignForm, country_choices, signature_entry
 from campaign.models import CAMPAIGN_STATES
 from campaign.signing import SignatureEntry
 
@@ -306,7 +306,7 @@ COUNT_NOW = "count_now"
 CONFIRMATION = "confirmation"
 
 
-class SignatureAddForm(FlaskForm):  # type: ignore[misc]
+class SignatureAddForm(SignatureDetailsForm):
     """A signature an organizer adds by hand (a phone call, a mail, a paper sheet).
 
     The sign form's fields and rules, then how it counts: at once, the organizer having
@@ -314,11 +314,6 @@ class SignatureAddForm(FlaskForm):  # type: ignore[misc]
     only on a letter that requires confirmation; otherwise it counts at once).
     """
 
-    name = SignForm.name
-    title = SignForm.title
-    parliament = SignForm.parliament
-    party = SignForm.party
-    country = SignForm.country
     email = SignForm.email
     comment = SignForm.comment
     public = BooleanField(_l("Listed publicly: the signer agreed to appear on the public list"))
@@ -336,15 +331,12 @@ class SignatureAddForm(FlaskForm):  # type: ignore[misc]
 
     def __init__(self, *args: Any, confirmation: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.country.choices = country_choices(None)
-        self.country.options_key = (None, i18n.current())
         if not confirmation:
             # Nothing to confirm on this letter: the one choice, whatever was posted.
             self.mode.choices = [SelectChoice(COUNT_NOW, self.mode.choices[0].label)]
             self.mode.data = COUNT_NOW
-        # Someone else's details: the browser must not offer the organizer's own.
-        for field in (self.name, self.title, self.country, self.email):
-            field.render_kw = {**field.render_kw, "autocomplete": "off"}
+        # Someone else's address: the browser must not offer the organizer's own.
+        self.email.render_kw = {**self.email.render_kw, "autocomplete": "off"}
 
     @property
     def counts_now(self) -> bool:
@@ -353,16 +345,4 @@ class SignatureAddForm(FlaskForm):  # type: ignore[misc]
 
     def entry(self, *, locale: str) -> SignatureEntry:
         """The validated entry, stored as the import stores its rows (call after validate())."""
-        return SignatureEntry(
-            name=self.name.data,
-            title=self.title.data,
-            parliament=self.parliament.data,
-            party=self.party.data,
-            country_code=self.country.data,
-            email=self.email.data,
-            comment=self.comment.data,
-            public=bool(self.public.data),
-            locale=locale,
-            source="import",
-            client_hash=None,
-        )
+        return signature_entry(self, locale=locale, source="import", client_hash=None)

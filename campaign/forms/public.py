@@ -159,19 +159,29 @@ class SignForm(FlaskForm):  # type: ignore[misc]
 
     def entry(self, *, locale: str, client_hash: str | None) -> SignatureEntry:
         """The validated entry (call after validate())."""
-        return SignatureEntry(
-            name=self.name.data,
-            title=self.title.data,
-            parliament=self.parliament.data,
-            party=self.party.data,
-            country_code=self.country.data,
-            email=self.email.data,
-            comment=self.comment.data,
-            public=bool(self.public.data),
-            locale=locale,
-            source="form",
-            client_hash=client_hash,
-        )
+        return signature_entry(self, locale=locale, source="form", client_hash=client_hash)
+
+
+def signature_entry(
+    form: Any, *, locale: str, source: str, client_hash: str | None
+) -> SignatureEntry:
+    """The entry a validated form with the sign form's fields holds (call after validate()).
+
+    The sign form's, and the dashboard's form for a signature added by hand.
+    """
+    return SignatureEntry(
+        name=form.name.data,
+        title=form.title.data,
+        parliament=form.parliament.data,
+        party=form.party.data,
+        country_code=form.country.data,
+        email=form.email.data,
+        comment=form.comment.data,
+        public=bool(form.public.data),
+        locale=locale,
+        source=source,
+        client_hash=client_hash,
+    )
 
 
 def country_choices(locale: str | None) -> list[Any]:
