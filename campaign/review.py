@@ -157,14 +157,9 @@ def restore(db: Session, organizer: Organizer, signature: Signature) -> Signatur
     if signature.rejected_at is None:
         raise ReviewError("not_rejected")
     facts: dict[str, Any] = {"rejected_at": None, "rejected_reason": ""}
-    burst = signature.duplicate_state == "held" and signature.duplicate_of_id is None
-    if not burst:
-        flagged = signature.duplicate_of_id
-        other = _resembling(
-            db, signature, signature.name_key, signature.country_code, prefer=flagged
-        )
-        if other is not None and other != flagged:
-            facts |= {"duplicate_of_id": other, "duplicate_state": "held"}
+    facts |= _namesake_flags(
+        db, signature, signature.name_key, signature.country_code, release=False
+    )
     return _change(db, organizer, signature, "signature.restore", facts)
 
 
@@ -291,17 +286,12 @@ def edit(db: Session, organizer: Organizer, signature: Signature, details: Detai
     if "country_code" in facts:
         derived["continent_code"] = geo.continent_of(details.country_code)
     moved = (person, details.country_code) != (signature.name_key, signature.country_code)
-    burst = signature.duplicate_state == "held" and signature.duplicate_of_id is None
     flags: dict[str, Any] = {}
     was_against = signature.duplicate_of_id
-    if moved and not burst and signature.status not in signing.GONE_STATUSES:
+    if moved and signature.status not in signing.GONE_STATUSES:
         # Read before any attribute changes: the query's autoflush would write the new
         # country, and with it the history tally.refresh moves the old country's counter by.
-        other = _resembling(db, signature, person, details.country_code, prefer=was_against)
-        if other is not None and other != was_against:
-            flags = {"duplicate_of_id": other, "duplicate_state": "held"}
-        elif other is None and was_against is not None:
-            flags = {"duplicate_of_id": None, "duplicate_state": None}
+        flags = _namesake_flags(db, signature, person, details.country_code, release=True)
     _change(db, organizer, signature, "signature.edit", facts | flags, derived=derived)
     still_held: tuple[int, ...] = ()
     if moved:
@@ -326,6 +316,27 @@ def edit(db: Session, organizer: Organizer, signature: Signature, details: Detai
         released_from=was_against if flags and was_against is not None else None,
         still_held=still_held,
     )
+
+
+def _namesake_flags(
+    db: Session, signature: Signature, person: str, country: str, *, release: bool
+) -> dict[str, Any]:
+    """The duplicate flags signing would give the signature with this name key and country.
+
+    Held as the possible duplicate of the earliest other live namesake, the one it is
+    flagged against first, so that a flag and any decision on it stay; with release, a flag
+    against a signature it no longer resembles is removed. {} when nothing changes, and
+    under a hold from the suspicious-activity page, which is not about names.
+    """
+    flagged = signature.duplicate_of_id
+    if signature.duplicate_state == "held" and flagged is None:
+        return {}
+    other = _resembling(db, signature, person, country, prefer=flagged)
+    if other is not None and other != flagged:
+        return {"duplicate_of_id": other, "duplicate_state": "held"}
+    if release and other is None and flagged is not None:
+        return {"duplicate_of_id": None, "duplicate_state": None}
+    return {}
 
 
 def _resembling(
