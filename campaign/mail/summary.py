@@ -49,8 +49,8 @@ def _base(app: Flask) -> str:
             ) from None
 
 
-def _locale(app: Flask, organizer: Organizer) -> str:
-    """The organizer's language: none is stored, so the site's first (English)."""
+def _locale(app: Flask) -> str:
+    """The organizers' language: theirs is not stored, so the site's first (English)."""
     return str(app.config.get("LANGUAGES", ["en"])[0])
 
 
@@ -146,15 +146,15 @@ def _send_one(
         if refusal is not None:
             return Result(email, refusal)
         summary = digest.summarize(db, organizer, now)
-        locale = _locale(app, organizer)
-    mail = compose(app, summary, base, locale) if summary.letters else None
+    mail = compose(app, summary, base, _locale(app)) if summary.letters else None
     if dry_run:
         return Result(email, "sent" if mail else "nothing", mail)
 
-    def post(summary: digest.Summary) -> None:
-        assert mail is not None
-        queue(db, to=summary.email, subject=mail.subject, text=mail.text, html=mail.html)
-
     with app.app_context(), session_scope(app) as db:
+
+        def post(summary: digest.Summary) -> None:
+            assert mail is not None
+            queue(db, to=summary.email, subject=mail.subject, text=mail.text, html=mail.html)
+
         outcome = digest.record(db, organizer_id, summary, today, post)
     return Result(email, outcome, mail if outcome == "sent" else None)
