@@ -6,11 +6,14 @@ import sys
 
 import click
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import with_appcontext
+from sqlalchemy import select
 
 from campaign import audit, auth
-from campaign.db import reading, session_scope
+from campaign.db import reading, session_scope, utcnow
+from campaign.mail import summary
+from campaign.models import Organizer
 
 
 def _stdin_is_terminal() -> bool:
@@ -80,4 +83,42 @@ def set_password(email: str) -> None:
     click.echo(f"password of {address} set; every session of theirs is ended")
 
 
-commands: list[click.Command] = [create_organizer, set_password]
+# What `send-digest` says of each organizer, by digest.Outcome.
+DIGEST_LINES = {
+    "sent": "sent",
+    "nothing": "nothing to say",
+    "done": "already sent today",
+    "not_wanted": "not wanted",
+    "inactive": "deactivated",
+}
+
+
+@click.command("send-digest")
+@click.option("--dry-run", is_flag=True, help="Print each summary's text and send nothing.")
+@click.option("--organizer", "email", default=None, help="Only this organizer (their address).")
+@with_appcontext
+def send_digest(dry_run: bool, email: str | None) -> None:
+    """Mail today's daily summary to each organizer who asked for it (at most once a day)."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    with reading(), session_scope(app) as db:
+        if email is None:
+            ids = list(db.scalars(select(Organizer.id).order_by(Organizer.id)))
+        else:
+            organizer = auth.find_organizer(db, auth.normalize_email(email))
+            if organizer is None:
+                raise click.ClickException(f"no organizer has the address {email}")
+            ids = [organizer.id]
+    try:
+        results = summary.send_digests(app, utcnow(), dry_run=dry_run, organizer_ids=ids)
+    except summary.DigestError as error:
+        raise click.ClickException(str(error)) from None
+    for result in results:
+        if dry_run and result.mail is not None:
+            click.echo(f"To: {result.email}\nSubject: {result.mail.subject}\n\n{result.mail.text}")
+        line = DIGEST_LINES[result.outcome]
+        if dry_run and result.outcome == "sent":
+            line = "would be sent (dry run: nothing sent)"
+        click.echo(f"{result.email}: {line}")
+
+
+commands: list[click.Command] = [create_organizer, set_password, send_digest]

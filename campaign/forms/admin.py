@@ -210,6 +210,12 @@ class PasswordChangeForm(PasswordResetForm):
     current_password = _CURRENT_PASSWORD
 
 
+class DigestForm(FlaskForm):  # type: ignore[misc]
+    """An organizer's choice of the daily summary mail (campaign/digest.py)."""
+
+    daily_summary = BooleanField(_l("Mail me a daily summary of my letters"))
+
+
 class PasswordResetRequestForm(FlaskForm):  # type: ignore[misc]
     """The address to mail a password reset link to; whether it has an account is never said."""
 

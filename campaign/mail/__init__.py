@@ -52,6 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import joinedload
 
 from campaign.db import reading, session_scope, utcnow
+from campaign.mail import summary
 from campaign.mail.composition import SignatureGone as SignatureGone
 from campaign.mail.composition import _compose_all
 from campaign.mail.composition import compose as compose
@@ -507,6 +508,10 @@ class _Sender:
     thread: threading.Thread | None = None
     # Whether this process's sender holds the lease and delivers for the cluster.
     leading: bool = False
+    # What time it is (UTC), for the daily summaries; tests drive it.
+    clock: Callable[[], dt.datetime] = utcnow
+    # The UTC day whose summaries this process, as leader, has sent (or found sent).
+    digest_day: dt.date | None = None
 
 
 _senders_lock = threading.Lock()
@@ -529,6 +534,29 @@ def _lead(sender: _Sender, lease: _Lease, checked_at: float, interval: float) ->
     return now
 
 
+def send_digests_due(app: Flask, sender: _Sender) -> int:
+    """As leader, send the day's summaries once DIGEST_HOUR (UTC) has passed; how many were sent.
+
+    A process looks once a day (the organizers' claimed days keep any other process, or
+    `campaign send-digest`, from sending one twice); a failure is retried next round.
+    """
+    if not app.config.get("DIGEST_ENABLED", True):
+        return 0
+    now = sender.clock()
+    if sender.digest_day == now.date() or now.hour < int(app.config.get("DIGEST_HOUR", 7)):
+        return 0
+    try:
+        results = summary.send_digests(app, now)
+    except summary.DigestError as error:
+        log.warning("daily summaries not sent today: %s", error)
+        results = []
+    sender.digest_day = now.date()
+    sent = sum(result.outcome == "sent" for result in results)
+    if results:
+        log.info("daily summaries: %d queued, %d with nothing to say", sent, len(results) - sent)
+    return sent
+
+
 def _sender_loop(app: Flask, sender: _Sender) -> None:
     """Lead or stand by; as leader deliver, then wait for a nudge or the poll; survive errors."""
     poll = float(app.config.get("MAIL_POLL_SECONDS") or 0.25)
@@ -548,6 +576,8 @@ def _sender_loop(app: Flask, sender: _Sender) -> None:
                 if sender.leading:
                     standing_by = False
                     deliver_due(app, stop=sender.stopping, pace=pace)
+                    if send_digests_due(app, sender):
+                        deliver_due(app, stop=sender.stopping, pace=pace)
                 elif not standing_by:
                     standing_by = True
                     log.info(

@@ -32,6 +32,7 @@ from campaign import (
     audit,
     auth,
     campaigns,
+    digest,
     export,
     geo,
     i18n,
@@ -48,6 +49,7 @@ from campaign.extensions import limiter, rate
 from campaign.forms.admin import (
     BulkActionForm,
     CampaignForm,
+    DigestForm,
     DuplicateForm,
     LoginForm,
     OrganizerCreateForm,
@@ -347,8 +349,31 @@ def account() -> Response | tuple[str, int]:
             return _see_other("admin.account")
     status = 400 if form.is_submitted() and form.errors else 200
     return render_template(
-        "admin/account.html", form=form, everywhere_form=PostForm(formdata=None)
+        "admin/account.html",
+        form=form,
+        everywhere_form=PostForm(formdata=None),
+        digest_form=DigestForm(formdata=None, data={"daily_summary": organizer.digest}),
     ), status
+
+
+@bp.post("/account/digest")
+@login_required
+def account_digest() -> Response:
+    """Turn the daily summary mail of one's letters on or off."""
+    form = DigestForm()
+    if not form.validate_on_submit():
+        abort(400)
+    db = get_session()
+    wanted = bool(form.daily_summary.data)
+    changed = digest.set_choice(db, _organizer(), wanted)
+    db.commit()
+    if not changed:
+        flash(_("Nothing changed."), "ok")
+    elif wanted:
+        flash(_("You will get a daily summary of your letters by mail."), "ok")
+    else:
+        flash(_("You will no longer get a daily summary by mail."), "ok")
+    return _see_other("admin.account", _anchor="digest")
 
 
 @bp.post("/account/logout-everywhere")
