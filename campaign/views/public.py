@@ -33,6 +33,11 @@ from campaign.views.embed import absolute_url, snippets
 
 bp = Blueprint("public", __name__)
 
+# The id of the thanks page's heading, the fragment of the redirect after signing. The sign
+# form's action ends in #error-summary (a refused form then opens at its errors, scripts or
+# not), and a browser keeps that fragment across a redirect without one of its own.
+THANKS_HEADING = "thank-you"
+
 # Registered through this blueprint but app-wide: every page (the dashboard's and the error
 # pages too) gets the active language, the switcher and localised names, and a ?lang=
 # choice is remembered in a cookie.
@@ -197,7 +202,7 @@ def sign(slug: str) -> Response | BaseResponse:
     db = get_session()
     with reading():
         found = _campaign_or_404(slug)
-        thanks = url_for("public.thanks", slug=found.slug)
+        thanks = url_for("public.thanks", slug=found.slug, _anchor=THANKS_HEADING)
         if _state_message(found) is not None:
             return _render_campaign(found, None, 409)
         if form.is_bot():
