@@ -79,9 +79,7 @@ def parse_cursor(token: str) -> Cursor:
     match value:
         case [str(key), int(id_)] if _storable(key) and _whole(id_):
             return Cursor(key, id_)
-        case [str(key), int(id_), int(place)] if (
-            _storable(key) and _whole(id_) and _whole(place)
-        ):
+        case [str(key), int(id_), int(place)] if _storable(key) and _whole(id_) and _whole(place):
             return Cursor(key, id_, place)
     raise BadCursor(token[:40])
 

@@ -300,7 +300,7 @@ def test_the_legend_can_be_left_to_the_page() -> None:
 
 DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 DEJAVU_BOLD = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
-CYRILLIC = "Освободите Кем Соху"
+CYRILLIC = "Освободите Кем Соху"  # noqa: RUF001 (Cyrillic letters like Latin ones)
 ARABIC = "أطلقوا سراح كيم سوخا"
 TITLE_AREA = (0, 40, 1200, 125)  # the first line of the title
 
