@@ -8,13 +8,17 @@ presentation attributes (never ``style`` or ``<style>``) so a strict CSP keeps t
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import math
+import os
 import re
+import threading
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -462,9 +466,134 @@ def _map_rings() -> tuple[tuple[str, tuple[Polygon, ...]], ...]:
     return tuple(shapes)
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """Pillow's own scalable font (no font file to ship or find)."""
-    return ImageFont.load_default(size=size)
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+# Font files tried, in this order, for text Pillow's own font (Latin letters only) cannot
+# draw: a title in Cyrillic, Greek, Arabic, Hebrew, Khmer, Chinese... Debian's packages
+# fonts-dejavu-core (Latin, Cyrillic, Greek, Arabic, Hebrew, Armenian, Georgian),
+# fonts-noto-core (most other scripts, a file each) and fonts-noto-cjk, then the same
+# families where Fedora and Arch put them. Operators name their own first: SHARE_FONTS.
+SYSTEM_FONTS: tuple[str, ...] = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
+    "/usr/share/fonts/truetype/noto/NotoSans*-Regular.ttf",
+    "/usr/share/fonts/truetype/noto/NotoNaskhArabic-Regular.ttf",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
+    "/usr/share/fonts/google-noto/NotoSans*-Regular.ttf",
+    "/usr/share/fonts/google-noto-sans-cjk-fonts/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/noto/NotoSans*-Regular.ttf",
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
+)
+# A private-use code point no font maps: drawn, it is the font's missing-glyph box.
+_NO_GLYPH = "\U0010fffd"
+_PROBE_SIZE = 24
+
+
+# Looking for glyphs shares one font object per file between requests; FreeType's are not
+# for use by two threads at once, so the looking is done under this lock (and each drawing
+# gets fonts of its own).
+_PROBING = threading.Lock()
+
+
+def _font(size: int, face: str | None = None) -> Font:
+    """A font file at a size; None is Pillow's own scalable font (no file to ship or find)."""
+    if face is None:
+        return ImageFont.load_default(size=size)
+    return ImageFont.truetype(face, size)
+
+
+@lru_cache(maxsize=64)
+def _probe_font(face: str | None) -> Font:
+    """The font a glyph is looked for in (call with _PROBING held)."""
+    return _font(_PROBE_SIZE, face)
+
+
+@lru_cache(maxsize=8192)
+def _ink(face: str | None, text: str) -> tuple[tuple[int, int], bytes]:
+    """The pixels text makes in a font: what tells a letter from the missing-glyph box."""
+    font = _probe_font(face)
+    left, top, right, bottom = font.getbbox(text)
+    image = Image.new("L", (max(1, int(right - left)), max(1, int(bottom - top))))
+    ImageDraw.Draw(image).text((-left, -top), text, font=font, fill=255)
+    return image.size, image.tobytes()
+
+
+def _has_glyph(face: str | None, char: str) -> bool:
+    """Whether the font draws char as itself rather than as its missing-glyph box."""
+    try:
+        return _ink(face, char) != _ink(face, _NO_GLYPH)
+    except (OSError, ValueError):  # a file that reads as a font but draws nothing
+        return False
+
+
+def _letters(text: str) -> frozenset[str]:
+    """The characters of text a font must have: not spaces, controls or invisible marks."""
+    return frozenset(ch for ch in text if unicodedata.category(ch)[0] not in "ZC")
+
+
+@cache
+def _usable(face: str) -> bool:
+    """Whether the file is a font Pillow can read (an operator's path may be wrong)."""
+    try:
+        _font(_PROBE_SIZE, face)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _faces(fonts: tuple[str, ...]) -> list[str]:
+    """The operator's font files, then the system's that are installed, each once."""
+    found: list[str] = []
+    for pattern in (*fonts, *SYSTEM_FONTS):
+        for path in sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]:
+            if path not in found and os.path.isfile(path) and _usable(path):
+                found.append(path)
+    return found
+
+
+def face_for(text: str, fonts: tuple[str, ...] = ()) -> str | None:
+    """The font file to draw text with: None (Pillow's own) when it has every letter.
+
+    Otherwise the first font found (fonts, then SYSTEM_FONTS) that has them all, or the one
+    with the most; Pillow's own when none has more. Pillow lays out right-to-left and joined
+    scripts (raqm).
+    """
+    letters = _letters(text)
+    with _PROBING:
+        if all(_has_glyph(None, ch) for ch in letters):
+            return None
+        return _best_face(letters, tuple(_faces(fonts)))
+
+
+@lru_cache(maxsize=256)
+def _best_face(letters: frozenset[str], faces: tuple[str, ...]) -> str | None:
+    """The first of faces with every letter, or the one with the most (None: Pillow's own)."""
+    best, most = None, sum(_has_glyph(None, ch) for ch in letters)
+    for face in faces:
+        has = sum(_has_glyph(face, ch) for ch in letters)
+        if has == len(letters):
+            return face
+        if has > most:
+            best, most = face, has
+    return best
+
+
+def _rtl(text: str) -> bool:
+    """Whether text starts, in its first letter with a direction, right to left."""
+    for ch in text:
+        direction = unicodedata.bidirectional(ch)
+        if direction in ("R", "AL"):
+            return True
+        if direction == "L":
+            return False
+    return False
+
+
+def _wide(text: str) -> bool:
+    """Whether text holds East Asian wide letters, which may be broken between any two."""
+    return any(unicodedata.east_asian_width(ch) in ("W", "F") for ch in text)
 
 
 def _cut(
@@ -495,7 +624,9 @@ def _fit_lines(
     """Words wrapped to the pixel width, at most lines of them, the last cut with an ellipsis."""
     out: list[str] = []
     overflow = False
-    for word in text.split():
+    words = text.split()
+    while words:
+        word = words.pop(0)
         candidate = f"{out[-1]} {word}" if out else word
         if out and draw.textlength(candidate, font=font) <= width:
             out[-1] = candidate
@@ -503,10 +634,15 @@ def _fit_lines(
         if len(out) == lines:
             overflow = True
             break
-        # A single word wider than the box (a long URL, a compound name) is cut too.
+        # A single word wider than the box (a long URL, a compound name) is cut too; Chinese
+        # or Japanese, written without spaces, goes on on the next line.
         cut = _cut(draw, word, font, width)
         overflow = cut != word
         out.append(cut or word[:1])
+        if overflow and cut and _wide(word):
+            words.insert(0, word[len(cut) :])
+            overflow = False
+            continue
         if overflow:
             break
     if overflow:
@@ -537,18 +673,44 @@ def _draw_map(
 
 
 def share_image_png(
-    campaign_title: str, tally: Tally, *, text: ChartText = ENGLISH, footer: str = ""
+    campaign_title: str,
+    tally: Tally,
+    *,
+    text: ChartText = ENGLISH,
+    footer: str = "",
+    fonts: Sequence[str] = (),
 ) -> bytes:
-    """A 1200x630 PNG for link previews: the title, the count in large type, where signers are."""
+    """A 1200x630 PNG for link previews: the title, the count in large type, where signers are.
+
+    Text Pillow's own font cannot draw is drawn with an installed font that can (fonts: the
+    operator's font files, tried before SYSTEM_FONTS).
+    """
     image = Image.new("RGB", (SHARE_WIDTH, SHARE_HEIGHT), "#ffffff")
     draw = ImageDraw.Draw(image)
+    tried = tuple(fonts)
+
+    def font(size: int, words: str) -> Font:
+        try:
+            return _font(size, face_for(words, tried))
+        except OSError:  # the file went away since it was looked into
+            return _font(size)
+
+    def write(y: float, words: str, size: int, box: tuple[float, int, int], **style: Any) -> float:
+        """Draw words in a box (width, lines, line height) from y; the y after them."""
+        chosen = font(size, words)
+        width, lines, step = box
+        right = _rtl(words)
+        for line in _fit_lines(draw, words, chosen, width, lines):
+            # Right to left, a line starts at the right of its column.
+            x, anchor = (_MARGIN + width, "ra") if right else (_MARGIN, "la")
+            draw.text((x, y), line, font=chosen, anchor=anchor, **style)
+            y += step
+        return y
+
     draw.rectangle((0, 0, SHARE_WIDTH, 14), fill=SHADES[-1])
     text_width = SHARE_WIDTH - 2 * _MARGIN
-    title_font = _font(52)
-    y = 56.0
-    for line in _fit_lines(draw, clean(campaign_title), title_font, text_width, 3):
-        draw.text((_MARGIN, y), line, font=title_font, fill=INK, stroke_width=1, stroke_fill=INK)
-        y += 64
+    title = clean(campaign_title)
+    y = write(56.0, title, 52, (text_width, 3, 64), fill=INK, stroke_width=1, stroke_fill=INK)
     y += 24
     # The map sits right of the numbers, centred in the space the title leaves.
     map_width = 540
@@ -557,37 +719,24 @@ def share_image_png(
     _draw_map(draw, tally, SHARE_WIDTH - _MARGIN - map_width, map_top, map_width)
     column = 600 - _MARGIN  # the words stay left of the map
     if tally.signatures:
-        number_font = _font(168)
         number = clean(text.number(tally.signatures))
         draw.text(
             (_MARGIN - 6, y),
             number,
-            font=number_font,
+            font=font(168, number),
             fill=SHADES[-1],
             stroke_width=3,
             stroke_fill=SHADES[-1],
         )
         y += 190
-        signed_font = _font(44)
-        for line in _fit_lines(draw, clean(text.signed(tally.signatures)), signed_font, column, 2):
-            draw.text(
-                (_MARGIN, y), line, font=signed_font, fill=INK, stroke_width=1, stroke_fill=INK
-            )
-            y += 54
-        places_font = _font(36)
+        signed = clean(text.signed(tally.signatures))
+        y = write(y, signed, 44, (column, 2, 54), fill=INK, stroke_width=1, stroke_fill=INK)
         places = clean(text.places(tally.countries, tally.continents))
-        for line in _fit_lines(draw, places, places_font, column, 2):
-            draw.text((_MARGIN, y), line, font=places_font, fill=_MUTED)
-            y += 46
+        write(y, places, 36, (column, 2, 46), fill=_MUTED)
     else:
-        first_font = _font(56)
-        for line in _fit_lines(draw, clean(text.first), first_font, column, 3):
-            draw.text((_MARGIN, y + 40), line, font=first_font, fill=SHADES[-1])
-            y += 68
+        write(y + 40, clean(text.first), 56, (column, 3, 68), fill=SHADES[-1])
     if footer:
-        footer_font = _font(28)
-        line = _fit_lines(draw, clean(footer), footer_font, column, 1)[0]
-        draw.text((_MARGIN, SHARE_HEIGHT - 56), line, font=footer_font, fill=_MUTED)
+        write(SHARE_HEIGHT - 56, clean(footer), 28, (column, 1, 0), fill=_MUTED)
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()

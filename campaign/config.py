@@ -142,3 +142,9 @@ PERMANENT_SESSION_LIFETIME = 12 * 3600
 
 # The count on the letter and tally pages is re-read from tally.json this often (static/site.js).
 LIVE_REFRESH_SECONDS = 15
+
+# Font files for share.png's text that Pillow's own font (Latin letters, no accents) cannot
+# draw, tried before the system's (charts.SYSTEM_FONTS: DejaVu Sans, Noto Sans); e.g.
+# CAMPAIGN_SHARE_FONTS='["/srv/fonts/NotoSansKhmer-Regular.ttf"]'. The first with every
+# letter of a text draws it.
+SHARE_FONTS: list[str] = []

@@ -42,15 +42,29 @@ class BadCursor(ValueError):
 
 @dataclass(frozen=True)
 class Cursor:
-    """A position in a country's list: just after (or before) the signer with this key and id."""
+    """A position in a country's list: just after (or before) the signer with this key and id.
+
+    It also carries that signer's place in the list (1 for the first), so the next page knows
+    where it starts without counting the rows before it; links made before it carried one
+    give None.
+    """
 
     key: str
     id: int
+    place: int | None = None
 
     def token(self) -> str:
         """The position as a short opaque text for a URL."""
-        raw = json.dumps([self.key, self.id], ensure_ascii=False, separators=(",", ":"))
+        value: list[str | int] = [self.key, self.id]
+        if self.place is not None:
+            value.append(self.place)
+        raw = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _whole(value: object) -> bool:
+    """Whether value is a positive integer a database column holds (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
 
 
 def parse_cursor(token: str) -> Cursor:
@@ -63,10 +77,10 @@ def parse_cursor(token: str) -> Cursor:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadCursor(token[:40]) from None
     match value:
-        case [str(key), int(id_)] if (
-            _storable(key) and not isinstance(id_, bool) and 0 < id_ < 2**63
-        ):
+        case [str(key), int(id_)] if _storable(key) and _whole(id_):
             return Cursor(key, id_)
+        case [str(key), int(id_), int(place)] if _storable(key) and _whole(id_) and _whole(place):
+            return Cursor(key, id_, place)
     raise BadCursor(token[:40])
 
 
@@ -111,11 +125,22 @@ class CountryGroup:
 
 @dataclass(frozen=True)
 class Page:
-    """Some of one country's listed signers in name order, and where its neighbours start."""
+    """Some of one country's listed signers in name order, and where its neighbours start.
+
+    first is the place of its first signer in the country's list (1-based), None when the
+    link that led here did not say; listed is the country's number of listed signers.
+    """
 
     signers: list[Signer]
     previous: Cursor | None
     next: Cursor | None
+    first: int | None = None
+    listed: int = 0
+
+    @property
+    def last(self) -> int | None:
+        """The place of the page's last signer, when the first one's is known."""
+        return None if self.first is None else self.first + len(self.signers) - 1
 
 
 def _listed(campaign_id: int) -> tuple[ColumnElement[bool], ...]:
@@ -164,6 +189,16 @@ def countries(session: Session, campaign_id: int, locale: str | None) -> list[Co
     return sorted(found, key=lambda country: country.name.casefold())
 
 
+def listed_in(session: Session, campaign_id: int, country_code: str) -> int:
+    """How many signers of one country are listed: its tally counter (one row), not a count."""
+    found = session.scalar(
+        select(TallyCount.listed).where(
+            TallyCount.campaign_id == campaign_id, TallyCount.country_code == country_code
+        )
+    )
+    return int(found or 0)
+
+
 def everyone(session: Session, campaign_id: int, locale: str | None) -> list[CountryGroup]:
     """Every listed signer (at most PAGE_SIZE) by country, both by name in the reader's terms."""
     rows = session.execute(select(*_COLUMNS).where(*_listed(campaign_id)).limit(PAGE_SIZE))
@@ -184,8 +219,12 @@ def country_page(
     *,
     after: Cursor | None = None,
     before: Cursor | None = None,
+    listed: int = 0,
 ) -> Page:
-    """PAGE_SIZE listed signers of a country: the first ones, or those after or before a cursor."""
+    """PAGE_SIZE listed signers of a country: the first ones, or those after or before a cursor.
+
+    listed is the country's number of listed signers (listed_in), which pins the last page.
+    """
     query = select(*_COLUMNS).where(*_listed(campaign_id), Signature.country_code == country_code)
     # Spelt as a range on the key plus a tie-break rather than a row value, (key, id) > (k, i):
     # SQLite searches its index by the range, where it would scan from the country's start.
@@ -204,9 +243,44 @@ def country_page(
     rows = rows[:PAGE_SIZE]
     if before is not None:
         rows.reverse()
-    first = Cursor(rows[0].sort_key, rows[0].id) if rows else None
-    last = Cursor(rows[-1].sort_key, rows[-1].id) if rows else None
-    signers = [_signer(row) for row in rows]
-    if before is not None:
-        return Page(signers, previous=first if more else None, next=last)
-    return Page(signers, previous=first if after is not None else None, next=last if more else None)
+    has_previous = more if before is not None else after is not None
+    has_next = True if before is not None else more
+    place = _first_place(len(rows), listed, after, before, has_previous, has_next)
+    last_place = None if place is None else place + len(rows) - 1
+    first = Cursor(rows[0].sort_key, rows[0].id, place) if rows else None
+    last = Cursor(rows[-1].sort_key, rows[-1].id, last_place) if rows else None
+    return Page(
+        [_signer(row) for row in rows],
+        previous=first if has_previous else None,
+        next=last if has_next else None,
+        first=place if rows else None,
+        # A link's place may run past a counter read a moment earlier: never "11-15 of 14".
+        listed=max(listed, last_place or 0),
+    )
+
+
+def _first_place(
+    size: int,
+    listed: int,
+    after: Cursor | None,
+    before: Cursor | None,
+    has_previous: bool,
+    has_next: bool,
+) -> int | None:
+    """The place of a page's first signer: from the link's cursor, pinned at either end.
+
+    The first page starts at 1 and the last ends at the country's listed counter, whatever a
+    link said; between them the place comes from the cursor (the neighbouring page's edge),
+    kept within the list, so an old or altered link shows plausible numbers, never others'.
+    """
+    if not has_previous:
+        return 1
+    if not has_next and before is None:
+        return max(2, listed - size + 1)
+    if after is not None and after.place is not None:
+        place = after.place + 1
+    elif before is not None and before.place is not None:
+        place = before.place - size
+    else:
+        return None
+    return max(2, min(place, max(2, listed - size)))

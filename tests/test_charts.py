@@ -294,3 +294,96 @@ def test_the_legend_can_be_left_to_the_page() -> None:
     assert all('aria-hidden="true"' in str(swatch) for swatch, _ in items)
     with pytest.raises(ValueError):
         charts.swatch_svg('red"/><script>')
+
+
+# --------------------------------------------------------------------------- share.png's fonts
+
+DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+DEJAVU_BOLD = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+CYRILLIC = "Освободите Кем Соху"  # noqa: RUF001 (Cyrillic letters like Latin ones)
+ARABIC = "أطلقوا سراح كيم سوخا"
+TITLE_AREA = (0, 40, 1200, 125)  # the first line of the title
+
+
+@pytest.fixture
+def dejavu() -> str:
+    """DejaVu Sans, which .ci/run installs (Debian's fonts-dejavu-core)."""
+    assert Path(DEJAVU).is_file(), "install fonts-dejavu-core (.ci/run does)"
+    return DEJAVU
+
+
+def title_pixels(title: str, **options: Any) -> bytes:
+    """The pixels of a share image's title area."""
+    image = png_image(charts.share_image_png(title, SAMPLE, **options))
+    assert (image.format, image.size) == ("PNG", (1200, 630))
+    return bytes(image.convert("L").crop(TITLE_AREA).tobytes())
+
+
+@pytest.mark.parametrize("title", [CYRILLIC, ARABIC, "Libérez les prisonniers"])
+def test_a_title_beyond_pillows_own_font_is_drawn_with_a_font_that_has_its_letters(
+    dejavu: str, monkeypatch: pytest.MonkeyPatch, title: str
+) -> None:
+    face = charts.face_for(title)
+    assert face is not None
+    assert all(charts._has_glyph(face, ch) for ch in title if not ch.isspace())
+    drawn = title_pixels(title)
+    monkeypatch.setattr(charts, "SYSTEM_FONTS", ())  # Pillow's own font: missing-glyph boxes
+    assert charts.face_for(title) is None
+    assert not all(charts._has_glyph(None, ch) for ch in title if not ch.isspace())
+    assert title_pixels(title) != drawn
+
+
+def test_the_missing_glyph_box_is_told_from_a_letter() -> None:
+    assert charts._has_glyph(None, "K")
+    assert not charts._has_glyph(None, "Ж")  # Pillow's own font has Latin letters only
+
+
+def test_an_arabic_title_starts_at_the_right(dejavu: str) -> None:
+    image = png_image(charts.share_image_png(ARABIC, SAMPLE)).convert("L").crop(TITLE_AREA)
+    inked = [
+        x
+        for x in range(image.width)
+        if image.crop((x, 0, x + 1, image.height)).getextrema()[0] < 128
+    ]
+    assert max(inked) > 1200 - 64 - 10  # ends at the right margin
+    assert min(inked) > 300  # a short title: the left is empty
+
+
+def test_a_latin_title_keeps_pillows_own_font(dejavu: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    title = "Release Kem Sokha, now!"
+    assert charts.face_for(title) is None
+    drawn = charts.share_image_png(title, SAMPLE, footer="x.org/c/k")
+    monkeypatch.setattr(charts, "SYSTEM_FONTS", ())
+    assert charts.share_image_png(title, SAMPLE, footer="x.org/c/k") == drawn
+
+
+def test_the_operators_fonts_come_first(dejavu: str) -> None:
+    assert Path(DEJAVU_BOLD).is_file()
+    assert charts.face_for(CYRILLIC) == DEJAVU
+    assert charts.face_for(CYRILLIC, (DEJAVU_BOLD,)) == DEJAVU_BOLD
+    assert title_pixels(CYRILLIC, fonts=[DEJAVU_BOLD]) != title_pixels(CYRILLIC)
+
+
+def test_without_a_font_for_the_title_it_is_still_a_png(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    not_a_font = tmp_path / "broken.ttf"
+    not_a_font.write_bytes(b"not a font")
+    monkeypatch.setattr(charts, "SYSTEM_FONTS", ())
+    for fonts in ((), (str(not_a_font), str(tmp_path / "missing.ttf"))):
+        for title in (CYRILLIC, ARABIC, "释放金速卡和柬埔寨所有政治犯", HOSTILE):
+            image = png_image(charts.share_image_png(title, SAMPLE, fonts=fonts))
+            assert (image.format, image.size) == ("PNG", (1200, 630))
+
+
+def test_chinese_without_spaces_wraps_onto_three_lines() -> None:
+    from PIL import Image, ImageDraw
+
+    draw = ImageDraw.Draw(Image.new("RGB", (10, 10)))
+    font = charts._font(52)
+    lines = charts._fit_lines(draw, "释放金速卡和柬埔寨所有政治犯" * 20, font, 1072, 3)
+    assert len(lines) == 3
+    assert lines[-1].endswith("\u2026")
+    assert all(draw.textlength(line, font=font) <= 1072 for line in lines)
+    # A long Latin word is still cut on its one line.
+    assert len(charts._fit_lines(draw, "W" * 500, font, 1072, 3)) == 1

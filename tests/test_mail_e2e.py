@@ -48,7 +48,7 @@ def open_campaign(app: Flask, *, require_confirmation: bool = True) -> None:
 def sign(client: FlaskClient, **changes: str) -> None:
     response = client.post(f"/c/{SLUG}/sign", data={**FORM, **changes})
     assert response.status_code == 303
-    assert response.headers["Location"].endswith(f"/c/{SLUG}/thanks")
+    assert response.headers["Location"].endswith(f"/c/{SLUG}/thanks#thank-you")
 
 
 def counted(client: FlaskClient) -> int:

@@ -208,7 +208,7 @@ def test_signing_stores_a_pending_signature_and_queues_the_confirmation(
         environ_base={"REMOTE_ADDR": "203.0.113.7"},
     )
     assert response.status_code == 303
-    assert response.headers["Location"] == f"/c/{SLUG}/thanks"
+    assert response.headers["Location"] == f"/c/{SLUG}/thanks#thank-you"
     [sig] = signatures(app)
     assert (sig.name, sig.title, sig.parliament, sig.party) == (
         "Maria Santos",
@@ -277,7 +277,7 @@ def test_new_duplicate_and_bot_submissions_get_the_same_answer(
     duplicate = answer(post_sign(client, email="MARIA.SANTOS+again@example.org"))
     bot = answer(post_sign(client, email="bot@example.org", website="http://spam"))
     assert new == duplicate == bot
-    assert new[:2] == (303, f"/c/{SLUG}/thanks")
+    assert new[:2] == (303, f"/c/{SLUG}/thanks#thank-you")
     assert len(signatures(app)) == 1
 
 
@@ -286,7 +286,7 @@ def test_honeypot_stores_nothing_and_sends_nothing(
 ) -> None:
     response = post_sign(client, website="anything")
     assert response.status_code == 303
-    assert response.headers["Location"] == f"/c/{SLUG}/thanks"
+    assert response.headers["Location"] == f"/c/{SLUG}/thanks#thank-you"
     assert signatures(app) == [] and outbox(app) == []
 
 

@@ -295,6 +295,45 @@ def test_share_image_states_the_count_in_its_pixels(client: FlaskClient, letter:
     assert dark in {colour for _count, colour in band.getcolors(maxcolors=1 << 20) or []}
 
 
+BOLD = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+
+
+@pytest.mark.parametrize(
+    ("title", "fonts", "drawn_with"),
+    [
+        ("Освободите Амару", f'["{BOLD}"]', BOLD),
+        ("أطلقوا سراح أمارة", BOLD, BOLD),
+        ("Ελευθερώστε την Αμάρα", '["/nowhere/missing.ttf", "/etc/hostname"]', None),
+    ],
+)
+def test_a_share_image_of_a_non_latin_title_with_the_operators_fonts_or_bad_ones(
+    app_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    title: str,
+    fonts: str,
+    drawn_with: str | None,
+) -> None:
+    def share_png(app: Flask) -> bytes:
+        embed._share_images.clear()
+        response = app.test_client().get("/c/nonlatin/share.png")
+        assert response.status_code == 200
+        assert (png(response).format, png(response).size) == ("PNG", (1200, 630))
+        return bytes(response.get_data())
+
+    plain = app_factory()
+    with plain.app_context(), session_scope(plain) as db:
+        campaigns.create_campaign(db, slug="nonlatin", title=title, letter="Dear,", state="open")
+    # CAMPAIGN_SHARE_FONTS as the environment gives it: a JSON list, or one path.
+    monkeypatch.setenv("CAMPAIGN_SHARE_FONTS", fonts)
+    app = app_factory()
+    app.config.from_prefixed_env("CAMPAIGN")
+    with app.app_context():
+        named = embed._share_fonts()
+    assert named == (tuple(json.loads(fonts)) if fonts.startswith("[") else (fonts,))
+    assert charts.face_for(title, named) == (drawn_with or charts.face_for(title))
+    assert (share_png(app) != share_png(plain)) is (drawn_with is not None)
+
+
 PAGES = [
     "/",
     f"/c/{SLUG}",

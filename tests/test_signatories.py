@@ -13,13 +13,13 @@ from alembic import command
 from data_helpers import make_campaign, sign
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, event, func, insert, inspect, select, text
+from sqlalchemy import create_engine, event, func, insert, inspect, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateIndex
 
 from campaign import geo, listing, signing, tally
 from campaign.db import alembic_config, new_session, upgrade
-from campaign.models import Campaign, Signature
+from campaign.models import Campaign, Signature, TallyCount
 
 SLUG = "release"
 LISTED_INDEX = "ix_signature_listed"
@@ -254,11 +254,101 @@ def test_a_thousand_listed_signers_come_in_pages_of_the_default_size(
     size = listing.PAGE_SIZE
     ids = add_signers(db, campaign, [f"Person {i:05}" for i in range(2 * size + 1)], "FR")
     index = client.get(f"/c/{SLUG}/signatories").text
-    assert "<table" in index and f'<td class="num">{2 * size + 1}</td>' in index
+    assert "<table" in index and f'<td class="num">{2 * size + 1:,}</td>' in index
+    assert f"{2 * size + 1:,} signers agreed to be listed here." in index
     assert "Person 00000" not in index
     pages = list(walk(client, f"/c/{SLUG}/signatories?country=FR"))
     assert [len(shown(page)) for page in pages] == [size, size, 1]
     assert [i for page in pages for i in shown(page)] == ids
+
+
+def where(page: str) -> str:
+    """What a country's page says about its place in the list, and its pager's name."""
+    found = re.search(r'<p id="where-in-list">([^<]+)</p>', page)
+    assert found is not None
+    nav = re.search(r'<nav class="actions" aria-label="([^"]+)">', page)
+    if nav is not None:
+        assert html.unescape(nav.group(1)) == html.unescape(found.group(1))  # the same figures
+    return html.unescape(found.group(1))
+
+
+def test_a_countrys_pages_say_which_signers_they_show_of_how_many(
+    client: FlaskClient, db: Session, small_pages: int
+) -> None:
+    campaign = make_campaign(db, SLUG)
+    add_signers(db, campaign, [f"Name {i:02}" for i in range(12)], "FR")
+    add_signers(db, campaign, ["Ana"], "DE")
+    pages = list(walk(client, f"/c/{SLUG}/signatories?country=FR"))
+    assert [where(page) for page in pages] == [
+        "Showing 1\u20135 of 12 listed signatories from France",
+        "Showing 6\u201310 of 12 listed signatories from France",
+        "Showing 11\u201312 of 12 listed signatories from France",
+    ]
+    backwards = list(walk(client, link(pages[-1], "prev") or "", "prev"))
+    assert [where(page) for page in backwards] == [
+        "Showing 6\u201310 of 12 listed signatories from France",
+        "Showing 1\u20135 of 12 listed signatories from France",
+    ]
+    one_page = client.get(f"/c/{SLUG}/signatories?country=DE").text
+    assert where(one_page) == "1 listed signatory from Germany"
+    assert "<nav" not in one_page.split("</main>")[0].split('id="where-in-list"')[1]
+
+
+def test_the_place_in_the_list_is_in_the_readers_language_and_number_format(
+    client: FlaskClient, db: Session
+) -> None:
+    campaign = make_campaign(db, SLUG)
+    add_signers(db, campaign, [f"Person {i:05}" for i in range(1234)], "FR")
+    first = client.get(f"/c/{SLUG}/signatories?country=FR").text
+    second = client.get(link(first, "next") or "").text
+    assert where(second) == "Showing 501\u20131,000 of 1,234 listed signatories from France"
+    french = client.get((link(first, "next") or "") + "&lang=fr").text
+    assert where(french) == (
+        "Affichage de 501 à 1\u202f000 sur 1\u202f234 signataires listés de France"
+    )
+    spanish = client.get((link(first, "next") or "") + "&lang=es").text
+    assert where(spanish) == "Se muestran 501\u20131.000 de 1.234 firmantes listados de Francia"
+    indonesian = client.get((link(first, "next") or "") + "&lang=id").text
+    assert where(indonesian) == (
+        "Menampilkan 501\u20131.000 dari 1.234 penanda tangan yang tercantum dari Perancis"
+    )
+
+
+def test_the_total_is_the_tallys_listed_counter_not_a_count_of_rows(
+    client: FlaskClient, db: Session, small_pages: int
+) -> None:
+    campaign = make_campaign(db, SLUG)
+    add_signers(db, campaign, [f"Name {i:02}" for i in range(12)], "FR")
+    db.execute(
+        update(TallyCount)
+        .where(TallyCount.campaign_id == campaign.id, TallyCount.country_code == "FR")
+        .values(listed=40)
+    )
+    db.commit()
+    page = client.get(f"/c/{SLUG}/signatories?country=FR").text
+    assert where(page) == "Showing 1\u20135 of 40 listed signatories from France"
+
+
+def test_a_link_from_before_the_places_or_an_altered_one_shows_sensible_numbers(
+    client: FlaskClient, db: Session, small_pages: int
+) -> None:
+    campaign = make_campaign(db, SLUG)
+    ids = add_signers(db, campaign, [f"Name {i:02}" for i in range(20)], "FR")
+    old = listing.Cursor("name 04", ids[4]).token()  # a link made before cursors had places
+    page = client.get(f"/c/{SLUG}/signatories?country=FR&after={old}").text
+    assert shown(page) == ids[5:10]
+    assert where(page) == "20 listed signatories from France"
+    forged = listing.Cursor("name 04", ids[4], 10**9).token()
+    page = client.get(f"/c/{SLUG}/signatories?country=FR&after={forged}").text
+    assert shown(page) == ids[5:10]
+    assert where(page) == "Showing 15\u201319 of 20 listed signatories from France"
+    low = listing.Cursor("name 15", ids[15], 1).token()
+    page = client.get(f"/c/{SLUG}/signatories?country=FR&before={low}").text
+    assert shown(page) == ids[10:15]
+    assert where(page) == "Showing 2\u20136 of 20 listed signatories from France"
+    # The last page is pinned to the counter, whatever the links on the way said.
+    *_, end = walk(client, f"/c/{SLUG}/signatories?country=FR&after={forged}")
+    assert where(end) == "Showing 16\u201320 of 20 listed signatories from France"
 
 
 def test_no_page_of_the_list_shows_an_email_address(
@@ -293,6 +383,18 @@ def _token(raw: bytes) -> str:
             "This link to a page of the list is damaged.",
         ),
         ("country=FR&after=" + _token(b'["a", -3]'), "This link to a page of the list is damaged."),
+        (
+            "country=FR&after=" + _token(b'["a", 3, 0]'),
+            "This link to a page of the list is damaged.",
+        ),
+        (
+            "country=FR&after=" + _token(b'["a", 3, false]'),
+            "This link to a page of the list is damaged.",
+        ),
+        (
+            "country=FR&after=" + _token(b'["a", 3, 4, 5]'),
+            "This link to a page of the list is damaged.",
+        ),
         ("country=FR&after=" + _token(b"\xff\xfe"), "This link to a page of the list is damaged."),
         (
             "country=FR&after=" + _token(b'["a\\u0000", 1]'),
@@ -340,9 +442,9 @@ def test_a_country_spelt_otherwise_redirects_to_its_one_address(
 
 
 def test_a_cursor_is_read_back_as_it_was_written() -> None:
-    cursor = listing.Cursor("ŝtefan o'brien-ñúñez", 123)
-    assert listing.parse_cursor(cursor.token()) == cursor
-    assert re.fullmatch(r"[A-Za-z0-9_-]+", cursor.token())
+    for cursor in (listing.Cursor("ŝtefan o'brien-ñúñez", 123), listing.Cursor("ana", 7, 501)):
+        assert listing.parse_cursor(cursor.token()) == cursor
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", cursor.token())
 
 
 # --------------------------------------------------------------------------- bounded reads

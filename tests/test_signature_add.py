@@ -25,6 +25,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from campaign import mail
+from campaign.db import new_session
 from campaign.models import AuditEntry, Campaign, Organizer, OutboxMessage, Signature
 
 __all__ = ["auth", "campaign", "logged_in", "store"]
@@ -254,6 +256,49 @@ def test_a_closed_or_draft_letter_takes_late_signatures(
     assert len(_audit(store)) == 1
 
 
+# --- the signer's language -------------------------------------------------------
+
+
+def _subjects(app: Flask) -> list[str]:
+    """The subject of every queued mail, as the sender composes it."""
+    with app.app_context(), new_session(app) as db:
+        rows = db.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+        return [mail.compose(db, row).subject for row in rows]
+
+
+def test_the_language_picker_offers_the_projects_languages_the_organizers_first(
+    client: FlaskClient, logged_in: AuthActions
+) -> None:
+    html = client.get(f"{NEW}?lang=es").get_data(as_text=True)
+    picker = re.search(r'<select[^>]*name="locale"[^>]*>(.*?)</select>', html, re.S)
+    assert picker is not None
+    options = re.findall(r'<option([^>]*)value="([^"]+)"[^>]*>([^<]+)</option>', picker.group(1))
+    assert [(code, name) for _attrs, code, name in options] == [
+        ("en", "English"),
+        ("id", "Indonesia"),
+        ("fr", "français"),
+        ("es", "español"),
+    ]
+    assert [code for attrs, code, _name in options if "selected" in attrs] == ["es"]
+
+
+def test_the_chosen_language_is_the_signers_and_their_confirmation_is_in_it(
+    app: Flask, client: FlaskClient, logged_in: AuthActions, store: Session
+) -> None:
+    response = client.post(NEW, data=_form(mode="confirmation", locale="fr"))
+    signature = _added(response, store)
+    assert signature.locale == "fr"
+    assert _subjects(app) == ["Merci de confirmer votre signature : Letter kem"]
+
+
+def test_without_a_choice_the_signer_gets_the_organizers_language(
+    app: Flask, client: FlaskClient, logged_in: AuthActions, store: Session
+) -> None:
+    response = client.post(f"{NEW}?lang=es", data=_form(mode="confirmation"))
+    assert _added(response, store).locale == "es"
+    assert _subjects(app) == ["Confirme su firma: Letter kem"]
+
+
 # --- bad input -------------------------------------------------------------------
 
 
@@ -267,6 +312,8 @@ def test_a_closed_or_draft_letter_takes_late_signatures(
         ({"name": "Ana www.spam.example"}, "Full name: Remove the link."),
         ({"comment": "x" * 1001}, "Comment (optional): Use at most 1000 characters."),
         ({"mode": "sideways"}, "The signature: Not a valid choice."),
+        ({"locale": "de"}, "Language of the confirmation mail: Not a valid choice."),
+        ({"locale": ""}, "Language of the confirmation mail: Not a valid choice."),
     ],
 )
 def test_bad_input_shows_the_form_again_and_stores_nothing(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from babel import Locale
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -312,6 +314,21 @@ COUNT_NOW = "count_now"
 CONFIRMATION = "confirmation"
 
 
+def mail_languages() -> list[SelectChoice]:
+    """The interface languages, each named in itself: the languages a signer's mail is in."""
+    return [
+        SelectChoice(code, Locale.parse(code).get_display_name(code) or code)
+        for code in current_app.config["LANGUAGES"]
+    ]
+
+
+# The language a signature added by the dashboard (imported, or added by hand) is stored in:
+# its confirmation and every later mail are written in it. The organizer's by default.
+MAIL_LANGUAGE = SelectField(
+    _l("Language of the confirmation mail"), choices=mail_languages, default=i18n.current
+)
+
+
 class SignatureAddForm(SignatureDetailsForm):
     """A signature an organizer adds by hand (a phone call, a mail, a paper sheet).
 
@@ -323,6 +340,7 @@ class SignatureAddForm(SignatureDetailsForm):
     email = SignForm.email
     comment = SignForm.comment
     public = BooleanField(_l("Listed publicly: the signer agreed to appear on the public list"))
+    locale = MAIL_LANGUAGE
     mode = RadioField(
         _l("The signature"),
         choices=[
@@ -349,6 +367,6 @@ class SignatureAddForm(SignatureDetailsForm):
         """Whether the signature counts at once (call after validate())."""
         return bool(self.mode.data == COUNT_NOW)
 
-    def entry(self, *, locale: str) -> SignatureEntry:
+    def entry(self) -> SignatureEntry:
         """The validated entry, stored as the import stores its rows (call after validate())."""
-        return signature_entry(self, locale=locale, source="import", client_hash=None)
+        return signature_entry(self, locale=self.locale.data, source="import", client_hash=None)

@@ -8,7 +8,6 @@ import secrets
 import time
 from collections.abc import Iterator
 
-from babel import Locale
 from flask import (
     Flask,
     current_app,
@@ -26,13 +25,13 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
-from wtforms import HiddenField, RadioField, SelectChoice, SelectField
+from wtforms import HiddenField, RadioField, SelectChoice
 from wtforms.validators import InputRequired, Regexp
 
 from campaign import audit, auth, campaigns, export, i18n, imports, mail, markup, signing, tally
 from campaign.auth import current_organizer, login_required
 from campaign.db import get_session, new_session, utcnow
-from campaign.forms.admin import SignatureAddForm
+from campaign.forms.admin import MAIL_LANGUAGE, SignatureAddForm
 from campaign.models import Campaign, Signature
 from campaign.views.admin import bp, status_label
 from campaign.views.public import tally_sentence
@@ -128,7 +127,7 @@ class ImportApplyForm(FlaskForm):  # type: ignore[misc]
         default=COUNT_NOW,
         validators=[InputRequired()],
     )
-    locale = SelectField(_l("Language of the confirmation mail"))
+    locale = MAIL_LANGUAGE
 
 
 def _imports_dir() -> str:
@@ -163,16 +162,7 @@ def _max_bytes() -> int:
 
 
 def _apply_form(token: str) -> ImportApplyForm:
-    form = ImportApplyForm(formdata=None, token=token, locale=str(get_locale() or "en"))
-    _locale_choices(form)
-    return form
-
-
-def _locale_choices(form: ImportApplyForm) -> None:
-    form.locale.choices = [
-        SelectChoice(code, Locale.parse(code).get_display_name(code) or code)
-        for code in current_app.config["LANGUAGES"]
-    ]
+    return ImportApplyForm(formdata=None, token=token)
 
 
 def _render_upload(
@@ -240,7 +230,6 @@ def import_csv(slug: str) -> Response | tuple[str, int]:
 def _apply_upload(campaign: Campaign) -> Response | tuple[str, int]:
     """Import a previewed upload in one transaction, then forget the file."""
     form = ImportApplyForm()
-    _locale_choices(form)
     if not form.validate():
         flash(_("That import could not be applied. Upload the file again."), "error")
         return redirect(url_for("admin.import_csv", slug=campaign.slug), code=303)
@@ -293,9 +282,9 @@ def add_signature(slug: str) -> Response | tuple[str, int]:
     """Add one signature collected outside the form; then its page, or the form again (400).
 
     It is stored as the form stores one (signing.sign: one signature per address, a
-    namesake of the same country held as a possible duplicate), with source "import",
-    the organizer's language and no client hash. A closed or draft letter takes it too:
-    paper signatures arrive late, and the organizer is the one who decides.
+    namesake of the same country held as a possible duplicate), with source "import", the
+    language chosen for the signer's mail and no client hash. A closed or draft letter
+    takes it too: paper signatures arrive late, and the organizer is the one who decides.
     """
     campaign = auth.campaign_or_404(slug)
     form = SignatureAddForm(confirmation=campaign.require_confirmation)
@@ -311,9 +300,7 @@ def add_signature(slug: str) -> Response | tuple[str, int]:
     count_now = form.counts_now or not campaign.require_confirmation
     # notice_limit=0: an address that already signed gets no "already signed" mail, and its
     # row is left as it is; the organizer is told instead.
-    outcome = signing.sign(
-        db, campaign, form.entry(locale=i18n.current()), confirmed=count_now, notice_limit=0
-    )
+    outcome = signing.sign(db, campaign, form.entry(), confirmed=count_now, notice_limit=0)
     signature = outcome.signature
     if not outcome.created:
         existing_id, existing_status = signature.id, signature.status

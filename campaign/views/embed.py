@@ -131,6 +131,12 @@ def badge(slug: str) -> Response:
     return _shareable(response)
 
 
+def _share_fonts() -> tuple[str, ...]:
+    """The operator's fonts for the share image (SHARE_FONTS: a list, or one path)."""
+    fonts = current_app.config.get("SHARE_FONTS") or ()
+    return (fonts,) if isinstance(fonts, str) else tuple(str(font) for font in fonts)
+
+
 @bp.get("/c/<slug>/share.png")
 def share_image(slug: str) -> BaseResponse:
     """The link-preview picture (Open Graph, Twitter cards): title, count, map; PNG."""
@@ -152,7 +158,9 @@ def share_image(slug: str) -> BaseResponse:
         if png is not None:
             _share_images.move_to_end(key)
     if png is None:
-        png = charts.share_image_png(title, counts, text=i18n.chart_text(), footer=footer)
+        png = charts.share_image_png(
+            title, counts, text=i18n.chart_text(), footer=footer, fonts=_share_fonts()
+        )
         with _share_images_lock:
             _share_images[key] = png
             while len(_share_images) > SHARE_IMAGE_CACHE_SIZE:

@@ -18,7 +18,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_date
+from flask_babel import format_date, format_number
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response as BaseResponse
@@ -32,6 +32,11 @@ from campaign.models import Campaign, Signature
 from campaign.views.embed import absolute_url, snippets
 
 bp = Blueprint("public", __name__)
+
+# The id of the thanks page's heading, the fragment of the redirect after signing. The sign
+# form's action ends in #error-summary (a refused form then opens at its errors, scripts or
+# not), and a browser keeps that fragment across a redirect without one of its own.
+THANKS_HEADING = "thank-you"
 
 # Registered through this blueprint but app-wide: every page (the dashboard's and the error
 # pages too) gets the active language, the switcher and localised names, and a ?lang=
@@ -197,7 +202,7 @@ def sign(slug: str) -> Response | BaseResponse:
     db = get_session()
     with reading():
         found = _campaign_or_404(slug)
-        thanks = url_for("public.thanks", slug=found.slug)
+        thanks = url_for("public.thanks", slug=found.slug, _anchor=THANKS_HEADING)
         if _state_message(found) is not None:
             return _render_campaign(found, None, 409)
         if form.is_bot():
@@ -389,8 +394,15 @@ def signatories(slug: str) -> str | BaseResponse:
             campaign=found,
             letter=letter,
             listed=listed,
+            listed_sentence=i18n.ngettext(
+                "%(count)s signer agreed to be listed here.",
+                "%(count)s signers agreed to be listed here.",
+                listed,
+                count=format_number(listed),
+            ),
             countries=countries,
             groups=listing.everyone(db, found.id, locale) if small and listed else None,
+            format_number=format_number,
         )
     code = asked.strip().upper()
     if code != asked or not code:  # ?country=fr, or none chosen: that list's one address
@@ -413,6 +425,7 @@ def signatories(slug: str) -> str | BaseResponse:
             code,
             after=listing.parse_cursor(after) if after is not None else None,
             before=listing.parse_cursor(before) if before is not None else None,
+            listed=listing.listed_in(db, found.id, code),
         )
     except listing.BadCursor:
         return _signatories_problem(
@@ -425,6 +438,29 @@ def signatories(slug: str) -> str | BaseResponse:
         country=code,
         page=page,
         paged=after is not None or before is not None,
+        where=_where_in_list(page, i18n.country_name(code)),
+    )
+
+
+def _where_in_list(page: listing.Page, country: str) -> str:
+    """'Showing 501-1,000 of 1,234 listed signatories from France', or the number alone."""
+    if page.first is not None and page.last is not None and (page.previous or page.next):
+        return i18n.ngettext(
+            "Showing %(first)s\u2013%(last)s of %(count)s listed signatory from %(country)s",
+            "Showing %(first)s\u2013%(last)s of %(count)s listed signatories from %(country)s",
+            page.listed,
+            first=format_number(page.first),
+            last=format_number(page.last),
+            count=format_number(page.listed),
+            country=country,
+        )
+    # One page holds them all, or a link from before pages carried their place.
+    return i18n.ngettext(
+        "%(count)s listed signatory from %(country)s",
+        "%(count)s listed signatories from %(country)s",
+        page.listed,
+        count=format_number(page.listed),
+        country=country,
     )
 
 
