@@ -19,6 +19,7 @@ from sqlalchemy import (
     cast,
     delete,
     event,
+    func,
     insert,
     literal,
     null,
@@ -183,13 +184,17 @@ def queue_update(db: Session, update: LetterUpdate, recipients: ColumnElement[bo
         columns.next_attempt_at: literal(now, columns.next_attempt_at.type),
         columns.last_error: literal("", String),
     }
-    result = db.execute(
+    db.execute(
         insert(_OUTBOX).from_select(
             list(values),
             select(*values.values()).where(recipients).order_by(Signature.id),
         )
     )
-    queued = int(result.rowcount)  # type: ignore[attr-defined]
+    # Counted, not the INSERT's rowcount: psycopg reports -1 for this statement.
+    queued = int(
+        db.scalar(select(func.count()).select_from(_OUTBOX).where(_OUTBOX.c.update_id == update.id))
+        or 0
+    )
     if queued:
         _wake_on_commit(db)
     return queued
