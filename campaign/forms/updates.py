@@ -40,7 +40,7 @@ class UpdateForm(FlaskForm):  # type: ignore[misc]
         filters=[_body],
         render_kw={"rows": 14},
     )
-    publish = BooleanField(_l("Also show it on the letter’s public page, under “Updates”"))
+    publish = BooleanField(_l('Also show it on the letter\'s public page, under "Updates"'))
     confirm = BooleanField(_l("I have read it; send it to the signers"))
     # How many signers the preview said it goes to: the flash says so if that changed.
     audience = HiddenField()

@@ -115,7 +115,8 @@ def _send(campaign: Campaign, form: UpdateForm) -> Response | tuple[str, int]:
         db.rollback()
         flash(
             _(
-                "This update was already sent to the signers at %(when)s (UTC): it is not sent again.",
+                "This update was already sent to the signers at %(when)s (UTC): it is not sent "
+                "again.",
                 when=format_datetime(refusal.sent.created_at, format="short"),
             ),
             "error",
