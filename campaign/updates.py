@@ -91,7 +91,12 @@ def send(
     subject = subject.strip()
     # One sender per letter at a time (PostgreSQL; SQLite's writers are one at a time
     # anyway): a double click's second request waits here, then finds the first's row.
-    db.execute(select(Campaign.id).where(Campaign.id == campaign.id).with_for_update())
+    # NO KEY UPDATE: signers inserting rows that reference the letter do not wait for it.
+    db.execute(
+        select(Campaign.id)
+        .where(Campaign.id == campaign.id)
+        .with_for_update(key_share=True)
+    )
     repeated = db.scalar(
         select(LetterUpdate)
         .where(

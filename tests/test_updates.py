@@ -6,6 +6,8 @@ import datetime as dt
 import json
 import logging
 import re
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +22,8 @@ from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.orm import Session
 from test_mail import eml_files, parse_file, text_and_html
 
-from campaign import mail, review
-from campaign.db import alembic_config, upgrade, utcnow
+from campaign import mail, review, updates
+from campaign.db import alembic_config, new_session, upgrade, utcnow
 from campaign.models import (
     AuditEntry,
     Campaign,
@@ -237,8 +239,6 @@ def test_the_mail_carries_the_text_as_written_in_the_signers_frame(world: World)
 def test_the_html_part_escapes_the_organizers_text_and_the_subject_stays_one_header(
     world: World,
 ) -> None:
-    from campaign import updates
-
     make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
     with world.app.test_request_context():
         db = Session(bind=world.app.extensions["engine"])
@@ -347,6 +347,44 @@ def test_the_same_update_sent_again_within_ten_minutes_is_refused(world: World) 
     world.store.commit()
     assert world.client.post(PAGE, data=_form()).status_code == 303
     assert len(_updates(world.store)) == 3
+
+
+def test_two_sends_of_the_same_update_at_once_mail_the_signers_once(world: World) -> None:
+    make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    first_holds = threading.Event()
+    outcomes: dict[str, str] = {}
+
+    def send(name: str, hold: float) -> None:
+        with world.app.app_context():
+            db = new_session(world.app)
+            try:
+                updates.send(
+                    db,
+                    db.get_one(Organizer, world.organizer.id),
+                    db.get_one(Campaign, world.campaign.id),
+                    subject="Delivered",
+                    body="Today.",
+                    publish=False,
+                )
+                first_holds.set()
+                time.sleep(hold)  # the second request arrives while this one is uncommitted
+                db.commit()
+                outcomes[name] = "sent"
+            except updates.AlreadySent:
+                db.rollback()
+                outcomes[name] = "refused"
+            finally:
+                db.close()
+
+    first = threading.Thread(target=send, args=("first", 0.5))
+    first.start()
+    assert first_holds.wait(10)
+    second = threading.Thread(target=send, args=("second", 0))
+    second.start()
+    first.join(10)
+    second.join(10)
+    assert outcomes == {"first": "sent", "second": "refused"}
+    assert len(_update_mail(world.store)) == 1 and len(_updates(world.store)) == 1
 
 
 def test_a_letter_nobody_counts_on_has_nobody_to_send_to(world: World) -> None:
