@@ -93,9 +93,7 @@ def send(
     # anyway): a double click's second request waits here, then finds the first's row.
     # NO KEY UPDATE: signers inserting rows that reference the letter do not wait for it.
     db.execute(
-        select(Campaign.id)
-        .where(Campaign.id == campaign.id)
-        .with_for_update(key_share=True)
+        select(Campaign.id).where(Campaign.id == campaign.id).with_for_update(key_share=True)
     )
     repeated = db.scalar(
         select(LetterUpdate)
