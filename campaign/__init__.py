@@ -46,13 +46,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     babel.init_app(app, locale_selector=select_locale)
 
     from campaign import errors, mail, security
-    from campaign.views import admin, admin_abuse, admin_data, embed, pages, public
+    from campaign.views import admin, admin_abuse, admin_data, admin_updates, embed, pages, public
 
     security.init_app(app)
     errors.init_app(app)
     mail.init_app(app)
-    # admin_data and admin_abuse add their routes to the admin blueprint.
+    # admin_data, admin_abuse and admin_updates add their routes to the admin blueprint.
     assert admin_data.bp is admin.bp and admin_abuse.bp is admin.bp
+    assert admin_updates.bp is admin.bp
     for blueprint in (public.bp, admin.bp, embed.bp, pages.bp):
         app.register_blueprint(blueprint)
 

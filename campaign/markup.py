@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 from markdown_it import MarkdownIt
@@ -28,3 +29,16 @@ def _parser() -> MarkdownIt:
 def render_markdown(text: str) -> Markup:
     """The letter as HTML safe to put in a page: escaped HTML, http/https/mailto links only."""
     return Markup(_parser().render(text or ""))  # noqa: S704 - markdown-it escapes raw HTML
+
+
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+
+def paragraphs(text: str) -> list[list[str]]:
+    """Plain text as paragraphs (blank lines separate them), each a list of its lines."""
+    text = (text or "").replace("\r\n", "\n").replace("\r", "\n").strip()
+    return [
+        [line.rstrip() for line in block.strip("\n").split("\n")]
+        for block in _BLANK_LINE.split(text)
+        if block.strip()
+    ]

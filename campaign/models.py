@@ -288,7 +288,30 @@ class AuditEntry(Base):
     organizer: Mapped[Organizer | None] = relationship()
 
 
-OUTBOX_KINDS = ("confirm", "already_signed", "receipt")
+class LetterUpdate(Base):
+    """A message from a letter's organizers to its signers (what happened to the letter)."""
+
+    __tablename__ = "letter_update"
+    __table_args__ = (Index("ix_letter_update_campaign_created", "campaign_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    subject: Mapped[str] = mapped_column(String(150))
+    # Plain text as the organizer wrote it; blank lines separate paragraphs.
+    body: Mapped[str] = mapped_column(Text)
+    # Also shown on the letter's public page, under "Updates".
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizer.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The signatures that counted when it was sent: one mail queued for each.
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+
+    created_by: Mapped[Organizer | None] = relationship()
+
+
+OUTBOX_KINDS = ("confirm", "already_signed", "receipt", "update")
 
 
 class OutboxMessage(Base):
@@ -299,7 +322,15 @@ class OutboxMessage(Base):
         Index("ix_outbox_message_due", "sent_at", "next_attempt_at"),
         # A signature's mail, deleted when the signature is erased.
         Index("ix_outbox_message_signature", "signature_id"),
-        CheckConstraint("kind IN ('confirm', 'already_signed', 'receipt')", name="kind"),
+        CheckConstraint("kind IN ('confirm', 'already_signed', 'receipt', 'update')", name="kind"),
+        # An update's mails (how many went out so far), and only rows that carry one.
+        Index(
+            "ix_outbox_message_update",
+            "update_id",
+            "sent_at",
+            sqlite_where=text("update_id IS NOT NULL"),
+            postgresql_where=text("update_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -317,6 +348,10 @@ class OutboxMessage(Base):
     message_id: Mapped[str] = mapped_column(String(200))
     signature_id: Mapped[int | None] = mapped_column(
         ForeignKey("signature.id", ondelete="SET NULL")
+    )
+    # The organizers' update this mail carries (kind "update").
+    update_id: Mapped[int | None] = mapped_column(
+        ForeignKey("letter_update.id", ondelete="SET NULL")
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

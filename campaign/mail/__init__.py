@@ -2,8 +2,9 @@
 
 A mail is an ``OutboxMessage`` row inserted in the same transaction as the signature
 that caused it, so a mail exists if and only if that signature committed. The rows of
-confirmation mails, "already signed" notices and receipts (to a signer of a letter that
-needs no confirmation) only name what to send (a ``kind``, the signature, the site root
+confirmation mails, "already signed" notices, receipts (to a signer of a letter that
+needs no confirmation) and organizers' updates (one per counted signature, queued by one
+INSERT ... SELECT) only name what to send (a ``kind``, the signature, the site root
 its links start with): the sender composes them as it sends them, so a signer's request
 inserts one small row and renders nothing meanwhile.
 
@@ -53,10 +54,14 @@ from sqlalchemy.orm import joinedload
 
 from campaign.db import reading, session_scope, utcnow
 from campaign.mail import summary
+from campaign.mail.composition import NoLongerCounts as NoLongerCounts
 from campaign.mail.composition import SignatureGone as SignatureGone
+from campaign.mail.composition import Undeliverable as Undeliverable
+from campaign.mail.composition import UpdateGone as UpdateGone
 from campaign.mail.composition import _compose_all
 from campaign.mail.composition import compose as compose
 from campaign.mail.composition import links_on as links_on
+from campaign.mail.composition import sample_update as sample_update
 from campaign.mail.lease import _Lease, _lease_for
 from campaign.mail.lease import _PostgresLease as _PostgresLease
 from campaign.mail.message import SMTP_LINE_MAX as SMTP_LINE_MAX
@@ -73,9 +78,10 @@ from campaign.mail.outbox import queue_already_signed as queue_already_signed
 from campaign.mail.outbox import queue_confirmation as queue_confirmation
 from campaign.mail.outbox import queue_confirmations as queue_confirmations
 from campaign.mail.outbox import queue_receipt as queue_receipt
+from campaign.mail.outbox import queue_update as queue_update
 from campaign.mail.outbox import wake as wake
 from campaign.mail.transport import _MESSAGE_ERRORS, _Outlet, remove_eml
-from campaign.models import Campaign, OutboxMessage, Signature
+from campaign.models import Campaign, LetterUpdate, OutboxMessage, Signature
 
 # Its own logger at INFO, so "mail to X written to path" shows under `campaign run` and
 # `campaign serve` whatever the app logger's level; logging config can still change it.
@@ -99,7 +105,8 @@ EXIT_JOIN_SECONDS = 5.0
 
 ERROR_MAX = 2000
 
-# The retry time of a message that can never be sent (its signature is gone).
+# The retry time of a message that must never be sent (its signature is gone, or an
+# update's signer no longer counts).
 NEVER = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
 
 
@@ -274,8 +281,17 @@ def _compose_batch(app: Flask, batch: list[OutboxMessage]) -> dict[int, Composed
                 .options(joinedload(Signature.campaign).selectinload(Campaign.translations))
             )
         }
+        update_ids = {m.update_id for m in batch if m.kind == "update" and m.update_id}
+        updates = (
+            {
+                u.id: u
+                for u in db.scalars(select(LetterUpdate).where(LetterUpdate.id.in_(update_ids)))
+            }
+            if update_ids
+            else {}
+        )
         rows = [(message, signers.get(message.signature_id or 0)) for message in batch]
-        mails = _compose_all(app, rows)
+        mails = _compose_all(app, rows, updates)
     return {message.id: mail for message, mail in zip(batch, mails, strict=True)}
 
 
@@ -359,7 +375,7 @@ def _deliver(
                 if isinstance(mail, Exception):
                     raise mail
                 data = mail_bytes(outlet.mail_from, message, mail, smtp=outlet.smtp_host)
-            except SignatureGone as error:
+            except Undeliverable as error:
                 _failed(outcome, message, error, NEVER)
                 continue
             except Exception as error:

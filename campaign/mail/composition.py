@@ -1,9 +1,9 @@
-"""Composing the confirm, "already signed" and receipt mails from signatures, by language."""
+"""Composing the confirm, "already signed", receipt and update mails, by the signer's language."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -16,13 +16,25 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
-from campaign import signing
+from campaign import markup, signing
 from campaign.mail.message import SUBJECT_MAX, Composed, header_safe
-from campaign.models import Campaign, OutboxMessage, Signature
+from campaign.models import Campaign, LetterUpdate, OutboxMessage, Signature
 
 
-class SignatureGone(Exception):
+class Undeliverable(Exception):
+    """A queued mail that must never be sent: the sender drops it (logged), never retries."""
+
+
+class SignatureGone(Undeliverable):
     """The signature a mail was to be composed from is erased or deleted."""
+
+
+class NoLongerCounts(Undeliverable):
+    """An update's signature stopped counting (withdrawn, rejected, held) before it was sent."""
+
+
+class UpdateGone(Undeliverable):
+    """The update a mail was to carry is deleted."""
 
 
 def compose(db: Session, message: OutboxMessage) -> Composed:
@@ -32,29 +44,53 @@ def compose(db: Session, message: OutboxMessage) -> Composed:
     reads the same.
     """
     signature = None
+    updates: dict[int, LetterUpdate] = {}
     if message.kind is not None and message.sent_at is None and message.signature_id:
         signature = db.get(Signature, message.signature_id)
-    [mail] = _compose_all(current_app, [(message, signature)])
+        update = db.get(LetterUpdate, message.update_id) if message.update_id else None
+        if update is not None:
+            updates[update.id] = update
+    [mail] = _compose_all(current_app, [(message, signature)], updates)
     if isinstance(mail, Exception):
         raise mail
     return mail
 
 
+def _undeliverable(
+    message: OutboxMessage, signature: Signature | None, updates: Mapping[int, LetterUpdate]
+) -> Undeliverable | None:
+    """Why a mail to compose must never be sent, or None."""
+    if signature is None:
+        return SignatureGone("the signature of this mail was deleted")
+    if signature.erased_at is not None:
+        return SignatureGone(f"signature {signature.id} was erased")
+    if message.kind == "update":
+        # Only signers who count get updates, checked again as it is sent: one who
+        # withdrew (or was rejected or held) since it was queued gets nothing.
+        if not signature.counted:
+            return NoLongerCounts(f"signature {signature.id} no longer counts")
+        if (message.update_id or 0) not in updates:
+            return UpdateGone("the update of this mail was deleted")
+    return None
+
+
 def _compose_all(
-    app: Flask, rows: Sequence[tuple[OutboxMessage, Signature | None]]
+    app: Flask,
+    rows: Sequence[tuple[OutboxMessage, Signature | None]],
+    updates: Mapping[int, LetterUpdate] | None = None,
 ) -> list[Composed | Exception]:
     """Each row's stored mail, or its kind composed from the signature; or why it cannot be."""
+    updates = updates or {}
     mails: list[Composed | Exception | None] = [None] * len(rows)
     by_locale: dict[str, list[int]] = {}
     locales: dict[str, str] = {}
     for index, (message, signature) in enumerate(rows):
         if message.kind is None or message.sent_at is not None:
             mails[index] = Composed(message.subject, message.body_text, message.body_html)
-        elif signature is None:
-            mails[index] = SignatureGone("the signature of this mail was deleted")
-        elif signature.erased_at is not None:
-            mails[index] = SignatureGone(f"signature {signature.id} was erased")
+        elif (gone := _undeliverable(message, signature, updates)) is not None:
+            mails[index] = gone
         else:
+            assert signature is not None
             if signature.locale not in locales:
                 locales[signature.locale] = _locale_of(signature)
             by_locale.setdefault(locales[signature.locale], []).append(index)
@@ -68,7 +104,12 @@ def _compose_all(
                 for index in indexes:
                     message, signature = rows[index]
                     try:
-                        mails[index] = batch.compose(message, cast(Signature, signature), words)
+                        mails[index] = batch.compose(
+                            message,
+                            cast(Signature, signature),
+                            words,
+                            updates.get(message.update_id or 0),
+                        )
                     except Exception as error:
                         mails[index] = error
         except Exception as error:
@@ -131,7 +172,13 @@ class _Batch:
         self._links: dict[str, Callable[[str, dict[str, Any]], str]] = {}
         self._gettexts: dict[str, Callable[..., str]] = {}
 
-    def compose(self, message: OutboxMessage, signature: Signature, words: _Words) -> Composed:
+    def compose(
+        self,
+        message: OutboxMessage,
+        signature: Signature,
+        words: _Words,
+        update: LetterUpdate | None = None,
+    ) -> Composed:
         """The mail of the message's kind to the signer, in the words' language."""
         kind = str(message.kind)
         campaign = signature.campaign
@@ -150,6 +197,8 @@ class _Batch:
         wants_confirm = kind == "confirm" or (kind == "already_signed" and waiting)
         confirm_url = link("confirm") if wants_confirm else None
         title = _title_for(campaign, words.locale)
+        if kind == "update" and update is not None:
+            return self.update(update, campaign, signature.name, link("withdraw"), base, words)
         gettext = self._gettext(words)
         values = {
             "_": gettext,
@@ -168,6 +217,34 @@ class _Batch:
         subject = _subject(words, kind, header_safe(title))
         return Composed(header_safe(subject)[:SUBJECT_MAX], text_body, html_body)
 
+    def update(
+        self,
+        update: LetterUpdate,
+        campaign: Campaign,
+        name: str,
+        withdraw_url: str,
+        base: str,
+        words: _Words,
+    ) -> Composed:
+        """An organizers' update to one signer: their text as written, framed in the words'."""
+        title = _title_for(campaign, words.locale)
+        gettext = self._gettext(words)
+        values = {
+            "_": gettext,
+            "gettext": gettext,
+            "name": name,
+            "title": title,
+            "update": update,
+            "paragraphs": markup.paragraphs(update.body),
+            "letter_url": self._absolute(base, "public.campaign", {"slug": campaign.slug}),
+            "locale": words.locale.replace("_", "-"),
+            "withdraw_expires_in": words.withdraw_expires_in,
+            "withdraw_url": withdraw_url,
+        }
+        text_body = self._template("email/update.txt").render(values)
+        html_body = self._template("email/update.html").render(values)
+        return Composed(header_safe(update.subject)[:SUBJECT_MAX], text_body, html_body)
+
     def _gettext(self, words: _Words) -> Callable[..., str]:
         if words.locale not in self._gettexts:
             self._gettexts[words.locale] = _template_gettext(words.gettext)
@@ -185,6 +262,23 @@ class _Batch:
         if base not in self._links:
             self._links[base] = links_on(self.app, base)
         return self._links[base](endpoint, values)
+
+
+def sample_update(
+    app: Flask, campaign: Campaign, update: LetterUpdate, *, name: str, locale: str, base: str
+) -> Composed:
+    """The update's mail as a signer in this locale gets it (the preview and the test mail).
+
+    Its withdraw link names no signature: it leads to the page for a link that is not valid.
+    """
+    batch = _Batch(app)
+    with force_locale(locale):
+        words = _words(app, locale)
+        token = signing.make_token(batch.secret, 0, "withdraw")
+        withdraw_url = batch._absolute(
+            base, "public.withdraw", {"slug": campaign.slug, "token": token}
+        )
+        return batch.update(update, campaign, name, withdraw_url, base, words)
 
 
 def links_on(app: Flask, base: str) -> Callable[[str, dict[str, Any]], str]:

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import threading
 from collections.abc import Sequence
 from email.utils import make_msgid, parseaddr
-from typing import Any, cast
+from typing import Any
+from typing import cast as typing_cast
 
 from flask import current_app, has_app_context, has_request_context, url_for
 from sqlalchemy import (
     ColumnElement,
+    String,
     Table,
+    cast,
     delete,
     event,
+    func,
     insert,
+    literal,
+    null,
     select,
 )
 from sqlalchemy.orm import Session
@@ -23,9 +30,9 @@ from sqlalchemy.orm import Session
 from campaign.db import utcnow
 from campaign.mail import transport
 from campaign.mail.message import SUBJECT_MAX, header_safe
-from campaign.models import OutboxMessage, Signature
+from campaign.models import LetterUpdate, OutboxMessage, Signature
 
-_OUTBOX = cast(Table, OutboxMessage.__table__)
+_OUTBOX = typing_cast(Table, OutboxMessage.__table__)
 _INSERT_ONE = insert(_OUTBOX).returning(_OUTBOX.c.id)
 
 
@@ -147,6 +154,50 @@ def queue_confirmations(db: Session, signature_ids: Sequence[int]) -> None:
     if rows:
         db.execute(insert(_OUTBOX), rows)
         _wake_on_commit(db)
+
+
+def queue_update(db: Session, update: LetterUpdate, recipients: ColumnElement[bool]) -> int:
+    """Queue the update's mail to each signature `recipients` selects, in one INSERT; how many.
+
+    A letter may have tens of thousands of signers: one INSERT ... SELECT in the caller's
+    transaction, no row built in Python. Each mail is composed when sent, like a receipt.
+    """
+    now = utcnow()
+    # Unique Message-IDs made by the database: this update, the signature, a random part.
+    mail_from = str(current_app.config["MAIL_FROM"]) if has_app_context() else "localhost"
+    prefix = f"<update.{update.id}.{secrets.token_hex(6)}."
+    suffix = f"@{_mail_domain(mail_from)}>"
+    message_id = literal(prefix, String) + cast(Signature.id, String) + literal(suffix, String)
+    columns = _OUTBOX.c
+    values = {
+        columns.created_at: literal(now, columns.created_at.type),
+        columns.to_addr: Signature.email,
+        columns.kind: literal("update", String),
+        columns.link_base: literal(link_base(), String),
+        columns.subject: literal("", String),
+        columns.body_text: literal("", String),
+        columns.body_html: null(),
+        columns.message_id: message_id,
+        columns.signature_id: Signature.id,
+        columns.update_id: literal(update.id, columns.update_id.type),
+        columns.attempts: literal(0, columns.attempts.type),
+        columns.next_attempt_at: literal(now, columns.next_attempt_at.type),
+        columns.last_error: literal("", String),
+    }
+    db.execute(
+        insert(_OUTBOX).from_select(
+            list(values),
+            select(*values.values()).where(recipients).order_by(Signature.id),
+        )
+    )
+    # Counted, not the INSERT's rowcount: psycopg reports -1 for this statement.
+    queued = int(
+        db.scalar(select(func.count()).select_from(_OUTBOX).where(_OUTBOX.c.update_id == update.id))
+        or 0
+    )
+    if queued:
+        _wake_on_commit(db)
+    return queued
 
 
 def _wake_on_commit(db: Session) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response as BaseResponse
 
-from campaign import campaigns, charts, geo, i18n, listing, mail, signing, tally
+from campaign import campaigns, charts, geo, i18n, listing, mail, markup, signing, tally, updates
 from campaign.db import end_reading, get_session, reading, utcnow
 from campaign.extensions import limiter, rate
 from campaign.forms.public import ActionForm, SignForm
@@ -135,6 +135,29 @@ def _share(campaign: Campaign, title: str, counts: tally.Tally, endpoint: str) -
     )
 
 
+@dataclass(frozen=True)
+class PublishedUpdate:
+    """An organizers' update as the letter's page shows it."""
+
+    subject: str
+    sent_at: dt.datetime
+    date: str
+    paragraphs: list[list[str]]
+
+
+def _published_updates(campaign: Campaign) -> list[PublishedUpdate]:
+    """The letter's published updates, newest first, dated in the reader's language."""
+    return [
+        PublishedUpdate(
+            update.subject,
+            update.created_at,
+            format_date(update.created_at, format="long"),
+            markup.paragraphs(update.body),
+        )
+        for update in updates.published(get_session(), campaign)
+    ]
+
+
 def _render_campaign(campaign: Campaign, form: SignForm | None, status: int = 200) -> Response:
     locale = i18n.current()
     db = get_session()
@@ -160,6 +183,7 @@ def _render_campaign(campaign: Campaign, form: SignForm | None, status: int = 20
         continent=continent,
         title_suggestions=i18n.title_suggestions(signing.TITLE_SUGGESTIONS),
         changed_on=format_date(changed_at, format="long") if changed_at else None,
+        published_updates=_published_updates(campaign),
     )
     return make_response(page, status)
 

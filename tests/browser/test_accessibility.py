@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from campaign import auth, campaigns, listing, password_reset, signing
 from campaign import db as dbmod
-from campaign.models import Organizer, Signature
+from campaign.models import LetterUpdate, Organizer, Signature
 
 LiveServer = Any  # conftest.LiveServer (tests/ is not a package)
 
@@ -60,6 +60,10 @@ DASHBOARD = [
     "letter",
     "letter-version",
     "activity",
+    "updates",
+    "updates-errors",
+    "updates-preview",
+    "updates-send-errors",
 ]
 
 
@@ -109,6 +113,16 @@ def fixtures(live_server: LiveServer) -> Fixtures:
         # Another organizer: their page has the form an admin sets a new password with.
         other = auth.create_organizer(
             session, "otto@example.org", "otto's long password", name="Otto Other"
+        )
+        session.add(
+            LetterUpdate(
+                campaign_id=letter.id,
+                subject="The letter was delivered",
+                body="It was handed to the minister.\n\nHer answer: https://example.org/answer",
+                published=True,
+                created_by_id=organizer.id,
+                recipients=0,
+            )
         )
         session.flush()
         ids = pending.id, held.id, organizer.id, other.id
@@ -226,6 +240,10 @@ def dashboard_path(name: str, slug: str, fixtures: Fixtures) -> str:
         "letter": f"/admin/c/{slug}/letter",
         "letter-version": f"/admin/c/{slug}/letter/versions/1",
         "activity": f"/admin/c/{slug}/activity",
+        "updates": f"/admin/c/{slug}/updates",
+        "updates-errors": f"/admin/c/{slug}/updates",
+        "updates-preview": f"/admin/c/{slug}/updates",
+        "updates-send-errors": f"/admin/c/{slug}/updates",
     }[name]
 
 
@@ -266,6 +284,22 @@ def test_dashboard_page_has_no_axe_violations(
         page.get_by_label("Email address").fill("not an address")
         with page.expect_navigation():
             page.get_by_role("button", name="Add the signature").click()  # every field's error
+        assert page.locator("#error-summary").is_visible()
+    if name == "updates-errors":
+        with page.expect_navigation():
+            page.get_by_role("button", name="Preview").click()  # empty: every error
+        assert page.locator("#error-summary").is_visible()
+    if name in ("updates-preview", "updates-send-errors"):
+        page.get_by_label("Subject").fill("The letter was delivered")
+        page.get_by_label("Text").fill(
+            "It was handed to the minister on 3 December.\n\nHer answer: https://example.org/a"
+        )
+        with page.expect_navigation():
+            page.get_by_role("button", name="Preview").click()
+        assert page.get_by_text("This update goes to").is_visible()
+    if name == "updates-send-errors":
+        with page.expect_navigation():
+            page.get_by_role("button", name="Send", exact=True).click()  # not ticked
         assert page.locator("#error-summary").is_visible()
     # Nothing wider than the screen: a phone never scrolls sideways.
     assert page.evaluate("document.documentElement.scrollWidth") <= width

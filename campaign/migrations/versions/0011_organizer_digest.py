@@ -1,7 +1,7 @@
 """organizer.digest, digest_day, digest_sent_at, ix_signature_verified: the daily summary
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-11-30 04:00:00.000000
 
 An organizer may ask for a daily summary of their letters by mail (off by default).
@@ -21,7 +21,7 @@ from alembic import op
 import campaign.db
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

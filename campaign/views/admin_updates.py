@@ -1,0 +1,161 @@
+"""Organizer pages of updates to a letter's signers: the updates sent, write, preview, send."""
+
+from __future__ import annotations
+
+from flask import current_app, flash, redirect, render_template, url_for
+from flask_babel import format_datetime, ngettext
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response
+
+from campaign import auth, i18n, mail, updates
+from campaign.auth import login_required
+from campaign.db import get_session
+from campaign.forms.updates import UpdateForm
+from campaign.models import Campaign, LetterUpdate
+from campaign.views.admin import _organizer, bp
+
+__all__ = ["bp"]
+
+# The fields a tampered or stale preview may get wrong: then the writing form comes back.
+_TEXT_FIELDS = ("subject", "body", "publish")
+
+
+def _draft(form: UpdateForm, campaign: Campaign) -> LetterUpdate:
+    """The update as written, not stored: what the preview and the test mail show."""
+    return LetterUpdate(
+        campaign_id=campaign.id,
+        subject=form.subject.data or "",
+        body=form.body.data or "",
+        published=bool(form.publish.data),
+    )
+
+
+def _sample(form: UpdateForm, campaign: Campaign) -> mail.Composed:
+    """The mail a signer gets, in the organizer's language, greeting the organizer."""
+    organizer = _organizer()
+    return mail.sample_update(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        campaign,
+        _draft(form, campaign),
+        name=organizer.name or organizer.email,
+        locale=i18n.current(),
+        base=mail.link_base(),
+    )
+
+
+def _list_page(campaign: Campaign, form: UpdateForm, status: int = 200) -> tuple[str, int]:
+    db = get_session()
+    return render_template(
+        "admin/updates.html",
+        campaign=campaign,
+        form=form,
+        sent=updates.sent(db, campaign),
+        audience=updates.audience(db, campaign),
+    ), status
+
+
+def _preview_page(campaign: Campaign, form: UpdateForm, status: int = 200) -> tuple[str, int]:
+    audience = updates.audience(get_session(), campaign)
+    form.audience.data = str(audience)
+    form.confirm.label.text = ngettext(
+        "I have read it; send it to %(num)d signer",
+        "I have read it; send it to %(num)d signers",
+        audience,
+    )
+    return render_template(
+        "admin/updates_preview.html",
+        campaign=campaign,
+        form=form,
+        mail=_sample(form, campaign),
+        audience=audience,
+    ), status
+
+
+def _shown_audience(form: UpdateForm) -> int | None:
+    """The number of signers the preview said it would go to, if the page sent a number."""
+    value = form.audience.data or ""
+    return int(value) if value.isdigit() and len(value) < 10 else None
+
+
+@bp.route("/c/<slug>/updates", methods=["GET", "POST"])
+@login_required
+def updates_page(slug: str) -> Response | tuple[str, int]:
+    """Updates sent to the letter's signers, and a new one: write, preview, then send or test."""
+    campaign = auth.campaign_or_404(slug)
+    form = UpdateForm()
+    if not form.is_submitted():
+        return _list_page(campaign, UpdateForm(formdata=None))
+    if form.edit.data:
+        return _list_page(campaign, form)
+    form.validate()
+    if any(form[name].errors for name in _TEXT_FIELDS):
+        return _list_page(campaign, form, 400)
+    if form.send.data:
+        return _send(campaign, form)
+    if form.test.data:
+        return _test(campaign, form)
+    return _preview_page(campaign, form)
+
+
+def _send(campaign: Campaign, form: UpdateForm) -> Response | tuple[str, int]:
+    """Send the previewed update to every signature that counts now; refuse a repeat."""
+    if form.errors:
+        return _preview_page(campaign, form, 400)
+    db = get_session()
+    try:
+        sent = updates.send(
+            db,
+            _organizer(),
+            campaign,
+            subject=form.subject.data or "",
+            body=form.body.data or "",
+            publish=bool(form.publish.data),
+        )
+    except updates.AlreadySent as refusal:
+        db.rollback()
+        flash(
+            _(
+                "This update was already sent to the signers at %(when)s (UTC): it is not sent "
+                "again.",
+                when=format_datetime(refusal.sent.created_at, format="short"),
+            ),
+            "error",
+        )
+        return redirect(url_for("admin.updates_page", slug=campaign.slug), code=303)
+    except updates.NobodyToSend:
+        db.rollback()
+        flash(_("Nobody to send it to: no signature of this letter counts."), "error")
+        return _preview_page(campaign, form, 409)
+    db.commit()
+    shown = _shown_audience(form)
+    if shown is not None and shown != sent.recipients:
+        flash(
+            ngettext(
+                "The number of signers changed since the preview: the update goes to the "
+                "%(num)d signer who counts now.",
+                "The number of signers changed since the preview: the update goes to the "
+                "%(num)d signers who count now.",
+                sent.recipients,
+            ),
+            "ok",
+        )
+    else:
+        flash(
+            ngettext(
+                "The update goes to %(num)d signer.",
+                "The update goes to %(num)d signers.",
+                sent.recipients,
+            ),
+            "ok",
+        )
+    return redirect(url_for("admin.updates_page", slug=campaign.slug), code=303)
+
+
+def _test(campaign: Campaign, form: UpdateForm) -> tuple[str, int]:
+    """Mail the previewed update to the organizer alone, then show the preview again."""
+    organizer = _organizer()
+    db = get_session()
+    updates.send_test(db, organizer, campaign, _sample(form, campaign))
+    db.commit()
+    flash(_("A test was mailed to %(email)s. Nobody else got it.", email=organizer.email), "ok")
+    return _preview_page(campaign, form)

@@ -1,0 +1,589 @@
+"""Updates to a letter's signers: who gets them, the mail, the two steps, the public page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from admin_helpers import flashes, make_campaign, make_organizer, make_signature
+from alembic import command
+from data_helpers import login
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy.orm import Session
+from test_mail import eml_files, parse_file, text_and_html
+
+from campaign import mail, review, updates
+from campaign.db import alembic_config, new_session, upgrade, utcnow
+from campaign.models import (
+    AuditEntry,
+    Campaign,
+    LetterTranslation,
+    LetterUpdate,
+    Organizer,
+    OutboxMessage,
+    Signature,
+)
+
+PAGE = "/admin/c/kem/updates"
+BODY = (
+    "The letter was handed to the Foreign Minister on 3 December.\n"
+    "She promised an answer.\n\n"
+    "Her answer: https://example.org/answer"
+)
+
+
+@dataclass
+class World:
+    """An app, a client logged in as kem's organizer, and a session to arrange and check."""
+
+    app: Flask
+    client: FlaskClient
+    store: Session
+    campaign: Campaign
+    organizer: Organizer
+
+
+@pytest.fixture
+def world(any_app: Flask) -> Iterator[World]:
+    """kem (open, confirmation required) run by alice, on each database in turn."""
+    engine = create_engine(str(any_app.config["DATABASE_URL"]))
+    store = Session(bind=engine, expire_on_commit=False)
+    campaign = make_campaign(store, "kem")
+    organizer = make_organizer(store, "alice@example.org", campaigns=(campaign,))
+    client = login(any_app.test_client(), organizer)
+    yield World(any_app, client, store, campaign, organizer)
+    store.close()
+    engine.dispose()
+
+
+def _form(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "subject": "The letter was delivered",
+        "body": BODY,
+        "publish": "y",
+        "confirm": "y",
+        "send": "1",
+    }
+    data.update(changes)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+
+
+def _update_mail(store: Session) -> list[tuple[str, int | None]]:
+    store.expire_all()
+    return [
+        (row.to_addr, row.signature_id)
+        for row in store.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "update").order_by(OutboxMessage.id)
+        )
+    ]
+
+
+def _updates(store: Session) -> list[LetterUpdate]:
+    store.expire_all()
+    return list(store.scalars(select(LetterUpdate).order_by(LetterUpdate.id)))
+
+
+def _audit(store: Session, action: str) -> list[dict[str, Any]]:
+    store.expire_all()
+    return [
+        json.loads(entry.after)
+        for entry in store.scalars(select(AuditEntry).where(AuditEntry.action == action))
+    ]
+
+
+def _mails(app: Flask) -> dict[str, tuple[str, str, str]]:
+    """Each .eml written: recipient -> (subject, text part, html part)."""
+    found = {}
+    for path in eml_files(app):
+        message = parse_file(path)
+        plain, html = text_and_html(message)
+        found[str(message["To"])] = (str(message["Subject"]), plain, html)
+    return found
+
+
+def _every_status(world: World) -> dict[str, Signature]:
+    """One signature of kem in each status."""
+    store, campaign = world.store, world.campaign
+    now = utcnow()
+    confirmed = make_signature(store, campaign, "Ana Lopez", "ana@example.org")
+    return {
+        "confirmed": confirmed,
+        "pending": make_signature(store, campaign, "Ben Ode", "ben@example.org", confirmed=False),
+        "held": make_signature(
+            store, campaign, "Ana Lopez", "ana2@example.org", duplicate_of=confirmed
+        ),
+        "rejected": make_signature(
+            store, campaign, "Cy Park", "cy@example.org", rejected_at=now, rejected_reason="fake"
+        ),
+        "withdrawn": make_signature(store, campaign, "Di Rey", "di@example.org", withdrawn_at=now),
+        "erased": make_signature(store, campaign, "", "erased-5@invalid", erased_at=now),
+    }
+
+
+# --- who gets it -------------------------------------------------------------
+
+
+def test_only_signatures_that_count_get_the_update(world: World) -> None:
+    signatures = _every_status(world)
+    assert {s.status for s in signatures.values()} == set(signatures)
+    also = make_signature(world.store, world.campaign, "Ed Fox", "ed@example.org", country="ES")
+    response = world.client.post(PAGE, data=_form())
+    assert response.status_code == 303
+    assert flashes(world.client.get(PAGE)) == ["The update goes to 2 signers."]
+    assert sorted(_update_mail(world.store)) == [
+        ("ana@example.org", signatures["confirmed"].id),
+        ("ed@example.org", also.id),
+    ]
+    [update] = _updates(world.store)
+    assert (update.recipients, update.published, update.created_by_id) == (
+        2,
+        True,
+        world.organizer.id,
+    )
+    assert _audit(world.store, "update.send") == [
+        {"subject": "The letter was delivered", "recipients": 2, "published": True}
+    ]
+    assert mail.deliver_due(world.app) == 2
+    assert sorted(_mails(world.app)) == ["ana@example.org", "ed@example.org"]
+
+
+def test_a_letter_without_confirmation_sends_to_its_signers(world: World) -> None:
+    world.campaign.require_confirmation = False
+    world.store.commit()
+    make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org", confirmed=False)
+    assert world.client.post(PAGE, data=_form()).status_code == 303
+    assert [to for to, _ in _update_mail(world.store)] == ["ana@example.org"]
+
+
+def test_the_update_is_queued_by_one_insert_whatever_the_number_of_signers(
+    world: World,
+) -> None:
+    for i in range(30):
+        make_signature(world.store, world.campaign, f"Signer {i}", f"s{i}@example.org")
+    inserts: list[str] = []
+    engine = world.app.extensions["engine"]
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO OUTBOX_MESSAGE"):
+            inserts.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert world.client.post(PAGE, data=_form()).status_code == 303
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(inserts) == 1 and "SELECT" in inserts[0].upper()
+    rows = _update_mail(world.store)
+    assert len(rows) == 30
+    world.store.expire_all()
+    ids = world.store.scalars(select(OutboxMessage.message_id)).all()
+    assert len(set(ids)) == 30 and all(i.startswith("<update.") for i in ids)
+
+
+# --- the mail ----------------------------------------------------------------
+
+
+def test_the_mail_carries_the_text_as_written_in_the_signers_frame(world: World) -> None:
+    world.store.add(
+        LetterTranslation(
+            campaign_id=world.campaign.id, locale="fr", title="Libérez-le", letter="..."
+        )
+    )
+    world.store.commit()
+    make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    make_signature(world.store, world.campaign, "Jean Roy", "jean@example.org", locale="fr")
+    assert world.client.post(PAGE, data=_form()).status_code == 303
+    assert mail.deliver_due(world.app) == 2
+    mails = _mails(world.app)
+
+    subject, plain, html = mails["ana@example.org"]
+    assert subject == "The letter was delivered"
+    assert "Hello Ana Lopez," in plain
+    assert 'The organizers of the open letter "Letter kem", which you signed' in plain
+    assert BODY in plain  # as written: lines and paragraphs kept, never translated
+    assert "you will get no more updates about this letter" in plain
+    withdraw = re.search(r"http://campaign\.test/c/kem/withdraw/\S+", plain)
+    assert withdraw is not None
+    assert "<p>The letter was handed to the Foreign Minister on 3 December.<br>She promised" in (
+        html
+    )
+    assert f'href="{withdraw.group(0)}"' in html
+
+    subject, plain, html = mails["jean@example.org"]
+    assert subject == "The letter was delivered"
+    assert "Bonjour Jean Roy," in plain
+    assert "« Libérez-le »" in plain or '"Libérez-le"' in plain
+    assert BODY in plain
+    assert "retirer votre signature" in plain.lower()
+
+    # The withdraw link works: its page offers to withdraw this signature.
+    page = world.client.get(withdraw.group(0).removeprefix("http://campaign.test"))
+    assert page.status_code == 200
+    assert "Ana Lopez" in page.get_data(as_text=True)
+
+
+def test_the_html_part_escapes_the_organizers_text_and_the_subject_stays_one_header(
+    world: World,
+) -> None:
+    make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    with world.app.test_request_context():
+        db = Session(bind=world.app.extensions["engine"])
+        campaign = db.get_one(Campaign, world.campaign.id)
+        organizer = db.get_one(Organizer, world.organizer.id)
+        updates.send(
+            db,
+            organizer,
+            campaign,
+            subject="Delivered\r\nBcc: everyone@example.org",
+            body='<script>alert("x")</script> & <a href="http://evil.example">click</a>',
+            publish=False,
+        )
+        db.commit()
+        db.close()
+    assert mail.deliver_due(world.app) == 1
+    [path] = eml_files(world.app)
+    message = parse_file(path)
+    assert message["Bcc"] is None
+    assert "everyone@example.org" in str(message["Subject"])  # folded into the one subject
+    plain, html = text_and_html(message)
+    assert "<script>" not in html and 'href="http://evil.example"' not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;a href=" in html
+    assert '<script>alert("x")</script>' in plain  # plain text is plain
+
+
+# --- the two steps -------------------------------------------------------------
+
+
+def test_the_preview_shows_the_mail_and_the_count_and_sending_needs_the_tick(
+    world: World,
+) -> None:
+    make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    make_signature(world.store, world.campaign, "Ed Fox", "ed@example.org")
+    preview = world.client.post(PAGE, data=_form(send=None, confirm=None, preview="1"))
+    assert preview.status_code == 200
+    page = _text(preview.get_data(as_text=True))
+    assert "Nothing is sent yet." in page
+    assert "Subject: The letter was delivered" in page
+    assert "Hello alice@example.org," in page  # the organizer's own greeting, their language
+    assert "The letter was handed to the Foreign Minister" in page
+    assert "This update goes to 2 signers." in page
+    assert "I have read it; send it to 2 signers" in page
+    assert _update_mail(world.store) == [] and _updates(world.store) == []
+
+    unticked = world.client.post(PAGE, data=_form(confirm=None))
+    assert unticked.status_code == 400
+    assert "Tick the box to say you have read it." in unticked.get_data(as_text=True)
+    assert _update_mail(world.store) == [] and _updates(world.store) == []
+
+    french = world.client.post(PAGE + "?lang=fr", data=_form(send=None, preview="1"))
+    assert "Bonjour alice@example.org," in french.get_data(as_text=True)
+
+
+def test_change_it_brings_the_text_back_to_the_form(world: World) -> None:
+    make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    response = world.client.post(PAGE, data=_form(send=None, edit="1"))
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert 'value="The letter was delivered"' in page
+    assert "She promised an answer." in page
+    assert _updates(world.store) == []
+
+
+def test_a_count_changed_since_the_preview_is_said_with_the_real_one(world: World) -> None:
+    make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    assert world.client.post(PAGE, data=_form(audience="3")).status_code == 303
+    assert flashes(world.client.get(PAGE)) == [
+        "The number of signers changed since the preview: the update goes to the 1 signer "
+        "who counts now."
+    ]
+    assert len(_update_mail(world.store)) == 1
+
+
+def test_a_test_mail_goes_to_the_organizer_alone(world: World) -> None:
+    make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    response = world.client.post(PAGE, data=_form(send=None, confirm=None, test="1"))
+    assert response.status_code == 200
+    assert "A test was mailed to alice@example.org. Nobody else got it." in flashes(response)
+    assert "This update goes to 1 signer." in _text(response.get_data(as_text=True))
+    assert _updates(world.store) == [] and _update_mail(world.store) == []
+    assert _audit(world.store, "update.test") == [
+        {"subject": "The letter was delivered", "to": "alice@example.org"}
+    ]
+    assert mail.deliver_due(world.app) == 1
+    [(to, (subject, plain, html))] = _mails(world.app).items()
+    assert (to, subject) == ("alice@example.org", "The letter was delivered")
+    assert BODY in plain and "Hello alice@example.org," in plain and "She promised" in html
+
+
+def test_the_same_update_sent_again_within_ten_minutes_is_refused(world: World) -> None:
+    make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    assert world.client.post(PAGE, data=_form()).status_code == 303
+    world.client.get(PAGE)  # the first flash
+    again = world.client.post(PAGE, data=_form())
+    assert again.status_code == 303
+    [message] = flashes(world.client.get(PAGE))
+    assert message.startswith("This update was already sent to the signers at ")
+    assert message.endswith(": it is not sent again.")
+    assert len(_update_mail(world.store)) == 1 and len(_updates(world.store)) == 1
+    assert len(_audit(world.store, "update.send")) == 1
+    # Another text is news; the same one after the window is too.
+    assert world.client.post(PAGE, data=_form(subject="The answer")).status_code == 303
+    [first, _] = _updates(world.store)
+    first.created_at = utcnow() - dt.timedelta(minutes=11)
+    world.store.commit()
+    assert world.client.post(PAGE, data=_form()).status_code == 303
+    assert len(_updates(world.store)) == 3
+
+
+def test_two_sends_of_the_same_update_at_once_mail_the_signers_once(world: World) -> None:
+    make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    first_holds = threading.Event()
+    outcomes: dict[str, str] = {}
+
+    def send(name: str, hold: float) -> None:
+        with world.app.app_context():
+            db = new_session(world.app)
+            try:
+                updates.send(
+                    db,
+                    db.get_one(Organizer, world.organizer.id),
+                    db.get_one(Campaign, world.campaign.id),
+                    subject="Delivered",
+                    body="Today.",
+                    publish=False,
+                )
+                first_holds.set()
+                time.sleep(hold)  # the second request arrives while this one is uncommitted
+                db.commit()
+                outcomes[name] = "sent"
+            except updates.AlreadySent:
+                db.rollback()
+                outcomes[name] = "refused"
+            finally:
+                db.close()
+
+    first = threading.Thread(target=send, args=("first", 0.5))
+    first.start()
+    assert first_holds.wait(10)
+    second = threading.Thread(target=send, args=("second", 0))
+    second.start()
+    first.join(10)
+    second.join(10)
+    assert outcomes == {"first": "sent", "second": "refused"}
+    assert len(_update_mail(world.store)) == 1 and len(_updates(world.store)) == 1
+
+
+def test_a_letter_nobody_counts_on_has_nobody_to_send_to(world: World) -> None:
+    world.campaign.state = "draft"
+    world.store.commit()
+    make_signature(world.store, world.campaign, "Ben Ode", "ben@example.org", confirmed=False)
+    page = _text(world.client.get(PAGE).get_data(as_text=True))
+    assert "Nobody to send to yet: no signature of this letter counts." in page
+    preview = world.client.post(PAGE, data=_form(send=None, preview="1"))
+    assert "Nobody to send to yet" in _text(preview.get_data(as_text=True))
+    assert 'name="send"' not in preview.get_data(as_text=True)
+    refused = world.client.post(PAGE, data=_form())
+    assert refused.status_code == 409
+    assert "Nobody to send it to: no signature of this letter counts." in flashes(refused)
+    assert _updates(world.store) == [] and _update_mail(world.store) == []
+
+
+# --- the list of updates and the public page -------------------------------------
+
+
+def test_the_page_lists_the_updates_sent_and_how_many_went_out(world: World) -> None:
+    make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    make_signature(world.store, world.campaign, "Ed Fox", "ed@example.org")
+    assert world.client.post(PAGE, data=_form(publish=None)).status_code == 303
+    row = re.search(r"<tbody>.*</tbody>", world.client.get(PAGE).get_data(as_text=True), re.S)
+    assert row is not None
+    assert "alice@example.org The letter was delivered 2 0 not shown" in _text(row.group(0))
+    assert mail.deliver_due(world.app) == 2
+    row = re.search(r"<tbody>.*</tbody>", world.client.get(PAGE).get_data(as_text=True), re.S)
+    assert row is not None and "The letter was delivered 2 2 not shown" in _text(row.group(0))
+    nav = world.client.get("/admin/c/kem/signatures").get_data(as_text=True)
+    assert f'href="{PAGE}"' in nav
+
+
+def test_published_updates_show_on_the_letter_newest_first_and_escaped(world: World) -> None:
+    make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    reader = world.app.test_client()
+    assert "Updates" not in _text(reader.get("/c/kem").get_data(as_text=True))
+    world.client.post(PAGE, data=_form(subject="Delivered <b>today</b>"))
+    world.client.post(PAGE, data=_form(subject="Not for the public", publish=None))
+    world.client.post(PAGE, data=_form(subject="The answer came", body="She said no.\n\nWe go on."))
+    html = reader.get("/c/kem").get_data(as_text=True)
+    page = _text(html)
+    today = utcnow()
+    assert "Updates" in page and "Not for the public" not in page
+    assert page.index("The answer came") < page.index("Delivered")
+    assert f"{today:%B} {today.day}, {today.year}" in page
+    assert "<p>She said no.</p>" in html and "<p>We go on.</p>" in html
+    assert "Delivered &lt;b&gt;today&lt;/b&gt;" in html
+    assert "She promised an answer." in page
+    french = _text(reader.get("/c/kem?lang=fr").get_data(as_text=True))
+    assert "The answer came" in french and str(today.year) in french
+
+
+# --- stopping counting and erasure --------------------------------------------
+
+
+def test_a_signer_who_stops_counting_before_the_mail_leaves_gets_nothing(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    ana = make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    make_signature(world.store, world.campaign, "Ed Fox", "ed@example.org")
+    assert world.client.post(PAGE, data=_form()).status_code == 303
+    withdrawn = world.store.get_one(Signature, ana.id)
+    withdrawn.withdrawn_at = utcnow()
+    from campaign import tally
+
+    tally.refresh(world.store, withdrawn)
+    world.store.commit()
+    with caplog.at_level(logging.WARNING, logger="campaign.mail"):
+        assert mail.deliver_due(world.app) == 1
+    assert sorted(_mails(world.app)) == ["ed@example.org"]
+    assert "to ana@example.org dropped, never retried: NoLongerCounts" in caplog.text
+    assert mail.deliver_due(world.app, utcnow() + dt.timedelta(days=30)) == 0
+
+
+def test_erasing_a_signer_deletes_their_queued_update(world: World) -> None:
+    ana = make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    make_signature(world.store, world.campaign, "Ed Fox", "ed@example.org")
+    assert world.client.post(PAGE, data=_form()).status_code == 303
+    with world.app.app_context():
+        db = Session(bind=world.app.extensions["engine"])
+        review.erase(db, db.get_one(Organizer, world.organizer.id), db.get_one(Signature, ana.id))
+        db.commit()
+        db.close()
+    assert [to for to, _ in _update_mail(world.store)] == ["ed@example.org"]
+    assert mail.deliver_due(world.app) == 1
+    assert sorted(_mails(world.app)) == ["ed@example.org"]
+
+
+# --- who may -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_only_the_letters_organizers_reach_the_page(world: World, method: str) -> None:
+    make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    other = make_campaign(world.store, "other")
+    make_organizer(world.store, "bob@example.org", campaigns=(other,))
+    bob = world.store.scalar(select(Organizer).where(Organizer.email == "bob@example.org"))
+    assert bob is not None
+    stranger = login(world.app.test_client(), bob)
+    assert stranger.open(PAGE, method=method, data=_form()).status_code == 404
+    anonymous = world.app.test_client().open(PAGE, method=method, data=_form())
+    assert anonymous.status_code in (302, 303)
+    assert "/admin/login" in anonymous.headers["Location"]
+    assert _updates(world.store) == [] and _update_mail(world.store) == []
+
+
+# --- bad input ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"subject": ""}, "This field is required."),
+        ({"body": "  \r\n "}, "This field is required."),
+        ({"subject": "x" * 151}, "Field cannot be longer than 150 characters."),
+        ({"body": "x" * 10_001}, "Field cannot be longer than 10000 characters."),
+        ({"subject": "Delivered\r\nBcc: all@example.org"}, "The subject must be one line."),
+    ],
+)
+@pytest.mark.parametrize("step", ["preview", "send", "test"])
+def test_bad_input_brings_the_form_back_with_its_error(
+    world: World, changes: dict[str, str], error: str, step: str
+) -> None:
+    make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    data = _form(**changes)
+    data.pop("send")
+    data[step] = "1"
+    response = world.client.post(PAGE, data=data)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert error in page and "There is a problem" in page
+    assert _updates(world.store) == []
+    world.store.expire_all()
+    assert world.store.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+
+
+def test_a_body_of_exactly_ten_thousand_characters_with_line_breaks_is_taken(
+    world: World,
+) -> None:
+    make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    body = ("x" * 99 + "\r\n") * 100  # 10,100 as sent, 9,999 once the line ends are one
+    assert world.client.post(PAGE, data=_form(body=body)).status_code == 303
+    [update] = _updates(world.store)
+    assert len(update.body) == 9_999 and "\r" not in update.body
+
+
+# --- the migration -----------------------------------------------------------------
+
+
+def test_revision_0010_keeps_the_outbox_and_adds_updates(empty_database: str) -> None:
+    url = empty_database
+    upgrade(url, "0009")
+    engine = create_engine(url)
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO campaign (slug, title, letter, recipient, state, "
+                "require_confirmation, created_at, updated_at) VALUES ('old', 'Old letter', "
+                "'Text', '', 'open', true, :now, :now)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO outbox_message (created_at, to_addr, kind, link_base, subject, "
+                "body_text, message_id, attempts, next_attempt_at, last_error) VALUES "
+                "(:now, 'a@example.org', 'receipt', 'http://x', '', '', '<m1@x>', 0, :now, '')"
+            ),
+            {"now": now},
+        )
+    upgrade(url)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT kind, update_id FROM outbox_message")).all() == [
+            ("receipt", None)
+        ]
+        conn.execute(
+            text(
+                "INSERT INTO letter_update (campaign_id, subject, body, published, created_at, "
+                "recipients) SELECT id, 'Delivered', 'Text', true, :now, 1 FROM campaign"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO outbox_message (created_at, to_addr, kind, link_base, subject, "
+                "body_text, message_id, attempts, next_attempt_at, last_error, update_id, "
+                "sent_at) SELECT :now, 'b@example.org', 'update', 'http://x', 'Delivered', "
+                "'Text', '<m2@x>', 1, :now, '', id, :now FROM letter_update"
+            ),
+            {"now": now},
+        )
+    command.downgrade(alembic_config(url), "0009")
+    with engine.connect() as conn:
+        # Both mails stay; the sent update reads as a stored mail.
+        assert conn.execute(text("SELECT kind FROM outbox_message ORDER BY id")).all() == [
+            ("receipt",),
+            (None,),
+        ]
+    engine.dispose()
