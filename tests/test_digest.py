@@ -81,6 +81,24 @@ def send(app: Flask, now: dt.datetime = NOW) -> dict[str, str]:
     return {result.email: result.outcome for result in summary.send_digests(app, now)}
 
 
+def closed_letter_with_a_duplicate_to_review(store: Session) -> Campaign:
+    """A closed letter, nothing new for days, one possible duplicate held for review."""
+    review = make_campaign(store, "review", state="closed")
+    first = make_signature(
+        store, review, "Ana Lima", "ana@review.br", country="BR", signed_at=hours_ago(90)
+    )
+    make_signature(
+        store,
+        review,
+        "Ana Lima",
+        "ana2@review.br",
+        country="BR",
+        duplicate_of=first,
+        signed_at=hours_ago(80),
+    )
+    return review
+
+
 def lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
@@ -281,19 +299,7 @@ def test_quiet_and_finished_letters_are_left_out(app: Flask, store: Session) -> 
     store.commit()
     make_signature(store, past, "Last Minute", "last@past.fr", signed_at=hours_ago(2))
     # Over, but something waits for review: it stays.
-    review = make_campaign(store, "review", state="closed")
-    first = make_signature(
-        store, review, "Ana Lima", "ana@review.br", country="BR", signed_at=hours_ago(90)
-    )
-    make_signature(
-        store,
-        review,
-        "Ana Lima",
-        "ana2@review.br",
-        country="BR",
-        duplicate_of=first,
-        signed_at=hours_ago(80),
-    )
+    closed_letter_with_a_duplicate_to_review(store)
     wanting(store, "boss@example.org", admin=True)
     assert send(app) == {"boss@example.org": "sent"}
     [message] = mails(store)
@@ -307,19 +313,7 @@ def test_quiet_and_finished_letters_are_left_out(app: Flask, store: Session) -> 
 
 
 def test_a_summary_with_only_signatures_to_review_says_so(app: Flask, store: Session) -> None:
-    review = make_campaign(store, "review", state="closed")
-    first = make_signature(
-        store, review, "Ana Lima", "ana@review.br", country="BR", signed_at=hours_ago(90)
-    )
-    make_signature(
-        store,
-        review,
-        "Ana Lima",
-        "ana2@review.br",
-        country="BR",
-        duplicate_of=first,
-        signed_at=hours_ago(80),
-    )
+    review = closed_letter_with_a_duplicate_to_review(store)
     wanting(store, "ann@example.org", campaigns=(review,))
     send(app)
     [message] = mails(store)
