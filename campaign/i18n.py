@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import current_app, request, url_for
+from flask import Flask, current_app, request, url_for
 from flask_babel import format_datetime, format_number, get_locale, get_translations
 from flask_babel import gettext as babel_gettext
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext as babel_ngettext
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
@@ -67,9 +68,39 @@ def gettext(message: str, **values: Any) -> str:
     return str(babel_gettext(message, **values))
 
 
+def _counted(
+    singular: str, plural: str, num: int, values: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The translated form for num, and its values with num as the reader's language writes it.
+
+    "1,234 signatures", "1 234 signatures" (French), "1.234 tanda tangan" (Indonesian):
+    Flask-Babel and Jinja put the bare digits in, which a count past 999 should not show.
+    """
+    message = str(get_translations().ungettext(singular, plural, num))
+    return message.replace("%(num)d", "%(num)s"), {"num": str(format_number(num)), **values}
+
+
 def ngettext(singular: str, plural: str, num: int, **values: Any) -> str:
-    """The singular or plural message for num in the reader's language (typed)."""
-    return str(babel_ngettext(singular, plural, num, **values))
+    """The singular or plural message for num in the reader's language, num formatted."""
+    message, values = _counted(singular, plural, num, values)
+    return message % values
+
+
+def install_template_ngettext(app: Flask) -> None:
+    """Templates' ngettext writes its number as ngettext() above does (Flask-Babel's doesn't)."""
+    app.jinja_env.globals["ngettext"] = _template_ngettext
+
+
+@pass_context
+def _template_ngettext(
+    context: Context, singular: str, plural: str, num: int, **values: Any
+) -> str:
+    # As Jinja's own newstyle ngettext: the message is markup before the values go in, so
+    # they are escaped where the template autoescapes.
+    message, values = _counted(singular, plural, num, values)
+    if context.eval_ctx.autoescape:
+        return Markup(message) % values  # noqa: S704 (our translations; values escaped)
+    return message % values
 
 
 def languages() -> list[str]:

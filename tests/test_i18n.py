@@ -14,13 +14,13 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask
+from flask import Flask, render_template_string
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from campaign import campaigns, i18n, mail, signing
 from campaign.db import session_scope
-from campaign.models import OutboxMessage
+from campaign.models import OutboxMessage, TallyCount
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSLATIONS = ROOT / "campaign" / "translations"
@@ -330,3 +330,33 @@ def test_plural_forms_given_to_the_page_script(app: Flask) -> None:
         assert i18n.MPS.forms() == ["%(num)d parlementaire", "%(num)d parlementaires"]
     with app.test_request_context("/?lang=id"):
         assert i18n.SIGNATURES.forms() == ["%(num)d tanda tangan", "%(num)d tanda tangan"]
+
+
+def test_counts_are_written_with_the_readers_digit_grouping(
+    app: Flask, client: FlaskClient
+) -> None:
+    with app.app_context(), session_scope(app) as db:
+        found = campaigns.create_campaign(db, slug="big", title="Big", state="open")
+        entry = signing.validate_entry({**GOOD, "country": "FR"})
+        signing.sign(db, found, entry, confirmed=True)
+        # The counter as a recount of 12,345 French signers leaves it.
+        db.execute(
+            update(TallyCount).where(TallyCount.campaign_id == found.id).values(signatures=12345)
+        )
+    assert "Signed by 12,345 MPs from 1 country on 1 continent" in client.get("/c/big/tally").text
+    french = client.get("/c/big/tally?lang=fr").text
+    assert "Signée par 12\u202f345 parlementaires de 1 pays sur 1 continent" in french
+    assert "12.345 firmas" in client.get("/c/big?lang=es").text
+    assert "12.345 tanda tangan" in client.get("/?lang=id").text
+    assert "12,345 signatures" in client.get("/?lang=en").text
+
+
+def test_a_templates_count_is_grouped_and_its_other_values_escaped(app: Flask) -> None:
+    template = (
+        "{{ ngettext('%(num)d sign from %(who)s', '%(num)d signs from %(who)s', n, who=who) }}"
+    )
+    with app.test_request_context("/?lang=en"):
+        assert render_template_string(template, n=1234, who="<b>") == "1,234 signs from &lt;b&gt;"
+        assert render_template_string(template, n=1, who="A & B") == "1 sign from A &amp; B"
+    with app.test_request_context("/"):
+        assert i18n.ngettext("%(num)d letter", "%(num)d letters", 1000) == "1,000 letters"

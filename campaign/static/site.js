@@ -6,11 +6,13 @@
   var REFRESH_SECONDS = 15;
   var lang = document.documentElement.lang || "en";
   var plurals = window.Intl && Intl.PluralRules ? new Intl.PluralRules(lang) : null;
+  // Digits grouped as the server writes them ("1,234", "1 234", "1.234").
+  var digits = window.Intl && Intl.NumberFormat ? new Intl.NumberFormat(lang) : null;
 
   // The server's forms are [the CLDR "one" form, every other form] (see campaign/i18n.py).
   function counted(forms, num) {
     var category = plurals ? plurals.select(num) : (num === 1 ? "one" : "other");
-    return forms[category === "one" ? 0 : 1].replace("%(num)d", String(num));
+    return forms[category === "one" ? 0 : 1].replace("%(num)d", digits ? digits.format(num) : String(num));
   }
 
   function restate(element, data) {

@@ -18,7 +18,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import get_locale, lazy_pgettext, ngettext
+from flask_babel import get_locale, lazy_pgettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
@@ -63,6 +63,7 @@ from campaign.forms.admin import (
     SignatureDetailsForm,
     TranslationForm,
 )
+from campaign.i18n import ngettext
 from campaign.models import (
     SIGNATURE_STATUSES,
     SOURCES,

@@ -9,7 +9,6 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import HiddenField, StringField
@@ -18,6 +17,7 @@ from wtforms.validators import AnyOf, DataRequired, Length, ValidationError
 from campaign import abuse, auth, tally
 from campaign.auth import current_organizer, login_required
 from campaign.db import get_session, utcnow
+from campaign.i18n import ngettext
 from campaign.models import Campaign
 from campaign.views.admin import bp
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app, flash, redirect, render_template, url_for
-from flask_babel import format_datetime, ngettext
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -11,6 +11,7 @@ from campaign import auth, i18n, mail, updates
 from campaign.auth import login_required
 from campaign.db import get_session
 from campaign.forms.updates import UpdateForm
+from campaign.i18n import ngettext
 from campaign.models import Campaign, LetterUpdate
 from campaign.views.admin import _organizer, bp
 

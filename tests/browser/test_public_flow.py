@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from campaign import campaigns, mail, signing
 from campaign import db as dbmod
-from campaign.models import Signature
+from campaign.models import Signature, TallyCount
 
 LiveServer = Any  # conftest.LiveServer: the app on a free port (tests/ is not a package)
 
@@ -246,6 +246,28 @@ def test_the_letters_count_follows_in_the_readers_language(
         "'3 signatures de 3 pays sur 2 continents'"
     )
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_the_live_count_groups_its_digits_as_the_server_does(
+    page: Any, live_server: LiveServer, letter: str
+) -> None:
+    page.goto(live_server(f"/c/{letter}?lang=fr"))
+    assert count_sentence(page) == "2 signatures de 2 pays sur 2 continents"
+    with dbmod.session_scope(live_server.app) as session:
+        found = campaigns.get_by_slug(session, letter)
+        assert found is not None
+        # The French counter as a recount of 12,344 French signers leaves it.
+        session.execute(
+            update(TallyCount)
+            .where(TallyCount.campaign_id == found.id, TallyCount.country_code == "FR")
+            .values(signatures=12344)
+        )
+    page.wait_for_function(
+        "() => document.querySelector('p.count').innerText.trim() === "
+        "'12\u202f345 signatures de 2 pays sur 2 continents'"
+    )
+    page.reload()
+    assert count_sentence(page) == "12\u202f345 signatures de 2 pays sur 2 continents"
 
 
 def test_switch_language(page: Any, live_server: LiveServer, letter: str, screenshot) -> None:
