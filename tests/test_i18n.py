@@ -349,6 +349,9 @@ def test_counts_are_written_with_the_readers_digit_grouping(
     assert "12.345 firmas" in client.get("/c/big?lang=es").text
     assert "12.345 tanda tangan" in client.get("/?lang=id").text
     assert "12,345 signatures" in client.get("/?lang=en").text
+    # The tally's tables and the widget too.
+    assert '<td class="num">12\u202f345</td>' in french
+    assert '<span class="widget-figure">12,345</span>' in client.get("/c/big/widget").text
 
 
 def test_a_templates_count_is_grouped_and_its_other_values_escaped(app: Flask) -> None:
