@@ -129,6 +129,14 @@ class Signature(Base):
             sqlite_where=text("verified_at IS NOT NULL"),
             postgresql_where=text("verified_at IS NOT NULL"),
         ),
+        # The counted signers who asked for no updates (the update page's count): few.
+        Index(
+            "ix_signature_updates_declined",
+            "campaign_id",
+            "status",
+            sqlite_where=text("updates_declined_at IS NOT NULL"),
+            postgresql_where=text("updates_declined_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -165,6 +173,8 @@ class Signature(Base):
     rejected_reason: Mapped[str] = mapped_column(String(500), default="")
     withdrawn_at: Mapped[dt.datetime | None]
     erased_at: Mapped[dt.datetime | None]
+    # When the signer asked for no more updates about the letter (their signature stays).
+    updates_declined_at: Mapped[dt.datetime | None]
     # The signature this one resembles (same name key and country); held until resolved.
     duplicate_of_id: Mapped[int | None] = mapped_column(
         ForeignKey("signature.id", ondelete="SET NULL")

@@ -614,7 +614,7 @@ def withdraw(db: Session, signature_id: int) -> Signature | None:
 
 # --------------------------------------------------------------------------- tokens
 
-PURPOSES = ("confirm", "withdraw")
+PURPOSES = ("confirm", "withdraw", "stop_updates")
 
 
 class BadToken(ValueError):

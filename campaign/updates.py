@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import update as update_rows
 from sqlalchemy.orm import Session, joinedload
 
 from campaign import audit, mail, tally
@@ -58,17 +59,50 @@ def normalize(text: str) -> str:
 
 
 def recipients(campaign: Campaign) -> ColumnElement[bool]:
-    """The condition on Signature of who gets the letter's updates: every counted signature."""
+    """The condition on Signature of who gets the letter's updates.
+
+    Every counted signature whose signer did not ask for no updates.
+    """
     return and_(
         Signature.campaign_id == campaign.id,
         Signature.counted.is_(True),
         Signature.erased_at.is_(None),
+        Signature.updates_declined_at.is_(None),
+    )
+
+
+def declined(db: Session, campaign: Campaign) -> int:
+    """How many counted signers asked for no updates (a partial index holds the few)."""
+    return int(
+        db.scalar(
+            select(func.count())
+            .select_from(Signature)
+            .where(
+                Signature.campaign_id == campaign.id,
+                Signature.updates_declined_at.is_not(None),
+                Signature.status == "confirmed",
+                Signature.counted.is_(True),
+            )
+        )
+        or 0
     )
 
 
 def audience(db: Session, campaign: Campaign) -> int:
-    """How many signatures would get an update sent now (the counted ones)."""
-    return tally.total(db, campaign)
+    """How many signatures would get an update sent now: the counted ones that did not decline."""
+    return max(tally.total(db, campaign) - declined(db, campaign), 0)
+
+
+def decline(db: Session, signature_id: int, now: dt.datetime | None = None) -> None:
+    """Record that the signer wants no more updates (idempotent: the first time is kept).
+
+    The signer's own act, like withdrawing: the signature's page shows it, no audit entry.
+    """
+    db.execute(
+        update_rows(Signature)
+        .where(Signature.id == signature_id, Signature.updates_declined_at.is_(None))
+        .values(updates_declined_at=now or utcnow())
+    )
 
 
 def send(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gettext
 import io
 import re
-from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -288,7 +287,8 @@ def test_the_mail_is_in_the_signers_language(app: Flask, client: FlaskClient, le
     response = client.post(f"/c/{SLUG}/sign", data={**GOOD, "email": "es@example.org"})
     assert response.status_code == 303
     with app.app_context(), session_scope(app) as db:
-        subject, text, html = astuple(mail.compose(db, db.scalars(select(OutboxMessage)).one()))
+        composed = mail.compose(db, db.scalars(select(OutboxMessage)).one())
+        subject, text, html = composed.subject, composed.text, composed.html
     assert subject == "Confirme su firma: Release Amara"
     assert "Hola, Maria Santos:" in text
     assert "Ha firmado la carta abierta «Release Amara»" in text

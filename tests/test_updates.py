@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.orm import Session
 from test_mail import eml_files, parse_file, text_and_html
 
-from campaign import mail, review, updates
+from campaign import mail, review, signing, tally, updates
 from campaign.db import alembic_config, new_session, upgrade, utcnow
 from campaign.models import (
     AuditEntry,
@@ -475,6 +475,185 @@ def test_erasing_a_signer_deletes_their_queued_update(world: World) -> None:
     assert sorted(_mails(world.app)) == ["ed@example.org"]
 
 
+# --- stopping the updates, keeping the signature ----------------------------------
+
+STOP_LINK = re.compile(r"http://campaign\.test(/c/kem/updates/stop/[A-Za-z0-9_.\-]+)")
+
+
+def _stop_path(world: World, signature: Signature) -> str:
+    token = signing.make_token(str(world.app.config["SECRET_KEY"]), signature.id, "stop_updates")
+    return f"/c/kem/updates/stop/{token}"
+
+
+def _declined_at(world: World, signature: Signature) -> dt.datetime | None:
+    world.store.expire_all()
+    return world.store.get_one(Signature, signature.id).updates_declined_at
+
+
+def test_the_update_mail_carries_the_stop_link_and_one_click_headers(world: World) -> None:
+    make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    make_signature(world.store, world.campaign, "Jean Roy", "jean@example.org", locale="fr")
+    assert world.client.post(PAGE, data=_form()).status_code == 303
+    assert mail.deliver_due(world.app) == 2
+    messages = {str(m["To"]): m for m in map(parse_file, eml_files(world.app))}
+
+    ana = messages["ana@example.org"]
+    plain, html = text_and_html(ana)
+    stop = STOP_LINK.search(plain)
+    assert stop is not None
+    assert ana["List-Unsubscribe"] == f"<{stop.group(0)}>"
+    assert ana["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert (
+        f"Stop receiving updates about this letter (your signature stays):\n{stop.group(0)}\n"
+        in plain
+    )
+    assert plain.index(stop.group(0)) < plain.index("/c/kem/withdraw/")
+    assert f'href="{stop.group(0)}"' in html
+
+    jean = messages["jean@example.org"]
+    plain, _html = text_and_html(jean)
+    assert "Ne plus recevoir de nouvelles de cette lettre (votre signature reste) :" in plain
+    assert jean["List-Unsubscribe"].startswith("<http://campaign.test/c/kem/updates/stop/")
+
+    # The link leads to its page, which names the signer and offers the button.
+    page = world.client.get(stop.group(1))
+    assert page.status_code == 200
+    assert "Ana Lopez" in page.text and "Stop the updates" in page.text
+
+
+def test_the_stop_page_changes_nothing_until_posted_and_posting_twice_keeps_the_first(
+    world: World,
+) -> None:
+    ana = make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org", public=True)
+    path = _stop_path(world, ana)
+    page = world.client.get(path)
+    assert page.status_code == 200
+    assert "The signature stays on the letter" in _text(page.text)
+    assert _declined_at(world, ana) is None
+    audited = world.store.scalar(select(func.count()).select_from(AuditEntry))
+
+    posted = world.client.post(path)
+    assert posted.status_code == 303 and posted.headers["Location"].endswith(path)
+    done = world.client.get(path)
+    assert "You will get no more updates about this letter" in done.text
+    assert "<form" not in done.text.split("</header>")[-1]
+    first = _declined_at(world, ana)
+    assert first is not None
+    assert world.client.post(path).status_code == 303
+    assert _declined_at(world, ana) == first
+
+    # The signature stays: it counts, it is listed, and its page says what the signer asked.
+    signature = world.store.get_one(Signature, ana.id)
+    assert (signature.status, signature.counted) == ("confirmed", True)
+    assert tally.total(world.store, world.campaign) == 1
+    assert "Ana Lopez" in world.client.get("/c/kem/signatories").text
+    assert world.client.get("/c/kem/tally.json").get_json()["signatures"] == 1
+    admin = world.client.get(f"/admin/c/kem/signatures/{ana.id}")
+    assert "Asked for no updates" in admin.text
+    # The signer's own act, as withdrawing is: no organizer's audit entry.
+    assert world.store.scalar(select(func.count()).select_from(AuditEntry)) == audited
+
+
+def test_one_click_needs_no_csrf_token_and_other_signer_links_still_do(
+    app_factory: Any, backend: str
+) -> None:
+    app = app_factory(backend, WTF_CSRF_ENABLED=True)
+    engine = create_engine(str(app.config["DATABASE_URL"]))
+    store = Session(bind=engine, expire_on_commit=False)
+    campaign = make_campaign(store, "kem")
+    ana = make_signature(store, campaign, "Ana Lopez", "ana@example.org")
+    secret = str(app.config["SECRET_KEY"])
+    client = app.test_client()
+    try:
+        # As a mail provider posts it (RFC 8058): the one field, no cookie, no CSRF token.
+        token = signing.make_token(secret, ana.id, "stop_updates")
+        response = client.post(
+            f"/c/kem/updates/stop/{token}", data={"List-Unsubscribe": "One-Click"}
+        )
+        assert response.status_code == 200
+        assert "You will get no more updates about this letter" in response.text
+        withdraw = client.post(f"/c/kem/withdraw/{signing.make_token(secret, ana.id, 'withdraw')}")
+        assert withdraw.status_code == 400
+        store.expire_all()
+        signature = store.get_one(Signature, ana.id)
+        assert signature.updates_declined_at is not None
+        assert (signature.status, signature.withdrawn_at) == ("confirmed", None)
+    finally:
+        store.close()
+        engine.dispose()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("kind", ["garbled", "withdraw token", "other letter", "expired"])
+def test_a_bad_stop_link_is_the_bad_link_page_and_records_nothing(
+    world: World, method: str, kind: str
+) -> None:
+    ana = make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    secret = str(world.app.config["SECRET_KEY"])
+    make_campaign(world.store, "other")
+    path = {
+        "garbled": _stop_path(world, ana)[:-3] + "xyz",
+        "withdraw token": f"/c/kem/updates/stop/{signing.make_token(secret, ana.id, 'withdraw')}",
+        "other letter": _stop_path(world, ana).replace("/c/kem/", "/c/other/"),
+        "expired": _stop_path(world, ana),
+    }[kind]
+    if kind == "expired":
+        world.app.config["WITHDRAW_MAX_AGE_SECONDS"] = -1
+    response = world.client.open(path, method=method, data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 400
+    assert "This link cannot be used" in response.text
+    expected = "This link has expired." if kind == "expired" else "This link is not valid."
+    assert expected in response.text
+    assert _declined_at(world, ana) is None
+
+
+def test_a_signer_who_declined_is_not_sent_the_update_and_the_page_counts_them_apart(
+    world: World,
+) -> None:
+    ana = make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    make_signature(world.store, world.campaign, "Ed Fox", "ed@example.org")
+    make_signature(world.store, world.campaign, "Flo Gi", "flo@example.org")
+    assert world.client.post(_stop_path(world, ana)).status_code == 303
+
+    listed = _text(world.client.get(PAGE).text)
+    assert "It would go to 2 signers now. 1 signer asked for no updates." in listed
+    preview = _text(world.client.post(PAGE, data=_form(send=None, preview="1")).text)
+    assert "This update goes to 2 signers. 1 signer asked for no updates." in preview
+    assert "I have read it; send it to 2 signers" in preview
+
+    assert world.client.post(PAGE, data=_form(audience="2")).status_code == 303
+    assert flashes(world.client.get(PAGE)) == ["The update goes to 2 signers."]
+    assert sorted(to for to, _ in _update_mail(world.store)) == [
+        "ed@example.org",
+        "flo@example.org",
+    ]
+    assert _updates(world.store)[0].recipients == 2
+
+
+def test_when_every_counted_signer_declined_nobody_is_sent_it(world: World) -> None:
+    ana = make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    assert world.client.post(_stop_path(world, ana)).status_code == 303
+    listed = _text(world.client.get(PAGE).text)
+    assert "Nobody to send to: the 1 signer who counts asked for no updates." in listed
+    assert world.client.post(PAGE, data=_form()).status_code == 409
+    assert _updates(world.store) == [] and _update_mail(world.store) == []
+
+
+def test_a_signer_who_declines_after_the_update_is_queued_gets_nothing(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    ana = make_signature(world.store, world.campaign, "Ana Lopez", "ana@example.org")
+    make_signature(world.store, world.campaign, "Ed Fox", "ed@example.org")
+    assert world.client.post(PAGE, data=_form()).status_code == 303
+    assert len(_update_mail(world.store)) == 2
+    assert world.client.post(_stop_path(world, ana)).status_code == 303
+    with caplog.at_level(logging.WARNING, logger="campaign.mail"):
+        assert mail.deliver_due(world.app) == 1
+    assert sorted(_mails(world.app)) == ["ed@example.org"]
+    assert "to ana@example.org dropped, never retried: UpdatesDeclined" in caplog.text
+    assert mail.deliver_due(world.app, utcnow() + dt.timedelta(days=30)) == 0
+
+
 # --- who may -------------------------------------------------------------------
 
 
@@ -586,4 +765,57 @@ def test_revision_0010_keeps_the_outbox_and_adds_updates(empty_database: str) ->
             ("receipt",),
             (None,),
         ]
+    engine.dispose()
+
+
+def test_revision_0012_adds_the_declined_column_and_0011_takes_it_away(
+    empty_database: str,
+) -> None:
+    url = empty_database
+    upgrade(url, "0011")
+    engine = create_engine(url)
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO campaign (slug, title, letter, recipient, state, "
+                "require_confirmation, created_at, updated_at) VALUES ('old', 'Old letter', "
+                "'Text', '', 'open', true, :now, :now)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO signature (campaign_id, signed_at, updated_at, name, title, "
+                "parliament, party, country_code, continent_code, email, email_key, "
+                "email_domain, name_key, comment, public, source, locale, letter_version, "
+                "status, counted, rejected_reason, duplicate_notices) SELECT id, :now, :now, "
+                "'Ana', 'MP', 'P', '', 'FR', 'EU', 'a@example.org', 'a@example.org', "
+                "'example.org', 'ana', '', true, 'form', 'en', 1, 'confirmed', true, '', 0 "
+                "FROM campaign"
+            ),
+            {"now": now},
+        )
+    upgrade(url)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT name, updates_declined_at FROM signature")).all() == [
+            ("Ana", None)
+        ]
+        conn.execute(text("UPDATE signature SET updates_declined_at = :now"), {"now": now})
+    command.downgrade(alembic_config(url), "0011")
+    with engine.connect() as conn:
+        columns = conn.execute(text("SELECT * FROM signature")).keys()
+        assert "updates_declined_at" not in columns
+        assert conn.execute(text("SELECT name, status FROM signature")).all() == [
+            ("Ana", "confirmed")
+        ]
+        # The table was not copied: its expression index (the public list's) is still there.
+        if url.startswith("sqlite"):
+            query = "SELECT name FROM sqlite_master WHERE tbl_name = 'signature'"
+        else:
+            query = "SELECT indexname FROM pg_indexes WHERE tablename = 'signature'"
+        indexes = set(conn.execute(text(query)).scalars())
+        assert "ix_signature_listed" in indexes
+        assert "ix_signature_updates_declined" not in indexes
+    upgrade(url)
     engine.dispose()

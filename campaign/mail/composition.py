@@ -33,6 +33,10 @@ class NoLongerCounts(Undeliverable):
     """An update's signature stopped counting (withdrawn, rejected, held) before it was sent."""
 
 
+class UpdatesDeclined(Undeliverable):
+    """An update's signer asked for no more updates before it was sent."""
+
+
 class UpdateGone(Undeliverable):
     """The update a mail was to carry is deleted."""
 
@@ -69,6 +73,8 @@ def _undeliverable(
         # withdrew (or was rejected or held) since it was queued gets nothing.
         if not signature.counted:
             return NoLongerCounts(f"signature {signature.id} no longer counts")
+        if signature.updates_declined_at is not None:
+            return UpdatesDeclined(f"signature {signature.id} asked for no updates")
         if (message.update_id or 0) not in updates:
             return UpdateGone("the update of this mail was deleted")
     return None
@@ -162,6 +168,14 @@ def _template_gettext(translate: Callable[[str], str]) -> Callable[..., str]:
     return gettext
 
 
+@dataclass(frozen=True)
+class _UpdateLinks:
+    """An update mail's links for its signer: withdraw the signature, or stop the updates."""
+
+    withdraw: str
+    stop: str
+
+
 class _Batch:
     """What composing a batch's mails needs once: the secret, templates, link builders."""
 
@@ -198,7 +212,14 @@ class _Batch:
         confirm_url = link("confirm") if wants_confirm else None
         title = _title_for(campaign, words.locale)
         if kind == "update" and update is not None:
-            return self.update(update, campaign, signature.name, link("withdraw"), base, words)
+            return self.update(
+                update,
+                campaign,
+                signature.name,
+                _UpdateLinks(withdraw=link("withdraw"), stop=link("stop_updates")),
+                base,
+                words,
+            )
         gettext = self._gettext(words)
         values = {
             "_": gettext,
@@ -222,11 +243,15 @@ class _Batch:
         update: LetterUpdate,
         campaign: Campaign,
         name: str,
-        withdraw_url: str,
+        links: _UpdateLinks,
         base: str,
         words: _Words,
     ) -> Composed:
-        """An organizers' update to one signer: their text as written, framed in the words'."""
+        """An organizers' update to one signer: their text as written, framed in the words'.
+
+        Its footer and its List-Unsubscribe headers (RFC 2369, RFC 8058's one click) carry
+        the link that stops the updates and keeps the signature.
+        """
         title = _title_for(campaign, words.locale)
         gettext = self._gettext(words)
         values = {
@@ -239,11 +264,16 @@ class _Batch:
             "letter_url": self._absolute(base, "public.campaign", {"slug": campaign.slug}),
             "locale": words.locale.replace("_", "-"),
             "withdraw_expires_in": words.withdraw_expires_in,
-            "withdraw_url": withdraw_url,
+            "withdraw_url": links.withdraw,
+            "stop_url": links.stop,
         }
         text_body = self._template("email/update.txt").render(values)
         html_body = self._template("email/update.html").render(values)
-        return Composed(header_safe(update.subject)[:SUBJECT_MAX], text_body, html_body)
+        headers = (
+            ("List-Unsubscribe", f"<{links.stop}>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        )
+        return Composed(header_safe(update.subject)[:SUBJECT_MAX], text_body, html_body, headers)
 
     def _gettext(self, words: _Words) -> Callable[..., str]:
         if words.locale not in self._gettexts:
@@ -269,16 +299,19 @@ def sample_update(
 ) -> Composed:
     """The update's mail as a signer in this locale gets it (the preview and the test mail).
 
-    Its withdraw link names no signature: it leads to the page for a link that is not valid.
+    Its withdraw and stop links name no signature: they lead to the page for a link that is
+    not valid.
     """
     batch = _Batch(app)
+
+    def link(purpose: str) -> str:
+        token = signing.make_token(batch.secret, 0, purpose)
+        return batch._absolute(base, f"public.{purpose}", {"slug": campaign.slug, "token": token})
+
     with force_locale(locale):
         words = _words(app, locale)
-        token = signing.make_token(batch.secret, 0, "withdraw")
-        withdraw_url = batch._absolute(
-            base, "public.withdraw", {"slug": campaign.slug, "token": token}
-        )
-        return batch.update(update, campaign, name, withdraw_url, base, words)
+        links = _UpdateLinks(withdraw=link("withdraw"), stop=link("stop_updates"))
+        return batch.update(update, campaign, name, links, base, words)
 
 
 def links_on(app: Flask, base: str) -> Callable[[str, dict[str, Any]], str]:

@@ -24,15 +24,18 @@ from campaign.models import OutboxMessage
 SUBJECT_MAX = 300
 # RFC 5321: a line of a mail is at most 998 octets before its CRLF.
 SMTP_LINE_MAX = 998
+# Headers that hold one link (RFC 2369, RFC 8058): written on one line while it fits 998.
+ONE_LINE_HEADERS = frozenset({"List-Unsubscribe", "List-Unsubscribe-Post"})
 
 
 @dataclass(frozen=True)
 class Composed:
-    """A mail's subject and bodies."""
+    """A mail's subject and bodies, and any headers of its own (List-Unsubscribe)."""
 
     subject: str
     text: str
     html: str | None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def header_safe(value: str) -> str:
@@ -70,6 +73,10 @@ class _MailPolicy(Compat32):
         # Header.encode() changes printable ASCII (no line break, no tab) only to fold a
         # line longer than max_line_length; it encodes only non-ASCII text.
         limit = self.max_line_length
+        if name in ONE_LINE_HEADERS:
+            # A link has no space to fold at: compat32 would move it whole to a line of its
+            # own, and a parser may keep that line's leading space in the value.
+            limit = SMTP_LINE_MAX
         return (
             isinstance(value, str)
             and value.isascii()
@@ -127,6 +134,8 @@ def build_message(mail_from: str, message: OutboxMessage, mail: Composed) -> Mes
     email["Date"] = format_datetime(message.created_at)
     email["Message-ID"] = header_safe(message.message_id)
     email["Auto-Submitted"] = "auto-generated"
+    for name, value in mail.headers:
+        email[name] = header_safe(value)
     if mail.html:
         email.attach(_text_part(mail.text, "plain"))
         email.attach(_text_part(mail.html, "html"))
@@ -200,6 +209,7 @@ def _direct_bytes(
         ("Date", format_datetime(message.created_at)),
         ("Message-ID", header_safe(message.message_id)),
         ("Auto-Submitted", "auto-generated"),
+        *((name, header_safe(value)) for name, value in mail.headers),
     ]
     parts = [
         _direct_part(policy, body, subtype, encoding, smtp)
@@ -253,6 +263,8 @@ def _build_international(mail_from: str, message: OutboxMessage, mail: Composed)
     email["Date"] = format_datetime(message.created_at)
     email["Message-ID"] = header_safe(message.message_id)
     email["Auto-Submitted"] = "auto-generated"
+    for name, value in mail.headers:
+        email[name] = header_safe(value)
     email.set_content(mail.text, cte=_transfer_encoding(mail.text))
     if mail.html:
         email.add_alternative(mail.html, subtype="html", cte=_transfer_encoding(mail.html))

@@ -52,11 +52,13 @@ def _list_page(campaign: Campaign, form: UpdateForm, status: int = 200) -> tuple
         form=form,
         sent=updates.sent(db, campaign),
         audience=updates.audience(db, campaign),
+        declined=updates.declined(db, campaign),
     ), status
 
 
 def _preview_page(campaign: Campaign, form: UpdateForm, status: int = 200) -> tuple[str, int]:
-    audience = updates.audience(get_session(), campaign)
+    db = get_session()
+    audience = updates.audience(db, campaign)
     form.audience.data = str(audience)
     form.confirm.label.text = ngettext(
         "I have read it; send it to %(num)d signer",
@@ -69,6 +71,7 @@ def _preview_page(campaign: Campaign, form: UpdateForm, status: int = 200) -> tu
         form=form,
         mail=_sample(form, campaign),
         audience=audience,
+        declined=updates.declined(db, campaign),
     ), status
 
 

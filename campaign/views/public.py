@@ -25,7 +25,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from campaign import campaigns, charts, geo, i18n, listing, mail, markup, signing, tally, updates
 from campaign.db import end_reading, get_session, reading, utcnow
-from campaign.extensions import limiter, rate
+from campaign.extensions import csrf, limiter, rate
 from campaign.forms.public import ActionForm, SignForm
 from campaign.i18n import gettext
 from campaign.models import Campaign, Signature
@@ -304,20 +304,32 @@ def _link_page(slug: str, token: str, purpose: str) -> Response | BaseResponse:
         db = get_session()
         if purpose == "confirm":
             signing.confirm(db, result.id)
-        else:
+        elif purpose == "withdraw":
             signing.withdraw(db, result.id)
+        else:
+            updates.decline(db, result.id)
         db.commit()
+        if purpose == "stop_updates" and request.form.get("List-Unsubscribe") == "One-Click":
+            # RFC 8058: the mail provider posts this and follows no redirect; 200 is done.
+            db.refresh(result)
+            return make_response(_signer_link_page(found, letter, result, purpose))
         # Built, not request.path: a token the serializer accepts may carry a decoded
         # CR/LF (its base64 ignores stray characters), which no Location header may hold.
         return redirect(url_for(f"public.{purpose}", slug=found.slug, token=token), 303)
-    page = render_template(
+    return make_response(_signer_link_page(found, letter, result, purpose))
+
+
+def _signer_link_page(
+    campaign: Campaign, letter: i18n.Letter, signature: Signature, purpose: str
+) -> str:
+    """A signer's link page: what its button does, or that it is done."""
+    return render_template(
         f"public/{purpose}.html",
-        campaign=found,
+        campaign=campaign,
         letter=letter,
-        signature=result,
+        signature=signature,
         form=ActionForm(),
     )
-    return make_response(page)
 
 
 @bp.route("/c/<slug>/confirm/<token>", methods=["GET", "POST"])
@@ -332,6 +344,18 @@ def confirm(slug: str, token: str) -> Response | BaseResponse:
 def withdraw(slug: str, token: str) -> Response | BaseResponse:
     """GET shows what would be withdrawn and a button; POST withdraws (idempotent)."""
     return _link_page(slug, token, "withdraw")
+
+
+@bp.route("/c/<slug>/updates/stop/<token>", methods=["GET", "POST"])
+@csrf.exempt  # type: ignore[untyped-decorator]  # Flask-WTF has no hints
+@limiter.limit(lambda: rate("CONFIRM_RATE_LIMIT"))
+def stop_updates(slug: str, token: str) -> Response | BaseResponse:
+    """GET shows what stopping the updates does and a button; POST stops them (idempotent).
+
+    The link's token authorises it, so no CSRF token is asked for: a mail provider's
+    one-click unsubscribe (RFC 8058) posts "List-Unsubscribe=One-Click" and nothing else.
+    """
+    return _link_page(slug, token, "stop_updates")
 
 
 @bp.get("/c/<slug>/tally", endpoint="tally")

@@ -27,6 +27,8 @@ PUBLIC = [
     "confirm-bad-token",
     "confirmed",
     "withdraw",
+    "stop-updates",
+    "stop-updates-done",
     "tally",
     "signatories",
     "signatories-countries",
@@ -74,6 +76,8 @@ class Fixtures:
     confirm: str
     confirmed: str
     withdraw: str
+    stop_updates: str
+    stop_updates_done: str
     signature_id: int
     organizer_id: int
     other_organizer_id: int
@@ -108,6 +112,8 @@ def fixtures(live_server: LiveServer) -> Fixtures:
         # The same person as a demo signer under another address: held as a possible duplicate.
         held = add("Jean Dupont", "FR", "jean.other@example.org", confirmed=True)
         assert held.status == "held"
+        # It asked for no updates: its stop link's page says so, and so does its admin page.
+        held.updates_declined_at = dbmod.utcnow()
         organizer = session.scalars(select(Organizer)).first()
         assert organizer is not None
         # Another organizer: their page has the form an admin sets a new password with.
@@ -134,6 +140,10 @@ def fixtures(live_server: LiveServer) -> Fixtures:
         confirm=f"/c/{slug}/confirm/{first}",
         confirmed=f"/c/{slug}/confirm/{second}",
         withdraw=f"/c/{slug}/withdraw/{signing.make_token(secret, ids[0], 'withdraw')}",
+        stop_updates=f"/c/{slug}/updates/stop/{signing.make_token(secret, ids[0], 'stop_updates')}",
+        stop_updates_done=(
+            f"/c/{slug}/updates/stop/{signing.make_token(secret, ids[1], 'stop_updates')}"
+        ),
         signature_id=ids[1],
         organizer_id=ids[2],
         other_organizer_id=ids[3],
@@ -151,6 +161,8 @@ def public_path(name: str, slug: str, fixtures: Fixtures) -> str:
         "confirm-bad-token": f"/c/{slug}/confirm/not-a-token",
         "confirmed": fixtures.confirmed,
         "withdraw": fixtures.withdraw,
+        "stop-updates": fixtures.stop_updates,
+        "stop-updates-done": fixtures.stop_updates_done,
         "tally": f"/c/{slug}/tally",
         "signatories": f"/c/{slug}/signatories",
         # With pages of 1 (see the test): the table of countries, then the first page of France (2).
