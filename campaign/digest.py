@@ -101,10 +101,16 @@ class Summary:
         return sum(letter.to_review for letter in self.letters)
 
 
-def set_choice(db: Session, organizer: Organizer, wanted: bool) -> bool:
-    """Turn the daily summary on or off (audited as organizer.digest); whether it changed."""
+def set_choice(db: Session, organizer: Organizer, wanted: bool, locale: str) -> bool:
+    """Turn the daily summary on or off (audited as organizer.digest); whether it changed.
+
+    The summary is written in locale, the language the choice was saved in, from then on;
+    a new language alone is a change too (not audited: it is no one's access).
+    """
+    moved = organizer.locale != locale
+    organizer.locale = locale
     if bool(organizer.digest) == wanted:
-        return False
+        return moved
     organizer.digest = wanted
     audit.record(
         db,

@@ -245,6 +245,8 @@ class Organizer(Base):
     digest_day: Mapped[dt.date | None]
     # When the last summary was mailed: the next one counts what is new since then.
     digest_sent_at: Mapped[dt.datetime | None]
+    # The language of their pages when they last saved that choice: the summary's language.
+    locale: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     campaigns: Mapped[list[Campaign]] = relationship(

@@ -276,6 +276,49 @@ def test_the_summary_of_a_busy_letter_gives_its_figures_and_links(
     assert ann.digest_sent_at == NOW
 
 
+def test_the_summary_comes_in_the_language_the_organizer_ticked_it_in(
+    app: Flask, client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    letter = busy_letter(store)
+    make_organizer(store, "ann@example.org", campaigns=(letter,))
+    make_organizer(store, "bob@example.org", campaigns=(letter,))
+    assert auth.login("ann@example.org").status_code == 303
+    page = client.get("/admin/account?lang=fr").get_data(as_text=True)
+    assert "Le résumé est écrit dans la langue de cette page" in page
+    assert client.post("/admin/account/digest", data={"daily_summary": "y"}).status_code == 303
+    client.post("/admin/logout")
+    assert auth.login("bob@example.org").status_code == 303
+    assert (
+        client.post("/admin/account/digest?lang=en", data={"daily_summary": "y"}).status_code == 303
+    )
+    assert send(app) == {"ann@example.org": "sent", "bob@example.org": "sent"}
+    subjects = {message.to_addr: message.subject for message in mails(store)}
+    assert subjects == {
+        "ann@example.org": "Résumé quotidien : 5 nouvelles signatures sur 1 lettre",
+        "bob@example.org": "Daily summary: 5 new signatures on 1 letter",
+    }
+    french = next(m for m in mails(store) if m.to_addr == "ann@example.org")
+    assert "Bonjour" in french.body_text
+
+
+def test_saving_the_choice_in_another_language_moves_the_summary_to_it(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    make_organizer(store, "ann@example.org")
+    assert auth.login("ann@example.org").status_code == 303
+    client.post("/admin/account/digest?lang=fr", data={"daily_summary": "y"})
+    assert organizer_by_email(store, "ann@example.org").locale == "fr"
+    assert flashes(client.get("/admin/account")) == [
+        "Vous recevrez chaque jour par courriel un résumé de vos lettres."
+    ]
+    client.post("/admin/account/digest?lang=es", data={"daily_summary": "y"})
+    store.expire_all()
+    assert organizer_by_email(store, "ann@example.org").locale == "es"
+    assert flashes(client.get("/admin/account")) == [
+        "Recibirá cada día por correo un resumen de sus cartas."
+    ]
+
+
 def test_the_summary_is_written_to_the_outbox_as_mail(app: Flask, store: Session) -> None:
     wanting(store, "ann@example.org", campaigns=(busy_letter(store),))
     send(app)

@@ -49,9 +49,10 @@ def _base(app: Flask) -> str:
             ) from None
 
 
-def _locale(app: Flask) -> str:
-    """The organizers' language: theirs is not stored, so the site's first (English)."""
-    return str(app.config.get("LANGUAGES", ["en"])[0])
+def _locale(app: Flask, organizer: Organizer) -> str:
+    """The organizer's language (their pages' when they chose the summary), else the site's."""
+    languages = [str(code) for code in app.config.get("LANGUAGES", ["en"])]
+    return organizer.locale if organizer.locale in languages else languages[0]
 
 
 def compose(app: Flask, summary: digest.Summary, base: str, locale: str) -> Composed:
@@ -146,7 +147,8 @@ def _send_one(
         if refusal is not None:
             return Result(email, refusal)
         summary = digest.summarize(db, organizer, now)
-    mail = compose(app, summary, base, _locale(app)) if summary.letters else None
+        locale = _locale(app, organizer)
+    mail = compose(app, summary, base, locale) if summary.letters else None
     if dry_run:
         return Result(email, "sent" if mail else "nothing", mail)
 

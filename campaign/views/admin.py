@@ -366,7 +366,7 @@ def account_digest() -> Response:
         abort(400)
     db = get_session()
     wanted = bool(form.daily_summary.data)
-    changed = digest.set_choice(db, _organizer(), wanted)
+    changed = digest.set_choice(db, _organizer(), wanted, i18n.current())
     db.commit()
     if not changed:
         flash(_("Nothing changed."), "ok")
