@@ -635,7 +635,11 @@ def test_when_every_counted_signer_declined_nobody_is_sent_it(world: World) -> N
     assert world.client.post(_stop_path(world, ana)).status_code == 303
     listed = _text(world.client.get(PAGE).text)
     assert "Nobody to send to: the 1 signer who counts asked for no updates." in listed
-    assert world.client.post(PAGE, data=_form()).status_code == 409
+    refused = world.client.post(PAGE, data=_form())
+    assert refused.status_code == 409
+    assert flashes(refused) == [
+        "Nobody to send it to: every signer who counts asked for no updates."
+    ]
     assert _updates(world.store) == [] and _update_mail(world.store) == []
 
 

@@ -128,7 +128,10 @@ def _send(campaign: Campaign, form: UpdateForm) -> Response | tuple[str, int]:
         return redirect(url_for("admin.updates_page", slug=campaign.slug), code=303)
     except updates.NobodyToSend:
         db.rollback()
-        flash(_("Nobody to send it to: no signature of this letter counts."), "error")
+        if updates.declined(db, campaign):
+            flash(_("Nobody to send it to: every signer who counts asked for no updates."), "error")
+        else:
+            flash(_("Nobody to send it to: no signature of this letter counts."), "error")
         return _preview_page(campaign, form, 409)
     db.commit()
     shown = _shown_audience(form)
