@@ -88,9 +88,18 @@ def declined(db: Session, campaign: Campaign) -> int:
     )
 
 
-def audience(db: Session, campaign: Campaign) -> int:
-    """How many signatures would get an update sent now: the counted ones that did not decline."""
-    return max(tally.total(db, campaign) - declined(db, campaign), 0)
+@dataclass(frozen=True)
+class Reach:
+    """Who an update sent now reaches: the counted signatures, less those that declined."""
+
+    audience: int
+    declined: int
+
+
+def reach(db: Session, campaign: Campaign) -> Reach:
+    """How many signatures an update sent now would reach, and how many declined updates."""
+    refused = declined(db, campaign)
+    return Reach(max(tally.total(db, campaign) - refused, 0), refused)
 
 
 def decline(db: Session, signature_id: int, now: dt.datetime | None = None) -> None:

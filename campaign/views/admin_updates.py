@@ -46,32 +46,32 @@ def _sample(form: UpdateForm, campaign: Campaign) -> mail.Composed:
 
 def _list_page(campaign: Campaign, form: UpdateForm, status: int = 200) -> tuple[str, int]:
     db = get_session()
+    reach = updates.reach(db, campaign)
     return render_template(
         "admin/updates.html",
         campaign=campaign,
         form=form,
         sent=updates.sent(db, campaign),
-        audience=updates.audience(db, campaign),
-        declined=updates.declined(db, campaign),
+        audience=reach.audience,
+        declined=reach.declined,
     ), status
 
 
 def _preview_page(campaign: Campaign, form: UpdateForm, status: int = 200) -> tuple[str, int]:
-    db = get_session()
-    audience = updates.audience(db, campaign)
-    form.audience.data = str(audience)
+    reach = updates.reach(get_session(), campaign)
+    form.audience.data = str(reach.audience)
     form.confirm.label.text = ngettext(
         "I have read it; send it to %(num)d signer",
         "I have read it; send it to %(num)d signers",
-        audience,
+        reach.audience,
     )
     return render_template(
         "admin/updates_preview.html",
         campaign=campaign,
         form=form,
         mail=_sample(form, campaign),
-        audience=audience,
-        declined=updates.declined(db, campaign),
+        audience=reach.audience,
+        declined=reach.declined,
     ), status
 
 
