@@ -204,13 +204,6 @@ class _Batch:
                 base, f"public.{purpose}", {"slug": campaign.slug, "token": token}
             )
 
-        # A notice to a signer who already signed offers the confirm link only while the
-        # signature waits for it (as the sign view decided when it queued the notice); a
-        # receipt never does (its signature needed no confirmation).
-        waiting = campaign.require_confirmation and signature.confirmed_at is None
-        wants_confirm = kind == "confirm" or (kind == "already_signed" and waiting)
-        confirm_url = link("confirm") if wants_confirm else None
-        title = _title_for(campaign, words.locale)
         if kind == "update" and update is not None:
             return self.update(
                 update,
@@ -220,6 +213,13 @@ class _Batch:
                 base,
                 words,
             )
+        # A notice to a signer who already signed offers the confirm link only while the
+        # signature waits for it (as the sign view decided when it queued the notice); a
+        # receipt never does (its signature needed no confirmation).
+        waiting = campaign.require_confirmation and signature.confirmed_at is None
+        wants_confirm = kind == "confirm" or (kind == "already_signed" and waiting)
+        confirm_url = link("confirm") if wants_confirm else None
+        title = _title_for(campaign, words.locale)
         gettext = self._gettext(words)
         values = {
             "_": gettext,
