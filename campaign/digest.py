@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from campaign import audit, auth, tally
@@ -207,19 +207,18 @@ def summarize(db: Session, organizer: Organizer, now: dt.datetime) -> Summary:
     )
 
 
+def _due_on(today: dt.date) -> ColumnElement[bool]:
+    """SQL: an active organizer who wants the summary and has not had today's."""
+    return and_(
+        Organizer.digest.is_(True),
+        Organizer.active.is_(True),
+        or_(Organizer.digest_day.is_(None), Organizer.digest_day < today),
+    )
+
+
 def due(db: Session, today: dt.date) -> list[Organizer]:
     """Active organizers who want the summary and have not had today's, in id order."""
-    return list(
-        db.scalars(
-            select(Organizer)
-            .where(
-                Organizer.digest.is_(True),
-                Organizer.active.is_(True),
-                or_(Organizer.digest_day.is_(None), Organizer.digest_day < today),
-            )
-            .order_by(Organizer.id)
-        )
-    )
+    return list(db.scalars(select(Organizer).where(_due_on(today)).order_by(Organizer.id)))
 
 
 def outcome_before(organizer: Organizer, today: dt.date) -> Outcome | None:
@@ -253,12 +252,7 @@ def record(
         values["digest_sent_at"] = summary.until
     claimed = db.scalar(
         update(Organizer)
-        .where(
-            Organizer.id == organizer_id,
-            Organizer.active.is_(True),
-            Organizer.digest.is_(True),
-            or_(Organizer.digest_day.is_(None), Organizer.digest_day < today),
-        )
+        .where(Organizer.id == organizer_id, _due_on(today))
         .values(values)
         .returning(Organizer.id)
         .execution_options(synchronize_session=False)
