@@ -196,16 +196,6 @@ def _gated_connection_class(gate: WriterGate) -> type[sqlite3.Connection]:
     return GatedConnection
 
 
-def end_reading(session: Session) -> None:
-    """End the reads begun under reading() so that the writes that follow may begin.
-
-    SQLite needs a new transaction, begun IMMEDIATE; on PostgreSQL the transaction goes
-    on, keeping its connection (no second checkout, ping and COMMIT per request).
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        session.commit()
-
-
 def utcnow() -> dt.datetime:
     """The current time, aware, in UTC."""
     return dt.datetime.now(dt.UTC)

@@ -380,11 +380,8 @@ class _Importer:
 
     def _derive(self, held: bool) -> str:
         """The status tally.derive_status gives a new imported signature."""
-        probe = Signature(
-            duplicate_state="held" if held else None,
-            confirmed_at=self.now if self.count_now else None,
-        )
-        return tally.derive_status(probe, self.campaign)
+        confirmed_at = self.now if self.count_now else None
+        return tally.new_status(self.campaign, held=held, confirmed_at=confirmed_at)
 
     def line_of(self, signature_id: int) -> int | None:
         """The file line of a signature this run inserted, else None."""

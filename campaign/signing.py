@@ -14,7 +14,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from email_validator import EmailNotValidError, EmailSyntaxError, validate_email
 from email_validator.rfc_constants import (
@@ -452,13 +452,40 @@ def validate_entry(
 # --------------------------------------------------------------------------- signing
 
 
+class Signer(NamedTuple):
+    """A stored signature's id and address: what queueing its mail needs."""
+
+    id: int
+    email: str
+
+
 @dataclass
 class SignOutcome:
-    """What sign() did: the signature (new or the existing one) and whether to notify."""
+    """What sign() did: the signature (new or the existing one) and whether to notify.
 
-    signature: Signature
+    The ORM object of a new signature is built only when a caller asks for it: the signer's
+    request needs only its id and address (signer), and building the object (thirty
+    instrumented attributes, then adding it to the session) cost more than the INSERT.
+    """
+
+    signer: Signer
     created: bool
     notify_existing: bool = field(default=False)
+    _signature: Signature | None = field(default=None, repr=False)
+    _inserted: tuple[Session, Campaign, dict[str, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def signature(self) -> Signature:
+        """The signature, in the session: a new one as inserted, without reading it back."""
+        if self._signature is None:
+            assert self._inserted is not None
+            db, campaign, values = self._inserted
+            signature = Signature(id=self.signer.id, **values)
+            make_transient_to_detached(signature)
+            db.add(signature)
+            set_committed_value(signature, "campaign", campaign)
+            self._signature = signature
+        return self._signature
 
 
 def sign(
@@ -478,6 +505,10 @@ def sign(
         {"campaign_id": campaign.id, "name_key": person, "country_code": entry.country_code},
     )
     now = utcnow()
+    confirmed_at = now if confirmed else None
+    # The status by tally's one rule, decided before the row exists.
+    status = tally.new_status(campaign, held=earlier is not None, confirmed_at=confirmed_at)
+    counted = status == "confirmed"
     values: dict[str, Any] = {
         "campaign_id": campaign.id,
         "signed_at": now,
@@ -499,7 +530,7 @@ def sign(
         "client_hash": entry.client_hash,
         # The text the signer read: the campaign row is loaded already, no query.
         "letter_version": campaign.letter_version,
-        "confirmed_at": now if confirmed else None,
+        "confirmed_at": confirmed_at,
         "verified_at": None,
         "rejected_at": None,
         "rejected_reason": "",
@@ -508,25 +539,18 @@ def sign(
         "duplicate_of_id": earlier,
         "duplicate_state": "held" if earlier is not None else None,
         "duplicate_notices": 0,
+        "status": status,
+        "counted": counted,
     }
-    # The status by tally's one rule, decided before the row exists.
-    signature = Signature(**values)
-    values["status"] = signature.status = tally.derive_status(signature, campaign)
-    values["counted"] = signature.counted = signature.status == "confirmed"
     # One INSERT that yields nothing when the address already signed (a racing request's
     # row included: PostgreSQL waits for that transaction, SQLite's writers are serialised),
     # instead of an ORM flush in a savepoint that a duplicate rolls back.
     new_id = db.scalar(_insert_new(db.get_bind().dialect.name), values)
     if new_id is None:
         return _existing(db, campaign, key, notice_limit)
-    if signature.counted:
+    if counted:
         tally.bump(db, campaign.id, entry.country_code, +1, listed=int(entry.public))
-    # The row as inserted, in the session without reading it back.
-    signature.id = new_id
-    make_transient_to_detached(signature)
-    db.add(signature)
-    set_committed_value(signature, "campaign", campaign)
-    return SignOutcome(signature=signature, created=True)
+    return SignOutcome(Signer(new_id, entry.email), created=True, _inserted=(db, campaign, values))
 
 
 # The earliest live signer with this name key and country: whom a new signer is held for.
@@ -572,7 +596,12 @@ def _existing(db: Session, campaign: Campaign, key: str, notice_limit: int) -> S
     if notify:
         existing.duplicate_notices += 1
         db.flush()
-    return SignOutcome(signature=existing, created=False, notify_existing=notify)
+    return SignOutcome(
+        Signer(existing.id, existing.email),
+        created=False,
+        notify_existing=notify,
+        _signature=existing,
+    )
 
 
 def lock_person(db: Session, campaign_id: int, person: str, country: str) -> None:

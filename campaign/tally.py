@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import Table, case, func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -53,7 +53,36 @@ class Tally:
     updated_at: dt.datetime
 
 
-def derive_status(signature: Signature, campaign: Campaign) -> str:
+class StatusFacts(Protocol):
+    """What decides a signature's status: a Signature, or a new one's facts before it exists."""
+
+    @property
+    def erased_at(self) -> dt.datetime | None: ...
+    @property
+    def withdrawn_at(self) -> dt.datetime | None: ...
+    @property
+    def rejected_at(self) -> dt.datetime | None: ...
+    @property
+    def duplicate_state(self) -> str | None: ...
+    @property
+    def confirmed_at(self) -> dt.datetime | None: ...
+
+
+class _NewFacts(NamedTuple):
+    erased_at: None
+    withdrawn_at: None
+    rejected_at: None
+    duplicate_state: str | None
+    confirmed_at: dt.datetime | None
+
+
+def new_status(campaign: Campaign, *, held: bool, confirmed_at: dt.datetime | None) -> str:
+    """The status of a signature about to be stored (never erased, withdrawn or rejected yet)."""
+    facts = _NewFacts(None, None, None, "held" if held else None, confirmed_at)
+    return derive_status(facts, campaign)
+
+
+def derive_status(signature: StatusFacts, campaign: Campaign) -> str:
     """The status a signature's facts give it, most final first."""
     if signature.erased_at is not None:
         return "erased"

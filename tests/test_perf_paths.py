@@ -6,13 +6,14 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from app_helpers import AppFactory
-from flask import Flask
+from flask import Flask, before_render_template
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from campaign import campaigns
 from campaign import db as dbmod
@@ -110,6 +111,70 @@ def test_a_signature_still_takes_the_write_lock(app: Flask, client: FlaskClient)
     assert answers == [303]
     with app.app_context(), session_scope(app) as db:
         assert db.scalar(select(func.count()).select_from(Signature)) == 1
+
+
+def _statements_of(app: Flask, request: Callable[[], object]) -> list[str]:
+    """The SQL statements one request sends, in order."""
+    sent: list[str] = []
+
+    def log(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        sent.append(statement)
+
+    with app.app_context():
+        engine = get_engine()
+    event.listen(engine, "before_cursor_execute", log)
+    try:
+        request()
+    finally:
+        event.remove(engine, "before_cursor_execute", log)
+    return sent
+
+
+def test_a_signature_is_one_write_transaction(app: Flask, client: FlaskClient) -> None:
+    # The letter is read inside the transaction that stores the signature: no deferred read
+    # transaction committed first (a second checkout, BEGIN and COMMIT per signature).
+    _open_letter(app)
+    sent = _statements_of(app, lambda: client.post(f"/c/{SLUG}/sign", data=_sign_data(1)))
+    begins = [s for s in sent if s.startswith("BEGIN")]
+    assert begins == ["BEGIN IMMEDIATE"]
+    assert sent.index("BEGIN IMMEDIATE") < next(
+        i for i, s in enumerate(sent) if "FROM campaign" in s
+    )
+    with app.app_context(), session_scope(app) as db:
+        assert db.scalar(select(func.count()).select_from(Signature)) == 1
+
+
+def test_a_signature_for_a_closed_letter_frees_the_lock_before_the_page_renders(
+    app: Flask, client: FlaskClient
+) -> None:
+    _open_letter(app)
+    with app.app_context(), session_scope(app) as db:
+        found = campaigns.get_by_slug(db, SLUG)
+        assert found is not None
+        found.state = "closed"
+    lock_free_while_rendering: list[bool] = []
+
+    def try_the_lock(*_args: object, **_kwargs: object) -> None:
+        try:
+            holder = _hold_write_lock(app)
+        except sqlite3.OperationalError:
+            lock_free_while_rendering.append(False)
+        else:
+            holder.rollback()
+            holder.close()
+            lock_free_while_rendering.append(True)
+
+    before_render_template.connect(try_the_lock, app)
+    try:
+        answer = client.post(f"/c/{SLUG}/sign", data=_sign_data(2))
+    finally:
+        before_render_template.disconnect(try_the_lock, app)
+    assert answer.status_code == 409
+    assert "no longer takes signatures" in answer.text
+    # The valid form's write transaction ended before the letter page was rendered.
+    assert lock_free_while_rendering and all(lock_free_while_rendering)
+    with app.app_context(), session_scope(app) as db:
+        assert db.scalar(select(func.count()).select_from(Signature)) == 0
 
 
 def _sign_data(n: int) -> dict[str, str]:

@@ -8,7 +8,7 @@ import secrets
 import threading
 from collections.abc import Sequence
 from email.utils import make_msgid, parseaddr
-from typing import Any
+from typing import Any, Protocol
 from typing import cast as typing_cast
 
 from flask import current_app, has_app_context, has_request_context, url_for
@@ -116,7 +116,16 @@ def _kind_row(kind: str, signature_id: int, to: str, base: str) -> dict[str, Any
     }
 
 
-def _queue_kind(db: Session, kind: str, signature: Signature) -> int:
+class Addressee(Protocol):
+    """Whom a signer's mail goes to: a Signature, or signing.sign()'s Signer."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def email(self) -> str: ...
+
+
+def _queue_kind(db: Session, kind: str, signature: Addressee) -> int:
     """Insert one row to compose when sent; its id."""
     # A Core INSERT with its values as parameters (compiled once, cached): no unit-of-work
     # flush on the signer's request, and nothing rendered.
@@ -125,17 +134,17 @@ def _queue_kind(db: Session, kind: str, signature: Signature) -> int:
     return int(message_id)
 
 
-def queue_confirmation(db: Session, signature: Signature) -> int:
+def queue_confirmation(db: Session, signature: Addressee) -> int:
     """Queue the mail asking a signer to confirm (composed when sent); its outbox id."""
     return _queue_kind(db, "confirm", signature)
 
 
-def queue_already_signed(db: Session, signature: Signature) -> int:
+def queue_already_signed(db: Session, signature: Addressee) -> int:
     """Queue the notice that an address already signed (composed when sent); its outbox id."""
     return _queue_kind(db, "already_signed", signature)
 
 
-def queue_receipt(db: Session, signature: Signature) -> int:
+def queue_receipt(db: Session, signature: Addressee) -> int:
     """Queue the receipt of a signature that counts without confirmation (composed when sent)."""
     return _queue_kind(db, "receipt", signature)
 
@@ -203,16 +212,17 @@ def queue_update(db: Session, update: LetterUpdate, recipients: ColumnElement[bo
 def _wake_on_commit(db: Session) -> None:
     """Nudge this process's sender once the caller commits; a rollback never wakes it."""
     db.info["mail_queued"] = True
-    if not event.contains(db, "after_commit", _wake_if_queued):
-        event.listen(db, "after_commit", _wake_if_queued)
-        event.listen(db, "after_rollback", _forget_queued)
 
 
+# Listened to on the class, once: registering them on each request's new session cost
+# more than the INSERT that queues the mail.
+@event.listens_for(Session, "after_commit")
 def _wake_if_queued(session: Session) -> None:
     if session.info.pop("mail_queued", False):
         wake()
 
 
+@event.listens_for(Session, "after_rollback")
 def _forget_queued(session: Session) -> None:
     session.info.pop("mail_queued", None)
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response as BaseResponse
 
 from campaign import campaigns, charts, geo, i18n, listing, mail, markup, signing, tally, updates
-from campaign.db import end_reading, get_session, reading, utcnow
+from campaign.db import get_session, reading, utcnow
 from campaign.extensions import csrf, limiter, rate
 from campaign.forms.public import ActionForm, SignForm
 from campaign.i18n import gettext
@@ -219,42 +219,48 @@ def campaign(slug: str) -> Response:
 def sign(slug: str) -> Response | BaseResponse:
     """Take a signature; success and duplicate answer alike, with a 303 to the thanks page."""
     locale = i18n.current()
-    # The form's CPU work (CSRF, email syntax) before any query, and the reads below in a
-    # deferred transaction: on SQLite the write lock is taken only for the writes themselves.
+    # The form's CPU work (CSRF, email syntax) before any query.
     form = SignForm(locale=locale)
     valid = form.validate()
     db = get_session()
-    with reading():
-        found = _campaign_or_404(slug)
-        thanks = url_for("public.thanks", slug=found.slug, _anchor=THANKS_HEADING)
-        if _state_message(found) is not None:
-            return _render_campaign(found, None, 409)
-        if form.is_bot():
-            # Answer a bot exactly like a person, so it learns nothing; store nothing.
-            current_app.logger.info("honeypot filled on %s; nothing stored", found.slug)
-            return redirect(thanks, 303)
-        if not valid:
+    if not valid or form.is_bot():
+        # Nothing will be stored: the reads in a deferred transaction, no write lock.
+        with reading():
+            found = _campaign_or_404(slug)
+            if _state_message(found) is not None:
+                return _render_campaign(found, None, 409)
+            if valid:
+                # Answer a bot exactly like a person, so it learns nothing; store nothing.
+                current_app.logger.info("honeypot filled on %s; nothing stored", found.slug)
+                return redirect(_thanks_url(found), 303)
             return _render_campaign(found, form, 400)
-        secret = str(current_app.config["SECRET_KEY"])
-        entry = form.entry(
-            locale=locale, client_hash=signing.client_hash(secret, request.remote_addr)
-        )
-        end_reading(db)
+    # A signature to store: the letter is read in the transaction that writes it (on SQLite
+    # one BEGIN IMMEDIATE, not a deferred read, a commit, then a second transaction).
+    found = _campaign_or_404(slug)
+    if _state_message(found) is not None:
+        db.commit()  # nothing written; other writers need not wait while the page renders
+        with reading():
+            return _render_campaign(found, None, 409)
+    secret = str(current_app.config["SECRET_KEY"])
+    entry = form.entry(locale=locale, client_hash=signing.client_hash(secret, request.remote_addr))
     outcome = signing.sign(
         db, found, entry, notice_limit=int(current_app.config["DUPLICATE_NOTICE_LIMIT"])
     )
-    signature = outcome.signature
     if outcome.created and found.require_confirmation:
-        mail.queue_confirmation(db, signature)
+        mail.queue_confirmation(db, outcome.signer)
     elif outcome.created:
         # It counts already: the receipt, with its withdraw link, is how the address's owner
         # learns of it, and undoes it if someone else signed in their name.
-        mail.queue_receipt(db, signature)
+        mail.queue_receipt(db, outcome.signer)
     elif outcome.notify_existing:
-        mail.queue_already_signed(db, signature)
+        mail.queue_already_signed(db, outcome.signer)
     # The commit wakes this process's mail sender (mail.queue_* ask for it).
     db.commit()
-    return redirect(thanks, 303)
+    return redirect(_thanks_url(found), 303)
+
+
+def _thanks_url(campaign: Campaign) -> str:
+    return url_for("public.thanks", slug=campaign.slug, _anchor=THANKS_HEADING)
 
 
 @bp.get("/c/<slug>/thanks")
