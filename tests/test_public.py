@@ -290,6 +290,16 @@ def test_honeypot_stores_nothing_and_sends_nothing(
     assert signatures(app) == [] and outbox(app) == []
 
 
+def test_a_bot_that_fills_the_form_badly_is_still_thanked(
+    app: Flask, client: FlaskClient, campaign_id: int
+) -> None:
+    # A refused form would tell the bot which fields it got wrong.
+    response = post_sign(client, email="not an address", name="", website="anything")
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/c/{SLUG}/thanks#thank-you"
+    assert signatures(app) == [] and outbox(app) == []
+
+
 def test_duplicate_mails_the_owner_the_confirm_link_again_at_most_three_times(
     app: Flask, client: FlaskClient, campaign_id: int
 ) -> None:

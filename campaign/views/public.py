@@ -229,7 +229,7 @@ def sign(slug: str) -> Response | BaseResponse:
             found = _campaign_or_404(slug)
             if _state_message(found) is not None:
                 return _render_campaign(found, None, 409)
-            if valid:
+            if form.is_bot():
                 # Answer a bot exactly like a person, so it learns nothing; store nothing.
                 current_app.logger.info("honeypot filled on %s; nothing stored", found.slug)
                 return redirect(_thanks_url(found), 303)
