@@ -26,6 +26,9 @@ __all__ = ["bp"]
 # show it: the mail (composed with the app's Jinja environment) and the public letter.
 bp.add_app_template_filter(markup.linkify, "linkify")
 
+# A page, its status, and headers of its own (the preview's Content-Security-Policy).
+_Page = tuple[str, int, dict[str, str]]
+
 # The fields a tampered or stale preview may get wrong: then the writing form comes back.
 _TEXT_FIELDS = ("subject", "body", "publish")
 
@@ -53,19 +56,25 @@ def _sample(form: UpdateForm, campaign: Campaign) -> mail.Composed:
     )
 
 
-def _list_page(campaign: Campaign, form: UpdateForm, status: int = 200) -> tuple[str, int]:
+def _list_page(campaign: Campaign, form: UpdateForm, status: int = 200) -> _Page:
     db = get_session()
     reach = updates.reach(db, campaign)
-    return render_template(
-        "admin/updates.html",
-        campaign=campaign,
-        form=form,
-        sent=updates.sent(db, campaign),
-        audience=reach.audience,
-        declined=reach.declined,
-    ), status
+    return (
+        render_template(
+            "admin/updates.html",
+            campaign=campaign,
+            form=form,
+            sent=updates.sent(db, campaign),
+            audience=reach.audience,
+            declined=reach.declined,
+        ),
+        status,
+        {},
+    )
 
 
+# The templates' own style attributes: the organizer's text is escaped (its quotes too), so
+# it can add none.
 _STYLE_ATTRIBUTE = re.compile(r'\sstyle="([^"]*)"')
 # Links in the framed mail open a new tab: the frame may show no other site (frame-src).
 _NEW_TAB = '<base target="_blank">'
@@ -98,9 +107,7 @@ def _framing_policy(document: str) -> str:
     )
 
 
-def _preview_page(
-    campaign: Campaign, form: UpdateForm, status: int = 200
-) -> tuple[str, int, dict[str, str]]:
+def _preview_page(campaign: Campaign, form: UpdateForm, status: int = 200) -> _Page:
     reach = updates.reach(get_session(), campaign)
     form.audience.data = str(reach.audience)
     form.confirm.label.text = ngettext(
@@ -130,7 +137,7 @@ def _shown_audience(form: UpdateForm) -> int | None:
 
 @bp.route("/c/<slug>/updates", methods=["GET", "POST"])
 @login_required
-def updates_page(slug: str) -> Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
+def updates_page(slug: str) -> Response | _Page:
     """Updates sent to the letter's signers, and a new one: write, preview, then send or test."""
     campaign = auth.campaign_or_404(slug)
     form = UpdateForm()
@@ -148,9 +155,7 @@ def updates_page(slug: str) -> Response | tuple[str, int] | tuple[str, int, dict
     return _preview_page(campaign, form)
 
 
-def _send(
-    campaign: Campaign, form: UpdateForm
-) -> Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
+def _send(campaign: Campaign, form: UpdateForm) -> Response | _Page:
     """Send the previewed update to every signature that counts now; refuse a repeat."""
     if form.errors:
         return _preview_page(campaign, form, 400)
@@ -207,7 +212,7 @@ def _send(
     return redirect(url_for("admin.updates_page", slug=campaign.slug), code=303)
 
 
-def _test(campaign: Campaign, form: UpdateForm) -> tuple[str, int, dict[str, str]]:
+def _test(campaign: Campaign, form: UpdateForm) -> _Page:
     """Mail the previewed update to the organizer alone, then show the preview again."""
     organizer = _organizer()
     db = get_session()
