@@ -995,8 +995,11 @@ def test_the_preview_shows_the_html_mail_in_a_sandbox_and_the_plain_text_too(
     assert "Read the statement at https://example.org/statement." in plain
 
 
-def test_the_list_page_keeps_the_strict_policy(world: World) -> None:
+def test_the_writing_page_says_addresses_become_links_and_keeps_the_strict_policy(
+    world: World,
+) -> None:
     response = world.client.get(PAGE)
+    assert "Web addresses starting with http:// or https:// become links." in response.text
     assert "unsafe-hashes" not in response.headers["Content-Security-Policy"]
 
 
