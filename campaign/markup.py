@@ -1,12 +1,16 @@
-"""Letters are written in Markdown and rendered safely: no raw HTML, only web and mail links."""
+"""Letters are written in Markdown and rendered safely: no raw HTML, only web and mail links.
+
+Updates are plain text: escaped, with their web addresses made into links (linkify).
+"""
 
 from __future__ import annotations
 
 import re
 from functools import cache
+from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 _SCHEMES = ("http://", "https://", "mailto:")
 
@@ -42,3 +46,56 @@ def paragraphs(text: str) -> list[list[str]]:
         for block in _BLANK_LINE.split(text)
         if block.strip()
     ]
+
+
+# A web address in plain text: http or https, then everything up to a space, a quote or an
+# angle bracket (which no address written in a sentence contains unescaped).
+_WEB_ADDRESS = re.compile(r"\bhttps?://[^\s<>\"]+", re.IGNORECASE)
+# What ends a sentence or a clause after an address rather than belonging to it.
+_TRAILING = ".,;:!?'*_"
+_CLOSING = {")": "(", "]": "[", "}": "{"}
+
+
+def _address_end(url: str) -> str:
+    """The address without the sentence's punctuation after it.
+
+    A closing bracket stays only when the address opened it ("/wiki/Foo_(bar)"); one
+    that opened before the address, as in "(see https://x.org/a)", is the sentence's.
+    """
+    while url:
+        last = url[-1]
+        if last in _TRAILING or (last in _CLOSING and url.count(last) > url.count(_CLOSING[last])):
+            url = url[:-1]
+        else:
+            break
+    return url
+
+
+def _is_web_address(url: str) -> bool:
+    """Whether the text is an http(s) address with a host."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. "http://[oops/": an unbalanced IPv6 bracket
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+def linkify(text: str, style: str | None = None) -> Markup:
+    """Plain text escaped, its http and https addresses made into links to themselves.
+
+    No other scheme becomes a link; punctuation ending the sentence stays outside the link.
+    `style`, for mail (whose clients know no style sheet), goes on each link as written.
+    """
+    attributes = Markup(' style="{}"').format(style) if style else Markup()
+    pieces: list[Markup] = []
+    done = 0
+    for found in _WEB_ADDRESS.finditer(text or ""):
+        url = _address_end(found.group(0))
+        if not _is_web_address(url):
+            continue
+        start, end = found.start(), found.start() + len(url)
+        pieces.append(escape(text[done:start]))
+        pieces.append(Markup('<a href="{0}"{1}>{0}</a>').format(url, attributes))
+        done = end
+    pieces.append(escape((text or "")[done:]))
+    return Markup("").join(pieces)

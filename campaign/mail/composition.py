@@ -170,10 +170,14 @@ def _template_gettext(translate: Callable[[str], str]) -> Callable[..., str]:
 
 @dataclass(frozen=True)
 class _UpdateLinks:
-    """An update mail's links for its signer: withdraw the signature, or stop the updates."""
+    """An update mail's links for its signer: withdraw the signature, or stop the updates.
 
-    withdraw: str
-    stop: str
+    None in a sample (the preview, the test mail): no signer is behind it, so the mail says
+    where each signer's own link goes instead of giving one.
+    """
+
+    withdraw: str | None
+    stop: str | None
 
 
 class _Batch:
@@ -270,8 +274,12 @@ class _Batch:
         text_body = self._template("email/update.txt").render(values)
         html_body = self._template("email/update.html").render(values)
         headers = (
-            ("List-Unsubscribe", f"<{links.stop}>"),
-            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            (
+                ("List-Unsubscribe", f"<{links.stop}>"),
+                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            )
+            if links.stop
+            else ()
         )
         return Composed(header_safe(update.subject)[:SUBJECT_MAX], text_body, html_body, headers)
 
@@ -299,18 +307,13 @@ def sample_update(
 ) -> Composed:
     """The update's mail as a signer in this locale gets it (the preview and the test mail).
 
-    Its withdraw and stop links name no signature: they lead to the page for a link that is
-    not valid.
+    No signer is behind it: where a signer's mail has their withdraw and stop links, this one
+    says so, and it has no List-Unsubscribe header. Nothing in it can change a signature.
     """
     batch = _Batch(app)
-
-    def link(purpose: str) -> str:
-        token = signing.make_token(batch.secret, 0, purpose)
-        return batch._absolute(base, f"public.{purpose}", {"slug": campaign.slug, "token": token})
-
     with force_locale(locale):
         words = _words(app, locale)
-        links = _UpdateLinks(withdraw=link("withdraw"), stop=link("stop_updates"))
+        links = _UpdateLinks(withdraw=None, stop=None)
         return batch.update(update, campaign, name, links, base, words)
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import html
+import re
+
 from flask import current_app, flash, redirect, render_template, url_for
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from campaign import auth, i18n, mail, updates
+from campaign import auth, i18n, mail, markup, security, updates
 from campaign.auth import login_required
 from campaign.db import get_session
 from campaign.forms.updates import UpdateForm
@@ -16,6 +21,13 @@ from campaign.models import Campaign, LetterUpdate
 from campaign.views.admin import _organizer, bp
 
 __all__ = ["bp"]
+
+# Update text is plain text with its web addresses as links, wherever the app's templates
+# show it: the mail (composed with the app's Jinja environment) and the public letter.
+bp.add_app_template_filter(markup.linkify, "linkify")
+
+# A page, its status, and headers of its own (the preview's Content-Security-Policy).
+_Page = tuple[str, int, dict[str, str]]
 
 # The fields a tampered or stale preview may get wrong: then the writing form comes back.
 _TEXT_FIELDS = ("subject", "body", "publish")
@@ -44,20 +56,58 @@ def _sample(form: UpdateForm, campaign: Campaign) -> mail.Composed:
     )
 
 
-def _list_page(campaign: Campaign, form: UpdateForm, status: int = 200) -> tuple[str, int]:
+def _list_page(campaign: Campaign, form: UpdateForm, status: int = 200) -> _Page:
     db = get_session()
     reach = updates.reach(db, campaign)
-    return render_template(
-        "admin/updates.html",
-        campaign=campaign,
-        form=form,
-        sent=updates.sent(db, campaign),
-        audience=reach.audience,
-        declined=reach.declined,
-    ), status
+    return (
+        render_template(
+            "admin/updates.html",
+            campaign=campaign,
+            form=form,
+            sent=updates.sent(db, campaign),
+            audience=reach.audience,
+            declined=reach.declined,
+        ),
+        status,
+        {},
+    )
 
 
-def _preview_page(campaign: Campaign, form: UpdateForm, status: int = 200) -> tuple[str, int]:
+# The templates' own style attributes: the organizer's text is escaped (its quotes too), so
+# it can add none.
+_STYLE_ATTRIBUTE = re.compile(r'\sstyle="([^"]*)"')
+# Links in the framed mail open a new tab: the frame may show no other site (frame-src).
+_NEW_TAB = '<base target="_blank">'
+
+
+def _framed(composed: mail.Composed) -> str:
+    """The mail's HTML part as the preview frame's document (srcdoc)."""
+    document = composed.html or ""
+    return document.replace("<head>", "<head>\n  " + _NEW_TAB, 1)
+
+
+def _style_source(value: str) -> str:
+    """A CSP source allowing one exact inline style (by its SHA-256, base64)."""
+    digest = base64.b64encode(hashlib.sha256(value.encode()).digest()).decode()
+    return f"'sha256-{digest}'"
+
+
+def _framing_policy(document: str) -> str:
+    """The page's Content-Security-Policy, letting the framed mail's own style attributes apply.
+
+    A srcdoc frame lives under its page's policy, which allows no inline style; mail has
+    nothing but inline style. Only those exact values are allowed, by their hashes.
+    """
+    values = sorted({html.unescape(value) for value in _STYLE_ATTRIBUTE.findall(document)})
+    if not values:
+        return security.CONTENT_SECURITY_POLICY
+    sources = " ".join(_style_source(value) for value in values)
+    return security.CONTENT_SECURITY_POLICY.replace(
+        "style-src 'self'", f"style-src 'self' 'unsafe-hashes' {sources}", 1
+    )
+
+
+def _preview_page(campaign: Campaign, form: UpdateForm, status: int = 200) -> _Page:
     reach = updates.reach(get_session(), campaign)
     form.audience.data = str(reach.audience)
     form.confirm.label.text = ngettext(
@@ -65,14 +115,18 @@ def _preview_page(campaign: Campaign, form: UpdateForm, status: int = 200) -> tu
         "I have read it; send it to %(num)d signers",
         reach.audience,
     )
-    return render_template(
+    composed = _sample(form, campaign)
+    document = _framed(composed)
+    page = render_template(
         "admin/updates_preview.html",
         campaign=campaign,
         form=form,
-        mail=_sample(form, campaign),
+        mail=composed,
+        mail_document=document,
         audience=reach.audience,
         declined=reach.declined,
-    ), status
+    )
+    return page, status, {"Content-Security-Policy": _framing_policy(document)}
 
 
 def _shown_audience(form: UpdateForm) -> int | None:
@@ -83,7 +137,7 @@ def _shown_audience(form: UpdateForm) -> int | None:
 
 @bp.route("/c/<slug>/updates", methods=["GET", "POST"])
 @login_required
-def updates_page(slug: str) -> Response | tuple[str, int]:
+def updates_page(slug: str) -> Response | _Page:
     """Updates sent to the letter's signers, and a new one: write, preview, then send or test."""
     campaign = auth.campaign_or_404(slug)
     form = UpdateForm()
@@ -101,7 +155,7 @@ def updates_page(slug: str) -> Response | tuple[str, int]:
     return _preview_page(campaign, form)
 
 
-def _send(campaign: Campaign, form: UpdateForm) -> Response | tuple[str, int]:
+def _send(campaign: Campaign, form: UpdateForm) -> Response | _Page:
     """Send the previewed update to every signature that counts now; refuse a repeat."""
     if form.errors:
         return _preview_page(campaign, form, 400)
@@ -158,7 +212,7 @@ def _send(campaign: Campaign, form: UpdateForm) -> Response | tuple[str, int]:
     return redirect(url_for("admin.updates_page", slug=campaign.slug), code=303)
 
 
-def _test(campaign: Campaign, form: UpdateForm) -> tuple[str, int]:
+def _test(campaign: Campaign, form: UpdateForm) -> _Page:
     """Mail the previewed update to the organizer alone, then show the preview again."""
     organizer = _organizer()
     db = get_session()
