@@ -45,9 +45,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
 
-    from campaign import errors, i18n, mail, security
+    from campaign import errors, i18n, mail, markup, security
 
     i18n.install_template_ngettext(app)
+    # Update text (plain, its web addresses made links): in mail and on the public letter.
+    app.add_template_filter(markup.linkify, "linkify")
+
     from campaign.views import admin, admin_abuse, admin_data, admin_updates, embed, pages, public
 
     security.init_app(app)

@@ -12,7 +12,7 @@ from flask_babel import format_datetime
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from campaign import auth, i18n, mail, markup, security, updates
+from campaign import auth, i18n, mail, security, updates
 from campaign.auth import login_required
 from campaign.db import get_session
 from campaign.forms.updates import UpdateForm
@@ -21,10 +21,6 @@ from campaign.models import Campaign, LetterUpdate
 from campaign.views.admin import _organizer, bp
 
 __all__ = ["bp"]
-
-# Update text is plain text with its web addresses as links, wherever the app's templates
-# show it: the mail (composed with the app's Jinja environment) and the public letter.
-bp.add_app_template_filter(markup.linkify, "linkify")
 
 # A page, its status, and headers of its own (the preview's Content-Security-Policy).
 _Page = tuple[str, int, dict[str, str]]
