@@ -34,6 +34,7 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -86,6 +87,14 @@ READER_THREAD_NAME = "campaign-export"
 MARK = "\x1f"
 BOM = "\ufeff"
 
+# What the organizer's search looks in (case-insensitive substring, accents as written).
+SEARCHED: tuple[SQLColumnExpression[str], ...] = (
+    Signature.name,
+    Signature.email,
+    Signature.party,
+    Signature.parliament,
+)
+
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y"})
 _FALSE_WORDS = frozenset({"0", "false", "no", "off", "n"})
 
@@ -133,22 +142,14 @@ class SignatureFilter:
         )
 
     def apply(self, stmt: S) -> S:
-        """Narrow a SELECT over Signature to the rows this filter lets through."""
+        """Narrow a SELECT over Signature to the rows this filter lets through.
+
+        The search is ILIKE '%q%' over SEARCHED (see ilike); on PostgreSQL the trigram
+        index of migration 0014 serves it, on SQLite the rows are read.
+        """
         if self.q:
-            pattern = "%" + _escape_like(self.q) + "%"
-            stmt = stmt.where(
-                or_(
-                    *(
-                        column.ilike(pattern, escape="\\")
-                        for column in (
-                            Signature.name,
-                            Signature.email,
-                            Signature.party,
-                            Signature.parliament,
-                        )
-                    )
-                )
-            )
+            pattern = literal("%" + _escape_like(self.q) + "%", String())
+            stmt = stmt.where(or_(*(ilike(column, pattern) for column in SEARCHED)))
         if self.status == "counted":
             stmt = stmt.where(Signature.counted.is_(true()))
         elif self.status:
@@ -189,6 +190,30 @@ def from_args(args: Mapping[str, str]) -> SignatureFilter:
 def apply(stmt: S, signature_filter: SignatureFilter) -> S:
     """Narrow a SELECT over Signature by a filter (see SignatureFilter.apply)."""
     return signature_filter.apply(stmt)
+
+
+class ilike(FunctionElement[bool]):
+    """SQL: column ILIKE pattern, with backslash as the escape character.
+
+    SQLAlchemy writes lower(column) LIKE lower(pattern) for SQLite, where both lower() and
+    LIKE fold ASCII letters only: plain LIKE finds the same rows (SQLite's LIKE ignores
+    ASCII case unless PRAGMA case_sensitive_like, never set here) at a third of the cost,
+    which a search reading every row of a letter pays a million times.
+    """
+
+    inherit_cache = True
+
+
+@compiles(ilike, "sqlite")
+def _ilike_sqlite(element: ilike, compiler: SQLCompiler, **kw: Any) -> str:
+    column, pattern = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"{column} LIKE {pattern} ESCAPE '\\'"
+
+
+@compiles(ilike)
+def _ilike_default(element: ilike, compiler: SQLCompiler, **kw: Any) -> str:
+    column, pattern = element.clauses
+    return compiler.process(column.ilike(pattern, escape="\\"), **kw)
 
 
 def _escape_like(text: str) -> str:

@@ -438,14 +438,31 @@ def list_signatures(
     page: int = 1,
     per_page: int = PER_PAGE,
 ) -> Page:
-    """One page of the campaign's signatures that narrow() keeps, in the chosen order."""
+    """One page of the campaign's signatures that narrow() keeps, in the chosen order.
+
+    The page is read first: when it is the list's last (some rows, fewer than a page; or
+    none on the first page) the total is known without a COUNT. A search few rows match
+    reads every row of the letter to fill its page, and used to read them all again to
+    count. Past the last page, the last one is shown.
+    """
     base = narrow(select(Signature).where(Signature.campaign_id == campaign.id))
-    total = db.scalar(select(func.count()).select_from(base.order_by(None).subquery())) or 0
     column = SORTS.get(sort, Signature.signed_at)
     order = [column.desc(), Signature.id.desc()] if descending else [column.asc(), Signature.id]
-    page = max(1, min(page, max(1, -(-int(total) // per_page))))
-    rows = db.scalars(base.order_by(*order).limit(per_page).offset((page - 1) * per_page))
-    return Page(list(rows), int(total), page, per_page)
+
+    def read(number: int) -> list[Signature]:
+        offset = (number - 1) * per_page
+        return list(db.scalars(base.order_by(*order).limit(per_page).offset(offset)))
+
+    page = max(1, page)
+    rows = read(page)
+    if 0 < len(rows) < per_page or (page == 1 and not rows):
+        return Page(rows, (page - 1) * per_page + len(rows), page, per_page)
+    total = int(db.scalar(select(func.count()).select_from(base.order_by(None).subquery())) or 0)
+    last = max(1, -(-total // per_page))
+    if page > last:
+        page = last
+        rows = read(page)
+    return Page(rows, total, page, per_page)
 
 
 def status_counts(db: Session, campaign_ids: Iterable[int]) -> dict[int, dict[str, int]]:

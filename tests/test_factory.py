@@ -33,6 +33,12 @@ def test_default_app_is_not_testing(tmp_path, monkeypatch) -> None:
     assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
 
 
+def _modelled(name: str | None, kind: str, parent: object) -> bool:
+    """Whether the models describe a schema object: not PostgreSQL's pg_trgm index of the
+    organizer's search (revision 0014), which SQLAlchemy cannot describe."""
+    return not (kind == "index" and name == "ix_signature_search")
+
+
 # SQLAlchemy cannot reflect an index on an expression from SQLite, so Alembic cannot compare
 # ix_signature_listed there (tests/test_signatories.py compares its SQL instead).
 @pytest.mark.filterwarnings(
@@ -43,7 +49,8 @@ def test_migrations_build_the_models_schema_from_empty(app_factory, backend: str
     app = app_factory(backend)
     engine = create_engine(app.config["DATABASE_URL"])
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        context = MigrationContext.configure(conn, opts={"include_name": _modelled})
+        diff = compare_metadata(context, Base.metadata)
         tables = set(inspect(conn).get_table_names())
     engine.dispose()
     assert diff == []

@@ -1,0 +1,433 @@
+"""The organizer's search (?q=): what the old ILIKE found, through PostgreSQL's trigram
+index or by reading the rows on SQLite (whose schema revision 0014 leaves alone)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from admin_helpers import AuthActions, make_campaign, make_organizer, make_signature
+from alembic import command
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, event, inspect, or_, select, text
+from sqlalchemy.orm import Session
+
+from campaign import export, review
+from campaign.db import alembic_config, upgrade
+from campaign.models import Campaign, Organizer, Signature
+
+# (name, email, party, parliament): accents in both cases, '%' and '_', a Kelvin sign
+# (U+212A, which Unicode folds to "k" and SQLite's ASCII-only lower() does not).
+SIGNERS = (
+    ("José Álvarez", "jose.alvarez@example.org", "Partido Verde", "Congreso"),
+    ("ÉMILE Zola", "emile@example.fr", "Les Écologistes", "Assemblée nationale"),
+    ("Ada Lovelace", "ada@example.org", "50% Party", "House of Lords"),
+    ("Grace_Hopper", "grace@navy.example", "Navy", "Congress"),
+    ("Ødegaard Kim", "kim@example.no", "Høyre", "Storting"),
+    ("\u212aelvin Sign", "sign@example.net", "Units", "Bureau"),
+    ("Zed Gone", "zed@erase.example", "Vanished", "Nowhere"),
+    ("Old Name", "renamed@example.org", "Before", "Parliament of Before"),
+)
+QUERIES = (
+    "Álvarez",
+    "álvarez",
+    "ÁLVAREZ",
+    "alvarez",
+    "émile",
+    "ÉMILE",
+    "Émile",
+    "zola",
+    "ZOLA",
+    "écolo",
+    "ÉCOLO",
+    "50%",
+    "%",
+    "%%",
+    "_",
+    "e_h",
+    "grace_",
+    "ø",
+    "Ø",
+    "ØDEGAARD",
+    "høy",
+    "HØY",
+    "kel",
+    "KELVIN",
+    "\u212aelvin",
+    "example",
+    "EXAMPLE.ORG",
+    "x",
+    "ad",
+    "Ad",
+    "a",
+    "ss",
+    'o"',
+    "o'",
+    "\\",
+    "a b",
+    "Congres",
+    "of",
+    "zed",
+    "erase.example",
+    "Vanished",
+    "Old Name",
+    "renamed",
+    "New Person",
+    "Parliament of After",
+    "nobody at all",
+)
+
+
+@pytest.fixture
+def searchable(app_factory, backend: str) -> Iterator[tuple[Flask, Campaign, Organizer]]:
+    """An app on each backend with SIGNERS on one letter, one erased and one corrected."""
+    app = app_factory(backend)
+    engine = create_engine(str(app.config["DATABASE_URL"]))
+    with Session(bind=engine, expire_on_commit=False) as db:
+        campaign = make_campaign(db, "kem")
+        organizer = make_organizer(db, "alice@example.org", campaigns=(campaign,))
+        made = [
+            make_signature(db, campaign, name, email, party=party, parliament=parliament)
+            for name, email, party, parliament in SIGNERS
+        ]
+        review.erase(db, organizer, made[6])
+        review.edit(
+            db,
+            organizer,
+            made[7],
+            review.Details("New Person", "MP", "Parliament of After", "After", "FR"),
+        )
+        db.commit()
+    engine.dispose()
+    yield app, campaign, organizer
+
+
+def _logged_in(app: Flask) -> FlaskClient:
+    client = app.test_client()
+    assert AuthActions(client).login("alice@example.org").status_code == 303
+    return client
+
+
+def _listed(client: FlaskClient, q: str) -> set[int]:
+    """The ids the organizer's list shows for a search."""
+    response = client.get("/admin/c/kem/signatures", query_string={"q": q})
+    assert response.status_code == 200
+    return {int(i) for i in re.findall(r"/admin/c/kem/signatures/(\d+)\"", response.text)}
+
+
+def _exported(client: FlaskClient, q: str) -> set[int]:
+    """The ids the CSV export holds for a search."""
+    response = client.get("/admin/c/kem/export.csv", query_string={"q": q})
+    assert response.status_code == 200
+    return {int(line.split(",")[0]) for line in response.text.splitlines()[1:] if line}
+
+
+def _ilike(app: Flask, campaign: Campaign, q: str) -> set[int]:
+    """What the search found before the index: the same ILIKE over every row of the letter."""
+    engine = create_engine(str(app.config["DATABASE_URL"]))
+    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    columns = (Signature.name, Signature.email, Signature.party, Signature.parliament)
+    with Session(bind=engine) as db:
+        ids = db.scalars(
+            select(Signature.id).where(
+                Signature.campaign_id == campaign.id,
+                or_(*(column.ilike(pattern, escape="\\") for column in columns)),
+            )
+        ).all()
+    engine.dispose()
+    return set(ids)
+
+
+def _id_of(app: Flask, email_key: str) -> int:
+    engine = create_engine(str(app.config["DATABASE_URL"]))
+    with Session(bind=engine) as db:
+        found = db.scalar(select(Signature.id).where(Signature.email_key == email_key))
+    engine.dispose()
+    assert found is not None
+    return int(found)
+
+
+def test_search_finds_what_ilike_found(searchable) -> None:
+    app, campaign, _ = searchable
+    client = _logged_in(app)
+    for q in QUERIES:
+        expected = _ilike(app, campaign, q)
+        assert _listed(client, q) == expected, q
+        assert _exported(client, q) == expected, q
+
+
+def test_search_case_accents_wildcards_and_short_queries(searchable) -> None:
+    app, _, _ = searchable
+    client = _logged_in(app)
+    jose, emile, ada, grace, kim = (
+        _id_of(app, email)
+        for email in (
+            "jose.alvarez@example.org",
+            "emile@example.fr",
+            "ada@example.org",
+            "grace@navy.example",
+            "kim@example.no",
+        )
+    )
+    assert _listed(client, "Álvarez") == {jose}
+    assert _listed(client, "ZOLA") == {emile}
+    # Accents count as letters of their own, as before: "emile" is the address only.
+    assert _listed(client, "Ecologistes") == set()
+    assert _listed(client, "emile") == {emile}
+    # Wildcards in the query are plain characters.
+    assert _listed(client, "50%") == {ada}
+    assert _listed(client, "%") == {ada}
+    assert _listed(client, "_") == {grace}
+    assert _listed(client, "e_h") == {grace}
+    # One and two characters: no trigram, still every match.
+    assert _listed(client, "ø") == {kim}
+    assert _listed(client, "Ad") == {ada}
+    assert _listed(client, "Lovelace") == {ada}
+    assert _listed(client, "lovelace") == {ada}
+
+
+def test_erased_signer_is_not_found_by_old_name_or_address(searchable) -> None:
+    app, _, _ = searchable
+    client = _logged_in(app)
+    for q in ("Zed Gone", "zed", "zed@erase.example", "erase.example", "Vanished", "Nowhere"):
+        assert _listed(client, q) == set(), q
+        assert _exported(client, q) == set(), q
+
+
+def test_corrected_signer_is_found_by_new_details_only(searchable) -> None:
+    app, _, _ = searchable
+    client = _logged_in(app)
+    renamed = _id_of(app, "renamed@example.org")
+    for q in ("Old Name", "Parliament of Before", "Before"):
+        assert _listed(client, q) == set(), q
+    for q in ("New Person", "new pers", "Parliament of After", "renamed@"):
+        assert _listed(client, q) == {renamed}, q
+
+
+def test_the_filters_and_sorting_still_apply_beside_the_search(searchable) -> None:
+    app, _, _ = searchable
+    client = _logged_in(app)
+    for sort in ("name", "signed_at", "country"):
+        for direction in ("asc", "desc"):
+            args = {"sort": sort, "dir": direction}
+            everyone = _in_order(client, args)
+            found = _in_order(client, {**args, "q": "example"})
+            matching = _ilike(app, searchable[1], "example")
+            assert found == [i for i in everyone if i in matching], args
+    assert _in_order(client, {"q": "example", "country": "NO"}) == []
+    assert _in_order(client, {"q": "example", "status": "erased"}) == []
+
+
+def _in_order(client: FlaskClient, args: dict[str, str]) -> list[int]:
+    """The ids the organizer's list shows, in its order."""
+    response = client.get("/admin/c/kem/signatures", query_string=args)
+    assert response.status_code == 200
+    ids = [int(i) for i in re.findall(r"/admin/c/kem/signatures/(\d+)\"", response.text)]
+    return list(dict.fromkeys(ids))
+
+
+def test_imported_signers_are_found(app_factory, tmp_path: Path) -> None:
+    app = app_factory()
+    engine = create_engine(str(app.config["DATABASE_URL"]))
+    with Session(bind=engine) as db:
+        make_campaign(db, "kem")
+        make_organizer(db, "alice@example.org", campaigns=(db.scalars(select(Campaign)).one(),))
+    engine.dispose()
+    paper = tmp_path / "paper.csv"
+    paper.write_text(
+        "name,title,parliament,party,country_code,email\r\n"
+        "Wangarĩ Maathai,MP,National Assembly,Mazingira,KE,wangari@example.ke\r\n",
+        encoding="utf-8",
+    )
+    result = app.test_cli_runner().invoke(args=["import-csv", "kem", str(paper)])
+    assert result.exit_code == 0, result.output
+    client = _logged_in(app)
+    assert _listed(client, "Wangarĩ") == {_id_of(app, "wangari@example.ke")}
+    assert _listed(client, "mazingira") == {_id_of(app, "wangari@example.ke")}
+
+
+def _plan(url: str, q: str, *, ordered: bool) -> str:
+    """PostgreSQL's plan for the list's search (its page, or its count)."""
+    engine = create_engine(url)
+    stmt = export.apply(select(Signature.id), export.SignatureFilter(q=q))
+    if ordered:
+        stmt = stmt.order_by(Signature.signed_at.desc(), Signature.id.desc()).limit(50)
+    sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True}))
+    with engine.connect() as conn:
+        # Whether the index can serve the search, whatever this small table's costs say
+        # (at a million rows the planner picks it by itself: docs/performance.md).
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + sql).scalars())
+    engine.dispose()
+    return plan
+
+
+def _many_signers(url: str, n: int) -> None:
+    """n signers on a letter (id 1), with the planner's statistics of them."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO campaign (slug, title, letter, recipient, state,"
+                " require_confirmation, created_at, updated_at, letter_version)"
+                " VALUES ('kem', 'A letter', '', '', 'open', false, '2026-01-01', '2026-01-01', 1)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO signature (campaign_id, signed_at, updated_at, name, title,"
+                " parliament, party, country_code, continent_code, email, email_key,"
+                " email_domain, name_key, comment, public, source, locale, letter_version,"
+                " status, counted, rejected_reason, duplicate_notices)"
+                " SELECT 1, '2026-01-01', '2026-01-01', 'Member ' || i, 'MP', 'Parliament',"
+                " 'Party ' || (i % 7), 'FR', 'EU', 'm' || i || '@example.org',"
+                " 'm' || i || '@example.org', 'example.org', 'member ' || i, '', true, 'form',"
+                " 'en', 1, 'confirmed', true, '', 0 FROM generate_series(1, :n) AS g(i)"
+            ),
+            {"n": n},
+        )
+        conn.execute(text("ANALYZE signature"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_the_postgres_search_uses_the_trigram_index(any_app: Flask) -> None:
+    url = str(any_app.config["DATABASE_URL"])
+    # PostgreSQL reads a handful of rows without an index: give it a letter of some size.
+    _many_signers(url, 20_000)
+    for ordered in (False, True):
+        plan = _plan(url, "m12345@", ordered=ordered)
+        assert "Bitmap Index Scan on ix_signature_search" in plan, plan
+
+
+def _one_signer_at_0013(url: str) -> None:
+    upgrade(url, "0013")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO campaign (slug, title, letter, recipient, state,"
+                " require_confirmation, created_at, updated_at, letter_version)"
+                " VALUES ('kem', 'A letter', '', '', 'open', false, '2026-01-01', '2026-01-01', 1)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO signature (campaign_id, signed_at, updated_at, name, title,"
+                " parliament, party, country_code, continent_code, email, email_key,"
+                " email_domain, name_key, comment, public, source, locale, letter_version,"
+                " status, counted, rejected_reason, duplicate_notices) VALUES ("
+                " (SELECT id FROM campaign), '2026-01-01', '2026-01-01', 'Ada Lovelace', 'MP',"
+                " 'House of Lords', 'Analytical', 'GB', 'EU', 'ada@example.org',"
+                " 'ada@example.org', 'example.org', 'ada lovelace', '', true, 'form', 'en', 1,"
+                " 'confirmed', true, '', 0)"
+            )
+        )
+    engine.dispose()
+
+
+def _found(url: str, q: str) -> list[str]:
+    engine = create_engine(url)
+    with Session(bind=engine) as db:
+        found = list(db.scalars(export.apply(select(Signature.name), export.SignatureFilter(q=q))))
+    engine.dispose()
+    return found
+
+
+def _indexes(url: str) -> set[str]:
+    engine = create_engine(url)
+    names = {str(ix["name"]) for ix in inspect(engine).get_indexes("signature")}
+    engine.dispose()
+    return names
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_postgres_upgrade_indexes_existing_rows_and_downgrade_drops_the_index(
+    empty_database: str,
+) -> None:
+    url = empty_database
+    _one_signer_at_0013(url)
+    upgrade(url)
+    assert "ix_signature_search" in _indexes(url)
+    assert "Bitmap Index Scan on ix_signature_search" in _plan(url, "velac", ordered=False)
+    assert _found(url, "lovel") == ["Ada Lovelace"]
+    command.downgrade(alembic_config(url), "0013")
+    assert "ix_signature_search" not in _indexes(url)
+    assert _found(url, "lovel") == ["Ada Lovelace"]
+    upgrade(url)
+    assert "ix_signature_search" in _indexes(url)
+
+
+def _sqlite_schema(url: str) -> list[tuple[str, str, str]]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT type, name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name"
+        ).all()
+    engine.dispose()
+    return [(str(kind), str(name), str(sql)) for kind, name, sql in rows]
+
+
+def test_sqlite_upgrade_to_0014_and_back_leaves_the_schema_alone(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/steps.sqlite3"
+    _one_signer_at_0013(url)
+    before = _sqlite_schema(url)
+    upgrade(url)  # what `campaign db upgrade` runs
+    assert _sqlite_schema(url) == before
+    assert _found(url, "lovel") == ["Ada Lovelace"]
+    command.downgrade(alembic_config(url), "0013")
+    assert _sqlite_schema(url) == before
+
+
+def _table_reads(app: Flask, client: FlaskClient, args: dict[str, str]) -> tuple[str, int]:
+    """The list's page for args, and how many statements searched the signature table."""
+    engine = app.extensions["engine"]
+    searches: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if "FROM signature" in statement and "LIKE" in statement.upper():
+            searches.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        response = client.get("/admin/c/kem/signatures", query_string=args)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert response.status_code == 200
+    return response.text, len(searches)
+
+
+def test_a_search_whose_matches_fit_on_a_page_reads_the_table_once(app_factory) -> None:
+    app = app_factory()
+    engine = create_engine(str(app.config["DATABASE_URL"]))
+    with Session(bind=engine, expire_on_commit=False) as db:
+        campaign = make_campaign(db, "kem")
+        make_organizer(db, "alice@example.org", campaigns=(campaign,))
+        for i in range(120):
+            make_signature(db, campaign, f"Member {i:03d}", f"m{i}@parl.example")
+    engine.dispose()
+    client = _logged_in(app)
+    page, reads = _table_reads(app, client, {"q": "Member 01"})  # 010-019
+    assert "10 signatures match; showing 1\N{EN DASH}10." in page
+    assert reads == 1
+    page, reads = _table_reads(app, client, {"q": "nobody"})
+    assert "Member" not in page
+    assert reads == 1
+    # A full page still needs the count; the last page of a long search does not.
+    page, reads = _table_reads(app, client, {"q": "member"})
+    assert "120 signatures match; showing 1\N{EN DASH}50." in page
+    assert "Page 1 of 3" in page
+    assert reads == 2
+    page, reads = _table_reads(app, client, {"q": "member", "page": "3"})
+    assert "120 signatures match; showing 101\N{EN DASH}120." in page
+    assert "Page 3 of 3" in page
+    assert reads == 1
+    # Past the end: the count, then the last page.
+    page, _ = _table_reads(app, client, {"q": "member", "page": "9"})
+    assert "120 signatures match; showing 101\N{EN DASH}120." in page
+    assert "Page 3 of 3" in page
+    page, _ = _table_reads(app, client, {"q": "Member 01", "page": "2"})
+    assert "10 signatures match; showing 1\N{EN DASH}10." in page
