@@ -12,7 +12,7 @@ from admin_helpers import AuthActions, make_campaign, make_organizer, make_signa
 from alembic import command
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, event, inspect, or_, select, text
+from sqlalchemy import Connection, create_engine, event, inspect, or_, select, text
 from sqlalchemy.orm import Session
 
 from campaign import export, review
@@ -265,17 +265,22 @@ def _plan(url: str, q: str, *, ordered: bool) -> str:
     return plan
 
 
+def _a_letter(conn: Connection) -> None:
+    """The one letter (slug 'kem') the raw-SQL tests below add signers to."""
+    conn.execute(
+        text(
+            "INSERT INTO campaign (slug, title, letter, recipient, state,"
+            " require_confirmation, created_at, updated_at, letter_version)"
+            " VALUES ('kem', 'A letter', '', '', 'open', false, '2026-01-01', '2026-01-01', 1)"
+        )
+    )
+
+
 def _many_signers(url: str, n: int) -> None:
     """n signers on a letter (id 1), with the planner's statistics of them."""
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO campaign (slug, title, letter, recipient, state,"
-                " require_confirmation, created_at, updated_at, letter_version)"
-                " VALUES ('kem', 'A letter', '', '', 'open', false, '2026-01-01', '2026-01-01', 1)"
-            )
-        )
+        _a_letter(conn)
         conn.execute(
             text(
                 "INSERT INTO signature (campaign_id, signed_at, updated_at, name, title,"
@@ -307,13 +312,7 @@ def _one_signer_at_0013(url: str) -> None:
     upgrade(url, "0013")
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO campaign (slug, title, letter, recipient, state,"
-                " require_confirmation, created_at, updated_at, letter_version)"
-                " VALUES ('kem', 'A letter', '', '', 'open', false, '2026-01-01', '2026-01-01', 1)"
-            )
-        )
+        _a_letter(conn)
         conn.execute(
             text(
                 "INSERT INTO signature (campaign_id, signed_at, updated_at, name, title,"
