@@ -4,6 +4,8 @@ index or by reading the rows on SQLite (whose schema revision 0014 leaves alone)
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -358,6 +360,86 @@ def test_postgres_upgrade_indexes_existing_rows_and_downgrade_drops_the_index(
     assert _found(url, "lovel") == ["Ada Lovelace"]
     upgrade(url)
     assert "ix_signature_search" in _indexes(url)
+
+
+def _add_signer(conn: Connection, name: str, email: str) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO signature (campaign_id, signed_at, updated_at, name, title,"
+            " parliament, party, country_code, continent_code, email, email_key,"
+            " email_domain, name_key, comment, public, source, locale, letter_version,"
+            " status, counted, rejected_reason, duplicate_notices) VALUES ("
+            " (SELECT id FROM campaign), '2026-01-01', '2026-01-01', :name, 'MP',"
+            " 'Congress', '', 'US', 'NA', :email, :email, 'example.org', :key, '',"
+            " true, 'form', 'en', 1, 'confirmed', true, '', 0)"
+        ),
+        {"name": name, "email": email, "key": name.casefold()},
+    )
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_postgres_upgrade_builds_the_index_while_signing_goes_on(empty_database: str) -> None:
+    url = empty_database
+    _one_signer_at_0013(url)
+    engine = create_engine(url)
+    # A transaction that began before the upgrade, with its snapshot: a concurrent build
+    # waits for it to end; a plain CREATE INDEX would not wait, and would block the writer.
+    old = engine.connect()
+    old.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    old.exec_driver_sql("SELECT count(*) FROM signature").scalar()
+    failures: list[BaseException] = []
+
+    def run_upgrade() -> None:
+        try:
+            upgrade(url)
+        except BaseException as error:  # reported by the test below
+            failures.append(error)
+
+    builder = threading.Thread(target=run_upgrade)
+    builder.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with engine.connect() as probe:
+                waiting = probe.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND starts_with(query, 'CREATE INDEX CONCURRENTLY ix_signature_search')"
+                ).scalar()
+            if waiting:
+                break
+            assert builder.is_alive(), f"the index was built without waiting: {failures}"
+            assert time.monotonic() < deadline, "the index build never began"
+            time.sleep(0.05)
+        # While the index is being built, a signature goes in at once.
+        with engine.begin() as writer:
+            writer.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+            _add_signer(writer, "Grace Hopper", "grace@example.org")
+    finally:
+        old.rollback()
+        old.close()
+        builder.join(60)
+        engine.dispose()
+    assert not builder.is_alive() and failures == []
+    assert "ix_signature_search" in _indexes(url)
+    assert _found(url, "hopp") == ["Grace Hopper"]
+    assert "Bitmap Index Scan on ix_signature_search" in _plan(url, "velac", ordered=False)
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_postgres_upgrade_replaces_an_index_an_interrupted_build_left(
+    empty_database: str,
+) -> None:
+    url = empty_database
+    _one_signer_at_0013(url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        # What an interrupted CREATE INDEX CONCURRENTLY leaves: an index of that name
+        # (here a valid but useless one), with the schema still at 0013.
+        conn.exec_driver_sql("CREATE INDEX ix_signature_search ON signature (title)")
+    engine.dispose()
+    upgrade(url)
+    assert "Bitmap Index Scan on ix_signature_search" in _plan(url, "velac", ordered=False)
+    assert _found(url, "lovel") == ["Ada Lovelace"]
 
 
 def _sqlite_schema(url: str) -> list[tuple[str, str, str]]:
