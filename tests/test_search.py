@@ -278,6 +278,27 @@ def _a_letter(conn: Connection) -> None:
     )
 
 
+# The signature columns the raw-SQL fixtures below fill (schema 0013 and later).
+_INSERT_SIGNATURE = (
+    "INSERT INTO signature (campaign_id, signed_at, updated_at, name, title,"
+    " parliament, party, country_code, continent_code, email, email_key,"
+    " email_domain, name_key, comment, public, source, locale, letter_version,"
+    " status, counted, rejected_reason, duplicate_notices)"
+)
+
+
+def _add_signer(conn: Connection, name: str, email: str) -> None:
+    conn.execute(
+        text(
+            _INSERT_SIGNATURE  # noqa: S608 (constant SQL; the values are parameters)
+            + " VALUES ((SELECT id FROM campaign), '2026-01-01', '2026-01-01', :name,"
+            " 'MP', 'Congress', '', 'US', 'NA', :email, :email, 'example.org', :key, '',"
+            " true, 'form', 'en', 1, 'confirmed', true, '', 0)"
+        ),
+        {"name": name, "email": email, "key": name.casefold()},
+    )
+
+
 def _many_signers(url: str, n: int) -> None:
     """n signers on a letter (id 1), with the planner's statistics of them."""
     engine = create_engine(url)
@@ -285,11 +306,8 @@ def _many_signers(url: str, n: int) -> None:
         _a_letter(conn)
         conn.execute(
             text(
-                "INSERT INTO signature (campaign_id, signed_at, updated_at, name, title,"
-                " parliament, party, country_code, continent_code, email, email_key,"
-                " email_domain, name_key, comment, public, source, locale, letter_version,"
-                " status, counted, rejected_reason, duplicate_notices)"
-                " SELECT 1, '2026-01-01', '2026-01-01', 'Member ' || i, 'MP', 'Parliament',"
+                _INSERT_SIGNATURE  # noqa: S608 (constant SQL; n is a parameter)
+                + " SELECT 1, '2026-01-01', '2026-01-01', 'Member ' || i, 'MP', 'Parliament',"
                 " 'Party ' || (i % 7), 'FR', 'EU', 'm' || i || '@example.org',"
                 " 'm' || i || '@example.org', 'example.org', 'member ' || i, '', true, 'form',"
                 " 'en', 1, 'confirmed', true, '', 0 FROM generate_series(1, :n) AS g(i)"
@@ -315,18 +333,7 @@ def _one_signer_at_0013(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
         _a_letter(conn)
-        conn.execute(
-            text(
-                "INSERT INTO signature (campaign_id, signed_at, updated_at, name, title,"
-                " parliament, party, country_code, continent_code, email, email_key,"
-                " email_domain, name_key, comment, public, source, locale, letter_version,"
-                " status, counted, rejected_reason, duplicate_notices) VALUES ("
-                " (SELECT id FROM campaign), '2026-01-01', '2026-01-01', 'Ada Lovelace', 'MP',"
-                " 'House of Lords', 'Analytical', 'GB', 'EU', 'ada@example.org',"
-                " 'ada@example.org', 'example.org', 'ada lovelace', '', true, 'form', 'en', 1,"
-                " 'confirmed', true, '', 0)"
-            )
-        )
+        _add_signer(conn, "Ada Lovelace", "ada@example.org")
     engine.dispose()
 
 
@@ -360,21 +367,6 @@ def test_postgres_upgrade_indexes_existing_rows_and_downgrade_drops_the_index(
     assert _found(url, "lovel") == ["Ada Lovelace"]
     upgrade(url)
     assert "ix_signature_search" in _indexes(url)
-
-
-def _add_signer(conn: Connection, name: str, email: str) -> None:
-    conn.execute(
-        text(
-            "INSERT INTO signature (campaign_id, signed_at, updated_at, name, title,"
-            " parliament, party, country_code, continent_code, email, email_key,"
-            " email_domain, name_key, comment, public, source, locale, letter_version,"
-            " status, counted, rejected_reason, duplicate_notices) VALUES ("
-            " (SELECT id FROM campaign), '2026-01-01', '2026-01-01', :name, 'MP',"
-            " 'Congress', '', 'US', 'NA', :email, :email, 'example.org', :key, '',"
-            " true, 'form', 'en', 1, 'confirmed', true, '', 0)"
-        ),
-        {"name": name, "email": email, "key": name.casefold()},
-    )
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
