@@ -125,21 +125,29 @@ def build_message(mail_from: str, message: OutboxMessage, mail: Composed) -> Mes
         )
     else:
         email = _text_part(mail.text, "plain")
-    email["From"] = sender
-    email["To"] = header_safe(message.to_addr)
-    subject = header_safe(mail.subject)
-    # A Header RFC 2047-encodes a non-ASCII subject (typeshed allows only str here).
-    email["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")  # type: ignore[assignment]
-    # The queueing time and the fixed Message-ID make a retried mail recognisably the same.
-    email["Date"] = format_datetime(message.created_at)
-    email["Message-ID"] = header_safe(message.message_id)
-    email["Auto-Submitted"] = "auto-generated"
-    for name, value in mail.headers:
-        email[name] = header_safe(value)
+    for name, value in _mail_headers(sender, message, mail):
+        # typeshed allows only str values; a Header (the subject's) is what compat32 takes.
+        email[name] = value
     if mail.html:
         email.attach(_text_part(mail.text, "plain"))
         email.attach(_text_part(mail.html, "html"))
     return email
+
+
+def _mail_headers(sender: str, message: OutboxMessage, mail: Composed) -> list[tuple[str, Any]]:
+    """The mail's own headers, in order, for build_message() and _direct_bytes() alike."""
+    subject = header_safe(mail.subject)
+    return [
+        ("From", sender),
+        ("To", header_safe(message.to_addr)),
+        # A Header RFC 2047-encodes a non-ASCII subject.
+        ("Subject", subject if subject.isascii() else Header(subject, "utf-8")),
+        # The queueing time and the fixed Message-ID make a retried mail recognisably the same.
+        ("Date", format_datetime(message.created_at)),
+        ("Message-ID", header_safe(message.message_id)),
+        ("Auto-Submitted", "auto-generated"),
+        *((name, header_safe(value)) for name, value in mail.headers),
+    ]
 
 
 def _text_part(body: str, subtype: str) -> MIMENonMultipart:
@@ -200,17 +208,7 @@ def _direct_bytes(
         return None
     policy = _POLICY_SMTP if smtp else _POLICY
     newline = policy.linesep.encode()
-    subject = header_safe(mail.subject)
-    headers: list[tuple[str, Any]] = [
-        ("From", sender),
-        ("To", header_safe(message.to_addr)),
-        # A Header RFC 2047-encodes a non-ASCII subject, as in build_message().
-        ("Subject", subject if subject.isascii() else Header(subject, "utf-8")),
-        ("Date", format_datetime(message.created_at)),
-        ("Message-ID", header_safe(message.message_id)),
-        ("Auto-Submitted", "auto-generated"),
-        *((name, header_safe(value)) for name, value in mail.headers),
-    ]
+    headers = _mail_headers(sender, message, mail)
     parts = [
         _direct_part(policy, body, subtype, encoding, smtp)
         for (body, subtype), encoding in zip(bodies, encodings, strict=True)
