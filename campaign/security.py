@@ -34,14 +34,23 @@ from campaign.extensions import limiter
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# No inline script or style anywhere: what the page needs comes from our own origin.
-_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'"
-)
-CONTENT_SECURITY_POLICY = _CSP + "; frame-ancestors 'none'"
+
+def content_security_policy(*, frame_ancestors: str = "'none'", style: str = "") -> str:
+    """The site's Content-Security-Policy: no inline script or style; our own origin only.
+
+    style adds sources to style-src, for the one page that needs a few exact inline styles
+    (the framed mail of an update's preview, by their hashes).
+    """
+    styles = f"'self' {style}" if style else "'self'"
+    return (
+        f"default-src 'self'; script-src 'self'; style-src {styles}; img-src 'self' data:; "
+        f"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors {frame_ancestors}"
+    )
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
 # The widget and badge are meant to be framed by any site that shows the letter.
-FRAMEABLE_CONTENT_SECURITY_POLICY = _CSP + "; frame-ancestors *"
+FRAMEABLE_CONTENT_SECURITY_POLICY = content_security_policy(frame_ancestors="*")
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 
 # Rate-limit settings checked at start-up, so a typo fails the deployment, not a request.

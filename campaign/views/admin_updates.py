@@ -98,9 +98,7 @@ def _framing_policy(document: str) -> str:
     if not values:
         return security.CONTENT_SECURITY_POLICY
     sources = " ".join(_style_source(value) for value in values)
-    return security.CONTENT_SECURITY_POLICY.replace(
-        "style-src 'self'", f"style-src 'self' 'unsafe-hashes' {sources}", 1
-    )
+    return security.content_security_policy(style=f"'unsafe-hashes' {sources}")
 
 
 def _preview_page(campaign: Campaign, form: UpdateForm, status: int = 200) -> _Page:
