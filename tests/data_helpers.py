@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
 
 from campaign import auth, review, signing, tally
@@ -115,3 +116,18 @@ def counted_by_country(app: Flask, slug: str) -> dict[str, int]:
         return by_country
     finally:
         db.close()
+
+
+def insert_old_letter(conn: Connection, now: dt.datetime) -> None:
+    """An open letter 'old' in raw SQL, with the columns every schema revision has.
+
+    For the migration tests, which insert rows at an older revision than the models'.
+    """
+    conn.execute(
+        text(
+            "INSERT INTO campaign (slug, title, letter, recipient, state, "
+            "require_confirmation, created_at, updated_at) VALUES ('old', 'Old letter', "
+            "'Text', '', 'open', true, :now, :now)"
+        ),
+        {"now": now},
+    )

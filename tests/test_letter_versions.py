@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from data_helpers import login, make_campaign, make_organizer, sign
+from data_helpers import insert_old_letter, login, make_campaign, make_organizer, sign
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, func, select, text
@@ -450,14 +450,7 @@ def test_revision_0009_makes_existing_letters_and_signatures_version_1(
     engine = create_engine(url)
     now = utcnow()
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO campaign (slug, title, letter, recipient, state, "
-                "require_confirmation, created_at, updated_at) VALUES ('old', 'Old letter', "
-                "'Text', '', 'open', true, :now, :now)"
-            ),
-            {"now": now},
-        )
+        insert_old_letter(conn, now)
         for i in range(3):
             conn.execute(
                 text(

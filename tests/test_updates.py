@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from admin_helpers import flashes, make_campaign, make_organizer, make_signature
 from alembic import command
-from data_helpers import login
+from data_helpers import insert_old_letter, login
 from flask import Flask
 from flask.testing import FlaskClient
 from markupsafe import Markup
@@ -731,14 +731,7 @@ def test_revision_0010_keeps_the_outbox_and_adds_updates(empty_database: str) ->
     engine = create_engine(url)
     now = utcnow()
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO campaign (slug, title, letter, recipient, state, "
-                "require_confirmation, created_at, updated_at) VALUES ('old', 'Old letter', "
-                "'Text', '', 'open', true, :now, :now)"
-            ),
-            {"now": now},
-        )
+        insert_old_letter(conn, now)
         conn.execute(
             text(
                 "INSERT INTO outbox_message (created_at, to_addr, kind, link_base, subject, "
@@ -786,14 +779,7 @@ def test_revision_0012_adds_the_declined_column_and_0011_takes_it_away(
     engine = create_engine(url)
     now = utcnow()
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO campaign (slug, title, letter, recipient, state, "
-                "require_confirmation, created_at, updated_at) VALUES ('old', 'Old letter', "
-                "'Text', '', 'open', true, :now, :now)"
-            ),
-            {"now": now},
-        )
+        insert_old_letter(conn, now)
         conn.execute(
             text(
                 "INSERT INTO signature (campaign_id, signed_at, updated_at, name, title, "
