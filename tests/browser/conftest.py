@@ -83,6 +83,15 @@ class LiveServer:
         """The absolute URL of a path on this server."""
         return self.url + path
 
+    def log_in(self, page: Any) -> None:
+        """Log the page in as the demo letter's organizer, through the dashboard's form."""
+        page.goto(self("/admin/login"))
+        email, password = self.login
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill(password)
+        with page.expect_navigation():
+            page.get_by_role("button", name="Log in").click()
+
 
 def _seed(app: Any) -> None:
     """The demo letter, open, with its counted signers, made through the services."""

@@ -217,12 +217,7 @@ def dashboard(browser: Any, live_server: LiveServer) -> Iterator[Any]:
     """A browser context logged in through the dashboard's login form."""
     context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
     page = context.new_page()
-    page.goto(live_server("/admin/login"))
-    email, password = live_server.login
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Log in").click()
+    live_server.log_in(page)
     assert page.url == live_server("/admin/")
     yield context
     context.close()

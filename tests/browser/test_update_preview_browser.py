@@ -14,12 +14,7 @@ def test_the_preview_frame_shows_the_mail_with_its_styles_and_its_links(
     page.set_viewport_size({"width": 360, "height": 780})
     refused: list[str] = []
     page.on("console", lambda message: refused.append(message.text))
-    page.goto(live_server("/admin/login"))
-    email, password = live_server.login
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Log in").click()
+    live_server.log_in(page)
     page.goto(live_server(f"/admin/c/{live_server.slug}/updates"))
     page.get_by_label("Subject").fill("The letter was delivered")
     page.get_by_label("Text").fill(f"Read it at {LONG}.\n\n<b>Not bold</b>")
