@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
@@ -396,7 +396,18 @@ def text_changed_at(db: Session, campaign: Campaign) -> dt.datetime | None:
     return latest.replaced_at if latest is not None else None
 
 
-def is_accepting(campaign: Campaign, now: dt.datetime) -> bool:
+class Window(Protocol):
+    """When a letter takes signatures: a Campaign, or the Admission a signature reads."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def opens_at(self) -> dt.datetime | None: ...
+    @property
+    def closes_at(self) -> dt.datetime | None: ...
+
+
+def is_accepting(campaign: Window, now: dt.datetime) -> bool:
     """Whether the campaign takes signatures at this moment: open, and within its window."""
     if campaign.state != "open":
         return False
@@ -412,3 +423,31 @@ _BY_SLUG = select(Campaign).where(Campaign.slug == bindparam("slug"))
 def get_by_slug(db: Session, slug: str) -> Campaign | None:
     """The campaign with this slug, if any."""
     return db.scalar(_BY_SLUG, {"slug": slug})
+
+
+class Admission(NamedTuple):
+    """What storing a signature needs to know of its letter: a row, not the ORM object."""
+
+    id: int
+    slug: str
+    state: str
+    opens_at: dt.datetime | None
+    closes_at: dt.datetime | None
+    require_confirmation: bool
+    letter_version: int
+
+
+_CAMPAIGN = Campaign.__table__.c
+_ADMISSION_BY_SLUG = select(*(_CAMPAIGN[name] for name in Admission._fields)).where(
+    _CAMPAIGN.slug == bindparam("slug")
+)
+
+
+def admission_by_slug(db: Session, slug: str) -> Admission | None:
+    """The columns of the campaign with this slug that a signature needs, if it exists.
+
+    Read on the session's connection in its transaction: loading the whole ORM object (its
+    fourteen attributes, the identity map) cost twice the SELECT on the signer's request.
+    """
+    row = db.connection().execute(_ADMISSION_BY_SLUG, {"slug": slug}).first()
+    return None if row is None else Admission(*row)

@@ -68,6 +68,13 @@ class StatusFacts(Protocol):
     def confirmed_at(self) -> dt.datetime | None: ...
 
 
+class Rules(Protocol):
+    """The letter's setting that status depends on: a Campaign, or campaigns.Admission."""
+
+    @property
+    def require_confirmation(self) -> bool: ...
+
+
 class _NewFacts(NamedTuple):
     erased_at: None
     withdrawn_at: None
@@ -76,13 +83,13 @@ class _NewFacts(NamedTuple):
     confirmed_at: dt.datetime | None
 
 
-def new_status(campaign: Campaign, *, held: bool, confirmed_at: dt.datetime | None) -> str:
+def new_status(campaign: Rules, *, held: bool, confirmed_at: dt.datetime | None) -> str:
     """The status of a signature about to be stored (never erased, withdrawn or rejected yet)."""
     facts = _NewFacts(None, None, None, "held" if held else None, confirmed_at)
     return derive_status(facts, campaign)
 
 
-def derive_status(signature: StatusFacts, campaign: Campaign) -> str:
+def derive_status(signature: StatusFacts, campaign: Rules) -> str:
     """The status a signature's facts give it, most final first."""
     if signature.erased_at is not None:
         return "erased"

@@ -144,6 +144,36 @@ def test_a_signature_is_one_write_transaction(app: Flask, client: FlaskClient) -
         assert db.scalar(select(func.count()).select_from(Signature)) == 1
 
 
+def test_a_signature_reads_the_letters_settings_not_its_text(
+    app: Flask, client: FlaskClient
+) -> None:
+    # Storing a signature needs the letter's window, its confirmation rule and its version,
+    # not its title and text (kilobytes in every language) nor an ORM object built of them.
+    _open_letter(app)
+    sent = _statements_of(app, lambda: client.post(f"/c/{SLUG}/sign", data=_sign_data(3)))
+    reads = [s for s in sent if "FROM campaign" in s]
+    assert len(reads) == 1
+    columns = reads[0].split("FROM campaign")[0]
+    for needed in ("state", "opens_at", "closes_at", "require_confirmation", "letter_version"):
+        assert f"campaign.{needed}" in columns
+    assert "campaign.letter," not in columns
+    assert "campaign.title" not in columns
+
+
+def test_a_valid_signature_for_an_unknown_letter_is_a_404_that_writes_nothing(
+    app: Flask, client: FlaskClient
+) -> None:
+    _open_letter(app)
+    answer = client.post("/c/no-such-letter/sign", data=_sign_data(4))
+    assert answer.status_code == 404
+    # The write lock was given back: another writer gets it at once.
+    holder = _hold_write_lock(app)
+    holder.rollback()
+    holder.close()
+    with app.app_context(), session_scope(app) as db:
+        assert db.scalar(select(func.count()).select_from(Signature)) == 0
+
+
 def test_a_signature_for_a_closed_letter_frees_the_lock_before_the_page_renders(
     app: Flask, client: FlaskClient
 ) -> None:

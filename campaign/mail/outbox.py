@@ -127,9 +127,11 @@ class Addressee(Protocol):
 
 def _queue_kind(db: Session, kind: str, signature: Addressee) -> int:
     """Insert one row to compose when sent; its id."""
-    # A Core INSERT with its values as parameters (compiled once, cached): no unit-of-work
-    # flush on the signer's request, and nothing rendered.
-    message_id = db.scalar(_INSERT_ONE, _kind_row(kind, signature.id, signature.email, link_base()))
+    # A Core INSERT with its values as parameters (compiled once, cached), on the session's
+    # connection: no unit-of-work flush on the signer's request, and nothing rendered.
+    message_id = db.connection().scalar(
+        _INSERT_ONE, _kind_row(kind, signature.id, signature.email, link_base())
+    )
     _wake_on_commit(db)
     return int(message_id)
 

@@ -62,7 +62,7 @@ def count_sentence(counts: tally.Tally) -> str:
     return i18n.count_sentence(counts).text
 
 
-def _state_message(campaign: Campaign) -> str | None:
+def _state_message(campaign: campaigns.Window) -> str | None:
     """Why the campaign takes no signature now, or None when it does."""
     now = utcnow()
     if campaigns.is_accepting(campaign, now):
@@ -235,18 +235,22 @@ def sign(slug: str) -> Response | BaseResponse:
                 return redirect(_thanks_url(found), 303)
             return _render_campaign(found, form, 400)
     # A signature to store: the letter is read in the transaction that writes it (on SQLite
-    # one BEGIN IMMEDIATE, not a deferred read, a commit, then a second transaction).
-    found = _campaign_or_404(slug)
-    if _state_message(found) is not None:
+    # one BEGIN IMMEDIATE, not a deferred read, a commit, then a second transaction), as a
+    # row of the columns signing needs, not the ORM object the pages render.
+    admitted = campaigns.admission_by_slug(db, slug)
+    if admitted is None:
+        db.commit()
+        abort(404)
+    if _state_message(admitted) is not None:
         db.commit()  # nothing written; other writers need not wait while the page renders
         with reading():
-            return _render_campaign(found, None, 409)
+            return _render_campaign(_campaign_or_404(slug), None, 409)
     secret = str(current_app.config["SECRET_KEY"])
     entry = form.entry(locale=locale, client_hash=signing.client_hash(secret, request.remote_addr))
     outcome = signing.sign(
-        db, found, entry, notice_limit=int(current_app.config["DUPLICATE_NOTICE_LIMIT"])
+        db, admitted, entry, notice_limit=int(current_app.config["DUPLICATE_NOTICE_LIMIT"])
     )
-    if outcome.created and found.require_confirmation:
+    if outcome.created and admitted.require_confirmation:
         mail.queue_confirmation(db, outcome.signer)
     elif outcome.created:
         # It counts already: the receipt, with its withdraw link, is how the address's owner
@@ -256,10 +260,10 @@ def sign(slug: str) -> Response | BaseResponse:
         mail.queue_already_signed(db, outcome.signer)
     # The commit wakes this process's mail sender (mail.queue_* ask for it).
     db.commit()
-    return redirect(_thanks_url(found), 303)
+    return redirect(_thanks_url(admitted), 303)
 
 
-def _thanks_url(campaign: Campaign) -> str:
+def _thanks_url(campaign: campaigns.Admission | Campaign) -> str:
     return url_for("public.thanks", slug=campaign.slug, _anchor=THANKS_HEADING)
 
 
