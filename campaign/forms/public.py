@@ -89,6 +89,13 @@ def _options_html(key: tuple[str | None, str], chosen: str | None) -> Markup:
 class SignForm(FlaskForm):  # type: ignore[misc]
     """The signing form: who signs, from where, and how to reach them."""
 
+    class Meta:
+        # CSRFProtect checks every POST's token before the view runs (a bad one never reaches
+        # this form); the form checking it again, and signing a new token on each POST for a
+        # field it then never renders, was a third of the form's cost. The page renders the
+        # token with csrf_token().
+        csrf = False
+
     name = StringField(
         _l("Full name"),
         validators=[_rule(signing.clean_name)],
