@@ -553,6 +553,28 @@ def test_csrf_token_is_required(app_factory: Any) -> None:
     assert len(signatures(app)) == 1
 
 
+def test_a_refused_form_comes_back_with_a_token_that_signs(app_factory: Any) -> None:
+    # The form does not check the token itself (CSRFProtect did, before the view): the page
+    # it comes back on still carries one, and the corrected form goes through with it.
+    app = app_factory(WTF_CSRF_ENABLED=True)
+    make_campaign(app)
+    client = app.test_client()
+    first = re.search(
+        r'name="csrf_token" type="hidden" value="([^"]+)"', client.get(f"/c/{SLUG}").text
+    )
+    assert first is not None
+    refused = client.post(
+        f"/c/{SLUG}/sign", data={**GOOD, "email": "not an address", "csrf_token": first.group(1)}
+    )
+    assert refused.status_code == 400
+    assert "CSRF" not in refused.text
+    again = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', refused.text)
+    assert again is not None
+    accepted = client.post(f"/c/{SLUG}/sign", data={**GOOD, "csrf_token": again.group(1)})
+    assert accepted.status_code == 303
+    assert len(signatures(app)) == 1
+
+
 # --------------------------------------------------------------------------- confirm, withdraw
 
 
