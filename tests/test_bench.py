@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from bench import bare_app, data, items, loadgen, measure, page, sender, servers
+from bench import bare_app, data, instructions, items, loadgen, measure, page, sender, servers
 from bench.__main__ import QUICK, Line, render
 from campaign import signing
 
@@ -314,3 +314,43 @@ def test_drain_outbox_waits_for_unsent_mail_and_says_what_is_left(tmp_path: Path
     engine.dispose()
     drained = data.drain_outbox(url, 5)
     assert (drained.backlog, drained.left) == (0, 0) and drained.seconds < 1
+
+
+@pytest.mark.parametrize("kind", instructions.KINDS)
+def test_instruction_children_sign_through_each_app(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a child runs under valgrind, without it: every signature is stored.
+    monkeypatch.setenv("CAMPAIGN_INSTANCE_PATH", str(tmp_path / "instance"))
+    assert instructions.sign_times(kind, 3, tmp_path) == instructions.WARMUP + 3
+    if kind == "campaign":
+        url = data.sqlite_url(tmp_path / "campaign.sqlite3")
+        assert data.count_outbox(url) == instructions.WARMUP + 3
+        assert data.check_counts(url, "bench", tmp_path).rows == instructions.WARMUP + 3
+    else:
+        stored = bare_app.count_rows(data.sqlite_url(tmp_path / "bare.sqlite3"))
+        assert stored == instructions.WARMUP + 3
+
+
+def test_instruction_count_is_read_from_callgrinds_summary() -> None:
+    output = (
+        "==41== Callgrind, a call-graph generating cache profiler\n==41== Events    : Ir\n"
+        "==41== Collected : 7188153508\n==41==\n==41== I   refs:      7,188,153,508\n"
+    )
+    assert instructions.collected(output) == 7_188_153_508
+    with pytest.raises(RuntimeError, match="no instruction count"):
+        instructions.collected("==41== error: something else\n")
+
+
+def test_instruction_table_gives_bare_over_each_app() -> None:
+    rows = instructions.table({"campaign": 6_500_000.0, "bare": 1_570_000.0}).splitlines()
+    assert rows[2] == "| campaign | 6.50 M | 0.24 |"
+    assert rows[3] == "| bare | 1.57 M | 1.00 |"
+
+
+def test_instruction_bench_refuses_an_unknown_app_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert instructions.main(["--only", "campaign,nginx"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nginx" in err
