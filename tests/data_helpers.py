@@ -131,3 +131,12 @@ def insert_old_letter(conn: Connection, now: dt.datetime) -> None:
         ),
         {"now": now},
     )
+
+
+def count_signatures(app: Flask) -> int:
+    """How many signature rows the database holds."""
+    with app.app_context():
+        db = new_session(app)
+        count = int(db.scalar(select(func.count()).select_from(Signature)) or 0)
+        db.close()
+        return count

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 from app_helpers import AppFactory
+from data_helpers import count_signatures
 from flask import Flask, before_render_template
 from flask.testing import FlaskClient
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, text
 
 from campaign import campaigns
 from campaign import db as dbmod
 from campaign.db import get_engine, session_scope
-from campaign.models import Signature
 
 SLUG = "free-amara"
 
@@ -109,8 +109,7 @@ def test_a_signature_still_takes_the_write_lock(app: Flask, client: FlaskClient)
     holder.close()
     signer.join(30)
     assert answers == [303]
-    with app.app_context(), session_scope(app) as db:
-        assert db.scalar(select(func.count()).select_from(Signature)) == 1
+    assert count_signatures(app) == 1
 
 
 def _statements_of(app: Flask, request: Callable[[], object]) -> list[str]:
@@ -140,8 +139,7 @@ def test_a_signature_is_one_write_transaction(app: Flask, client: FlaskClient) -
     assert sent.index("BEGIN IMMEDIATE") < next(
         i for i, s in enumerate(sent) if "FROM campaign" in s
     )
-    with app.app_context(), session_scope(app) as db:
-        assert db.scalar(select(func.count()).select_from(Signature)) == 1
+    assert count_signatures(app) == 1
 
 
 def test_a_signature_reads_the_letters_settings_not_its_text(
@@ -170,8 +168,7 @@ def test_a_valid_signature_for_an_unknown_letter_is_a_404_that_writes_nothing(
     holder = _hold_write_lock(app)
     holder.rollback()
     holder.close()
-    with app.app_context(), session_scope(app) as db:
-        assert db.scalar(select(func.count()).select_from(Signature)) == 0
+    assert count_signatures(app) == 0
 
 
 def test_a_signature_for_a_closed_letter_frees_the_lock_before_the_page_renders(
@@ -203,8 +200,7 @@ def test_a_signature_for_a_closed_letter_frees_the_lock_before_the_page_renders(
     assert "no longer takes signatures" in answer.text
     # The valid form's write transaction ended before the letter page was rendered.
     assert lock_free_while_rendering and all(lock_free_while_rendering)
-    with app.app_context(), session_scope(app) as db:
-        assert db.scalar(select(func.count()).select_from(Signature)) == 0
+    assert count_signatures(app) == 0
 
 
 def _sign_data(n: int) -> dict[str, str]:
@@ -320,8 +316,7 @@ def test_a_writer_in_another_process_holds_the_gate_until_it_commits(
         release.touch()
         child.wait(30)
     assert child.returncode == 0
-    with app.app_context(), session_scope(app) as db:
-        assert db.scalar(select(func.count()).select_from(Signature)) == 1
+    assert count_signatures(app) == 1
 
 
 def test_a_writer_that_waits_too_long_at_the_gate_gets_a_503(
@@ -348,8 +343,7 @@ def test_a_writer_that_waits_too_long_at_the_gate_gets_a_503(
         holder.join(10)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
-    with app.app_context(), session_scope(app) as db:
-        assert db.scalar(select(func.count()).select_from(Signature)) == 0
+    assert count_signatures(app) == 0
 
 
 @pytest.mark.parametrize("lang", ["en", "fr"])

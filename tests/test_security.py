@@ -6,12 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+from data_helpers import count_signatures
 from flask import Flask
-from sqlalchemy import func, select
 
 from campaign import campaigns, create_app
 from campaign.db import new_session
-from campaign.models import Signature
 
 CSP_NO_FRAMING = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -140,15 +139,6 @@ def test_cookies_set_by_views_are_secure_over_https(app: Flask) -> None:
     assert secure.headers["Set-Cookie"].endswith("; Secure")
     plain = app.test_client().get("/_set-cookie")
     assert "Secure" not in plain.headers["Set-Cookie"]
-
-
-def count_signatures(app: Flask) -> int:
-    """How many signature rows the database holds."""
-    with app.app_context():
-        db = new_session(app)
-        count = int(db.scalar(select(func.count()).select_from(Signature)) or 0)
-        db.close()
-        return count
 
 
 def test_an_oversized_sign_post_gets_a_readable_413(app: Flask, client) -> None:
