@@ -35,50 +35,30 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench import data, loadgen
+from bench import bare_app, data, loadgen, profile
 
 KINDS = ("campaign", "forms", "bare")
 WARMUP = 30
 _COLLECTED = re.compile(r"^==\d+== Collected : (\d+)$", re.MULTILINE)
-_CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _client(kind: str, folder: Path) -> Any:
     """A test client of the app of that kind on a fresh database in folder."""
     if kind == "campaign":
-        from campaign import create_app
-
-        url = data.sqlite_url(folder / "campaign.sqlite3")
-        data.prepare(url)
-        data.create_campaign(url, "bench", require_confirmation=True)
-        os.environ["CAMPAIGN_INSTANCE_PATH"] = str(folder / "instance")
-        app = create_app(
-            {
-                "SECRET_KEY": "instructions",
-                "DATABASE_URL": url,
-                "RATELIMIT_ENABLED": False,
-                "MAIL_SENDER": False,
-                "BASE_URL": "http://bench.invalid",
-            }
-        )
-    elif kind in ("forms", "bare"):
-        from bench import bare_app
-
-        url = data.sqlite_url(folder / "bare.sqlite3")
-        bare_app.create_schema(url)
-        forms = kind == "forms"
-        app = bare_app.create_bare_app(url, forms=forms, secret="instructions")  # noqa: S106
-    else:
+        return profile.signing_app(folder, require_confirmation=True).test_client()
+    if kind not in ("forms", "bare"):
         raise ValueError(f"unknown app {kind!r}: one of {', '.join(KINDS)}")
-    return app.test_client()
+    url = data.sqlite_url(folder / "bare.sqlite3")
+    bare_app.create_schema(url)
+    forms = kind == "forms"
+    return bare_app.create_bare_app(url, forms=forms, secret="instructions").test_client()  # noqa: S106
 
 
 def sign_times(kind: str, n: int, folder: Path) -> int:
     """Sign WARMUP + n times through the app of that kind; how many were stored (303s)."""
     client = _client(kind, folder)
-    found = _CSRF.search(client.get("/c/bench").text)
-    token = found.group(1) if found else ""
+    token = loadgen.csrf_token(client.get("/c/bench").data) or ""
     # The same signers in every child: the count does not depend on a random run id.
     signers = loadgen.Signers("instructions", data.countries())
     stored = 0

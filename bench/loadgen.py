@@ -32,6 +32,12 @@ CSRF_RE = re.compile(
 )
 
 
+def csrf_token(page: bytes) -> str | None:
+    """The csrf_token field's value in a form page, whatever the attributes' order."""
+    match = CSRF_RE.search(page)
+    return html.unescape((match.group(1) or match.group(2)).decode()) if match else None
+
+
 class HTTPError(Exception):
     """The connection broke or the server answered something that is not HTTP/1.1."""
 
@@ -194,12 +200,12 @@ class VirtualUser:
     async def load_form(self, path: str) -> Response:
         """GET the form page and keep its csrf_token (a session cookie comes with it)."""
         response = await self.get(path)
-        match = CSRF_RE.search(response.body)
-        if response.status != 200 or not match:
+        token = csrf_token(response.body)
+        if response.status != 200 or token is None:
             raise HTTPError(
-                f"GET {path}: status {response.status}, csrf_token found: {bool(match)}"
+                f"GET {path}: status {response.status}, csrf_token found: {token is not None}"
             )
-        self.csrf_token = html.unescape((match.group(1) or match.group(2)).decode())
+        self.csrf_token = token
         return response
 
     async def post_form(self, path: str, fields: dict[str, str]) -> Response:

@@ -13,15 +13,22 @@ import cProfile
 import io
 import os
 import pstats
-import re
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench import data, loadgen
 
+if TYPE_CHECKING:
+    from flask import Flask
 
-def _app(folder: Path, require_confirmation: bool, url: str | None = None) -> object:
+
+def signing_app(folder: Path, require_confirmation: bool, url: str | None = None) -> Flask:
+    """The real app with one open letter, "bench", on a fresh database (SQLite in folder).
+
+    CSRF on, as in production; rate limits and the mail sender off.
+    """
     from campaign import create_app
 
     url = url or data.sqlite_url(folder / "campaign.sqlite3")
@@ -63,11 +70,9 @@ def main() -> None:
 
 def _profile(args: argparse.Namespace, url: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="campaign-profile-") as tmp:
-        app = _app(Path(tmp), not args.no_confirmation, url)
-        client = app.test_client()  # type: ignore[attr-defined]
-        page = client.get("/c/bench")
-        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)
-        csrf = token.group(1) if token else ""
+        app = signing_app(Path(tmp), not args.no_confirmation, url)
+        client = app.test_client()
+        csrf = loadgen.csrf_token(client.get("/c/bench").data) or ""
         signers = loadgen.Signers(loadgen.run_id(), data.countries())
         paths = {"form": "/c/bench", "tally": "/c/bench/tally", "json": "/c/bench/tally.json"}
 
