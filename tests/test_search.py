@@ -486,6 +486,9 @@ def test_a_search_whose_matches_fit_on_a_page_reads_the_table_once(app_factory) 
     page, reads = _table_reads(app, client, {"q": "Member 01"})  # 010-019
     assert "10 signatures match; showing 1\N{EN DASH}10." in page
     assert reads == 1
+    page, reads = _table_reads(app, client, {"q": "Member 017"})
+    assert "1 signature matches; showing 1\N{EN DASH}1." in page
+    assert reads == 1
     page, reads = _table_reads(app, client, {"q": "nobody"})
     assert "Member" not in page
     assert reads == 1
