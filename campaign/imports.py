@@ -18,13 +18,19 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import json
+import multiprocessing
 import os
+import signal
+import sys
 from array import array
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
+from multiprocessing.connection import Connection
 from operator import itemgetter
 from typing import Any
 
@@ -32,7 +38,7 @@ from sqlalchemy import String, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.sql.selectable import Select, TableValuedAlias
 
 from campaign import audit, geo, signing, tally
 from campaign.db import utcnow
@@ -44,6 +50,8 @@ REQUIRED_COLUMNS = ("name", "title", "parliament", "country_code", "email")
 OPTIONAL_COLUMNS = ("party", "comment", "public", "signed_at", "status")
 PREVIEW_ROWS = 200
 CHUNK_ROWS = 1000
+# A file at least this large has its rows checked in a second process (see _checked_chunks).
+PARALLEL_MIN_BYTES = 256 * 1024
 
 IMPORTED = "imported"
 DUPLICATE = "duplicate"
@@ -284,6 +292,61 @@ class _Row:
     email_key: str = ""
     name_key: str = ""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as what the importer reads of it: a row's cells only where it is invalid.
+
+        A checked row is a tuple of strings, a third of a dataclass's pickle and much
+        faster to make and read, which is what sending rows between processes costs.
+        """
+        entry = self.entry
+        if entry is None:
+            cells = {k: self.cells[k] for k in ("name", "email", "country_code") if k in self.cells}
+            return (_Row, (self.line, cells, None, self.errors))
+        return (
+            _checked_row,
+            (
+                self.line,
+                entry.name,
+                entry.title,
+                entry.parliament,
+                entry.party,
+                entry.country_code,
+                entry.email,
+                entry.comment,
+                entry.public,
+                self.signed_at,
+                self.email_key,
+                self.name_key,
+            ),
+        )
+
+
+def _checked_row(
+    line: int,
+    name: str,
+    title: str,
+    parliament: str,
+    party: str,
+    country_code: str,
+    email: str,
+    comment: str,
+    public: bool,
+    signed_at: dt.datetime | None,
+    email_key: str,
+    name_key: str,
+) -> _Row:
+    entry = signing.SignatureEntry(
+        name=name,
+        title=title,
+        parliament=parliament,
+        party=party,
+        country_code=country_code,
+        email=email,
+        comment=comment,
+        public=public,
+    )
+    return _Row(line, {}, entry, {}, signed_at, email_key, name_key)
+
 
 def _parse_time(value: str, now: dt.datetime) -> dt.datetime | None:
     """A signing time as the export writes it (or a date); naive times are UTC."""
@@ -390,10 +453,10 @@ class _Importer:
             return self.lines[i]
         return None
 
-    def run(self, rows: Iterator[_Row], on_created: OnCreated | None) -> ImportReport:
+    def run(self, chunks: Iterator[list[_Row]], on_created: OnCreated | None) -> ImportReport:
         """Import every chunk; IntegrityError when a racing signer took an address."""
         analyzed = not self.postgres
-        for chunk in _chunks(rows, CHUNK_ROWS):
+        for chunk in chunks:
             created = self._chunk(chunk)
             if created and on_created is not None:
                 on_created(self.db, created)
@@ -501,7 +564,7 @@ class _Importer:
             }
         rows = self.db.connection().execute(
             select(Signature.email_key, Signature.id).where(
-                Signature.campaign_id == campaign_id, Signature.email_key.in_(keys)
+                Signature.campaign_id == campaign_id, Signature.email_key.in_(_json_each(keys))
             )
         )
         return {key: signature_id for key, signature_id in rows.all()}
@@ -532,7 +595,7 @@ class _Importer:
             select(Signature.name_key, Signature.country_code, func.min(Signature.id))
             .where(
                 Signature.campaign_id == campaign_id,
-                Signature.name_key.in_({name for name, _ in people}),
+                Signature.name_key.in_(_json_each({name for name, _ in people})),
                 Signature.status.not_in(signing.GONE_STATUSES),
             )
             .group_by(Signature.name_key, Signature.country_code)
@@ -734,9 +797,96 @@ def _unnest(**columns: Collection[str]) -> TableValuedAlias:
     return func.unnest(*arrays).table_valued(*columns).render_derived(name="wanted")
 
 
+def _json_each(keys: Collection[str]) -> Select[tuple[Any]]:
+    """Keys as a SQLite subquery of one JSON parameter, for an IN lookup of each in an index.
+
+    An IN list of a chunk's thousand keys had SQLAlchemy render a thousand parameters
+    into each statement, which cost more than SQLite's lookups.
+    """
+    each = func.json_each(json.dumps(list(keys))).table_valued("value")
+    return select(each.c.value)
+
+
 def _rows(path: str, layout: Layout, now: dt.datetime) -> Iterator[_Row]:
     for line, cells in read_rows(path, layout):
         yield _validate(line, cells, now)
+
+
+@contextmanager
+def _checked_chunks(
+    path: str, layout: Layout, now: dt.datetime, *, parallel: bool
+) -> Iterator[Iterator[list[_Row]]]:
+    """The file's rows, checked, a chunk at a time; in a second process if parallel.
+
+    Reading and checking a row costs about what storing it does, so a large file on
+    a machine of several cores is checked by a forked process while this one stores
+    the chunks before: the two overlap. A pipe carries the chunks in the file's order
+    (the duplicate rules need it) and holds about one, so the checker runs a chunk
+    ahead at most and memory stays flat. The checker reads nothing but the file.
+    """
+    if not (parallel and _forks() and os.path.getsize(path) >= PARALLEL_MIN_BYTES):
+        yield _chunks(_rows(path, layout, now), CHUNK_ROWS)
+        return
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    checker = context.Process(
+        target=_check_in_child,
+        args=(path, layout, now, sender),
+        name="campaign import: row checker",
+        daemon=True,
+    )
+    checker.start()
+    sender.close()
+    try:
+        yield _received(receiver)
+    finally:
+        receiver.close()
+        if checker.is_alive():
+            checker.terminate()
+        checker.join()
+
+
+def _forks() -> bool:
+    """Whether a second process is worth forking: Linux, and more than one core to run it."""
+    return sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) > 1
+
+
+def _check_in_child(path: str, layout: Layout, now: dt.datetime, sender: Connection) -> None:
+    """The checker process: send each chunk of checked rows, then the end or the refusal."""
+    # Ctrl-C reaches the whole process group: the importer rolls back and ends the checker,
+    # which would otherwise print a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for chunk in _chunks(_rows(path, layout, now), CHUNK_ROWS):
+            sender.send(("rows", chunk))
+        sender.send(("end", None))
+    except ImportRefused as refused:
+        sender.send(("refused", (refused.message, refused.values)))
+    except BrokenPipeError:
+        pass  # the importer stopped reading: it is refusing the file or rolling back
+    finally:
+        sender.close()
+
+
+def _received(receiver: Connection) -> Iterator[list[_Row]]:
+    """The chunks the checker sends, until it ends; its refusal raised here."""
+    while True:
+        try:
+            kind, payload = receiver.recv()
+        except EOFError:
+            raise ImportRefused(
+                N_(
+                    "The process checking the rows stopped unexpectedly, so nothing was "
+                    "imported. Import the file again."
+                )
+            ) from None
+        if kind == "rows":
+            yield payload
+        elif kind == "refused":
+            message, values = payload
+            raise ImportRefused(message, **values)
+        else:
+            return
 
 
 def _run(
@@ -748,18 +898,39 @@ def _run(
     count_now: bool,
     locale: str,
     on_created: OnCreated | None,
+    parallel: bool,
 ) -> ImportReport:
     importer = _Importer(db, campaign, count_now=count_now, locale=locale)
-    return importer.run(_rows(path, layout, importer.now), on_created)
+    with _checked_chunks(path, layout, importer.now, parallel=parallel) as chunks:
+        return importer.run(chunks, on_created)
 
 
 def preview(
-    db: Session, campaign: Campaign, path: str, layout: Layout, *, count_now: bool = True
+    db: Session,
+    campaign: Campaign,
+    path: str,
+    layout: Layout,
+    *,
+    count_now: bool = True,
+    parallel: bool = False,
 ) -> ImportReport:
-    """What apply() would do with the file now; stores nothing (a rolled-back savepoint)."""
+    """What apply() would do with the file now; stores nothing (a rolled-back savepoint).
+
+    parallel: check a large file's rows in a second process (see _checked_chunks); for
+    a command, not for a web server's threads.
+    """
     savepoint = db.begin_nested()
     try:
-        return _run(db, campaign, path, layout, count_now=count_now, locale="en", on_created=None)
+        return _run(
+            db,
+            campaign,
+            path,
+            layout,
+            count_now=count_now,
+            locale="en",
+            on_created=None,
+            parallel=parallel,
+        )
     finally:
         savepoint.rollback()
 
@@ -775,16 +946,25 @@ def apply(
     locale: str = "en",
     on_created: OnCreated | None = None,
     source_name: str = "",
+    parallel: bool = False,
 ) -> ImportReport:
     """Import every new signer in one savepoint and audit it; flushes, the caller commits.
 
     ImportRefused, with nothing stored, when the file goes bad midway or a signer
     took one of its addresses while it was imported (UNIQUE decides, as for the form).
+    parallel: as for preview().
     """
     savepoint = db.begin_nested()
     try:
         report = _run(
-            db, campaign, path, layout, count_now=count_now, locale=locale, on_created=on_created
+            db,
+            campaign,
+            path,
+            layout,
+            count_now=count_now,
+            locale=locale,
+            on_created=on_created,
+            parallel=parallel,
         )
     except IntegrityError:
         savepoint.rollback()

@@ -739,3 +739,150 @@ def test_blank_rows_quotes_and_guards_read_as_before(app: Flask, tmp_path: Path)
         "formula@example.org": ("=1+1", ""),
         "ann@example.org": ("Ann", ""),
     }
+
+
+# --------------------------------------------------------------------------- in parallel
+
+# A file of every kind of row, over several chunks of 4: new, held for an earlier signer,
+# held for an earlier chunk's row, a duplicate, already signed, invalid, a bad time.
+_MIXED = [f"Member {i},MP,P,,SE,m{i}@example.org,," for i in range(25)]
+_MIXED[7] = "Existing Person,MP,P,,NO,existing.other@example.org,,"
+_MIXED[12] = "Member 3,MP,P,,SE,member3@example.org,,"
+_MIXED[13] = "Again,MP,P,,SE,M3@Example.org,,"
+_MIXED[17] = "Nobody,MP,P,,XX,not-an-address,,"
+_MIXED[21] = "Late,MP,P,,SE,existing@example.org,,"
+_MIXED[22] = "Member 20,MP,P,,SE,twin20@example.org,,"
+
+
+def _import_mixed(app: Flask, tmp_path: Path, slug: str, *, parallel: bool) -> Any:
+    db = new_session(app)
+    campaign = make_campaign(db, slug, require_confirmation=False)
+    sign(db, campaign, "Existing Person", "existing@example.org", country="NO")
+    path = _file(tmp_path, _csv(*_MIXED), name=f"{slug}.csv")
+    layout = imports.check_file(path, max_bytes=10**6)
+    report = imports.apply(
+        db, campaign, path, layout, organizer=None, count_now=True, parallel=parallel
+    )
+    db.commit()
+    stored = db.execute(
+        select(
+            Signature.id,
+            Signature.email,
+            Signature.status,
+            Signature.counted,
+            Signature.duplicate_of_id,
+        )
+        .where(Signature.campaign_id == campaign.id)
+        .order_by(Signature.id)
+    ).all()
+    db.close()
+    # The letters' ids differ: a held signer's twin is named by its address.
+    email_of = {row.id: row.email for row in stored}
+    return report, [
+        (row.email, row.status, row.counted, email_of.get(row.duplicate_of_id)) for row in stored
+    ]
+
+
+def test_checking_rows_in_parallel_imports_and_reports_what_one_process_does(
+    any_app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(imports, "PARALLEL_MIN_BYTES", 0)
+    pids = tmp_path / "pids"
+    validate = imports._validate
+
+    def spy(*args: Any) -> Any:
+        with pids.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        return validate(*args)
+
+    monkeypatch.setattr(imports, "_validate", spy)
+    serial = _import_mixed(any_app, tmp_path, "serial", parallel=False)
+    assert set(pids.read_text().split()) == {str(os.getpid())}
+    pids.unlink()
+    parallel = _import_mixed(any_app, tmp_path, "parallel", parallel=True)
+    checkers = set(pids.read_text().split())
+
+    assert len(checkers) == 1 and str(os.getpid()) not in checkers
+    assert parallel[0] == serial[0]
+    assert parallel[1] == serial[1]
+    assert parallel[1][:2] == [
+        ("existing@example.org", "confirmed", True, None),
+        ("m0@example.org", "confirmed", True, None),
+    ]
+    report = parallel[0]
+    assert (report.imported, report.duplicate, report.invalid, report.held) == (22, 2, 1, 3)
+    assert counted_by_country(any_app, "parallel") == counted_by_country(any_app, "serial")
+
+
+def _refused_in_parallel(app: Flask, path: str) -> imports.ImportRefused:
+    """Apply a file with its rows checked in a second process; what refused it."""
+    db = new_session(app)
+    campaign = make_campaign(db, require_confirmation=False)
+    layout = imports.check_file(path, max_bytes=10**6)
+    with pytest.raises(imports.ImportRefused) as refused:
+        imports.apply(db, campaign, path, layout, organizer=None, count_now=True, parallel=True)
+    db.commit()
+    db.close()
+    return refused.value
+
+
+def test_a_file_unreadable_after_two_chunks_is_refused_whole_in_parallel(
+    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(imports, "PARALLEL_MIN_BYTES", 0)
+    rows = [f"Member {i},MP,P,,SE,m{i}@example.org,," for i in range(12)]
+    rows[9] = "a,b,c,d,FR," + "x" * 200_000 + "@example.org,,"
+    error = _refused_in_parallel(app, _file(tmp_path, _csv(*rows)))
+
+    assert str(error) == "Line 11 cannot be read as CSV: field larger than field limit (131072)."
+    assert error.message == imports.N_("Line %(line)d cannot be read as CSV: %(error)s.")
+    assert _count(app, Signature) == 0
+    assert _count(app, AuditEntry) == 0
+    assert counted_by_country(app, "release") == {}
+
+
+def test_a_row_checker_that_dies_refuses_the_import_whole(
+    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(imports, "PARALLEL_MIN_BYTES", 0)
+    validate = imports._validate
+
+    def dies_on_line_10(line: int, *args: Any) -> Any:
+        if line == 10:
+            os._exit(9)  # as if the kernel killed the checker (out of memory)
+        return validate(line, *args)
+
+    monkeypatch.setattr(imports, "_validate", dies_on_line_10)
+    rows = [f"Member {i},MP,P,,SE,m{i}@example.org,," for i in range(12)]
+    error = _refused_in_parallel(app, _file(tmp_path, _csv(*rows)))
+
+    assert "stopped unexpectedly, so nothing was imported" in str(error)
+    assert _count(app, Signature) == 0
+    assert counted_by_country(app, "release") == {}
+
+
+def test_a_small_file_is_checked_in_this_process(
+    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pids = tmp_path / "pids"
+    validate = imports._validate
+
+    def spy(*args: Any) -> Any:
+        pids.write_text(str(os.getpid()))
+        return validate(*args)
+
+    monkeypatch.setattr(imports, "_validate", spy)
+    db = new_session(app)
+    campaign = make_campaign(db, require_confirmation=False)
+    path = _file(tmp_path, PAPER)
+    layout = imports.check_file(path, max_bytes=10**6)
+    report = imports.apply(
+        db, campaign, path, layout, organizer=None, count_now=True, parallel=True
+    )
+    db.commit()
+    db.close()
+    assert report.imported == 5
+    assert pids.read_text() == str(os.getpid())

@@ -142,7 +142,9 @@ def import_csv(slug: str, file: str, dry_run: bool, count_now: bool) -> None:
         try:
             layout = imports.check_file(file, max_bytes=int(app.config["IMPORT_MAX_BYTES"]))
             if dry_run:
-                report = imports.preview(db, campaign, file, layout, count_now=count_now)
+                report = imports.preview(
+                    db, campaign, file, layout, count_now=count_now, parallel=True
+                )
             else:
                 # Outside a request, the links in the mail start at BASE_URL.
                 report = imports.apply(
@@ -154,6 +156,7 @@ def import_csv(slug: str, file: str, dry_run: bool, count_now: bool) -> None:
                     count_now=count_now,
                     on_created=mail.queue_confirmations if mails else None,
                     source_name=os.path.basename(file),
+                    parallel=True,
                 )
                 db.commit()
         except imports.ImportRefused as error:
