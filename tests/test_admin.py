@@ -354,10 +354,11 @@ def test_the_campaign_list_counts_each_status(
     page = client.get("/admin/").get_data(as_text=True)
     row = re.search(r"Letter alpha.*?</tr>", page, re.S)
     assert row
-    cells = re.findall(r'<td class="num">(.*?)</td>', row.group(0), re.S)
+    cells = re.findall(r'<td class="num"[^>]*>(.*?)</td>', row.group(0), re.S)
     numbers = [re.sub(r"<[^>]+>", "", cell).strip() for cell in cells]
     # pending, held, confirmed, rejected, withdrawn, erased, goal
     assert numbers == ["1", "1", "1", "0", "0", "0", "—"]
+    assert ">1 possible duplicate</a>" in row.group(0)
 
 
 @pytest.fixture

@@ -315,3 +315,30 @@ def test_dashboard_page_has_no_axe_violations(
     page.close()
     if name in LOGGED_OUT:
         context.close()
+
+
+# Every cell of these tables, and the campaign's counts, without scrolling sideways.
+_OFF_SCREEN_CELLS = """(width) => [...document.querySelectorAll('table td, table th[scope=row]')]
+    .filter((cell) => cell.getBoundingClientRect().right > width + 0.5)
+    .map((cell) => cell.textContent.trim().slice(0, 40))"""
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+@pytest.mark.parametrize("name", ["index", "signatures"])
+def test_the_campaign_and_signature_lists_fit_the_screen(
+    dashboard: Any, live_server: LiveServer, fixtures: Fixtures, screenshot: Any, name: str, width: int
+) -> None:
+    page = dashboard.new_page()
+    page.set_viewport_size({"width": width, "height": 800})
+    page.goto(live_server(dashboard_path(name, live_server.slug, fixtures)))
+
+    assert page.evaluate(_OFF_SCREEN_CELLS, width) == []
+    if name == "index":
+        first = page.locator("table.campaigns tbody tr").first
+        counted = first.locator("td[data-label=confirmed]")
+        assert counted.is_visible()
+        label = counted.evaluate("(cell) => getComputedStyle(cell, '::before').content")
+        # In a phone's card the count says what it counts; on a wide screen its column head does.
+        assert (label != "none") == (width < 600), label
+    screenshot(page, "page")
+    page.close()
