@@ -326,7 +326,12 @@ _OFF_SCREEN_CELLS = """(width) => [...document.querySelectorAll('table td, table
 @pytest.mark.parametrize("width", [1280, 360])
 @pytest.mark.parametrize("name", ["index", "signatures"])
 def test_the_campaign_and_signature_lists_fit_the_screen(
-    dashboard: Any, live_server: LiveServer, fixtures: Fixtures, screenshot: Any, name: str, width: int
+    dashboard: Any,
+    live_server: LiveServer,
+    fixtures: Fixtures,
+    screenshot: Any,
+    name: str,
+    width: int,
 ) -> None:
     page = dashboard.new_page()
     page.set_viewport_size({"width": width, "height": 800})
