@@ -486,14 +486,17 @@ def test_dry_run_preview_matches_apply(app: Flask, tmp_path: Path) -> None:
     ]
 
 
-def test_columns_in_any_order_semicolons_bom_and_extra_columns(app: Flask, tmp_path: Path) -> None:
-    db = new_session(app)
+def test_columns_in_any_order_semicolons_bom_and_extra_columns(
+    any_app: Flask, tmp_path: Path
+) -> None:
+    db = new_session(any_app)
     campaign = make_campaign(db, require_confirmation=False)
     data = (
         "\ufeffEmail;Country_Code;Name;Notes;Parliament;Title;signed_at\r\n"
         "kem@example.org;KH;Kem Ley;ignored;National Assembly;MP;2026-11-02T09:30:15Z\r\n"
         "\r\n"
         "sam@example.org;KH;Sam Rainsy;;National Assembly;MP;2026-11-03\r\n"
+        "mu@example.org;KH;Mu Sochua;;National Assembly;MP;2026-11-02T10:30:15.25+01:00\r\n"
         "late@example.org;KH;Late;;National Assembly;MP;2999-01-01\r\n"
         "bad@example.org;KH;Bad;;National Assembly;MP;yesterday\r\n"
     ).encode()
@@ -502,16 +505,17 @@ def test_columns_in_any_order_semicolons_bom_and_extra_columns(app: Flask, tmp_p
     db.commit()
     rows = db.scalars(select(Signature).order_by(Signature.id)).all()
     db.close()
-    assert (report.imported, report.invalid) == (2, 2)
+    assert (report.imported, report.invalid) == (3, 2)
     assert [(r.name, r.signed_at.isoformat(), r.public) for r in rows] == [
         ("Kem Ley", "2026-11-02T09:30:15+00:00", False),
         ("Sam Rainsy", "2026-11-03T00:00:00+00:00", False),
+        ("Mu Sochua", "2026-11-02T09:30:15.250000+00:00", False),
     ]
-    assert [r.errors for r in report.rows[2:]] == [
+    assert [r.errors for r in report.rows[3:]] == [
         {"signed_at": "This time is in the future."},
         {"signed_at": "Use a time like 2026-11-28T09:30:00Z or a date like 2026-11-28."},
     ]
-    assert [r.line for r in report.rows] == [2, 4, 5, 6]
+    assert [r.line for r in report.rows] == [2, 4, 5, 6, 7]
 
 
 def test_a_row_with_more_cells_than_the_header_is_invalid(app: Flask, tmp_path: Path) -> None:
