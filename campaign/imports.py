@@ -560,7 +560,7 @@ class _Importer:
             return {}
         campaign_id = self.campaign.id
         if self.postgres:
-            wanted = _unnest(email_key=keys)
+            wanted = _pg_keys(email_key=keys)
             found = (
                 select(Signature.id)
                 .where(
@@ -575,7 +575,7 @@ class _Importer:
             }
         rows = self.db.connection().execute(
             select(Signature.email_key, Signature.id).where(
-                Signature.campaign_id == campaign_id, Signature.email_key.in_(_json_each(keys))
+                Signature.campaign_id == campaign_id, Signature.email_key.in_(_sqlite_keys(keys))
             )
         )
         return {key: signature_id for key, signature_id in rows.all()}
@@ -587,7 +587,7 @@ class _Importer:
         campaign_id = self.campaign.id
         if self.postgres:
             names, countries = zip(*people, strict=True)
-            wanted = _unnest(name_key=names, country_code=countries)
+            wanted = _pg_keys(name_key=names, country_code=countries)
             first = (
                 select(func.min(Signature.id))
                 .where(
@@ -606,7 +606,7 @@ class _Importer:
             select(Signature.name_key, Signature.country_code, func.min(Signature.id))
             .where(
                 Signature.campaign_id == campaign_id,
-                Signature.name_key.in_(_json_each({name for name, _ in people})),
+                Signature.name_key.in_(_sqlite_keys({name for name, _ in people})),
                 Signature.status.not_in(signing.GONE_STATUSES),
             )
             .group_by(Signature.name_key, Signature.country_code)
@@ -793,7 +793,7 @@ class _Insert:
         return {key: signature_id for key, signature_id in inserted.all()}
 
 
-def _unnest(**columns: Collection[str]) -> Subquery:
+def _pg_keys(**columns: Collection[str]) -> Subquery:
     """Keys as a PostgreSQL relation (one JSON parameter), for lookups by key.
 
     A lookup is a subquery per key, which PostgreSQL answers with one index probe.
@@ -823,7 +823,7 @@ def _json_rows(rows: BindParameter[Any], types: Mapping[str, Any], name: str) ->
     ).subquery(name)
 
 
-def _json_each(keys: Collection[str]) -> Select[tuple[Any]]:
+def _sqlite_keys(keys: Collection[str]) -> Select[tuple[Any]]:
     """Keys as a SQLite subquery of one JSON parameter, for an IN lookup of each in an index.
 
     An IN list of a chunk's thousand keys had SQLAlchemy render a thousand parameters
