@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, insert, select
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
@@ -87,6 +87,32 @@ def make_signature(
     tally.refresh(db, signature)
     db.commit()
     return signature
+
+
+def insert_members(db: Session, campaign: Campaign, count: int, **values: object) -> None:
+    """count signers "Member i" <memberi@example.org> in France, in one INSERT (no counters).
+
+    For a letter of thousands of signers: values (a status, counted, confirmed_at...) apply
+    to every row, and the tally counters are left to the test.
+    """
+    db.execute(
+        insert(Signature),
+        [
+            {
+                "campaign_id": campaign.id,
+                "name": f"Member {i}",
+                "email": f"member{i}@example.org",
+                "email_key": f"member{i}@example.org",
+                "email_domain": "example.org",
+                "name_key": f"member {i}",
+                "country_code": "FR",
+                "continent_code": "EU",
+                **values,
+            }
+            for i in range(count)
+        ],
+    )
+    db.commit()
 
 
 def reload(db: Session, signature: Signature) -> Signature:

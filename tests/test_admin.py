@@ -14,6 +14,7 @@ from admin_helpers import (
     auth,
     csrf_token,
     flashes,
+    insert_members,
     make_campaign,
     make_organizer,
     make_signature,
@@ -22,7 +23,7 @@ from admin_helpers import (
 )
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from campaign import create_app
@@ -364,24 +365,7 @@ def test_the_campaign_list_counts_each_status(
 def test_counts_past_999_are_grouped_as_the_reader_writes_them(
     client: FlaskClient, auth: AuthActions, store: Session, world: World
 ) -> None:
-    store.execute(
-        insert(Signature),
-        [
-            {
-                "campaign_id": world.alpha.id,
-                "name": f"Member {i}",
-                "email": f"member{i}@example.org",
-                "email_key": f"member{i}@example.org",
-                "email_domain": "example.org",
-                "name_key": f"member {i}",
-                "country_code": "FR",
-                "continent_code": "EU",
-                "status": "pending",
-            }
-            for i in range(1234)
-        ],
-    )
-    store.commit()
+    insert_members(store, world.alpha, 1234, status="pending")
     auth.login("alice@example.org")
     assert ">1,234</a>" in client.get("/admin/").get_data(as_text=True)
     assert "<strong>1,234</strong> pending" in client.get("/admin/c/alpha/signatures").get_data(

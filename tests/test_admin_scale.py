@@ -14,7 +14,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from admin_helpers import AuthActions, csrf_token, make_campaign, make_organizer, make_signature
+from admin_helpers import (
+    AuthActions,
+    csrf_token,
+    insert_members,
+    make_campaign,
+    make_organizer,
+    make_signature,
+)
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, insert, text
@@ -34,26 +41,7 @@ def _big_campaign(db: Session, *, held: bool = True) -> tuple[Campaign, Signatur
     """
     campaign = make_campaign(db, "big")
     now = dbmod.utcnow()
-    db.execute(
-        insert(Signature),
-        [
-            {
-                "campaign_id": campaign.id,
-                "name": f"Member {i}",
-                "email": f"member{i}@example.org",
-                "email_key": f"member{i}@example.org",
-                "email_domain": "example.org",
-                "name_key": f"member {i}",
-                "country_code": "FR",
-                "continent_code": "EU",
-                "status": "confirmed",
-                "counted": True,
-                "confirmed_at": now,
-            }
-            for i in range(BIG)
-        ],
-    )
-    db.commit()
+    insert_members(db, campaign, BIG, status="confirmed", counted=True, confirmed_at=now)
     first = make_signature(db, campaign, "Ana Pérez", "ana@example.es", country="ES")
     other = campaign if held else make_campaign(db, "other")
     second = make_signature(
