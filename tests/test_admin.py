@@ -374,6 +374,8 @@ def test_counts_past_999_are_grouped_as_the_reader_writes_them(
     assert ">1 234</a>" in client.get("/admin/?lang=fr").get_data(as_text=True).replace(
         "\u202f", " "
     ).replace("\xa0", " ")
+    last = client.get("/admin/c/alpha/signatures?page=21&lang=en").get_data(as_text=True)
+    assert "1,236 signatures match; showing 1,001–1,050." in last
 
 
 @pytest.fixture
