@@ -627,7 +627,9 @@ def lock_person(db: Session, campaign_id: int, person: str, country: str) -> Non
     if db.get_bind().dialect.name != "postgresql":
         return
     digest = hashlib.blake2b(f"{campaign_id}\0{person}\0{country}".encode(), digest_size=8)
-    db.execute(
+    # On the session's connection, as sign()'s other statements: a text statement needs
+    # nothing of the ORM's execution layer (no flush, no entities).
+    db.connection().execute(
         text("SELECT pg_advisory_xact_lock(:key)"),
         {"key": int.from_bytes(digest.digest(), "big", signed=True)},
     )
