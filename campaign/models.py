@@ -201,6 +201,14 @@ Index(
     sqlite_where=_LISTED,
     postgresql_where=_LISTED,
 )
+# The organizer's list by name, either way: a page of it is a range of this index instead of
+# a sort of every signer of the letter (2.6 s at a million signatures on SQLite).
+Index(
+    "ix_signature_campaign_name",
+    Signature.campaign_id,
+    func.lower(Signature.name),
+    Signature.id,
+)
 
 
 class TallyCount(Base):

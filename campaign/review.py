@@ -21,12 +21,14 @@ from campaign.db import utcnow
 from campaign.models import SIGNATURE_STATUSES, Campaign, Organizer, Signature
 
 PER_PAGE = 50
-# Sort keys the list accepts; anything else falls back to the newest first.
-SORTS: dict[str, Any] = {
-    "signed_at": Signature.signed_at,
-    "name": func.lower(Signature.name),
-    "country": Signature.country_code,
-    "status": Signature.status,
+# Sort keys the list accepts (anything else falls back to the newest first), each the columns
+# it orders by before the id; each order is an index's (ix_signature_campaign_*), so a page
+# reads one range of it instead of sorting the letter. Within a status, signing order.
+SORTS: dict[str, tuple[Any, ...]] = {
+    "signed_at": (Signature.signed_at,),
+    "name": (func.lower(Signature.name),),
+    "country": (Signature.country_code,),
+    "status": (Signature.status, Signature.signed_at),
 }
 # The personal data an erasure removes, and the neutral value each gets.
 ERASED_VALUES: dict[str, Any] = {
@@ -437,23 +439,28 @@ def list_signatures(
     descending: bool = True,
     page: int = 1,
     per_page: int = PER_PAGE,
+    total: int | None = None,
 ) -> Page:
     """One page of the campaign's signatures that narrow() keeps, in the chosen order.
 
     The page is read first: when it is the list's last (some rows, fewer than a page; or
     none on the first page) the total is known without a COUNT. A search few rows match
     reads every row of the letter to fill its page, and used to read them all again to
-    count. Past the last page, the last one is shown.
+    count. A caller that knows how many rows narrow() keeps (the status counts it shows
+    anyway) passes total, and no COUNT runs. Past the last page, the last one is shown.
     """
     base = narrow(select(Signature).where(Signature.campaign_id == campaign.id))
-    column = SORTS.get(sort, Signature.signed_at)
-    order = [column.desc(), Signature.id.desc()] if descending else [column.asc(), Signature.id]
+    columns = (*SORTS.get(sort, SORTS["signed_at"]), Signature.id)
+    order = [column.desc() if descending else column.asc() for column in columns]
 
     def read(number: int) -> list[Signature]:
         offset = (number - 1) * per_page
         return list(db.scalars(base.order_by(*order).limit(per_page).offset(offset)))
 
     page = max(1, page)
+    if total is not None:
+        page = min(page, max(1, -(-total // per_page)))
+        return Page(read(page), total, page, per_page)
     rows = read(page)
     if 0 < len(rows) < per_page or (page == 1 and not rows):
         return Page(rows, (page - 1) * per_page + len(rows), page, per_page)
@@ -466,18 +473,27 @@ def list_signatures(
 
 
 def status_counts(db: Session, campaign_ids: Iterable[int]) -> dict[int, dict[str, int]]:
-    """Signatures per status for each campaign (every status present, zero when none)."""
+    """Signatures per status for each campaign (every status present, zero when none).
+
+    The confirmed signatures are the counted ones (tally.refresh), whose number the tally's
+    counters hold, in step with every change (campaign recount verifies them): the rows are
+    counted only for the other statuses, each a range of an index, so the counts above a
+    list of a million signers do not read a million index entries (0.1-0.2 s).
+    """
     ids = list(campaign_ids)
     counts = {cid: dict.fromkeys(SIGNATURE_STATUSES, 0) for cid in ids}
     if not ids:
         return counts
+    others = [status for status in SIGNATURE_STATUSES if status != "confirmed"]
     rows = db.execute(
         select(Signature.campaign_id, Signature.status, func.count())
-        .where(Signature.campaign_id.in_(ids))
+        .where(Signature.campaign_id.in_(ids), Signature.status.in_(others))
         .group_by(Signature.campaign_id, Signature.status)
     ).all()
     for campaign_id, status, count in rows:
         counts[campaign_id][status] = int(count)
+    for campaign_id, counted in tally.totals(db, ids).items():
+        counts[campaign_id]["confirmed"] = counted
     return counts
 
 

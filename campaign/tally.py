@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, cast
 
@@ -234,6 +235,20 @@ def total(session: Session, campaign: Campaign) -> int:
         )
         or 0
     )
+
+
+def totals(session: Session, campaign_ids: Iterable[int]) -> dict[int, int]:
+    """How many signatures count on each of the campaigns (zero for one with none)."""
+    ids = list(campaign_ids)
+    found = dict.fromkeys(ids, 0)
+    if ids:
+        rows = session.execute(
+            select(TallyCount.campaign_id, func.sum(TallyCount.signatures))
+            .where(TallyCount.campaign_id.in_(ids))
+            .group_by(TallyCount.campaign_id)
+        )
+        found.update({int(cid): int(n or 0) for cid, n in rows})
+    return found
 
 
 def recount(session: Session, campaign: Campaign) -> dict[str, tuple[int, int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -76,6 +77,54 @@ def test_the_list_pages_fifty_at_a_time(
     beyond = client.get("/admin/c/kem/signatures?page=99").get_data(as_text=True)
     assert _ids(beyond) == _ids(last)
     assert client.get("/admin/c/kem/signatures?page=abc").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("query", "total"),
+    [("status=pending", 60), ("status=counted", 55), ("status=confirmed", 55), ("", 115)],
+)
+def test_a_status_s_pages_say_how_many_it_holds_and_stop_at_its_last(
+    client: FlaskClient,
+    logged_in: AuthActions,
+    store: Session,
+    campaign: Campaign,
+    query: str,
+    total: int,
+) -> None:
+    # The whole list and one status take their total from the counts above the list.
+    for i in range(60):
+        make_signature(store, campaign, f"Pending {i:02d}", f"p{i}@parl.example", confirmed=False)
+    for i in range(55):
+        make_signature(store, campaign, f"Counted {i:02d}", f"c{i}@parl.example")
+    first = client.get(f"/admin/c/kem/signatures?{query}").get_data(as_text=True)
+    assert f"{total} signatures match; showing 1\N{EN DASH}50." in first
+    assert len(_ids(first)) == 50
+    last = -(-total // 50)
+    beyond = client.get(f"/admin/c/kem/signatures?{query}&page=99").get_data(as_text=True)
+    assert f"Page {last} of {last}" in beyond
+    assert len(_ids(beyond)) == total - 50 * (last - 1)
+    assert len(set(_ids(first)) | set(_ids(beyond))) == 50 + len(_ids(beyond))
+
+
+def test_sorted_by_status_each_status_is_in_signing_order(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    # A paper signature imported today was signed before the ones that came by the form.
+    first = make_signature(store, campaign, "First Form", "f@parl.example")
+    later = make_signature(store, campaign, "Later Form", "l@parl.example")
+    paper = make_signature(
+        store,
+        campaign,
+        "Paper",
+        "p@parl.example",
+        source="import",
+        signed_at=dt.datetime(2020, 1, 2, tzinfo=dt.UTC),
+    )
+    waiting = make_signature(store, campaign, "Waiting", "w@parl.example", confirmed=False)
+    up = _ids(client.get("/admin/c/kem/signatures?sort=status&dir=asc").get_data(as_text=True))
+    assert up == [paper.id, first.id, later.id, waiting.id]
+    down = _ids(client.get("/admin/c/kem/signatures?sort=status&dir=desc").get_data(as_text=True))
+    assert down == list(reversed(up))
 
 
 def test_search_covers_name_email_party_and_parliament_case_insensitively(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections import Counter
@@ -40,7 +41,6 @@ from campaign import (
     markup,
     review,
     signing,
-    tally,
 )
 from campaign import password_reset as resets
 from campaign.auth import admin_required, current_organizer, login_required
@@ -688,6 +688,22 @@ def _list_args() -> dict[str, str]:
     return {key: value for key in keys if (value := request.args.get(key, "").strip())}
 
 
+def _known_total(flt: export.SignatureFilter, counts: dict[str, int], counted: int) -> int | None:
+    """How many signatures the filter keeps, when the counts shown beside the list say it.
+
+    The whole list and one status are the status counts; the counted ones are the tally's
+    counter (kept exact, see campaign recount). Anything else is counted by the list.
+    """
+    rest = dataclasses.replace(flt, status="")
+    if rest != export.SignatureFilter():
+        return None
+    if not flt.status:
+        return sum(counts.values())
+    if flt.status == "counted":
+        return counted
+    return counts.get(flt.status)
+
+
 @bp.get("/c/<slug>/signatures")
 @login_required
 def signatures(slug: str) -> str:
@@ -699,6 +715,8 @@ def signatures(slug: str) -> str:
     if sort not in review.SORTS:
         sort = "signed_at"
     descending = request.args.get("dir", "desc" if sort == "signed_at" else "asc") != "asc"
+    counts = review.status_counts(db, [campaign.id])[campaign.id]
+    counted = counts["confirmed"]  # the tally's counters (see review.status_counts)
     page = review.list_signatures(
         db,
         campaign,
@@ -706,6 +724,7 @@ def signatures(slug: str) -> str:
         sort=sort,
         descending=descending,
         page=_page_arg(),
+        total=_known_total(flt, counts, counted),
     )
     return render_template(
         "admin/signatures.html",
@@ -715,8 +734,8 @@ def signatures(slug: str) -> str:
         sort=sort,
         descending=descending,
         args=_list_args(),
-        counts=review.status_counts(db, [campaign.id])[campaign.id],
-        counted=tally.total(db, campaign),
+        counts=counts,
+        counted=counted,
         form=BulkActionForm(formdata=None),
         statuses=export.STATUS_CHOICES,
         countries=geo.country_choices(),
