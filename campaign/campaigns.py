@@ -288,6 +288,8 @@ def _text_changes(
 
 def signers_of_version(db: Session, campaign: Campaign, number: int) -> int:
     """Signatures that are not erased and were made on this version of the text."""
+    if number == campaign.letter_version:
+        return signers_by_version(db, campaign)[number]
     return int(
         db.scalar(
             select(func.count()).where(
@@ -298,6 +300,33 @@ def signers_of_version(db: Session, campaign: Campaign, number: int) -> int:
         )
         or 0
     )
+
+
+def signers_by_version(db: Session, campaign: Campaign) -> dict[int, int]:
+    """The signatures that are not erased per version of the text signed (the current one
+    always present).
+
+    New signers sign the current text, so it is the current version whose signers grow: they
+    are the letter's signers (tally.status_counts: the tally's counters and the statuses
+    other than confirmed) less those of the replaced versions, which are counted row by row
+    (ix_signature_campaign_version). A letter of a million signers is not read to say so.
+    """
+    counts = tally.status_counts(db, [campaign.id])[campaign.id]
+    everyone = sum(n for status, n in counts.items() if status != "erased")
+    found: dict[int, int] = {}
+    if campaign.letter_version > 1:
+        rows = db.execute(
+            select(Signature.letter_version, func.count())
+            .where(
+                Signature.campaign_id == campaign.id,
+                Signature.letter_version < campaign.letter_version,
+                Signature.status != "erased",
+            )
+            .group_by(Signature.letter_version)
+        )
+        found = {int(number): int(n) for number, n in rows}
+    found[campaign.letter_version] = everyone - sum(found.values())
+    return found
 
 
 @dataclass(frozen=True)
@@ -318,14 +347,7 @@ class VersionSummary:
 
 def versions(db: Session, campaign: Campaign) -> list[VersionSummary]:
     """Every version of the letter's text, the current one last, with its signers."""
-    signers: dict[int, int] = {
-        number: count
-        for number, count in db.execute(
-            select(Signature.letter_version, func.count())
-            .where(Signature.campaign_id == campaign.id, Signature.status != "erased")
-            .group_by(Signature.letter_version)
-        )
-    }
+    signers = signers_by_version(db, campaign)
     replaced = db.execute(
         select(LetterVersion.number, LetterVersion.replaced_at, Organizer.email)
         .outerjoin(Organizer, Organizer.id == LetterVersion.replaced_by_id)

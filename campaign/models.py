@@ -112,6 +112,9 @@ class Signature(Base):
         Index("ix_signature_campaign_name_key", "campaign_id", "name_key", "country_code"),
         Index("ix_signature_campaign_signed_at", "campaign_id", "signed_at"),
         Index("ix_signature_campaign_country", "campaign_id", "country_code"),
+        # The signers of each replaced version of the text (the edit page, a version's page):
+        # a range each, without reading the signers of the current one.
+        Index("ix_signature_campaign_version", "campaign_id", "letter_version", "status"),
         # The signatures held as resembling one (its page; the foreign key's checks when a
         # row goes): few rows have one, so the index holds only those.
         Index(

@@ -9,7 +9,7 @@ Operations only flush; the caller commits.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from campaign import audit, geo, mail, signing, tally
 from campaign.db import utcnow
-from campaign.models import SIGNATURE_STATUSES, Campaign, Organizer, Signature
+from campaign.models import Campaign, Organizer, Signature
 
 PER_PAGE = 50
 # Sort keys the list accepts (anything else falls back to the newest first), each the columns
@@ -470,31 +470,6 @@ def list_signatures(
         page = last
         rows = read(page)
     return Page(rows, total, page, per_page)
-
-
-def status_counts(db: Session, campaign_ids: Iterable[int]) -> dict[int, dict[str, int]]:
-    """Signatures per status for each campaign (every status present, zero when none).
-
-    The confirmed signatures are the counted ones (tally.refresh), whose number the tally's
-    counters hold, in step with every change (campaign recount verifies them): the rows are
-    counted only for the other statuses, each a range of an index, so the counts above a
-    list of a million signers do not read a million index entries (0.1-0.2 s).
-    """
-    ids = list(campaign_ids)
-    counts = {cid: dict.fromkeys(SIGNATURE_STATUSES, 0) for cid in ids}
-    if not ids:
-        return counts
-    others = [status for status in SIGNATURE_STATUSES if status != "confirmed"]
-    rows = db.execute(
-        select(Signature.campaign_id, Signature.status, func.count())
-        .where(Signature.campaign_id.in_(ids), Signature.status.in_(others))
-        .group_by(Signature.campaign_id, Signature.status)
-    ).all()
-    for campaign_id, status, count in rows:
-        counts[campaign_id][status] = int(count)
-    for campaign_id, counted in tally.totals(db, ids).items():
-        counts[campaign_id]["confirmed"] = counted
-    return counts
 
 
 def held_duplicates(

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from campaign import geo
 from campaign.db import utcnow
-from campaign.models import Campaign, Signature, TallyCount
+from campaign.models import SIGNATURE_STATUSES, Campaign, Signature, TallyCount
 
 
 @dataclass(frozen=True)
@@ -249,6 +249,31 @@ def totals(session: Session, campaign_ids: Iterable[int]) -> dict[int, int]:
         )
         found.update({int(cid): int(n or 0) for cid, n in rows})
     return found
+
+
+def status_counts(session: Session, campaign_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """Signatures per status for each campaign (every status present, zero when none).
+
+    The confirmed signatures are the counted ones (refresh), whose number the counters hold,
+    in step with every change (campaign recount verifies them): rows are counted only for
+    the other statuses, each a range of an index, so the counts above the organizer's list
+    of a million signers do not read a million index entries (0.1-0.2 s).
+    """
+    ids = list(campaign_ids)
+    counts = {cid: dict.fromkeys(SIGNATURE_STATUSES, 0) for cid in ids}
+    if not ids:
+        return counts
+    others = [status for status in SIGNATURE_STATUSES if status != "confirmed"]
+    rows = session.execute(
+        select(Signature.campaign_id, Signature.status, func.count())
+        .where(Signature.campaign_id.in_(ids), Signature.status.in_(others))
+        .group_by(Signature.campaign_id, Signature.status)
+    ).all()
+    for campaign_id, status, count in rows:
+        counts[campaign_id][status] = int(count)
+    for campaign_id, counted in totals(session, ids).items():
+        counts[campaign_id]["confirmed"] = counted
+    return counts
 
 
 def recount(session: Session, campaign: Campaign) -> dict[str, tuple[int, int]]:

@@ -30,8 +30,8 @@ from sqlalchemy import create_engine, event, insert, text
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateIndex
 
+from campaign import campaigns, review, tally
 from campaign import db as dbmod
-from campaign import review, tally
 from campaign.models import AuditEntry, Campaign, OutboxMessage, Signature
 
 BIG = 3000
@@ -243,13 +243,13 @@ def test_a_page_of_the_list_in_any_order_is_read_from_an_index_on_postgresql(
     assert not re.search(r"(?<!Incremental )Sort  \(cost", plan), plan
 
 
-# --------------------------------------------------------------------------- revision 0015
+# --------------------------------------------------------------------------- revisions 0015-16
 
 NAME_INDEX = "ix_signature_campaign_name"
 
 
-def _index_sql(url: str) -> str | None:
-    """The stored definition of the name index, or None when there is none."""
+def _index_sql(url: str, name: str = NAME_INDEX) -> str | None:
+    """The stored definition of an index of that name, or None when there is none."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
@@ -257,35 +257,57 @@ def _index_sql(url: str) -> str | None:
                 query = "SELECT sql FROM sqlite_master WHERE name = :n"
             else:
                 query = "SELECT indexdef FROM pg_indexes WHERE indexname = :n"
-            found = conn.execute(text(query), {"n": NAME_INDEX}).scalar()
+            found = conn.execute(text(query), {"n": name}).scalar()
     finally:
         engine.dispose()
     return None if found is None else str(found)
 
 
-def test_revision_0015_indexes_the_signers_by_name_and_downgrades(empty_database: str) -> None:
+@pytest.mark.parametrize(
+    ("revision", "name", "columns"),
+    [
+        ("0015", NAME_INDEX, r"\(campaign_id, lower\(\(?name\)?(::text)?\), id\)"),
+        ("0016", "ix_signature_campaign_version", r"\(campaign_id, letter_version, status\)"),
+    ],
+)
+def test_revisions_0015_and_0016_index_the_signers_and_downgrade(
+    empty_database: str, revision: str, name: str, columns: str
+) -> None:
     url = empty_database
-    dbmod.upgrade(url, "0014")
+    before = f"{int(revision) - 1:04d}"
+    dbmod.upgrade(url, before)
     engine = create_engine(url)
     with Session(engine) as db:
         campaign = make_campaign(db, "big")
         insert_members(db, campaign, 20)
     engine.dispose()
-    assert _index_sql(url) is None
+    assert _index_sql(url, name) is None
     dbmod.upgrade(url)  # what `campaign db upgrade` runs
-    made = _index_sql(url)
+    made = _index_sql(url, name)
     assert made is not None
-    assert re.search(r"\(campaign_id, lower\(\(?name\)?(::text)?\), id\)", made), made
-    command.downgrade(dbmod.alembic_config(url), "0014")
-    assert _index_sql(url) is None
+    assert re.search(columns, made), made
+    command.downgrade(dbmod.alembic_config(url), before)
+    assert _index_sql(url, name) is None
     dbmod.upgrade(url)
-    assert _index_sql(url) == made
+    assert _index_sql(url, name) == made
 
 
 def test_the_migrated_name_index_is_the_models_on_sqlite(app: Flask, db: Session) -> None:
     # Alembic cannot compare an index on an expression on SQLite: compare its SQL instead.
     (model,) = [ix for ix in Signature.__table__.indexes if ix.name == NAME_INDEX]
     assert _index_sql(app.config["DATABASE_URL"]) == str(CreateIndex(model).compile(db.get_bind()))
+
+
+def _whole_letter_reads(planned: list[tuple[str, list[str]]]) -> list[str]:
+    """The plan steps that read every signature of a letter (by its id alone), outside a page."""
+    return [
+        f"{step}  <-  {' '.join(statement.split())[:160]}"
+        for statement, steps in planned
+        if "LIMIT" not in statement
+        for step in steps
+        if step.startswith("SCAN signature")
+        or re.fullmatch(r"SEARCH signature USING .*\(campaign_id=\?\)", step)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -301,11 +323,43 @@ def test_the_counts_per_status_read_no_confirmed_signer(app: Flask, db: Session,
         page = client.get(path)
     assert page.status_code == 200
     assert "3,001" in page.get_data(as_text=True)  # confirmed
-    whole_letter = [
-        f"{step}  <-  {' '.join(statement.split())[:160]}"
-        for statement, steps in planned
-        if "LIMIT" not in statement
-        for step in steps
-        if re.fullmatch(r"SEARCH signature USING .*\(campaign_id=\?\)", step)
-    ]
-    assert whole_letter == []
+    assert _whole_letter_reads(planned) == []
+
+
+def test_the_signers_of_each_version_are_counted_without_reading_the_letter(
+    app: Flask, db: Session
+) -> None:
+    campaign, _first, _held = _big_campaign(db)  # 3,002 signers of the text, one of them held
+    client = _logged_in(app, db, campaign)
+    path = "/admin/c/big/edit"
+    with plans(app) as planned:
+        page = client.get(path).get_data(as_text=True)
+    assert "3,002 people signed the current text" in page
+    assert _whole_letter_reads(planned) == []
+    campaigns.update_campaign(db, campaign, new_version=True, letter="The second text.")
+    db.commit()
+    for i in range(2):
+        make_signature(db, campaign, f"Late {i}", f"late{i}@example.org", letter_version=2)
+    make_signature(db, campaign, "Late 2", "late2@example.org", letter_version=2, confirmed=False)
+    db.execute(text("ANALYZE"))
+    db.commit()
+    assert campaigns.signers_by_version(db, campaign) == {1: 3002, 2: 3}
+    form = {
+        "slug": "big",
+        "title": campaign.title,
+        "letter": "The second text, changed.",
+        "recipient": campaign.recipient,
+        "state": campaign.state,
+        "require_confirmation": "y",
+        "save": "1",
+    }
+    db.rollback()  # reading holds SQLite's write lock on the app's engine
+    if app.config.get("WTF_CSRF_ENABLED", True):
+        form["csrf_token"] = csrf_token(client, path)
+    with plans(app) as planned:
+        page = client.get(path).get_data(as_text=True)
+        changed = client.post(path, data=form)
+    assert "3 people signed the current text" in page
+    assert changed.status_code == 400  # the tick was not given
+    assert "3 people signed the current text" in changed.get_data(as_text=True)
+    assert _whole_letter_reads(planned) == []

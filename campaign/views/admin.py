@@ -41,6 +41,7 @@ from campaign import (
     markup,
     review,
     signing,
+    tally,
 )
 from campaign import password_reset as resets
 from campaign.auth import admin_required, current_organizer, login_required
@@ -399,7 +400,7 @@ def index() -> str:
     db = get_session()
     organizer = _organizer()
     visible = auth.visible_campaigns(db, organizer)
-    counts = review.status_counts(db, [c.id for c in visible])
+    counts = tally.status_counts(db, [c.id for c in visible])
     return render_template(
         "admin/index.html",
         campaigns=visible,
@@ -715,8 +716,8 @@ def signatures(slug: str) -> str:
     if sort not in review.SORTS:
         sort = "signed_at"
     descending = request.args.get("dir", "desc" if sort == "signed_at" else "asc") != "asc"
-    counts = review.status_counts(db, [campaign.id])[campaign.id]
-    counted = counts["confirmed"]  # the tally's counters (see review.status_counts)
+    counts = tally.status_counts(db, [campaign.id])[campaign.id]
+    counted = counts["confirmed"]  # the tally's counters (see tally.status_counts)
     page = review.list_signatures(
         db,
         campaign,
