@@ -448,7 +448,7 @@ def test_sqlite_upgrade_to_0014_and_back_leaves_the_schema_alone(tmp_path: Path)
     url = f"sqlite:///{tmp_path}/steps.sqlite3"
     _one_signer_at_0013(url)
     before = _sqlite_schema(url)
-    upgrade(url)  # what `campaign db upgrade` runs
+    upgrade(url, "0014")
     assert _sqlite_schema(url) == before
     assert _found(url, "lovel") == ["Ada Lovelace"]
     command.downgrade(alembic_config(url), "0013")
