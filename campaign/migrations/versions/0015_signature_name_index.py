@@ -31,10 +31,26 @@ NAME = "ix_signature_campaign_name"
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         op.create_index(NAME, "signature", ["campaign_id", sa.text("lower(name)"), "id"])
+        _statistics_on_sqlite()
         return
     with op.get_context().autocommit_block():
         op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {NAME}")
         op.execute(f"CREATE INDEX CONCURRENTLY {NAME} ON signature (campaign_id, lower(name), id)")
+
+
+def _statistics_on_sqlite() -> None:
+    """Give the new index its figures where the database keeps statistics (sqlite_stat1).
+
+    SQLite plans with what ANALYZE stored (an import runs it). An index it has no figures for
+    looks like one that finds ten rows per letter; with the others' figures beside it, the
+    organizer's list sorted a million rows per page (3 s) instead of reading fifty. Where no
+    statistics were kept, none are started here (about 0.5 s for a million signatures).
+    """
+    kept = op.get_bind().execute(
+        sa.text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'")
+    )
+    if kept.first() is not None:
+        op.execute(f"ANALYZE {NAME}")
 
 
 def downgrade() -> None:

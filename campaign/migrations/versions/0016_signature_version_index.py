@@ -15,6 +15,7 @@ Built CONCURRENTLY on PostgreSQL, as 0014's and 0015's: signing goes on meanwhil
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
@@ -29,10 +30,26 @@ COLUMNS = ["campaign_id", "letter_version", "status"]
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         op.create_index(NAME, "signature", COLUMNS)
+        _statistics_on_sqlite()
         return
     with op.get_context().autocommit_block():
         op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {NAME}")
         op.execute(f"CREATE INDEX CONCURRENTLY {NAME} ON signature ({', '.join(COLUMNS)})")
+
+
+def _statistics_on_sqlite() -> None:
+    """Give the new index its figures where the database keeps statistics (sqlite_stat1).
+
+    SQLite plans with what ANALYZE stored (an import runs it). An index it has no figures for
+    looks like one that finds ten rows per letter; with the others' figures beside it, the
+    organizer's list sorted a million rows per page (3 s) instead of reading fifty. Where no
+    statistics were kept, none are started here (about 0.5 s for a million signatures).
+    """
+    kept = op.get_bind().execute(
+        sa.text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'")
+    )
+    if kept.first() is not None:
+        op.execute(f"ANALYZE {NAME}")
 
 
 def downgrade() -> None:
