@@ -171,3 +171,33 @@ def test_no_counter_drift_under_concurrent_confirm_reject_erase(
     body = app.test_client().get("/c/drift/tally.json").get_json()
     assert body["signatures"] == sum(expected.values())
     assert {row["code"]: row["signatures"] for row in body["by_country"]} == dict(expected)
+
+
+def test_no_counter_drift_when_the_rule_changes_while_signers_confirm(
+    app_factory: Callable[..., Flask], backend: str
+) -> None:
+    # Dropping confirmation counts every unconfirmed signer in one statement, bringing it back
+    # uncounts them; a signer confirming at that moment must be counted once, not twice.
+    app = app_factory(backend)
+    campaign_id, _organizer_id, ids = _setup(app)
+
+    def confirm(signature_id: int) -> Callable[[Any], None]:
+        return lambda db: signing.confirm(db, signature_id)
+
+    def toggle(db: Any) -> None:
+        for rule in (False, True):
+            with session_scope(app) as own:
+                campaigns.update_campaign(
+                    own, own.get_one(Campaign, campaign_id), require_confirmation=rule
+                )
+
+    operations = [confirm(signature_id) for signature_id in ids] + [toggle] * (THREADS * 2)
+    random.Random(7).shuffle(operations)
+    assert _race(app, operations) == []
+
+    with session_scope(app) as db:
+        campaign = db.get_one(Campaign, campaign_id)
+        assert campaign.require_confirmation
+        assert tally.recount(db, campaign) == {}  # the listed counters too
+        assert tally.total(db, campaign) == SIGNERS
+        assert Counter(db.scalars(select(Signature.status))) == {"confirmed": SIGNERS}
