@@ -193,7 +193,8 @@ def _rederive(db: Session, campaign: Campaign) -> None:
     Only the unconfirmed that are not held, rejected, withdrawn or erased change (see
     tally.derive_status): pending when the rule asks for confirmation, confirmed otherwise.
     One UPDATE moves them; row by row (each locked, refreshed, counted) a letter of 10,000
-    took 24 s, past the web server's timeout from about 12,000 signers. On PostgreSQL the
+    took 24 s, while SQLite's write lock held every signer back (past 30 s they are turned
+    away) and on PostgreSQL the counters' rows held back confirmations. On PostgreSQL the
     UPDATE returns what it moved to the count in the same statement, so a signer confirming
     meanwhile is either moved or counted by their confirmation, never both (the UPDATE skips
     a row whose confirmation committed first, and a confirmation waits for the UPDATE's row
