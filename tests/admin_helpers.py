@@ -89,11 +89,19 @@ def make_signature(
     return signature
 
 
-def insert_members(db: Session, campaign: Campaign, count: int, **values: object) -> None:
-    """count signers "Member i" <memberi@example.org> in France, in one INSERT (no counters).
+def insert_members(
+    db: Session,
+    campaign: Campaign,
+    count: int,
+    *,
+    countries: tuple[str, ...] = ("FR",),
+    **values: object,
+) -> None:
+    """count signers "Member i" <memberi@example.org>, in one INSERT (no counters).
 
-    For a letter of thousands of signers: values (a status, counted, confirmed_at...) apply
-    to every row, and the tally counters are left to the test.
+    For a letter of thousands of signers: the countries in turn (France alone by default);
+    values (a status, counted, confirmed_at...) apply to every row, and the tally counters
+    are left to the test.
     """
     db.execute(
         insert(Signature),
@@ -105,8 +113,8 @@ def insert_members(db: Session, campaign: Campaign, count: int, **values: object
                 "email_key": f"member{i}@example.org",
                 "email_domain": "example.org",
                 "name_key": f"member {i}",
-                "country_code": "FR",
-                "continent_code": "EU",
+                "country_code": countries[i % len(countries)],
+                "continent_code": geo.continent_of(countries[i % len(countries)]),
                 **values,
             }
             for i in range(count)

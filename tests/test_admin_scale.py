@@ -244,7 +244,7 @@ def test_a_page_of_the_list_in_any_order_is_read_from_an_index_on_postgresql(
     assert not re.search(r"(?<!Incremental )Sort  \(cost", plan), plan
 
 
-# --------------------------------------------------------------------------- revisions 0015-16
+# --------------------------------------------------------------------------- revision 0015
 
 NAME_INDEX = "ix_signature_campaign_name"
 
@@ -265,17 +265,17 @@ def _index_sql(url: str, name: str = NAME_INDEX) -> str | None:
 
 
 @pytest.mark.parametrize(
-    ("revision", "name", "columns"),
+    ("name", "columns"),
     [
-        ("0015", NAME_INDEX, r"\(campaign_id, lower\(\(?name\)?(::text)?\), id\)"),
-        ("0016", "ix_signature_campaign_version", r"\(campaign_id, letter_version, status\)"),
+        (NAME_INDEX, r"\(campaign_id, lower\(\(?name\)?(::text)?\), id\)"),
+        ("ix_signature_campaign_version", r"\(campaign_id, letter_version, status\)"),
     ],
 )
-def test_revisions_0015_and_0016_index_the_signers_and_downgrade(
-    empty_database: str, revision: str, name: str, columns: str
+def test_revision_0015_indexes_the_signers_and_downgrades(
+    empty_database: str, name: str, columns: str
 ) -> None:
     url = empty_database
-    before = f"{int(revision) - 1:04d}"
+    before = "0014"
     dbmod.upgrade(url, before)
     engine = create_engine(url)
     with Session(engine) as db:

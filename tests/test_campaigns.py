@@ -6,10 +6,11 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, insert, select, update
+from admin_helpers import insert_members
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
-from campaign import campaigns, geo, signing, tally
+from campaign import campaigns, signing, tally
 from campaign import db as dbmod
 from campaign.campaigns import CampaignError, create_campaign, is_accepting, update_campaign
 from campaign.models import Campaign, Signature
@@ -137,23 +138,10 @@ def test_changing_the_rule_of_a_big_letter_moves_its_signers_in_a_few_statements
     db = dbmod.new_session(any_app)
     campaign = create_campaign(db, slug="big", title="T", state="open")
     db.commit()
-    rows = [
-        {
-            "campaign_id": campaign.id,
-            "name": f"Member {i}",
-            "email": f"member{i}@example.org",
-            "email_key": f"member{i}@example.org",
-            "email_domain": "example.org",
-            "name_key": f"member {i}",
-            "country_code": country,
-            "continent_code": geo.continent_of(country),
-            "public": i % 3 != 0,
-            "status": "pending",
-            "counted": False,
-        }
-        for i, country in enumerate(["FR", "KE", "JP", "BR"] * 500)
-    ]
-    db.execute(insert(Signature), rows)
+    insert_members(
+        db, campaign, 2000, countries=("FR", "KE", "JP", "BR"), status="pending", counted=False
+    )
+    db.execute(update(Signature).where(Signature.id % 3 == 0).values(public=False))
     # Those whose status the rule does not decide: confirmed by mail, held, rejected, erased.
     kept = [
         {"status": "confirmed", "confirmed_at": NOW, "counted": True},
