@@ -752,7 +752,6 @@ class _Insert:
             value if (processor := processors[name]) is None else processor(value)
             for name, value in shared.items()
         )
-        self._names = names
         self._shared_by_name = dict(zip(shared, self._shared, strict=True))
         # SQLite takes each row as a tuple in the statement's order.
         order = compiled.positiontup if dialect.positional else names
@@ -762,16 +761,20 @@ class _Insert:
             *(names.index(name) for name in order)
         )
 
+    def _converted(self, row: tuple[Any, ...]) -> list[Any]:
+        """A row's values as the driver takes them (each through its column's bind processor)."""
+        values = list(row)
+        for i, processor in self._convert:
+            values[i] = processor(values[i])
+        return values
+
     def run(self, db: Session, rows: list[tuple[Any, ...]]) -> dict[str, int]:
         """Insert rows of _VARYING values; their ids by email key. IntegrityError as ever."""
         connection = db.connection()
+        converted = [self._converted(row) for row in rows]
         if self._postgres:
-            listed = [list(row) for row in rows]
-            for values in listed:
-                for i, processor in self._convert:
-                    values[i] = processor(values[i])
             # Times as ISO 8601 text, which the statement casts back (to timestamptz).
-            document = json.dumps(listed, default=dt.datetime.isoformat)
+            document = json.dumps(converted, default=dt.datetime.isoformat)
             returned = connection.exec_driver_sql(
                 self.sql, {"rows": document, **self._shared_by_name}
             )
@@ -779,14 +782,8 @@ class _Insert:
         # SQLite lets one transaction write at a time: the rows numbered above the last
         # id before this INSERT are its own (read back in id order, no index probes).
         before = connection.execute(select(func.max(Signature.id))).scalar() or 0
-        params: list[Any] = []
-        for row in rows:
-            values = list(row)
-            for i, processor in self._convert:
-                values[i] = processor(values[i])
-            full = (*values, *self._shared)
-            params.append(self._arrange(full))
-        connection.exec_driver_sql(self.sql, params)
+        shared, arrange = self._shared, self._arrange
+        connection.exec_driver_sql(self.sql, [arrange((*values, *shared)) for values in converted])
         inserted = connection.execute(
             select(Signature.email_key, Signature.id).where(Signature.id > before)
         )
