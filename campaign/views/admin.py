@@ -689,20 +689,18 @@ def _list_args() -> dict[str, str]:
     return {key: value for key in keys if (value := request.args.get(key, "").strip())}
 
 
-def _known_total(flt: export.SignatureFilter, counts: dict[str, int], counted: int) -> int | None:
+def _known_total(flt: export.SignatureFilter, counts: dict[str, int]) -> int | None:
     """How many signatures the filter keeps, when the counts shown beside the list say it.
 
-    The whole list and one status are the status counts; the counted ones are the tally's
-    counter (kept exact, see campaign recount). Anything else is counted by the list.
+    The whole list and one status are the status counts; the counted ones are the confirmed
+    (tally.status_counts). Anything else is counted by the list.
     """
     rest = dataclasses.replace(flt, status="")
     if rest != export.SignatureFilter():
         return None
     if not flt.status:
         return sum(counts.values())
-    if flt.status == "counted":
-        return counted
-    return counts.get(flt.status)
+    return counts.get("confirmed" if flt.status == "counted" else flt.status)
 
 
 @bp.get("/c/<slug>/signatures")
@@ -717,7 +715,6 @@ def signatures(slug: str) -> str:
         sort = "signed_at"
     descending = request.args.get("dir", "desc" if sort == "signed_at" else "asc") != "asc"
     counts = tally.status_counts(db, [campaign.id])[campaign.id]
-    counted = counts["confirmed"]  # the tally's counters (see tally.status_counts)
     page = review.list_signatures(
         db,
         campaign,
@@ -725,7 +722,7 @@ def signatures(slug: str) -> str:
         sort=sort,
         descending=descending,
         page=_page_arg(),
-        total=_known_total(flt, counts, counted),
+        total=_known_total(flt, counts),
     )
     return render_template(
         "admin/signatures.html",
@@ -736,7 +733,7 @@ def signatures(slug: str) -> str:
         descending=descending,
         args=_list_args(),
         counts=counts,
-        counted=counted,
+        counted=counts["confirmed"],  # the counted ones (tally.status_counts)
         form=BulkActionForm(formdata=None),
         statuses=export.STATUS_CHOICES,
         countries=geo.country_choices(),
