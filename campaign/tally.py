@@ -227,14 +227,7 @@ def tally(session: Session, campaign: Campaign, locale: str | None = None) -> Ta
 
 def total(session: Session, campaign: Campaign) -> int:
     """How many signatures count on a campaign (the sum of its country counters)."""
-    return int(
-        session.scalar(
-            select(func.coalesce(func.sum(TallyCount.signatures), 0)).where(
-                TallyCount.campaign_id == campaign.id
-            )
-        )
-        or 0
-    )
+    return totals(session, [campaign.id])[campaign.id]
 
 
 def totals(session: Session, campaign_ids: Iterable[int]) -> dict[int, int]:

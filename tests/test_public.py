@@ -153,6 +153,20 @@ def test_index_lists_open_letters_only(app: Flask, client: FlaskClient) -> None:
     assert "The draft one" not in html and "The closed one" not in html
 
 
+def test_index_shows_each_open_letter_with_its_own_count(app: Flask, client: FlaskClient) -> None:
+    first = make_campaign(app, "first", title="The first letter")
+    make_campaign(app, "second", title="The second letter")
+    third = make_campaign(app, "third", title="The third letter")
+    with session_scope(app) as db:
+        tally.bump(db, first, "FR", 3)
+        tally.bump(db, first, "KE", 1)
+        tally.bump(db, third, "JP", 1)
+    html = re.sub(r"\s+", " ", client.get("/").text)
+    assert 'The first letter</a> <span class="muted">4 signatures</span>' in html
+    assert 'The second letter</a> <span class="muted">0 signatures</span>' in html
+    assert 'The third letter</a> <span class="muted">1 signature</span>' in html
+
+
 def test_letter_is_shown_in_the_readers_language(app: Flask, client: FlaskClient) -> None:
     campaign_id = make_campaign(app)
     with session_scope(app) as db:

@@ -201,8 +201,9 @@ def index() -> str:
         if campaigns.is_accepting(campaign, now)
     ]
     locale = i18n.current()
+    counted = tally.totals(db, [campaign.id for campaign in open_campaigns])
     listed = [
-        (campaign, i18n.letter_for(campaign, locale).title, tally.total(db, campaign))
+        (campaign, i18n.letter_for(campaign, locale).title, counted[campaign.id])
         for campaign in open_campaigns
     ]
     return render_template("public/index.html", listed=listed)
