@@ -415,6 +415,12 @@ def resolve_duplicate(
     return this, other
 
 
+def list_order(sort: str, descending: bool) -> list[Any]:
+    """The ORDER BY of the list sorted by sort (one of SORTS, else newest first), ties by id."""
+    columns = (*SORTS.get(sort, SORTS["signed_at"]), Signature.id)
+    return [column.desc() if descending else column.asc() for column in columns]
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of the signature list."""
@@ -450,8 +456,7 @@ def list_signatures(
     anyway) passes total, and no COUNT runs. Past the last page, the last one is shown.
     """
     base = narrow(select(Signature).where(Signature.campaign_id == campaign.id))
-    columns = (*SORTS.get(sort, SORTS["signed_at"]), Signature.id)
-    order = [column.desc() if descending else column.asc() for column in columns]
+    order = list_order(sort, descending)
 
     def read(number: int) -> list[Signature]:
         offset = (number - 1) * per_page

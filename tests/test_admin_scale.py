@@ -77,8 +77,8 @@ def _big_campaign(db: Session, *, held: bool = True) -> tuple[Campaign, Signatur
 
 
 @contextmanager
-def plans(app: Flask) -> Iterator[list[tuple[str, list[str]]]]:
-    """Each statement run meanwhile, with the steps of SQLite's plan for it (filled at exit)."""
+def recorded(app: Flask) -> Iterator[list[tuple[str, Any]]]:
+    """Each SELECT, UPDATE, DELETE or INSERT the app runs meanwhile, with its parameters."""
     engine = app.extensions["engine"]
     statements: list[tuple[str, Any]] = []
 
@@ -88,13 +88,20 @@ def plans(app: Flask) -> Iterator[list[tuple[str, list[str]]]]:
         if statement.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE", "INSERT")):
             statements.append((statement, parameters))
 
-    planned: list[tuple[str, list[str]]] = []
     event.listen(engine, "before_cursor_execute", remember)
     try:
-        yield planned
+        yield statements
     finally:
         event.remove(engine, "before_cursor_execute", remember)
-    with engine.connect() as conn:
+
+
+@contextmanager
+def plans(app: Flask) -> Iterator[list[tuple[str, list[str]]]]:
+    """Each statement run meanwhile, with the steps of SQLite's plan for it (filled at exit)."""
+    planned: list[tuple[str, list[str]]] = []
+    with recorded(app) as statements:
+        yield planned
+    with app.extensions["engine"].connect() as conn:
         for statement, parameters in statements:
             rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
             planned.append((statement, [str(row[-1]) for row in rows]))
@@ -216,23 +223,13 @@ def test_a_page_of_the_list_in_any_order_is_read_from_an_index_on_postgresql(
     with dbmod.new_session(app) as db:
         campaign, _first, _held = _big_campaign(db)
         client = _logged_in(app, db, campaign)
-    engine = app.extensions["engine"]
-    seen: list[tuple[str, Any]] = []
-
-    def remember(
-        conn: object, cursor: object, statement: str, parameters: Any, *rest: object
-    ) -> None:
-        if re.search(r"FROM signature.*LIMIT", statement, re.S):
-            seen.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", remember)
-    try:
+    with recorded(app) as statements:
         page = client.get(f"/admin/c/big/signatures?sort={sort}&dir={direction}&page=3")
-    finally:
-        event.remove(engine, "before_cursor_execute", remember)
     assert page.status_code == 200
-    ((statement, parameters),) = seen
-    with engine.connect() as conn:
+    ((statement, parameters),) = [
+        (s, p) for s, p in statements if re.search(r"FROM signature.*LIMIT", s, re.S)
+    ]
+    with app.extensions["engine"].connect() as conn:
         # A small table is cheap to scan and sort: ask whether an index gives the order.
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
         conn.exec_driver_sql("SET LOCAL enable_sort = off")
@@ -384,9 +381,9 @@ def test_an_upgraded_letter_with_statistics_still_reads_one_page_in_every_order(
     dbmod.upgrade(url)  # before the new code starts, as README says
     engine = create_engine(url)
     with engine.connect() as conn:
-        for sort, columns in review.SORTS.items():
+        for sort in review.SORTS:
             for descending in (False, True):
-                order = [c.desc() if descending else c.asc() for c in (*columns, Signature.id)]
+                order = review.list_order(sort, descending)
                 query = (
                     select(Signature.id)
                     .where(Signature.campaign_id == 1)
