@@ -48,6 +48,10 @@ MAIL_RETRY_MAX_SECONDS = 600.0
 # bench --only 2` (333 signatures a second for a minute, a receipt each) 0.1 kept every
 # signature under 250 ms where 0.25 and 1 refused some; the receipts went out afterwards.
 MAIL_SENDER_CPU_SHARE = 0.1
+# The share applies while the sender's process serves: a request in flight, or one answered
+# less than this many seconds ago. Otherwise (after a surge, at night) the sender has no
+# signers to yield to and sends a backlog at full speed.
+MAIL_SENDER_QUIET_SECONDS = 1.0
 # The organizers' daily summary (campaign/digest.py), for those who ask for it on their
 # account page: the delivering sender sends the day's summaries once this hour (UTC, 0-23)
 # has passed, each organizer's at most once a UTC day. DIGEST_ENABLED=false leaves it to

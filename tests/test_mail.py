@@ -1039,10 +1039,60 @@ def test_pace_rests_in_proportion_to_the_cpu_used_since_its_last_rest() -> None:
     assert uncapped.rest() == 0 and len(stop.waits) == 2
 
 
+def test_pace_rests_only_while_the_process_serves() -> None:
+    clock, stop = _FakeClock(), _RecordingStop()
+    serving = [True]
+    pace = mail.Pace(0.25, stop, clock, busy=lambda: serving[0])
+    clock.now += 0.010
+    assert pace.rest() == pytest.approx(0.030)
+    serving[0] = False  # no signer to yield to: the backlog goes out at full speed
+    clock.now += 0.010
+    assert pace.rest() == 0
+    serving[0] = True  # what was used while quiet is not owed once signers come back
+    assert pace.rest() == 0
+    clock.now += 0.002
+    assert pace.rest() == pytest.approx(0.006)
+    assert stop.waits == [pytest.approx(0.030), pytest.approx(0.006)]
+
+
+def test_activity_counts_requests_in_flight_and_a_quiet_spell_after_them() -> None:
+    activity = mail.Activity()
+    assert not activity.busy(60.0)  # never served
+    activity.begin()
+    assert activity.busy(0.0)  # one in flight, however long ago it began
+    activity.end()
+    assert activity.busy(60.0) and not activity.busy(0.0)
+
+
+def test_a_quiet_server_sends_a_backlog_whole_whatever_its_share(app_factory: Any) -> None:
+    # The share is for sharing the worker with signers: with no request served for the
+    # quiet spell, a backlog is not held back by rests.
+    app = app_factory(
+        MAIL_SENDER=True,
+        MAIL_POLL_SECONDS=0.05,
+        MAIL_SENDER_CPU_SHARE=0.0001,
+        MAIL_SENDER_QUIET_SECONDS=0.0,
+    )
+    total = mail.CLAIM_BATCH * 3
+    for n in range(total):
+        queue_one(app, address=f"mp{n}@example.org")
+    try:
+        request_any_page(app)
+        _wait_for(lambda: len(eml_files(app)) == total)
+    finally:
+        mail.stop_sender(app)
+
+
 def test_the_sender_keeps_to_its_cpu_share_and_rests_between_batches(app_factory: Any) -> None:
     # A share this small turns a batch's CPU into a rest far longer than the test: the
     # first batch goes out, the rest of the backlog waits; stopping ends the rest at once.
-    app = app_factory(MAIL_SENDER=True, MAIL_POLL_SECONDS=0.05, MAIL_SENDER_CPU_SHARE=0.0001)
+    # The quiet spell is longer than the test: the page requested counts as serving.
+    app = app_factory(
+        MAIL_SENDER=True,
+        MAIL_POLL_SECONDS=0.05,
+        MAIL_SENDER_CPU_SHARE=0.0001,
+        MAIL_SENDER_QUIET_SECONDS=600.0,
+    )
     total = mail.CLAIM_BATCH + 10
     for n in range(total):
         queue_one(app, address=f"mp{n}@example.org")

@@ -408,13 +408,56 @@ def _deliver(
     return sent, False
 
 
+class Activity:
+    """The requests this process is serving, and when the last one ended.
+
+    The sender's CPU share is for sharing its worker (and the worker's interpreter lock)
+    with signers; a process that serves no one has nothing to share, and its backlog goes
+    out at full speed (see Pace).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.serving = 0
+        self.ended = float("-inf")
+
+    def begin(self) -> None:
+        """A request came in."""
+        with self._lock:
+            self.serving += 1
+
+    def end(self) -> None:
+        """A request was answered."""
+        with self._lock:
+            self.serving -= 1
+            self.ended = time.monotonic()
+
+    def busy(self, quiet: float) -> bool:
+        """Whether a request is in flight or one ended less than quiet seconds ago."""
+        return self.serving > 0 or time.monotonic() - self.ended < quiet
+
+    def wrap(self, wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
+        """The WSGI app, counting its requests here (until the app returns its response)."""
+
+        def counted(environ: Any, start_response: Any) -> Any:
+            self.begin()
+            try:
+                return wsgi_app(environ, start_response)
+            finally:
+                self.end()
+
+        return counted
+
+
 class Pace:
     """Keeps a thread's CPU time under a share of one core by resting between batches.
 
     After each batch it rests (until ``stop`` is set) in proportion to the CPU the thread
     used since the last rest: with a share of 0.25, 10 ms of composing buys 30 ms of rest.
     Time spent waiting (on the database, the disk, an SMTP server) is not CPU and costs no
-    rest, so a slow mail server is not slowed down further.
+    rest, so a slow mail server is not slowed down further. With ``busy``, it rests only
+    while busy() says the process is serving: after a surge of signers, the mail they
+    queued goes out at full speed instead of at the share.
     """
 
     def __init__(
@@ -422,17 +465,19 @@ class Pace:
         share: float,
         stop: threading.Event,
         clock: Callable[[], float] = time.thread_time,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         self.share = share
         self.stop = stop
         self.clock = clock
+        self.busy = busy
         self.mark = clock()
 
     def rest(self) -> float:
         """Rest for what the CPU used since the last rest asks; the seconds asked."""
         used = self.clock() - self.mark
         wait = 0.0
-        if 0 < self.share < 1 and used > 0:
+        if 0 < self.share < 1 and used > 0 and (self.busy is None or self.busy()):
             wait = used * (1 - self.share) / self.share
             self.stop.wait(wait)
         self.mark = self.clock()
@@ -578,7 +623,13 @@ def _sender_loop(app: Flask, sender: _Sender) -> None:
     poll = float(app.config.get("MAIL_POLL_SECONDS") or 0.25)
     standby = float(app.config.get("MAIL_LEASE_RETRY_SECONDS") or 2.0)
     lease = _lease_for(app)
-    pace = Pace(float(app.config.get("MAIL_SENDER_CPU_SHARE") or 1.0), sender.stopping)
+    activity: Activity | None = app.extensions.get("mail_activity")
+    quiet = float(app.config.get("MAIL_SENDER_QUIET_SECONDS", 1.0))
+    pace = Pace(
+        float(app.config.get("MAIL_SENDER_CPU_SHARE") or 1.0),
+        sender.stopping,
+        busy=(lambda: activity.busy(quiet)) if activity is not None else None,
+    )
     failing = False
     standing_by = False
     checked_at = 0.0
@@ -671,6 +722,9 @@ def init_app(app: Flask) -> None:
         log.setLevel(logging.INFO)
     if not app.config.get("MAIL_SENDER"):
         return
+    activity = Activity()
+    app.extensions["mail_activity"] = activity
+    app.wsgi_app = activity.wrap(app.wsgi_app)  # type: ignore[method-assign]
 
     @app.before_request
     def _ensure_sender() -> None:
