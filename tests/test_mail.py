@@ -1064,18 +1064,25 @@ def test_activity_counts_requests_in_flight_and_a_quiet_spell_after_them() -> No
     assert activity.busy(60.0) and not activity.busy(0.0)
 
 
-def test_a_quiet_server_sends_a_backlog_whole_whatever_its_share(app_factory: Any) -> None:
-    # The share is for sharing the worker with signers: with no request served for the
-    # quiet spell, a backlog is not held back by rests.
-    app = app_factory(
+def _tiny_share_and_backlog(app_factory: Any, quiet: float, total: int) -> Flask:
+    """An app whose sender keeps to a share so small that one rest outlasts a test, with
+    total mails queued; quiet: MAIL_SENDER_QUIET_SECONDS."""
+    app: Flask = app_factory(
         MAIL_SENDER=True,
         MAIL_POLL_SECONDS=0.05,
         MAIL_SENDER_CPU_SHARE=0.0001,
-        MAIL_SENDER_QUIET_SECONDS=0.0,
+        MAIL_SENDER_QUIET_SECONDS=quiet,
     )
-    total = mail.CLAIM_BATCH * 3
     for n in range(total):
         queue_one(app, address=f"mp{n}@example.org")
+    return app
+
+
+def test_a_quiet_server_sends_a_backlog_whole_whatever_its_share(app_factory: Any) -> None:
+    # The share is for sharing the worker with signers: with no request served for the
+    # quiet spell, a backlog is not held back by rests.
+    total = mail.CLAIM_BATCH * 3
+    app = _tiny_share_and_backlog(app_factory, 0.0, total)
     try:
         request_any_page(app)
         _wait_for(lambda: len(eml_files(app)) == total)
@@ -1087,15 +1094,7 @@ def test_the_sender_keeps_to_its_cpu_share_and_rests_between_batches(app_factory
     # A share this small turns a batch's CPU into a rest far longer than the test: the
     # first batch goes out, the rest of the backlog waits; stopping ends the rest at once.
     # The quiet spell is longer than the test: the page requested counts as serving.
-    app = app_factory(
-        MAIL_SENDER=True,
-        MAIL_POLL_SECONDS=0.05,
-        MAIL_SENDER_CPU_SHARE=0.0001,
-        MAIL_SENDER_QUIET_SECONDS=600.0,
-    )
-    total = mail.CLAIM_BATCH + 10
-    for n in range(total):
-        queue_one(app, address=f"mp{n}@example.org")
+    app = _tiny_share_and_backlog(app_factory, 600.0, mail.CLAIM_BATCH + 10)
     try:
         request_any_page(app)
         _wait_for(lambda: len(eml_files(app)) >= mail.CLAIM_BATCH)
