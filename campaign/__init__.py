@@ -50,6 +50,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     i18n.install_template_ngettext(app)
     # Update text (plain, its web addresses made links): in mail and on the public letter.
     app.add_template_filter(markup.linkify, "linkify")
+    app.add_template_filter(markup.breakable_address, "breakable_address")
 
     from campaign.views import admin, admin_abuse, admin_data, admin_updates, embed, pages, public
 

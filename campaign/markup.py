@@ -99,3 +99,12 @@ def linkify(text: str, style: str | None = None) -> Markup:
         done = end
     pieces.append(escape((text or "")[done:]))
     return Markup("").join(pieces)
+
+
+def breakable_address(address: str | None) -> Markup:
+    """An email address, escaped, that a narrow column may wrap after its "@" rather than
+    mid-word (a <wbr> there)."""
+    local, at, domain = (address or "").rpartition("@")
+    if not at:
+        return escape(domain)
+    return escape(local) + Markup("@<wbr>") + escape(domain)

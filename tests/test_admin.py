@@ -362,6 +362,15 @@ def test_the_campaign_list_counts_each_status(
     assert ">1 possible duplicate</a>" in row.group(0)
 
 
+def test_the_list_lets_a_long_address_wrap_after_its_at_sign(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    make_signature(store, world.alpha, "Long Address", "ana.walk1796077913@parl.example")
+    auth.login("alice@example.org")
+    page = client.get("/admin/c/alpha/signatures").get_data(as_text=True)
+    assert '<td class="email">ana.walk1796077913@<wbr>parl.example</td>' in page
+
+
 def test_counts_past_999_are_grouped_as_the_reader_writes_them(
     client: FlaskClient, auth: AuthActions, store: Session, world: World
 ) -> None:

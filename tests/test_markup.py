@@ -51,3 +51,12 @@ def test_images_do_not_load_from_other_servers() -> None:
 
 def test_empty_letter_renders_empty() -> None:
     assert render_markdown("") == ""
+
+
+def test_an_address_may_wrap_after_its_at_sign_and_stays_escaped() -> None:
+    from campaign.markup import breakable_address
+
+    assert breakable_address("ana.walk@example.org") == Markup("ana.walk@<wbr>example.org")
+    assert breakable_address('"<b>"@example.org') == Markup("&#34;&lt;b&gt;&#34;@<wbr>example.org")
+    assert breakable_address("") == Markup("")
+    assert breakable_address(None) == Markup("")
