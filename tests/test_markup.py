@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from markupsafe import Markup
 
-from campaign.markup import render_markdown
+from campaign.markup import breakable_address, render_markdown
 
 
 def test_markdown_renders_headings_emphasis_and_lists() -> None:
@@ -54,8 +54,6 @@ def test_empty_letter_renders_empty() -> None:
 
 
 def test_an_address_may_wrap_after_its_at_sign_and_stays_escaped() -> None:
-    from campaign.markup import breakable_address
-
     assert breakable_address("ana.walk@example.org") == Markup("ana.walk@<wbr>example.org")
     assert breakable_address('"<b>"@example.org') == Markup("&#34;&lt;b&gt;&#34;@<wbr>example.org")
     assert breakable_address("") == Markup("")

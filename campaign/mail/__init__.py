@@ -624,7 +624,7 @@ def _sender_loop(app: Flask, sender: _Sender) -> None:
     standby = float(app.config.get("MAIL_LEASE_RETRY_SECONDS") or 2.0)
     lease = _lease_for(app)
     activity: Activity | None = app.extensions.get("mail_activity")
-    quiet = float(app.config.get("MAIL_SENDER_QUIET_SECONDS", 1.0))
+    quiet = float(app.config["MAIL_SENDER_QUIET_SECONDS"])
     pace = Pace(
         float(app.config.get("MAIL_SENDER_CPU_SHARE") or 1.0),
         sender.stopping,
