@@ -46,6 +46,9 @@ _EDITABLE = frozenset(
 ORIGINAL_LOCALE = "en"
 # What a change must touch to replace the text people signed.
 _TEXT = ("title", "letter")
+# The first key of PostgreSQL's advisory lock that rederive takes per letter (the second
+# is the letter's id): an arbitrary number no other lock of this program uses.
+_REDERIVE_LOCK = 7301
 
 
 class CampaignError(ValueError):
@@ -161,9 +164,12 @@ def update_campaign(
     new_version: bool = False,
     **changes: Any,
 ) -> Campaign:
-    """Change a campaign's settings; a changed confirmation rule re-derives every signature.
+    """Change a campaign's settings. Flushes only.
 
     A changed title or letter replaces a text people may have signed: see _text_changes.
+    A changed confirmation rule waits for the signers storing a signature under the old
+    rule (_hold_signers); after the commit, ``rederive`` moves the signatures it decides, in a
+    transaction of its own.
     """
     unknown = set(changes) - _EDITABLE
     if unknown:
@@ -176,19 +182,40 @@ def update_campaign(
             or changes.get("letter", campaign.letter) != campaign.letter
         ):
             _text_changes(db, campaign, by=by, new_version=new_version)
-    old_rule = campaign.require_confirmation
+    if "require_confirmation" in changes and (
+        bool(changes["require_confirmation"]) != campaign.require_confirmation
+    ):
+        _hold_signers(db, campaign)
     for key, value in changes.items():
         setattr(campaign, key, value.strip() if key in ("title", "recipient") else value)
     _check_window(campaign)
     _flush_slug(db, campaign)
-    if "require_confirmation" in changes and bool(changes["require_confirmation"]) != old_rule:
-        _rederive(db, campaign)
     return campaign
 
 
-def _rederive(db: Session, campaign: Campaign) -> None:
-    """Move the signatures whose status the confirmation rule decides to the campaign's rule,
-    and the counters by what moved, country by country.
+def _hold_signers(db: Session, campaign: Campaign) -> None:
+    """Wait for the signers storing a signature under the letter's rule as it stands, and
+    hold back the next until this transaction ends; the rule read afresh.
+
+    A signer reads the rule with the letter (admission_by_slug) and stores the status it
+    gives. On PostgreSQL that read is FOR KEY SHARE, which this FOR UPDATE waits for: once
+    the change commits, every signature stored under the old rule has committed too, so
+    ``rederive``, run after it, sees them all; a signer arriving meanwhile reads the new rule.
+    Without it, a signer who read the old rule and stored after rederive's snapshot kept the
+    old rule's status for good. (SQLite's writers take turns already.) The wait is for the
+    requests in flight: milliseconds, not the signatures' move, which rederive does later.
+    """
+    db.refresh(campaign, ["require_confirmation"], with_for_update=True)
+
+
+def rederive(db: Session, campaign_id: int) -> int:
+    """Move the signatures whose status the confirmation rule decides to the letter's rule
+    as committed, and the counters by what moved, country by country; how many moved.
+
+    Run after a changed rule commits (update_campaign), in a transaction of its own, which
+    the caller commits; `campaign recount` runs it too, to finish a move that failed. Two at
+    once take turns (PostgreSQL: an advisory lock per letter; SQLite: the write lock), each
+    reading the rule after the other's move, so the last rule wins.
 
     Only the unconfirmed that are not held, rejected, withdrawn or erased change (see
     tally.derive_status): pending when the rule asks for confirmation, confirmed otherwise.
@@ -198,13 +225,20 @@ def _rederive(db: Session, campaign: Campaign) -> None:
     UPDATE returns what it moved to the count in the same statement, so a signer confirming
     meanwhile is either moved or counted by their confirmation, never both (the UPDATE skips
     a row whose confirmation committed first, and a confirmation waits for the UPDATE's row
-    lock). On SQLite the writers take turns: counting the rows first is the same.
+    lock). On SQLite the writers take turns: counting the rows first is the same. Neither
+    locks the letter's row: signers go on signing under the new rule while it runs.
     """
-    status = "pending" if campaign.require_confirmation else "confirmed"
+    postgres = db.get_bind().dialect.name == "postgresql"
+    if postgres:
+        db.execute(select(func.pg_advisory_xact_lock(_REDERIVE_LOCK, campaign_id)))
+    rule = db.scalar(select(Campaign.require_confirmation).where(Campaign.id == campaign_id))
+    if rule is None:
+        return 0
+    status = "pending" if rule else "confirmed"
     counts = status == "confirmed"
     signature = cast(Table, Signature.__table__)
     which = (
-        signature.c.campaign_id == campaign.id,
+        signature.c.campaign_id == campaign_id,
         signature.c.confirmed_at.is_(None),
         signature.c.status == ("pending" if counts else "confirmed"),
     )
@@ -212,7 +246,7 @@ def _rederive(db: Session, campaign: Campaign) -> None:
         update(signature).where(*which).values(status=status, counted=counts, updated_at=utcnow())
     )
     db.flush()
-    if db.get_bind().dialect.name == "postgresql":
+    if postgres:
         changed = moved.returning(signature.c.country_code, signature.c.public).cte("changed")
         per_country = db.execute(_per_country(changed.c)).all()
     else:
@@ -220,10 +254,11 @@ def _rederive(db: Session, campaign: Campaign) -> None:
         db.execute(moved)
     sign = 1 if counts else -1
     for country, number, listed in per_country:
-        tally.bump(db, campaign.id, country, sign * int(number), listed=sign * int(listed or 0))
+        tally.bump(db, campaign_id, country, sign * int(number), listed=sign * int(listed or 0))
     # Signatures this session holds may have moved: read them afresh when next used.
     for held in [obj for obj in db.identity_map.values() if isinstance(obj, Signature)]:
         db.expire(held, ["status", "counted", "updated_at"])
+    return sum(int(number) for _country, number, _listed in per_country)
 
 
 def _per_country(columns: Any) -> Select[str, int, int]:
@@ -272,9 +307,10 @@ def _lock_text(db: Session, campaign: Campaign) -> None:
     """Hold the campaign row, its texts' version read afresh: one text change at a time.
 
     (SQLite's writers take turns already; PostgreSQL's two organizers saving at once would
-    otherwise both keep version N and both move on to N + 1.)
+    otherwise both keep version N and both move on to N + 1.) FOR NO KEY UPDATE: signers,
+    whose reads of the letter and foreign keys take KEY SHARE, do not wait for the save.
     """
-    db.refresh(campaign, ["letter_version", "title", "letter"], with_for_update=True)
+    db.refresh(campaign, ["letter_version", "title", "letter"], with_for_update={"key_share": True})
 
 
 def _text_changes(
@@ -487,8 +523,14 @@ class Admission(NamedTuple):
 
 
 _CAMPAIGN = Campaign.__table__.c
-_ADMISSION_BY_SLUG = select(*(_CAMPAIGN[name] for name in Admission._fields)).where(
-    _CAMPAIGN.slug == bindparam("slug")
+# FOR KEY SHARE on PostgreSQL (SQLite has no row locks and renders none): the lock the
+# signature's foreign key takes anyway, taken with the rule it is stored under, so that a
+# change of the rule waits for this signer (_hold_signers). Signers do not wait for each
+# other, nor for an organizer's save that leaves the rule alone.
+_ADMISSION_BY_SLUG = (
+    select(*(_CAMPAIGN[name] for name in Admission._fields))
+    .where(_CAMPAIGN.slug == bindparam("slug"))
+    .with_for_update(read=True, key_share=True)
 )
 
 

@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session
 
 from campaign import campaigns, signing, tally
 from campaign import db as dbmod
-from campaign.campaigns import CampaignError, create_campaign, is_accepting, update_campaign
+from campaign.campaigns import (
+    CampaignError,
+    create_campaign,
+    is_accepting,
+    rederive,
+    update_campaign,
+)
 from campaign.models import Campaign, Signature
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
@@ -112,10 +118,17 @@ def test_dropping_confirmation_counts_pending_signatures(db: Session) -> None:
     assert tally.total(db, campaign) == 0
     update_campaign(db, campaign, require_confirmation=False)
     db.commit()
+    # The rule has changed; the signatures it decides move after it, as the dashboard does.
+    assert tally.total(db, campaign) == 0
+    assert rederive(db, campaign.id) == 3
+    db.commit()
     assert tally.total(db, campaign) == 3
     update_campaign(db, campaign, require_confirmation=True)
     db.commit()
+    assert rederive(db, campaign.id) == 3
+    db.commit()
     assert tally.total(db, campaign) == 0
+    assert rederive(db, campaign.id) == 0  # nothing left to move
     assert tally.recount(db, campaign) == {}
 
 
@@ -163,6 +176,8 @@ def test_changing_the_rule_of_a_big_letter_moves_its_signers_in_a_few_statements
     try:
         update_campaign(db, campaign, require_confirmation=False)
         db.commit()
+        rederive(db, campaign.id)
+        db.commit()
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     assert len(statements) < 20
@@ -176,6 +191,8 @@ def test_changing_the_rule_of_a_big_letter_moves_its_signers_in_a_few_statements
     }
     assert tally.recount(db, campaign) == {}  # the counters, listed ones too, moved exactly
     update_campaign(db, campaign, require_confirmation=True)
+    db.commit()
+    rederive(db, campaign.id)
     db.commit()
     counts = tally.status_counts(db, [campaign.id])[campaign.id]
     assert (counts["pending"], counts["confirmed"]) == (1996, 1)

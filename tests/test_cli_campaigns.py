@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select, update
 
-from campaign import auth, geo, tally
+from campaign import auth, geo, signing, tally
 from campaign.campaigns import get_by_slug
 from campaign.db import session_scope
 from campaign.models import Campaign, CampaignOrganizer, Organizer, Signature, TallyCount
@@ -233,3 +233,28 @@ def test_recount_of_an_unknown_campaign_fails(runner: FlaskCliRunner) -> None:
 def test_recount_without_campaigns(runner: FlaskCliRunner) -> None:
     result = runner.invoke(args=["recount"])
     assert (result.exit_code, result.output) == (0, "no campaigns\n")
+
+
+def test_recount_finishes_a_change_of_the_confirmation_rule(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    # The rule committed but the move of its signatures failed: recount moves them.
+    runner.invoke(args=["demo"])
+    pending = 2
+    with session_scope(app) as db:
+        demo = get_by_slug(db, "demo")
+        assert demo is not None
+        for n in range(pending):
+            form = {"name": f"Signer {n}", "title": "MP", "parliament": "Sejm", "country": "PL"}
+            entry = signing.validate_entry({**form, "email": f"signer{n}@example.org"})
+            assert signing.sign(db, demo, entry).signature.status == "pending"
+        db.execute(update(Campaign).values(require_confirmation=False))
+    result = runner.invoke(args=["recount", "demo"])
+    assert result.exit_code == 0
+    assert result.output == (
+        f"demo: {pending} unconfirmed signatures moved to the letter's confirmation rule "
+        f"(repaired)\ndemo: counters match ({15 + pending})\n"
+    )
+    assert runner.invoke(args=["recount", "demo"]).output == (
+        f"demo: counters match ({15 + pending})\n"
+    )

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from campaign import campaigns, mail, tally
+from campaign import campaigns, mail, signing, tally
 from campaign.db import session_scope
 from campaign.models import Campaign, OutboxMessage, Signature
 
@@ -195,3 +195,75 @@ def post_at_once(app: Flask, paths: list[str]) -> list[int]:
     for thread in threads:
         thread.join(timeout=120)
     return codes
+
+
+@pytest.mark.parametrize("require_confirmation", [True, False])
+def test_a_signer_whose_letter_changes_its_rule_meanwhile_ends_under_the_new_rule(
+    app_factory: Any, backend: str, require_confirmation: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The signer's request has read the letter (the old rule) and has not stored the signature
+    # when an organizer changes the rule. Whichever finishes first, the signature must end as
+    # the new rule makes it: counted at once when confirmation is dropped, pending when it is
+    # brought back; never the old rule's status, uncounted (or counted) for good.
+    app = app_factory(backend)
+    make_campaign(app, require_confirmation=require_confirmation)
+    read_letter = threading.Event()
+    rule_changed = threading.Event()
+    original = signing.sign
+
+    def sign_after_the_change(*args: Any, **kwargs: Any) -> Any:
+        read_letter.set()
+        # Give the organizer's change the time to finish, unless it waits for this signer.
+        rule_changed.wait(timeout=1.5)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(signing, "sign", sign_after_the_change)
+    codes: list[int] = []
+    signer = threading.Thread(
+        target=lambda: codes.append(
+            app.test_client().post(f"/c/{SLUG}/sign", data=FORM).status_code
+        )
+    )
+    signer.start()
+    assert read_letter.wait(timeout=30)
+    with app.app_context(), session_scope(app) as db:
+        found = db.scalars(select(Campaign).where(Campaign.slug == SLUG)).one()
+        campaigns.update_campaign(db, found, require_confirmation=not require_confirmation)
+        campaign_id = found.id
+    with app.app_context(), session_scope(app) as db:
+        campaigns.rederive(db, campaign_id)
+    rule_changed.set()
+    signer.join(timeout=60)
+    assert codes == [303]
+
+    (row,) = stored(app)
+    assert (row.status, row.counted) == (
+        ("confirmed", True) if require_confirmation else ("pending", False)
+    )
+    assert drift(app) == {}
+
+
+def test_signers_do_not_wait_for_an_organizer_saving_the_letter_on_postgres(
+    app_factory: Any,
+) -> None:
+    # A save from the dashboard holds the letter's row while it runs (one text change at a
+    # time) but not against signers, whose foreign key takes KEY SHARE: they sign meanwhile.
+    # (On SQLite the save holds the write lock and signers wait their turn, by design.)
+    app = app_factory("postgres")
+    make_campaign(app)
+    codes: list[int] = []
+    signer = threading.Thread(
+        target=lambda: codes.append(
+            app.test_client().post(f"/c/{SLUG}/sign", data=FORM).status_code
+        )
+    )
+    with app.app_context(), session_scope(app) as db:
+        found = db.scalars(select(Campaign).where(Campaign.slug == SLUG)).one()
+        campaigns.update_campaign(db, found, title="Race, retitled", recipient="The minister")
+        signer.start()
+        signer.join(timeout=10)
+        signed_while_saving = not signer.is_alive()
+    signer.join(timeout=60)
+    assert signed_while_saving
+    assert codes == [303]
+    assert [row.status for row in stored(app)] == ["pending"]

@@ -190,6 +190,8 @@ def test_no_counter_drift_when_the_rule_changes_while_signers_confirm(
                 campaigns.update_campaign(
                     own, own.get_one(Campaign, campaign_id), require_confirmation=rule
                 )
+            with session_scope(app) as own:
+                campaigns.rederive(own, campaign_id)
 
     operations = [confirm(signature_id) for signature_id in ids] + [toggle] * (THREADS * 2)
     random.Random(7).shuffle(operations)

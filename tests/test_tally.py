@@ -148,6 +148,8 @@ def test_counters_follow_every_change_of_status(db: Session) -> None:
     signing.withdraw(db, sigs[0].id)
     campaigns.update_campaign(db, campaign, require_confirmation=False)
     db.commit()
+    campaigns.rederive(db, campaign.id)
+    db.commit()
     assert tally.total(db, campaign) == 3
     fresh = sum(s.counted for s in db.scalars(select(Signature)))
     assert fresh == 3

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from campaign import audit, auth, signing, tally
-from campaign.campaigns import CampaignError, create_campaign, get_by_slug
+from campaign.campaigns import CampaignError, create_campaign, get_by_slug, rederive
 from campaign.db import new_session
 from campaign.models import Campaign, Organizer
 
@@ -264,7 +264,11 @@ def demo() -> None:
 @with_appcontext
 @click.argument("slug", required=False)
 def recount(slug: str | None) -> None:
-    """Rebuild the tally counters from the signatures; prints any drift repaired."""
+    """Rebuild the tally counters from the signatures; prints any drift repaired.
+
+    First it finishes a change of the confirmation rule whose move of the signatures failed
+    (campaigns.rederive: the unconfirmed are pending or counted as the letter's rule says).
+    """
     db = new_session(current_app)
     try:
         if slug is not None:
@@ -276,6 +280,12 @@ def recount(slug: str | None) -> None:
             targets = list(db.scalars(select(Campaign).order_by(Campaign.slug)))
         lines = []
         for campaign in targets:
+            moved = rederive(db, campaign.id)
+            if moved:
+                lines.append(
+                    f"{campaign.slug}: {moved} unconfirmed signatures moved to the letter's "
+                    "confirmation rule (repaired)"
+                )
             drift = tally.recount(db, campaign)
             if not drift:
                 lines.append(f"{campaign.slug}: counters match ({tally.total(db, campaign)})")

@@ -594,7 +594,12 @@ def edit_campaign(slug: str) -> Response | tuple[str, int]:
                     before={key: before[key] for key in changed},
                     after={key: after[key] for key in changed},
                 )
+            campaign_id = campaign.id
             db.commit()
+            if "require_confirmation" in changed:
+                # The signatures the rule decides move once it has committed (rederive).
+                campaigns.rederive(db, campaign_id)
+                db.commit()
             flash(_("Campaign saved."), "ok")
             if after["letter_version"] != before["letter_version"]:
                 _flash_new_version(campaign)
