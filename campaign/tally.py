@@ -105,6 +105,19 @@ def derive_status(signature: StatusFacts, campaign: Rules) -> str:
     return "confirmed"
 
 
+def hold_rule(session: Session, campaign: Campaign) -> bool:
+    """The letter's confirmation rule read afresh, FOR KEY SHARE on PostgreSQL; returns it.
+
+    Whoever stores a status the rule decides reads it so (a signer's request reads it with
+    the letter, campaigns.admission_by_slug): a change of the rule waits for them, and the
+    move of the signatures after it sees what they stored (campaigns.update_campaign).
+    """
+    session.refresh(
+        campaign, ["require_confirmation"], with_for_update={"read": True, "key_share": True}
+    )
+    return campaign.require_confirmation
+
+
 def lock(session: Session, signature_id: int) -> Signature | None:
     """Load a signature for change, row-locked where the database can (SELECT ... FOR UPDATE).
 
@@ -137,6 +150,10 @@ def refresh(session: Session, signature: Signature) -> bool:
     campaign = signature.campaign or session.get(Campaign, signature.campaign_id)
     assert campaign is not None
     status = derive_status(signature, campaign)
+    if status in ("pending", "confirmed") and signature.confirmed_at is None:
+        # The rule decides it: the rule as committed, held until this change commits.
+        hold_rule(session, campaign)
+        status = derive_status(signature, campaign)
     counts = status == "confirmed"
     signature.status = status
     signature.counted = counts

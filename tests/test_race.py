@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from data_helpers import login, make_organizer
 from flask import Flask
 from sqlalchemy import select
 
-from campaign import campaigns, mail, signing, tally
+from campaign import campaigns, mail, review, signing, tally
 from campaign.db import session_scope
-from campaign.models import Campaign, OutboxMessage, Signature
+from campaign.models import Campaign, Organizer, OutboxMessage, Signature
 
 SLUG = "race"
 THREADS = 20
@@ -267,3 +269,94 @@ def test_signers_do_not_wait_for_an_organizer_saving_the_letter_on_postgres(
     assert signed_while_saving
     assert codes == [303]
     assert [row.status for row in stored(app)] == ["pending"]
+
+
+@pytest.mark.parametrize(
+    ("action", "require_confirmation"),
+    [("add", True), ("import", True), ("import", False), ("keep", True), ("keep", False)],
+)
+def test_an_organizer_storing_under_the_old_rule_is_moved_by_its_change(
+    app_factory: Any,
+    backend: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    action: str,
+    require_confirmation: bool,
+) -> None:
+    # As a signer's request does, an organizer's that stores a status the rule decides (a
+    # signature added by hand with a confirmation mail, an import that does not count at
+    # once, a possible duplicate counted after all) reads the rule so that a change of it
+    # waits for them: paused just after that read, they end under the new rule.
+    app = app_factory(backend)
+    make_campaign(app, require_confirmation=require_confirmation)
+    with app.app_context(), session_scope(app) as db:
+        letter = db.scalars(select(Campaign).where(Campaign.slug == SLUG)).one()
+        campaign_id = letter.id
+        organizer = make_organizer(db, campaigns=(letter,))
+        organizer_id = organizer.id
+        signing.sign(db, letter, signing.validate_entry(FORM))
+        if action == "keep":
+            # In the same country, a namesake under another address: held as a duplicate.
+            namesake = signing.validate_entry({**FORM, "email": "m.santos@senate.example"})
+            held = signing.sign(db, letter, namesake).signature
+            assert held.status == "held"
+            held_id = held.id
+    read_rule = threading.Event()
+    rule_changed = threading.Event()
+    original = tally.hold_rule
+
+    def hold_then_pause(*args: Any, **kwargs: Any) -> bool:
+        rule = original(*args, **kwargs)
+        read_rule.set()
+        rule_changed.wait(timeout=1.0)  # unless the change waits for this request
+        return rule
+
+    monkeypatch.setattr(tally, "hold_rule", hold_then_pause)
+    failures: list[BaseException] = []
+
+    def act() -> None:
+        try:
+            if action == "add":
+                client = login(app.test_client(), organizer)
+                form = {**FORM, "name": "Ana Lopez", "country": "ES", "email": "ana@example.es"}
+                response = client.post(
+                    f"/admin/c/{SLUG}/signatures/new", data={**form, "mode": "confirmation"}
+                )
+                assert response.status_code == 303
+            elif action == "import":
+                paper = tmp_path / "paper.csv"
+                paper.write_text(
+                    "name,title,parliament,country_code,email\n"
+                    "Ana Lopez,MP,Cortes,ES,ana@example.es\n"
+                )
+                result = app.test_cli_runner().invoke(
+                    args=["import-csv", SLUG, str(paper), "--send-confirmation"]
+                )
+                assert result.exit_code == 0, result.output
+            else:
+                with app.app_context(), session_scope(app) as db:
+                    review.resolve_duplicate(
+                        db,
+                        db.get_one(Organizer, organizer_id),
+                        db.get_one(Signature, held_id),
+                        "both",
+                    )
+        except BaseException as error:
+            failures.append(error)
+
+    organizer_thread = threading.Thread(target=act)
+    organizer_thread.start()
+    assert read_rule.wait(timeout=30)
+    with app.app_context(), session_scope(app) as db:
+        campaigns.update_campaign(
+            db, db.get_one(Campaign, campaign_id), require_confirmation=not require_confirmation
+        )
+    with app.app_context(), session_scope(app) as db:
+        campaigns.rederive(db, campaign_id)
+    rule_changed.set()
+    organizer_thread.join(timeout=60)
+    assert failures == []
+
+    expected = "confirmed" if require_confirmation else "pending"
+    assert [row.status for row in stored(app)] == [expected, expected]
+    assert drift(app) == {}

@@ -13,7 +13,7 @@ from flask.cli import with_appcontext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from campaign import audit, export, imports, mail
+from campaign import audit, export, imports, mail, tally
 from campaign.campaigns import get_by_slug
 from campaign.db import new_session
 from campaign.models import Campaign
@@ -132,7 +132,7 @@ def import_csv(slug: str, file: str, dry_run: bool, count_now: bool) -> None:
     db = new_session(app)
     try:
         campaign = _campaign(db, slug)
-        mails = not count_now and campaign.require_confirmation and not dry_run
+        mails = not count_now and not dry_run and tally.hold_rule(db, campaign)
         base_url = app.config.get("BASE_URL")
         if mails and not base_url:
             raise click.ClickException(

@@ -238,8 +238,8 @@ def _apply_upload(campaign: Campaign) -> Response | tuple[str, int]:
         flash(_("That upload is no longer here (it was applied or is too old)."), "error")
         return redirect(url_for("admin.import_csv", slug=campaign.slug), code=303)
     count_now = form.mode.data == COUNT_NOW
-    mails = not count_now and campaign.require_confirmation
     db = get_session()
+    mails = not count_now and tally.hold_rule(db, campaign)
     try:
         layout = imports.check_file(path, max_bytes=_max_bytes())
         report = imports.apply(
@@ -297,7 +297,7 @@ def add_signature(slug: str) -> Response | tuple[str, int]:
             title_suggestions=i18n.title_suggestions(signing.TITLE_SUGGESTIONS),
         ), status
     db = get_session()
-    count_now = form.counts_now or not campaign.require_confirmation
+    count_now = form.counts_now or not tally.hold_rule(db, campaign)
     # notice_limit=0: an address that already signed gets no "already signed" mail, and its
     # row is left as it is; the organizer is told instead.
     outcome = signing.sign(db, campaign, form.entry(), confirmed=count_now, notice_limit=0)
