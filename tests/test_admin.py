@@ -553,7 +553,7 @@ def test_editing_a_campaign_is_audited_with_before_and_after(
     assert "slug" not in entry.after  # unchanged fields are not listed
 
 
-def test_turning_confirmation_off_counts_pending_signatures(
+def test_turning_confirmation_off_and_on_moves_the_unconfirmed_and_says_how_many(
     client: FlaskClient, auth: AuthActions, store: Session, world: World
 ) -> None:
     pending = make_signature(store, world.alpha, "Pat Doe", "pat@parl.example", confirmed=False)
@@ -563,9 +563,27 @@ def test_turning_confirmation_off_counts_pending_signatures(
         slug="alpha", title="Letter alpha", letter="Dear minister,\n\nRelease him."
     )
     form.pop("require_confirmation")
-    assert client.post("/admin/c/alpha/edit", data=form).status_code == 303
+    response = client.post("/admin/c/alpha/edit", data=form, follow_redirects=True)
+    assert response.status_code == 200
     store.expire_all()
     assert store.get(Signature, pending.id).status == "confirmed"
+    page = response.get_data(as_text=True)
+    assert "Campaign saved." in page
+    assert "1 signature that was waiting for confirmation counts now." in page
+    # Back on: the signature nobody confirmed waits again, and the page says how to mail it.
+    form["require_confirmation"] = "y"
+    page = client.post("/admin/c/alpha/edit", data=form, follow_redirects=True).get_data(
+        as_text=True
+    )
+    store.expire_all()
+    assert store.get(Signature, pending.id).status == "pending"
+    assert "1 signature that counted without confirmation now waits for it" in page
+    # A save that leaves the rule alone moves nothing and says nothing of it.
+    page = client.post("/admin/c/alpha/edit", data=form, follow_redirects=True).get_data(
+        as_text=True
+    )
+    assert "Campaign saved." in page
+    assert "confirmation now waits" not in page
 
 
 def test_translations_are_added_changed_and_removed(

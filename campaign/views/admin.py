@@ -515,6 +515,24 @@ def _new_version_message(signers: int, version: int) -> str:
     )
 
 
+def _rule_moved_message(moved: int, require_confirmation: bool) -> str:
+    """What a changed confirmation rule did to the signatures nobody confirmed by mail."""
+    if require_confirmation:
+        # They never had a confirmation link (a receipt instead): the list's "resend" sends it.
+        return ngettext(
+            "%(num)d signature that counted without confirmation now waits for it; the "
+            "signatures list can send the confirmation mail.",
+            "%(num)d signatures that counted without confirmation now wait for it; the "
+            "signatures list can send them the confirmation mail.",
+            moved,
+        )
+    return ngettext(
+        "%(num)d signature that was waiting for confirmation counts now.",
+        "%(num)d signatures that were waiting for confirmation count now.",
+        moved,
+    )
+
+
 def _refuse_new_version(field: Any, refusal: campaigns.NewVersionNeeded) -> None:
     """The save changed a text people signed without the tick: say so beside the tick box."""
     field.errors = [*field.errors, _new_version_message(refusal.signers, refusal.version)]
@@ -596,11 +614,14 @@ def edit_campaign(slug: str) -> Response | tuple[str, int]:
                 )
             campaign_id = campaign.id
             db.commit()
+            moved = 0
             if "require_confirmation" in changed:
                 # The signatures the rule decides move once it has committed (rederive).
-                campaigns.rederive(db, campaign_id)
+                moved = campaigns.rederive(db, campaign_id)
                 db.commit()
             flash(_("Campaign saved."), "ok")
+            if moved:
+                flash(_rule_moved_message(moved, campaign.require_confirmation), "ok")
             if after["letter_version"] != before["letter_version"]:
                 _flash_new_version(campaign)
             return _see_other("admin.edit_campaign", slug=campaign.slug)
