@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from campaign import tally
-from campaign.db import utcnow
+from campaign.db import Direct, utcnow
 from campaign.models import (
     CAMPAIGN_STATES,
     Campaign,
@@ -527,7 +527,7 @@ _CAMPAIGN = Campaign.__table__.c
 # signature's foreign key takes anyway, taken with the rule it is stored under, so that a
 # change of the rule waits for this signer (_hold_signers). Signers do not wait for each
 # other, nor for an organizer's save that leaves the rule alone.
-_ADMISSION_BY_SLUG = (
+_ADMISSION_BY_SLUG = Direct(
     select(*(_CAMPAIGN[name] for name in Admission._fields))
     .where(_CAMPAIGN.slug == bindparam("slug"))
     .with_for_update(read=True, key_share=True)
@@ -540,5 +540,5 @@ def admission_by_slug(db: Session, slug: str) -> Admission | None:
     Read on the session's connection in its transaction: loading the whole ORM object (its
     fourteen attributes, the identity map) cost twice the SELECT on the signer's request.
     """
-    row = db.connection().execute(_ADMISSION_BY_SLUG, {"slug": slug}).first()
+    row = _ADMISSION_BY_SLUG.first(db, {"slug": slug})
     return None if row is None else Admission(*row)

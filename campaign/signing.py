@@ -23,13 +23,13 @@ from email_validator.rfc_constants import (
     EMAIL_MAX_LENGTH,
 )
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import Table, bindparam, select, text
+from sqlalchemy import Table, bindparam, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from campaign import geo, tally
-from campaign.db import utcnow
+from campaign.db import Direct, utcnow
 from campaign.models import Campaign, Signature
 
 NAME_MAX = 200
@@ -514,10 +514,10 @@ def sign(
     db.flush()
     conn = db.connection()
     lock_person(db, campaign.id, person, entry.country_code)
-    earlier = conn.scalar(
-        _EARLIER_SIGNER,
-        {"campaign_id": campaign.id, "name_key": person, "country_code": entry.country_code},
+    found = _EARLIER_SIGNER.first(
+        db, {"campaign_id": campaign.id, "name_key": person, "country_code": entry.country_code}
     )
+    earlier = None if found is None else found[0]
     now = utcnow()
     confirmed_at = now if confirmed else None
     # The status by tally's one rule, decided before the row exists.
@@ -559,7 +559,8 @@ def sign(
     # One INSERT that yields nothing when the address already signed (a racing request's
     # row included: PostgreSQL waits for that transaction, SQLite's writers are serialised),
     # instead of an ORM flush in a savepoint that a duplicate rolls back.
-    new_id = conn.scalar(_insert_new(conn.dialect.name), values)
+    inserted = _insert_new(conn.dialect.name).first(db, values)
+    new_id = None if inserted is None else inserted[0]
     if new_id is None:
         return _existing(db, campaign, key, notice_limit)
     if counted:
@@ -568,14 +569,15 @@ def sign(
 
 
 # The earliest live signer with this name key and country: whom a new signer is held for.
-# Built once on the table (no ORM entity to process per call), values as parameters.
-_EARLIER_SIGNER = (
+# Built once on the table (no ORM entity to process per call), values as parameters (the
+# statuses one each: Direct runs no expanding IN list).
+_EARLIER_SIGNER = Direct(
     select(Signature.__table__.c.id)
     .where(
         Signature.__table__.c.campaign_id == bindparam("campaign_id"),
         Signature.__table__.c.name_key == bindparam("name_key"),
         Signature.__table__.c.country_code == bindparam("country_code"),
-        Signature.__table__.c.status.not_in(GONE_STATUSES),
+        Signature.__table__.c.status.not_in([literal(status) for status in GONE_STATUSES]),
     )
     .order_by(Signature.__table__.c.id)
     .limit(1)
@@ -583,15 +585,16 @@ _EARLIER_SIGNER = (
 
 
 @functools.cache
-def _insert_new(dialect_name: str) -> Any:
+def _insert_new(dialect_name: str) -> Direct:
     """INSERT INTO signature ... ON CONFLICT (campaign_id, email_key) DO NOTHING RETURNING id.
 
     On the table, not the mapped class, and built once: the values come as parameters, so
-    neither the ORM's per-column processing nor a new statement runs per signature.
+    neither the ORM's per-column processing nor a new statement runs per signature; on
+    SQLite it runs past SQLAlchemy's execution (Direct), while the writer gate is held.
     """
     dialect = postgresql if dialect_name == "postgresql" else sqlite
     table = cast(Table, Signature.__table__)
-    return (
+    return Direct(
         dialect.insert(table)
         .on_conflict_do_nothing(index_elements=[table.c.campaign_id, table.c.email_key])
         .returning(table.c.id)

@@ -3,11 +3,14 @@ since tests/browser has its own)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import event
 
 AppFactory = Callable[..., Flask]
 
@@ -24,3 +27,25 @@ def base_config(instance: Path, url: str) -> dict[str, Any]:
         "BASE_URL": "http://campaign.test",
         "SERVER_NAME": None,
     }
+
+
+@contextmanager
+def sqlite_statements(app: Flask) -> Iterator[list[str]]:
+    """The SQL statements the app sends to SQLite meanwhile, in order, as SQLite runs them.
+
+    Read by sqlite3's trace callback, not SQLAlchemy's cursor events: the signer's statements
+    and BEGIN IMMEDIATE run past SQLAlchemy's execution (db.Direct), which fires none.
+    """
+    sent: list[str] = []
+
+    def trace(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        dbapi_connection.set_trace_callback(sent.append)
+
+    engine = app.extensions["engine"]
+    engine.dispose()  # every connection taken meanwhile is a new one, traced
+    event.listen(engine, "connect", trace)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "connect", trace)
+        engine.dispose()

@@ -22,8 +22,9 @@ from typing import IO, Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from app_helpers import sqlite_statements
 from flask import Flask
-from sqlalchemy import event, func, make_url, select, text
+from sqlalchemy import func, make_url, select, text
 from sqlalchemy.orm import Session
 
 from campaign import mail, signing
@@ -853,21 +854,12 @@ def test_a_batch_is_claimed_in_one_transaction_and_marked_in_another(
 ) -> None:
     for n in range(mail.CLAIM_BATCH + 5):
         queue_one(app, address=f"mp{n}@example.org")
-    writes: list[str] = []
-    engine = app.extensions["engine"]
-
-    def count_writes(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith(("BEGIN IMMEDIATE", "BEGIN")):
-            writes.append(statement.strip())
-
-    event.listen(engine, "before_cursor_execute", count_writes)
-    try:
+    with sqlite_statements(app) as sent:
         assert mail.deliver_due(app) == mail.CLAIM_BATCH + 5
         assert mail.deliver_due(app) == 0
-    finally:
-        event.remove(engine, "before_cursor_execute", count_writes)
+    begins = [statement.strip() for statement in sent if statement.startswith("BEGIN")]
     # Two batches: a claim and a mark each, the writes; every poll and compose only reads.
-    assert writes.count("BEGIN IMMEDIATE") == 4
+    assert begins.count("BEGIN IMMEDIATE") == 4
     assert all(r.sent_at is not None and r.claimed_until is None for r in outbox(app))
     assert len(eml_files(app)) == mail.CLAIM_BATCH + 5
 

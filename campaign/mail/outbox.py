@@ -27,13 +27,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from campaign.db import utcnow
+from campaign.db import Direct, utcnow
 from campaign.mail import transport
 from campaign.mail.message import SUBJECT_MAX, header_safe
 from campaign.models import LetterUpdate, OutboxMessage, Signature
 
 _OUTBOX = typing_cast(Table, OutboxMessage.__table__)
-_INSERT_ONE = insert(_OUTBOX).returning(_OUTBOX.c.id)
+_INSERT_ONE = Direct(insert(_OUTBOX).returning(_OUTBOX.c.id))
 
 
 @functools.lru_cache(maxsize=8)
@@ -129,9 +129,9 @@ def _queue_kind(db: Session, kind: str, signature: Addressee) -> int:
     """Insert one row to compose when sent; its id."""
     # A Core INSERT with its values as parameters (compiled once, cached), on the session's
     # connection: no unit-of-work flush on the signer's request, and nothing rendered.
-    message_id = db.connection().scalar(
-        _INSERT_ONE, _kind_row(kind, signature.id, signature.email, link_base())
-    )
+    row = _INSERT_ONE.first(db, _kind_row(kind, signature.id, signature.email, link_base()))
+    assert row is not None
+    message_id = row[0]
     _wake_on_commit(db)
     return int(message_id)
 

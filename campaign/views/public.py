@@ -235,6 +235,10 @@ def sign(slug: str) -> Response | BaseResponse:
                 current_app.logger.info("honeypot filled on %s; nothing stored", found.slug)
                 return redirect(_thanks_url(found), 303)
             return _render_campaign(found, form, 400)
+    # What needs no database, before the write transaction: on SQLite every other writer
+    # waits while it is open.
+    secret = str(current_app.config["SECRET_KEY"])
+    entry = form.entry(locale=locale, client_hash=signing.client_hash(secret, request.remote_addr))
     # A signature to store: the letter is read in the transaction that writes it (on SQLite
     # one BEGIN IMMEDIATE, not a deferred read, a commit, then a second transaction), as a
     # row of the columns signing needs, not the ORM object the pages render.
@@ -246,8 +250,6 @@ def sign(slug: str) -> Response | BaseResponse:
         db.commit()  # nothing written; other writers need not wait while the page renders
         with reading():
             return _render_campaign(_campaign_or_404(slug), None, 409)
-    secret = str(current_app.config["SECRET_KEY"])
-    entry = form.entry(locale=locale, client_hash=signing.client_hash(secret, request.remote_addr))
     outcome = signing.sign(
         db, admitted, entry, notice_limit=int(current_app.config["DUPLICATE_NOTICE_LIMIT"])
     )
