@@ -369,12 +369,30 @@ def _resembling(
     )
 
 
-def resolve_duplicate(
-    db: Session, organizer: Organizer, held: Signature, keep: Keep
-) -> tuple[Signature, Signature | None]:
+@dataclass(frozen=True)
+class Resolution:
+    """What settling a possible duplicate did.
+
+    gone: the signature `this` was held against, which left the letter meanwhile (rejected,
+    withdrawn or erased): nothing was decided, `this` is held against `other` now, the
+    signature of that person that is still on the letter.
+    """
+
+    this: Signature
+    other: Signature | None
+    rejected: Signature | None = None
+    gone: Signature | None = None
+
+
+def resolve_duplicate(db: Session, organizer: Organizer, held: Signature, keep: Keep) -> Resolution:
     """Settle a possible duplicate: keep "this" (held) one, the "other", or count "both".
 
-    Keeping one rejects the other with the reason "duplicate of #<kept id>".
+    Keeping one rejects the other with the reason "duplicate of #<kept id>". A decision is
+    only taken against a signature still on the letter: when the one it was held against
+    left it meanwhile (rejected, say as the duplicate of a third with the same name), keeping
+    or counting this one could count the person twice. It is then held against the earliest
+    namesake still on the letter, to be compared again; with none left, it may be kept (it
+    is the person's only signature), but not rejected for the one that left.
     """
     ids = sorted({held.id} | ({held.duplicate_of_id} if held.duplicate_of_id else set()))
     # Lock in id order so two organizers resolving crossing pairs cannot deadlock.
@@ -385,13 +403,23 @@ def resolve_duplicate(
     if this.status != "held":
         raise ReviewError("not_held")
     other = locked.get(this.duplicate_of_id) if this.duplicate_of_id else None
+    if other is not None and other.status in signing.GONE_STATUSES:
+        if keep not in ("both", "this", "other"):
+            raise ReviewError("bad_choice")
+        live = _resembling(db, this, this.name_key, this.country_code, prefer=None)
+        if live is not None:
+            _change(db, organizer, this, "duplicate.flag", {"duplicate_of_id": live})
+            return Resolution(this, db.get(Signature, live), gone=other)
+        if keep == "other":
+            raise ReviewError("other_gone")
     now = utcnow()
+    rejected: Signature | None = None
     if keep == "both":
         _change(db, organizer, this, "duplicate.count_both", {"duplicate_state": "distinct"})
     elif keep == "this":
         _change(db, organizer, this, "duplicate.keep", {"duplicate_state": "distinct"})
-        if other is not None and other.erased_at is None and other.rejected_at is None:
-            _change(
+        if other is not None and other.status not in signing.GONE_STATUSES:
+            rejected = _change(
                 db,
                 organizer,
                 other,
@@ -403,7 +431,7 @@ def resolve_duplicate(
             raise ReviewError("gone")
         # duplicate_state stays "held": should the rejection be undone, the pair is back
         # in the duplicates list for a decision.
-        _change(
+        rejected = _change(
             db,
             organizer,
             this,
@@ -412,7 +440,7 @@ def resolve_duplicate(
         )
     else:
         raise ReviewError("bad_choice")
-    return this, other
+    return Resolution(this, other, rejected)
 
 
 def list_order(sort: str, descending: bool) -> list[Any]:

@@ -161,7 +161,7 @@ def test_holding_a_group_takes_it_out_of_the_count(
     assert set(statuses) == {"held"}
     rows, count = review.held_duplicates(db, campaign)
     assert count == 25  # they wait in the held list, where an organizer can count them again
-    released, _other = review.resolve_duplicate(db, organizer, rows[0], "both")
+    released = review.resolve_duplicate(db, organizer, rows[0], "both").this
     assert released.status == "confirmed"
     assert tally.total(db, campaign) == before - 24
     entries = db.scalars(select(AuditEntry).where(AuditEntry.action == "abuse.hold")).all()

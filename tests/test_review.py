@@ -744,6 +744,118 @@ def test_a_settled_duplicate_cannot_be_settled_twice(
     ]
 
 
+@pytest.fixture
+def trio(store: Session, campaign: Campaign) -> tuple[Signature, Signature, Signature]:
+    """One person under three addresses: the first counts, the two later ones are held."""
+    first = make_signature(store, campaign, "Anna Berg", "anna1@riksdag.example", country="SE")
+    second, third = (
+        make_signature(
+            store,
+            campaign,
+            "Anna Berg",
+            f"anna{n}@riksdag.example",
+            country="SE",
+            duplicate_of=first,
+        )
+        for n in (2, 3)
+    )
+    return first, second, third
+
+
+def test_a_person_held_twice_counts_once_whichever_is_kept(
+    client: FlaskClient,
+    logged_in: AuthActions,
+    store: Session,
+    trio: tuple[Signature, Signature, Signature],
+) -> None:
+    first, second, third = trio
+    client.post(f"/admin/c/kem/duplicates/{second.id}", data={"keep": "this"})
+    assert reload(store, first).status == "rejected"
+    # The third no longer resembles a signature that counts: it is compared with the second,
+    # which does, and keeping it rejects the second.
+    page = client.get("/admin/c/kem/duplicates").get_data(as_text=True)
+    client.post(f"/admin/c/kem/duplicates/{third.id}", data={"keep": "this"})
+    assert reload(store, third).status == "held"
+    assert reload(store, third).duplicate_of_id == second.id
+    assert flashes(client.get("/admin/c/kem/duplicates"))[-1] == (
+        f"#{first.id}, which #{third.id} resembled, no longer counts: #{third.id} now resembles"
+        f" #{second.id}. Compare the two again."
+    )
+    assert _tally(client, "kem")["signatures"] == 1
+    client.post(f"/admin/c/kem/duplicates/{third.id}", data={"keep": "this"})
+    assert [reload(store, s).status for s in trio] == ["rejected", "rejected", "confirmed"]
+    assert reload(store, second).rejected_reason == f"duplicate of #{third.id}"
+    assert _tally(client, "kem")["signatures"] == 1
+    assert "Nothing to decide" in client.get("/admin/c/kem/duplicates").get_data(as_text=True)
+    assert page.count("Resembles: #") == 1
+    assert f"#{first.id} no longer counts. Any choice here first compares #{third.id}" in page
+
+
+@pytest.mark.parametrize("keep", ["this", "other", "both"])
+def test_a_duplicate_of_a_signature_rejected_meanwhile_is_compared_with_the_one_that_counts(
+    client: FlaskClient,
+    logged_in: AuthActions,
+    store: Session,
+    trio: tuple[Signature, Signature, Signature],
+    keep: str,
+) -> None:
+    # The first is rejected on its own page (not through this page): both others resemble it.
+    first, second, third = trio
+    client.post(f"/admin/c/kem/duplicates/{second.id}", data={"keep": "both"})
+    client.post(
+        f"/admin/c/kem/signatures/{first.id}", data={"action": "reject", "reason": "Not an MP"}
+    )
+    assert reload(store, first).status == "rejected"
+    client.post(f"/admin/c/kem/duplicates/{third.id}", data={"keep": keep})
+    # Nothing decided against a signature that no longer counts: the third is held against
+    # the second, which does.
+    assert (reload(store, third).status, reload(store, third).duplicate_of_id) == (
+        "held",
+        second.id,
+    )
+    assert _tally(client, "kem")["signatures"] == 1
+
+
+def test_keeping_a_rejected_signature_over_its_duplicate_is_refused(
+    client: FlaskClient,
+    logged_in: AuthActions,
+    store: Session,
+    pair: tuple[Signature, Signature],
+) -> None:
+    # The only namesake was rejected meanwhile: nothing counts the person if the held one
+    # is rejected for it too.
+    first, held = pair
+    client.post(
+        f"/admin/c/kem/signatures/{first.id}", data={"action": "reject", "reason": "Not an MP"}
+    )
+    client.post(f"/admin/c/kem/duplicates/{held.id}", data={"keep": "other"})
+    assert reload(store, held).status == "held"
+    assert flashes(client.get("/admin/c/kem/duplicates"))[-1] == (
+        f"Signature #{held.id}: nothing done, the signature it resembles no longer counts;"
+        f" keep this one, or restore #{first.id} first."
+    )
+    client.post(f"/admin/c/kem/duplicates/{held.id}", data={"keep": "this"})
+    assert reload(store, held).status == "confirmed"
+    assert flashes(client.get("/admin/c/kem/duplicates"))[-1] == f"Kept #{held.id}."
+    assert _tally(client, "kem")["signatures"] == 1
+
+
+def test_counting_both_says_when_the_held_one_still_waits_for_its_confirmation(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    first = make_signature(store, campaign, "Ann Lee", "ann@parl.example")
+    held = make_signature(
+        store, campaign, "Ann Lee", "lee@gmail.example", confirmed=False, duplicate_of=first
+    )
+    client.post(f"/admin/c/kem/duplicates/{held.id}", data={"keep": "both"})
+    assert reload(store, held).status == "pending"
+    assert flashes(client.get("/admin/c/kem/duplicates")) == [
+        f"#{held.id} and #{first.id} are different people: #{held.id} counts once its"
+        " address is confirmed."
+    ]
+    assert _tally(client, "kem")["signatures"] == 1
+
+
 def test_resolving_on_postgres_and_sqlite_moves_the_counters(app_factory, backend: str) -> None:
     app = app_factory(backend)
     from campaign.db import session_scope

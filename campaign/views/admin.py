@@ -1038,7 +1038,7 @@ def resolve(slug: str, signature_id: int) -> Response:
     db = get_session()
     keep = form.keep.data
     try:
-        this, other = review.resolve_duplicate(
+        done = review.resolve_duplicate(
             db,
             _organizer(),
             held,
@@ -1046,32 +1046,59 @@ def resolve(slug: str, signature_id: int) -> Response:
         )
     except review.ReviewError as error:
         db.rollback()
-        flash(
-            _(
+        if error.code == "other_gone":
+            message = _(
+                "Signature #%(id)d: nothing done, the signature it resembles no longer counts;"
+                " keep this one, or restore #%(other)d first.",
+                id=signature_id,
+                other=held.duplicate_of_id or 0,
+            )
+        else:
+            message = _(
                 "Signature #%(id)d: nothing done, %(why)s.",
                 id=signature_id,
                 why=SKIPPED.get(error.code, error.code),
-            ),
-            "error",
-        )
+            )
+        flash(message, "error")
     else:
         db.commit()
-        if other is None and held.duplicate_of_id is None:
-            # Held as part of a burst (suspicious activity): there is no other signature.
-            flash(_("#%(id)d is no longer held.", id=this.id), "ok")
-        elif keep == "both":
-            flash(_("#%(a)d and #%(b)d both count.", a=this.id, b=other.id if other else 0), "ok")
-        else:
-            kept, dropped = (this, other) if keep == "this" else (other, this)
-            flash(
-                _(
-                    "Kept #%(kept)d; #%(dropped)d rejected as its duplicate.",
-                    kept=kept.id if kept else 0,
-                    dropped=dropped.id if dropped else 0,
-                ),
-                "ok",
-            )
+        flash(*_resolved_message(done, keep))
     return _see_other("admin.duplicates", slug=slug)
+
+
+def _resolved_message(done: review.Resolution, keep: str) -> tuple[str, str]:
+    """The flash, and its category, after a possible duplicate was settled."""
+    this, other = done.this, done.other
+    if done.gone is not None and other is not None:
+        return _(
+            "#%(gone)d, which #%(id)d resembled, no longer counts: #%(id)d now resembles"
+            " #%(other)d. Compare the two again.",
+            gone=done.gone.id,
+            id=this.id,
+            other=other.id,
+        ), "error"
+    if other is None:
+        # Held as part of a burst (suspicious activity), or its namesake left the letter.
+        if done.gone is None and this.duplicate_of_id is None:
+            return _("#%(id)d is no longer held.", id=this.id), "ok"
+        return _("Kept #%(kept)d.", kept=this.id), "ok"
+    if keep == "both":
+        if this.status == "pending":
+            return _(
+                "#%(a)d and #%(b)d are different people: #%(a)d counts once its address is"
+                " confirmed.",
+                a=this.id,
+                b=other.id,
+            ), "ok"
+        return _("#%(a)d and #%(b)d both count.", a=this.id, b=other.id), "ok"
+    kept = this if keep == "this" else other
+    if done.rejected is None:
+        return _("Kept #%(kept)d.", kept=kept.id), "ok"
+    return _(
+        "Kept #%(kept)d; #%(dropped)d rejected as its duplicate.",
+        kept=kept.id,
+        dropped=done.rejected.id,
+    ), "ok"
 
 
 # --- audit -----------------------------------------------------------------
