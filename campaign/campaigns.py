@@ -16,6 +16,7 @@ from campaign.db import Direct, utcnow
 from campaign.models import (
     CAMPAIGN_STATES,
     Campaign,
+    CampaignSlug,
     LetterTranslation,
     LetterVersion,
     Organizer,
@@ -111,15 +112,39 @@ def _check_window(campaign: Campaign) -> None:
         raise CampaignError("the campaign must close after it opens")
 
 
-def _flush_slug(db: Session, campaign: Campaign) -> None:
-    """Flush in a savepoint; the UNIQUE slug refuses a taken one (racing creators too)."""
+def _flush_slug(db: Session, campaign: Campaign, *, was: str | None = None) -> None:
+    """Flush in a savepoint; the UNIQUE slug refuses a taken one (racing creators too).
+
+    A slug another letter had before is taken too: its links (mailed confirmations, shared
+    links, embeds) lead to that letter. A letter may take back one of its own. was: the
+    letter's slug before this change, kept for its links when it changed.
+    """
     slug = campaign.slug
+    with db.no_autoflush:  # the new slug is flushed below, in the savepoint
+        earlier = db.get(CampaignSlug, slug)
+    if earlier is not None and earlier.campaign_id != campaign.id:
+        raise CampaignError(
+            f"the slug {slug!r} is taken: another letter had it, and its links still lead there"
+        )
     try:
         with db.begin_nested():
             db.add(campaign)
+            if earlier is not None:
+                db.delete(earlier)
+            if was is not None and was != slug:
+                db.add(CampaignSlug(slug=was, campaign_id=campaign.id))
             db.flush()
     except IntegrityError:
         raise CampaignError(f"the slug {slug!r} is taken") from None
+
+
+def renamed(db: Session, slug: str) -> str | None:
+    """The slug of the letter that had this one before its slug changed, if any."""
+    return db.scalar(
+        select(Campaign.slug)
+        .join(CampaignSlug, CampaignSlug.campaign_id == Campaign.id)
+        .where(CampaignSlug.slug == slug)
+    )
 
 
 def create_campaign(
@@ -186,10 +211,11 @@ def update_campaign(
         bool(changes["require_confirmation"]) != campaign.require_confirmation
     ):
         _hold_signers(db, campaign)
+    was = campaign.slug
     for key, value in changes.items():
         setattr(campaign, key, value.strip() if key in ("title", "recipient") else value)
     _check_window(campaign)
-    _flush_slug(db, campaign)
+    _flush_slug(db, campaign, was=was)
     return campaign
 
 

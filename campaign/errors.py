@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify, make_response, render_template, request
+from flask import (
+    Flask,
+    Response,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
+from werkzeug.wrappers import Response as BaseResponse
 
+from campaign import campaigns
 from campaign.db import get_session
 
 
@@ -31,13 +42,39 @@ def render_error(error: HTTPException) -> Response:
     return response
 
 
+def moved_letter() -> BaseResponse | None:
+    """A redirect from a letter's public page under a slug it had before to the same page
+    under its slug now (links already mailed, shared or embedded); None otherwise.
+
+    Temporary (302, or 307 to keep a POST's method and body): the slug may change again, or
+    come back, and a browser would keep a permanent redirect for good.
+    """
+    slug = (request.view_args or {}).get("slug")
+    if not isinstance(slug, str) or request.endpoint is None or not request.path.startswith("/c/"):
+        return None
+    try:
+        now = campaigns.renamed(get_session(), slug)
+    except DBAPIError:
+        return None
+    if now is None:
+        return None
+    target = url_for(request.endpoint, **{**(request.view_args or {}), "slug": now})
+    if request.query_string:
+        target += "?" + request.query_string.decode("latin-1")
+    return redirect(target, 302 if request.method in ("GET", "HEAD") else 307)
+
+
 def init_app(app: Flask) -> None:
     """Register the error handlers."""
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response | HTTPException:
+    def http_error(error: HTTPException) -> BaseResponse | HTTPException:
         if error.code is None:  # a routing redirect, not an error
             return error
+        if error.code == 404:
+            moved = moved_letter()
+            if moved is not None:
+                return moved
         return render_error(error)
 
     @app.errorhandler(DBAPIError)

@@ -74,6 +74,19 @@ class LetterTranslation(Base):
     campaign: Mapped[Campaign] = relationship(back_populates="translations")
 
 
+class CampaignSlug(Base):
+    """An address the letter had before its slug changed, kept so that its links still lead
+    to it: the confirmation and withdrawal links already mailed, shared links, embeds."""
+
+    __tablename__ = "campaign_slug"
+
+    slug: Mapped[str] = mapped_column(String(64), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaign.id", ondelete="CASCADE"), index=True
+    )
+    replaced_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class LetterVersion(Base):
     """The title and text in one language as they stood before a change replaced them."""
 

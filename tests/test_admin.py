@@ -489,6 +489,21 @@ def test_a_taken_slug_is_a_form_error(
     assert store.scalar(select(func.count()).select_from(Campaign)) == 2
 
 
+def test_renaming_a_letter_keeps_its_old_address_for_it_alone(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    auth.login("alice@example.org")
+    form = _campaign_form(slug="alpha-renamed", new_version="y")
+    response = client.post("/admin/c/alpha/edit", data=form)
+    assert response.headers["Location"] == "/admin/c/alpha-renamed/edit"
+    assert client.get("/c/alpha").headers["Location"] == "/c/alpha-renamed"
+    response = client.post("/admin/campaigns/new", data=_campaign_form(slug="alpha"))
+    assert response.status_code == 400
+    assert "Another letter had that address before; its links still lead there." in (
+        response.get_data(as_text=True)
+    )
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

@@ -875,3 +875,61 @@ def test_the_whole_flow_on_each_backend(app_factory: Any, backend: str) -> None:
     assert client.post(link(outbox(app)[0], "withdraw")).status_code == 303
     assert client.get(f"/c/{SLUG}/tally.json").get_json()["signatures"] == 0
     assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+# --------------------------------------------------------------------------- a changed slug
+
+
+def rename(app: Flask, old: str, new: str) -> None:
+    with app.app_context(), session_scope(app) as db:
+        found = campaigns.get_by_slug(db, old)
+        assert found is not None
+        campaigns.update_campaign(db, found, slug=new)
+
+
+def test_links_to_a_letters_old_address_lead_to_its_new_one(
+    app: Flask, client: FlaskClient, campaign_id: int
+) -> None:
+    assert post_sign(client).status_code == 303
+    [mail] = outbox(app)
+    confirm = link(mail, "confirm")
+    rename(app, SLUG, "free-amara-now")
+    # A shared link, with its query string.
+    answer = client.get(f"/c/{SLUG}?lang=fr")
+    assert (answer.status_code, answer.headers["Location"]) == (302, "/c/free-amara-now?lang=fr")
+    assert client.get(f"/c/{SLUG}/tally.json").headers["Location"] == "/c/free-amara-now/tally.json"
+    # The confirmation link mailed before the change: its page, then its button.
+    page = client.get(confirm, follow_redirects=True)
+    assert page.status_code == 200 and page.request.path.startswith("/c/free-amara-now/confirm/")
+    answer = client.post(confirm)
+    assert answer.status_code == 307
+    assert client.post(answer.headers["Location"]).status_code == 303
+    assert total(app, "free-amara-now") == 1
+    # A form loaded before the change still signs (307 keeps the POST and its fields).
+    answer = post_sign(client, email="other@example.org")
+    assert answer.status_code == 307
+    assert (
+        client.post(answer.headers["Location"], data={**GOOD, "email": "b@example.org"}).status_code
+        == 303
+    )
+    # An address no letter ever had is still a 404.
+    assert client.get("/c/never-was").status_code == 404
+
+
+def test_a_letter_may_take_back_its_old_address_but_no_other_letter_may(
+    app: Flask, client: FlaskClient, campaign_id: int
+) -> None:
+    rename(app, SLUG, "second")
+    rename(app, "second", SLUG)
+    assert client.get(f"/c/{SLUG}").status_code == 200
+    assert client.get("/c/second").headers["Location"] == f"/c/{SLUG}"
+    with (
+        app.app_context(),
+        session_scope(app) as db,
+        pytest.raises(campaigns.CampaignError, match="another letter had it"),
+    ):
+        campaigns.create_campaign(db, slug="second", title="Another letter")
+    with app.app_context(), session_scope(app) as db:
+        other = campaigns.create_campaign(db, slug="third", title="Another letter")
+        with pytest.raises(campaigns.CampaignError, match="another letter had it"):
+            campaigns.update_campaign(db, other, slug="second")

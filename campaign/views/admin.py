@@ -432,7 +432,12 @@ def _campaign_values(form: CampaignForm) -> dict[str, Any]:
 def _campaign_error(form: CampaignForm, error: campaigns.CampaignError) -> None:
     """Put a service refusal beside the field it is about."""
     message = str(error)
-    if "slug" in message:
+    if "another letter had it" in message:
+        form.slug.errors = [
+            *form.slug.errors,
+            _("Another letter had that address before; its links still lead there."),
+        ]
+    elif "slug" in message:
         form.slug.errors = [*form.slug.errors, _("That address is taken or not allowed.")]
     elif "close" in message:
         form.closes_at.errors = [*form.closes_at.errors, message]
