@@ -225,7 +225,8 @@ def letter_for(campaign: Campaign, locale: str) -> Letter:
     """The campaign's letter in locale ("fr", "pt_BR" or its language), else the original."""
     language = locale.split("_")[0]
     for translation in campaign.translations:
-        if translation.locale in (locale, language):
+        # One stored without its text (the dashboard once let a title alone through) is skipped.
+        if translation.locale in (locale, language) and translation.letter.strip():
             return Letter(
                 translation.title, render_markdown(translation.letter), translation.locale
             )

@@ -532,6 +532,47 @@ def test_bad_campaign_input_is_a_form_error(
     assert store.scalar(select(func.count()).select_from(Campaign)) == 2
 
 
+@pytest.mark.parametrize("state", ["open", "closed"])
+def test_a_letter_signers_can_see_cannot_be_saved_without_text(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World, state: str
+) -> None:
+    auth.login("alice@example.org")
+    form = _campaign_form(slug="alpha", letter=" \r\n ", state=state, new_version="y")
+    response = client.post("/admin/c/alpha/edit", data=form)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "Write the letter's text; only a draft can be saved without it." in page
+    assert 'href="#letter"' in page  # the error summary leads to the field
+    assert "Campaign saved." not in page
+    store.expire_all()
+    stored = store.get(Campaign, world.alpha.id)
+    assert (stored.letter, stored.letter_version) == ("Dear minister,\n\nRelease him.", 1)
+    assert "Release him." in client.get("/c/alpha").get_data(as_text=True)
+
+
+def test_a_new_open_letter_needs_its_text(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    auth.login("alice@example.org")
+    response = client.post("/admin/campaigns/new", data=_campaign_form(letter=""))
+    assert response.status_code == 400
+    assert "Write the letter's text" in response.get_data(as_text=True)
+    store.expire_all()
+    assert store.scalar(select(Campaign).where(Campaign.slug == "gamma")) is None
+
+
+def test_a_draft_can_be_saved_without_text(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    auth.login("alice@example.org")
+    response = client.post("/admin/campaigns/new", data=_campaign_form(letter="", state="draft"))
+    assert response.status_code == 303
+    store.expire_all()
+    created = store.scalar(select(Campaign).where(Campaign.slug == "gamma"))
+    assert created is not None
+    assert (created.state, created.letter) == ("draft", "")
+
+
 def test_preview_renders_the_letter_without_saving(
     client: FlaskClient, auth: AuthActions, store: Session, world: World
 ) -> None:
@@ -641,6 +682,50 @@ def test_a_translation_needs_its_title_and_a_known_language(
     assert client.post("/admin/c/alpha/translations/en", data={}).status_code == 404
     store.expire_all()
     assert store.scalar(select(func.count()).select_from(LetterTranslation)) == 0
+
+
+@pytest.mark.parametrize("letter", ["", " \r\n "])
+def test_a_translation_needs_its_text_too(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World, letter: str
+) -> None:
+    auth.login("alice@example.org")
+    response = client.post(
+        "/admin/c/alpha/translations/es",
+        data={"tr-es-title": "Libérenlo", "tr-es-letter": letter, "tr-es-new_version": "y"},
+    )
+    assert response.status_code == 400
+    assert "Give the translated text too." in response.get_data(as_text=True)
+    assert "Translation saved." not in flashes(response)
+    store.expire_all()
+    assert store.get(LetterTranslation, (world.alpha.id, "es")) is None
+    assert "Release him." in client.get("/c/alpha?lang=es").get_data(as_text=True)
+
+
+def test_a_refused_translation_lands_on_its_section_with_the_errors_listed(
+    client: FlaskClient, auth: AuthActions, world: World
+) -> None:
+    auth.login("alice@example.org")
+    response = client.post("/admin/c/alpha/translations/es", data={"tr-es-title": "Libérenlo"})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    # Every translation form posts to its own section: the browser shows the refused one.
+    assert 'action="/admin/c/alpha/translations/es#tr-es"' in page
+    assert 'action="/admin/c/alpha/translations/fr#tr-fr"' in page
+    summary = page[page.index('id="tr-es"') :]
+    summary = summary[summary.index("There is a problem") : summary.index("<form")]
+    assert 'href="#tr-es-letter"' in summary
+    assert "Give the translated text too." in summary
+
+
+def test_reloading_a_translations_address_leads_to_its_section(
+    client: FlaskClient, auth: AuthActions, world: World
+) -> None:
+    auth.login("alice@example.org")
+    response = client.get("/admin/c/alpha/translations/es")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/admin/c/alpha/edit#tr-es"
+    assert client.get("/admin/c/alpha/translations/xx").status_code == 404
+    assert client.get("/admin/c/alpha/translations/en").status_code == 404
 
 
 # --- organizers --------------------------------------------------------------

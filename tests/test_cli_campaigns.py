@@ -146,6 +146,26 @@ def test_create_campaign_refuses_letter_files_it_cannot_use(
     assert campaign_count(app) == 0
 
 
+@pytest.mark.parametrize("text", ["", " \n\n"])
+def test_create_campaign_refuses_an_open_letter_without_text(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path, text: str
+) -> None:
+    empty = tmp_path / "empty.md"
+    empty.write_text(text, encoding="utf-8")
+    args = ["create-campaign", "c1", "--title", "T", "--letter", str(empty)]
+    result = runner.invoke(args=[*args, "--open"])
+    assert result.exit_code == 1
+    assert one_line_error(result.output) == (
+        f"Error: letter file {empty} has no text: an open letter needs it "
+        "(without --open the campaign is a draft)"
+    )
+    assert campaign_count(app) == 0
+    # A draft may wait for its text.
+    result = runner.invoke(args=args)
+    assert result.exit_code == 0, result.output
+    assert "created (draft)" in result.output
+
+
 def test_create_campaign_needs_title_and_letter(runner: FlaskCliRunner, letter: Path) -> None:
     for args in (["c1", "--letter", str(letter)], ["c1", "--title", "T"], []):
         result = runner.invoke(args=["create-campaign", *args])

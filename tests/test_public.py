@@ -933,3 +933,14 @@ def test_a_letter_may_take_back_its_old_address_but_no_other_letter_may(
         other = campaigns.create_campaign(db, slug="third", title="Another letter")
         with pytest.raises(campaigns.CampaignError, match="another letter had it"):
             campaigns.update_campaign(db, other, slug="second")
+
+
+def test_a_translation_stored_without_text_leaves_readers_the_original_letter(
+    app: Flask, client: FlaskClient
+) -> None:
+    campaign_id = make_campaign(app)
+    with session_scope(app) as db:
+        db.add(LetterTranslation(campaign_id=campaign_id, locale="es", title="Liberen", letter=""))
+    spanish = client.get(f"/c/{SLUG}?lang=es").text
+    assert "Release Amara" in spanish
+    assert "Liberen" not in spanish

@@ -74,6 +74,11 @@ def create_campaign_command(
 ) -> None:
     """Create a campaign from a Markdown letter."""
     letter = _read_letter(letter_path)
+    if is_open and not letter.strip():
+        raise click.ClickException(
+            f"letter file {letter_path} has no text: an open letter needs it "
+            "(without --open the campaign is a draft)"
+        )
     db = new_session(current_app)
     try:
         organizer = None

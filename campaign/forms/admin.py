@@ -125,6 +125,13 @@ class CampaignForm(FlaskForm):  # type: ignore[misc]
         if field.data not in CAMPAIGN_STATES:
             raise ValidationError(_l("Choose a state."))
 
+    def validate_letter(self, field: TextAreaField) -> None:
+        """An open or closed letter is read by signers and the public: it needs its text."""
+        if self.state.data != "draft" and not (field.data or "").strip():
+            raise ValidationError(
+                _l("Write the letter's text; only a draft can be saved without it.")
+            )
+
     def validate_closes_at(self, field: DateTimeLocalField) -> None:
         """Closing must come after opening."""
         if field.data and self.opens_at.data and field.data <= self.opens_at.data:
@@ -132,7 +139,7 @@ class CampaignForm(FlaskForm):  # type: ignore[misc]
 
 
 class TranslationForm(FlaskForm):  # type: ignore[misc]
-    """The letter in one other language; both fields empty removes the translation."""
+    """The letter in one other language, both fields or neither; neither removes it."""
 
     title = StringField(_l("Title"), validators=[Length(max=200)], filters=[_strip])
     letter = TextAreaField(_l("Letter (Markdown)"), render_kw={"rows": 10})
@@ -142,6 +149,11 @@ class TranslationForm(FlaskForm):  # type: ignore[misc]
         """A translated letter needs its title."""
         if self.letter.data and self.letter.data.strip() and not field.data:
             raise ValidationError(_l("Give the translated title too."))
+
+    def validate_letter(self, field: TextAreaField) -> None:
+        """A translated title needs its letter: readers in that language would get no text."""
+        if self.title.data and not (field.data or "").strip():
+            raise ValidationError(_l("Give the translated text too."))
 
 
 class MultiCheckboxField(SelectMultipleField):  # type: ignore[misc]

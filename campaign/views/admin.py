@@ -634,13 +634,27 @@ def edit_campaign(slug: str) -> Response | tuple[str, int]:
     return _edit_page(campaign, form, preview=preview, status=status)
 
 
+def _translatable_or_404(locale: str) -> None:
+    """404 unless the locale is one of the configured languages a letter is translated into."""
+    if locale == "en" or locale not in current_app.config["LANGUAGES"]:
+        abort(404)
+
+
+@bp.get("/c/<slug>/translations/<locale>")
+@login_required
+def translation(slug: str, locale: str) -> Response:
+    """The translation's section of the edit page (its form posts here: a reload asks here)."""
+    auth.campaign_or_404(slug)
+    _translatable_or_404(locale)
+    return _see_other("admin.edit_campaign", slug=slug, _anchor=f"tr-{locale}")
+
+
 @bp.post("/c/<slug>/translations/<locale>")
 @login_required
 def save_translation(slug: str, locale: str) -> Response | tuple[str, int]:
     """Add, change or (both fields empty) remove the letter in one language."""
     campaign = auth.campaign_or_404(slug)
-    if locale == "en" or locale not in current_app.config["LANGUAGES"]:
-        abort(404)
+    _translatable_or_404(locale)
     form = TranslationForm(prefix=f"tr-{locale}")
     if form.validate():
         db = get_session()
