@@ -357,6 +357,20 @@ def test_the_page_flags_the_burst_and_never_shows_an_address(
     )  # a tab of the campaign
 
 
+def test_on_a_phone_each_number_of_the_activity_tables_keeps_its_name(
+    client: FlaskClient, auth: AuthActions, letter: Letter
+) -> None:
+    # A phone hides the column heads of these tables and shows each cell's data-label instead.
+    auth.login("alice@example.org")
+    page = client.get("/admin/c/letter/activity?lang=fr").get_data(as_text=True)
+    cells = re.findall(r"<td[^>]*>(?!<meter)", page)  # the bar beside each hour needs no name
+    assert cells and all("data-label=" in cell for cell in cells)
+    labels = Counter(re.findall(r'data-label="([^"]*)"', page))
+    sources = page.count('<th scope="row">')
+    assert sources and labels["Heure la plus chargée (UTC)"] == sources
+    assert labels["Heure (UTC)"] == page.count("<meter")
+
+
 def test_the_period_selector(
     client: FlaskClient, auth: AuthActions, store: Session, letter: Letter
 ) -> None:
