@@ -144,10 +144,13 @@ def check_file(path: str, *, max_bytes: int) -> Layout:
         with open(path, "rb") as handle:
             _scan(handle, size, max_bytes)
         with open(path, encoding="utf-8-sig", newline="") as text:
+            # The header is the first line with more than blanks and delimiters on it.
             first = text.readline()
+            while first and not first.strip(" \t\r\n,;"):
+                first = text.readline()
             text.seek(0)
             delimiter = max((",", ";", "\t"), key=first.count)
-            header = next(csv.reader(text, delimiter=delimiter), [])
+            header = _header(csv.reader(text, delimiter=delimiter))
     except OSError as error:
         raise ImportRefused(
             N_("The file cannot be read: %(error)s."), error=error.strerror
@@ -248,6 +251,11 @@ def _layout(header: list[str], delimiter: str) -> Layout:
     return Layout(delimiter=delimiter, columns=columns, width=len(names))
 
 
+def _header(reader: Iterator[list[str]]) -> list[str]:
+    """The first row that is not blank (blank lines before the header are skipped)."""
+    return next((row for row in reader if "".join(row).strip()), [])
+
+
 def _unguard(cell: str) -> str:
     """Undo the export's formula guard, so that an export imports as it was signed."""
     if len(cell) > 1 and cell[0] == "'" and cell[1] in FORMULA_PREFIXES:
@@ -262,7 +270,7 @@ def read_rows(path: str, layout: Layout) -> Iterator[tuple[int, dict[str, str] |
     try:
         with open(path, encoding="utf-8-sig", newline="") as text:
             reader = csv.reader(text, delimiter=layout.delimiter)
-            next(reader, None)
+            _header(reader)
             line = reader.line_num + 1
             for row in reader:
                 start, line = line, reader.line_num + 1

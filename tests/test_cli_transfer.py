@@ -205,6 +205,18 @@ def test_sending_confirmation_from_the_cli_needs_the_sites_address(
     assert _signatures(app) == 0
 
 
+def test_import_csv_skips_blank_lines_before_the_header(
+    letter: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    path = tmp_path / "blank.csv"
+    path.write_text("\n\nname,title,parliament,country_code,email\n\nBlank Lines,MP,X,FR,bl@x.fr\n")
+    result = runner.invoke(args=["import-csv", "release", str(path)])
+
+    assert result.exit_code == 0, result.output
+    assert "imported: 1" in result.stdout
+    assert counted_by_country(letter, "release") == {"NO": 1, "FR": 1}
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

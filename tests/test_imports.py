@@ -338,6 +338,27 @@ def test_a_bad_file_gets_its_report_and_nothing_is_stored(setup, data: bytes, me
     assert os.listdir(os.path.join(app.instance_path, "imports")) == []
 
 
+def test_blank_lines_before_the_header_are_skipped(setup) -> None:  # type: ignore[no-untyped-def]
+    app, client = setup
+    data = b"\n\nname,title,parliament,country_code,email\n\nBlank Lines,MP,X,FR,bl@x.fr\n"
+    response = _upload(client, data)
+    page = _text(response)
+
+    assert response.status_code == 200, page
+    assert "<strong>1</strong> to import" in page
+    assert "The file is empty." not in page
+    _apply(client, response)
+    db = new_session(app)
+    assert db.scalar(select(Signature.name).where(Signature.email == "bl@x.fr")) == "Blank Lines"
+    db.close()
+
+
+def test_a_file_of_blank_lines_and_empty_cells_has_no_header(app: Flask, tmp_path: Path) -> None:
+    path = _file(tmp_path, b"\r\n , \t\r\n,,,\r\n")
+    with pytest.raises(imports.ImportRefused, match=r"^The file is empty\.$"):
+        imports.check_file(path, max_bytes=10**6)
+
+
 def test_a_50_mb_upload_is_refused_before_it_is_stored(setup) -> None:  # type: ignore[no-untyped-def]
     app, client = setup
     row = b"Anna Muller,MP,Bundestag,Greens,DE,anna@example.org,yes,\r\n"
