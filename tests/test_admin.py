@@ -371,6 +371,19 @@ def test_the_list_lets_a_long_address_wrap_after_its_at_sign(
     assert '<td class="email">ana.walk1796077913@<wbr>parl.example</td>' in page
 
 
+def test_the_country_filter_names_and_sorts_countries_in_the_organizers_language(
+    client: FlaskClient, auth: AuthActions, world: World
+) -> None:
+    auth.login("alice@example.org")
+    page = client.get("/admin/c/alpha/signatures?lang=fr&country=DE").get_data(as_text=True)
+    select = re.search(r'<select id="f-country" name="country">(.*?)</select>', page, re.S)
+    assert select is not None
+    names = re.findall(r"<option[^>]*>([^<]+)</option>", select.group(1))
+    assert '<option value="DE" selected>Allemagne</option>' in select.group(1)
+    assert "Antigua-et-Barbuda" in names and "Germany" not in names
+    assert names.index("Afrique du Sud") < names.index("Allemagne") < names.index("Zimbabwe")
+
+
 def test_counts_past_999_are_grouped_as_the_reader_writes_them(
     client: FlaskClient, auth: AuthActions, store: Session, world: World
 ) -> None:

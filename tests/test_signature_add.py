@@ -266,6 +266,19 @@ def _subjects(app: Flask) -> list[str]:
         return [mail.compose(db, row).subject for row in rows]
 
 
+def test_the_countries_are_named_and_sorted_in_the_organizers_language(
+    client: FlaskClient, logged_in: AuthActions
+) -> None:
+    html = client.get(f"{NEW}?lang=fr").get_data(as_text=True)
+    picker = re.search(r'<select[^>]*name="country"[^>]*>(.*?)</select>', html, re.S)
+    assert picker is not None
+    names = re.findall(r"<option[^>]*>([^<]+)</option>", picker.group(1))
+    assert names[0] == "Choisissez un pays"
+    assert '<option data-continent="Europe" value="DE">Allemagne</option>' in picker.group(1)
+    assert "Antigua-et-Barbuda" in names and "Germany" not in names
+    assert names.index("Afrique du Sud") < names.index("Allemagne") < names.index("Zimbabwe")
+
+
 def test_the_language_picker_offers_the_projects_languages_the_organizers_first(
     client: FlaskClient, logged_in: AuthActions
 ) -> None:

@@ -101,6 +101,15 @@ def test_the_page_has_the_form_filled_and_says_why_the_address_stays(
     assert response.headers["Location"].endswith(f"/signatures/{signature.id}#edit-details")
 
 
+def test_the_country_is_named_in_the_organizers_language(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    signature = make_signature(store, campaign, "Jon Smith", "jon@parl.example", country="DE")
+    page = client.get(f"/admin/c/kem/signatures/{signature.id}?lang=es").get_data(as_text=True)
+    assert 'data-continent="Europa" selected value="DE">Alemania</option>' in page
+    assert ">Antigua y Barbuda</option>" in page and ">Germany</option>" not in page
+
+
 @pytest.mark.parametrize(
     ("field", "column", "value"),
     [

@@ -314,8 +314,10 @@ class SignatureDetailsForm(FlaskForm):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.country.choices = country_choices(None)
-        self.country.options_key = (None, i18n.current())
+        # The countries named and sorted in the organizer's language, as the sign form does.
+        locale = i18n.current()
+        self.country.choices = country_choices(locale)
+        self.country.options_key = (locale, locale)
         # Someone else's details: the browser must not offer the organizer's own.
         for field in (self.name, self.title, self.country):
             field.render_kw = {**field.render_kw, "autocomplete": "off"}

@@ -781,7 +781,7 @@ def signatures(slug: str) -> str:
         counted=counts["confirmed"],  # the counted ones (tally.status_counts)
         form=BulkActionForm(formdata=None),
         statuses=export.STATUS_CHOICES,
-        countries=geo.country_choices(),
+        countries=geo.country_choices(i18n.current()),
         continents=sorted(geo.CONTINENTS.items(), key=lambda item: item[1]),
         sources=SOURCES,
     )
