@@ -263,13 +263,31 @@ def _unguard(cell: str) -> str:
     return cell
 
 
-def read_rows(path: str, layout: Layout) -> Iterator[tuple[int, dict[str, str] | None]]:
-    """(line, cells by column) for each non-blank row; None for a row with too many cells."""
+_TOO_MANY_CELLS = N_("This row has more cells than the header.")
+_UNCLOSED_QUOTE = N_(
+    "A quotation mark in this row is not closed, so the rest of the file was read into it. "
+    "Close or remove it and import the file again."
+)
+
+
+def _lines(text: Iterator[str], ended: list[bool]) -> Iterator[str]:
+    """The file's lines, then True appended to ended.
+
+    csv.reader reads past the last line in the middle of a row only when a quotation
+    mark is never closed: it then gives the rest of the file as that row's last cell.
+    """
+    yield from text
+    ended.append(True)
+
+
+def read_rows(path: str, layout: Layout) -> Iterator[tuple[int, dict[str, str] | str]]:
+    """(line, cells by column) for each non-blank row; a row error's msgid instead of cells."""
     columns = list(layout.columns.items())
     line = 1
+    ended: list[bool] = []
     try:
         with open(path, encoding="utf-8-sig", newline="") as text:
-            reader = csv.reader(text, delimiter=layout.delimiter)
+            reader = csv.reader(_lines(text, ended), delimiter=layout.delimiter)
             _header(reader)
             line = reader.line_num + 1
             for row in reader:
@@ -278,8 +296,11 @@ def read_rows(path: str, layout: Layout) -> Iterator[tuple[int, dict[str, str] |
                 joined = "".join(row)
                 if not joined.strip():
                     continue
+                if ended:
+                    yield start, _UNCLOSED_QUOTE
+                    continue
                 if len(row) > layout.width and "".join(row[layout.width :]).strip():
-                    yield start, None
+                    yield start, _TOO_MANY_CELLS
                     continue
                 if len(row) < layout.width:
                     row += [""] * (layout.width - len(row))
@@ -382,10 +403,10 @@ def _parse_time(value: str, now: dt.datetime) -> dt.datetime | None:
     return when
 
 
-def _validate(line: int, cells: dict[str, str] | None, now: dt.datetime) -> _Row:
+def _validate(line: int, cells: dict[str, str] | str, now: dt.datetime) -> _Row:
     """The form's rules on one row, plus the columns only a file has."""
-    if cells is None:
-        return _Row(line, {}, errors={"row": N_("This row has more cells than the header.")})
+    if isinstance(cells, str):
+        return _Row(line, {}, errors={"row": cells})
     row = _Row(line, cells)
     raw = {
         "name": cells["name"],

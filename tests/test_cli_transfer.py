@@ -217,6 +217,21 @@ def test_import_csv_skips_blank_lines_before_the_header(
     assert counted_by_country(letter, "release") == {"NO": 1, "FR": 1}
 
 
+def test_import_csv_says_which_row_leaves_a_quotation_mark_open(
+    letter: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    path = tmp_path / "quote.csv"
+    path.write_text(PAPER.replace("Bob Smith", '"Bob Smith'), encoding="utf-8")
+    result = runner.invoke(args=["import-csv", "release", str(path)])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == (
+        "line 3: invalid: row: A quotation mark in this row is not closed, so the rest of "
+        "the file was read into it. Close or remove it and import the file again."
+    )
+    assert "imported: 1" in result.stdout and "invalid: 1" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

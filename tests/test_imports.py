@@ -737,6 +737,43 @@ def test_postgresql_looks_each_key_up_in_the_unique_index(
     assert all("uq_signature_campaign_id_email_key" in plan for plan in plans[1:]), plans
 
 
+def test_an_unclosed_quotation_mark_is_reported_on_its_row(app: Flask, tmp_path: Path) -> None:
+    db = new_session(app)
+    campaign = make_campaign(db)
+    data = _csv(
+        "Ann,MP,P,,IE,ann@example.org,,",
+        '"Bob,MP,P,,IE,bob@example.org,,',  # the quotation mark takes the rest of the file
+        "Cy,MP,P,,IE,cy@example.org,,",
+    )
+    path = _file(tmp_path, data)
+    report = imports.preview(db, campaign, path, imports.check_file(path, max_bytes=10**6))
+    db.close()
+    assert [(r.line, r.outcome, r.name, dict(r.errors)) for r in report.rows] == [
+        (2, "imported", "Ann", {}),
+        (
+            3,
+            "invalid",
+            "",
+            {
+                "row": "A quotation mark in this row is not closed, so the rest of the file "
+                "was read into it. Close or remove it and import the file again."
+            },
+        ),
+    ]
+
+
+def test_a_quoted_cell_over_two_lines_is_not_an_unclosed_quotation_mark(
+    app: Flask, tmp_path: Path
+) -> None:
+    db = new_session(app)
+    campaign = make_campaign(db)
+    # The last row's quoted cell ends the file, with no line break after it.
+    path = _file(tmp_path, _csv('Ann,MP,P,,IE,ann@example.org,,"two\nlines"')[:-2])
+    report = imports.preview(db, campaign, path, imports.check_file(path, max_bytes=10**6))
+    db.close()
+    assert [(r.line, r.outcome) for r in report.rows] == [(2, "imported")]
+
+
 def test_blank_rows_quotes_and_guards_read_as_before(app: Flask, tmp_path: Path) -> None:
     db = new_session(app)
     campaign = make_campaign(db, require_confirmation=False)
