@@ -629,6 +629,34 @@ def test_bulk_erase_needs_its_confirmation_box(
     assert [reload(store, s).status for s in made] == ["erased", "erased"]
 
 
+def test_a_refused_bulk_action_comes_back_with_its_ticks_and_action(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    made = [make_signature(store, campaign, f"M {i}", f"m{i}@parl.example") for i in range(3)]
+    ticked = {str(s.id) for s in made[:2]}
+    response = client.post(
+        "/admin/c/kem/signatures/bulk?status=confirmed",
+        data={"ids": sorted(ticked), "action": "reject", "reason": " "},
+    )
+    assert response.status_code == 303
+    page = client.get(response.headers["Location"])
+    html = page.get_data(as_text=True)
+    assert flashes(page) == ["Say why the signature is rejected."]
+    boxes = re.findall(r'<input type="checkbox" name="ids" value="(\d+)"([^>]*)>', html)
+    assert {value for value, attrs in boxes if " checked" in attrs} == ticked
+    assert len(boxes) == 3
+    assert '<option value="reject" selected>Reject (give a reason)</option>' in html
+    assert '<option value="confirmed" selected>' in html  # the list's filter stays too
+    assert [reload(store, s).status for s in made] == ["confirmed"] * 3
+    # Once done, the list is fresh again: nothing ticked, the first action chosen.
+    client.post(
+        "/admin/c/kem/signatures/bulk?status=confirmed",
+        data={"ids": sorted(ticked), "action": "reject", "reason": "a fake"},
+    )
+    html = client.get("/admin/c/kem/signatures?status=confirmed").get_data(as_text=True)
+    assert " checked" not in html and " selected>Reject" not in html
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

@@ -48,6 +48,7 @@ from campaign.auth import admin_required, current_organizer, login_required
 from campaign.db import get_session, utcnow
 from campaign.extensions import limiter, rate
 from campaign.forms.admin import (
+    ACTIONS,
     BulkActionForm,
     CampaignForm,
     DigestForm,
@@ -779,7 +780,7 @@ def signatures(slug: str) -> str:
         args=_list_args(),
         counts=counts,
         counted=counts["confirmed"],  # the counted ones (tally.status_counts)
-        form=BulkActionForm(formdata=None),
+        form=BulkActionForm(formdata=None, data=_kept_selection()),
         statuses=export.STATUS_CHOICES,
         countries=geo.country_choices(i18n.current()),
         continents=sorted(geo.CONTINENTS.items(), key=lambda item: item[1]),
@@ -986,6 +987,25 @@ def act(slug: str, signature_id: int) -> Response:
     return _see_other("admin.signature", slug=slug, signature_id=signature_id)
 
 
+def _selection_args(form: BulkActionForm) -> dict[str, str]:
+    """A refused bulk action's ticks and action, for the list to show them again."""
+    ids = [i for i in form.ids.data or [] if isinstance(i, int)][: review.PER_PAGE]
+    kept = {"ticked": ",".join(map(str, ids))} if ids else {}
+    if form.action.data in ACTIONS:
+        kept["action"] = form.action.data
+    return kept
+
+
+def _kept_selection() -> dict[str, Any]:
+    """The ticks and action _selection_args carried back, as the bulk form's data."""
+    ticked = request.args.get("ticked", "").split(",")
+    action = request.args.get("action", "")
+    return {
+        "ids": [int(i) for i in ticked if i.isascii() and i.isdigit()],
+        "action": action if action in ACTIONS else None,
+    }
+
+
 @bp.post("/c/<slug>/signatures/bulk")
 @login_required
 def bulk(slug: str) -> Response:
@@ -995,7 +1015,7 @@ def bulk(slug: str) -> Response:
     back = {k: v for k, v in request.args.items() if k in (*_list_args(), "page")}
     if not form.validate():
         _form_errors(form)
-        return _see_other("admin.signatures", slug=slug, **back)
+        return _see_other("admin.signatures", slug=slug, **back, **_selection_args(form))
     db = get_session()
     organizer = _organizer()
     action = form.action.data or ""
