@@ -238,6 +238,23 @@ def test_the_switcher_of_a_refused_form_leads_back_to_the_letter(
     assert "Il y a un problème" in page
 
 
+@pytest.mark.parametrize(
+    ("language", "line"),
+    [
+        ("en", ">Email address: Enter a valid email address"),
+        ("fr", ">Adresse e-mail\u00a0: Saisissez une adresse"),  # a space before the colon
+        ("es", ">Correo electrónico: Escriba una dirección"),
+        ("id", ">Alamat email: "),
+    ],
+)
+def test_the_error_summary_joins_field_and_error_the_languages_way(
+    client: FlaskClient, letter: None, language: str, line: str
+) -> None:
+    page = client.post(f"/c/{SLUG}/sign?lang={language}", data={**GOOD, "email": "bad"}).text
+    summary = page.split('id="error-summary"')[1].split("</ul>")[0]
+    assert line in summary
+
+
 def test_country_and_continent_names_follow_the_language(client: FlaskClient, letter: None) -> None:
     page = client.get(f"/c/{SLUG}?lang=fr").text
     assert '<option data-continent="Europe" value="DE">Allemagne</option>' in page
