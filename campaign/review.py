@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from campaign import audit, geo, mail, signing, tally
@@ -159,7 +159,7 @@ def restore(db: Session, organizer: Organizer, signature: Signature) -> Signatur
     if signature.rejected_at is None:
         raise ReviewError("not_rejected")
     facts: dict[str, Any] = {"rejected_at": None, "rejected_reason": ""}
-    facts |= _namesake_flags(
+    facts |= signing.namesake_flags(
         db, signature, signature.name_key, signature.country_code, release=False
     )
     return _change(db, organizer, signature, "signature.restore", facts)
@@ -293,7 +293,7 @@ def edit(db: Session, organizer: Organizer, signature: Signature, details: Detai
     if moved and signature.status not in signing.GONE_STATUSES:
         # Read before any attribute changes: the query's autoflush would write the new
         # country, and with it the history tally.refresh moves the old country's counter by.
-        flags = _namesake_flags(db, signature, person, details.country_code, release=True)
+        flags = signing.namesake_flags(db, signature, person, details.country_code, release=True)
     _change(db, organizer, signature, "signature.edit", facts | flags, derived=derived)
     still_held: tuple[int, ...] = ()
     if moved:
@@ -317,55 +317,6 @@ def edit(db: Session, organizer: Organizer, signature: Signature, details: Detai
         resembles=flags.get("duplicate_of_id"),
         released_from=was_against if flags and was_against is not None else None,
         still_held=still_held,
-    )
-
-
-def _namesake_flags(
-    db: Session, signature: Signature, person: str, country: str, *, release: bool
-) -> dict[str, Any]:
-    """The duplicate flags signing would give the signature with this name key and country.
-
-    Held as the possible duplicate of the earliest other live namesake, the one it is
-    flagged against first, so that a flag and any decision on it stay; with release, a flag
-    against a signature it no longer resembles is removed. {} when nothing changes, and
-    under a hold from the suspicious-activity page, which is not about names.
-    """
-    flagged = signature.duplicate_of_id
-    if signature.duplicate_state == "held" and flagged is None:
-        return {}
-    other = _resembling(db, signature, person, country, prefer=flagged)
-    if other is not None and other != flagged:
-        return {"duplicate_of_id": other, "duplicate_state": "held"}
-    if release and other is None and flagged is not None:
-        return {"duplicate_of_id": None, "duplicate_state": None}
-    return {}
-
-
-def _resembling(
-    db: Session, signature: Signature, person: str, country: str, *, prefer: int | None
-) -> int | None:
-    """The earliest other live signature of the letter with this person key and country.
-
-    As signing's: rejected, withdrawn and erased signatures are off the letter. One already
-    held as (or judged not to be) this signature's duplicate is left out: that pair has
-    its flag, from the other side. The one it is flagged against (prefer) comes first
-    while it still resembles it, so the flag, and any decision on it, stays.
-    """
-    order: list[Any] = [Signature.id]
-    if prefer is not None:
-        order.insert(0, case((Signature.id == prefer, 0), else_=1))
-    return db.scalar(
-        select(Signature.id)
-        .where(
-            Signature.campaign_id == signature.campaign_id,
-            Signature.name_key == person,
-            Signature.country_code == country,
-            Signature.status.not_in(signing.GONE_STATUSES),
-            Signature.id != signature.id,
-            or_(Signature.duplicate_of_id.is_(None), Signature.duplicate_of_id != signature.id),
-        )
-        .order_by(*order)
-        .limit(1)
     )
 
 
@@ -406,7 +357,7 @@ def resolve_duplicate(db: Session, organizer: Organizer, held: Signature, keep: 
     if other is not None and other.status in signing.GONE_STATUSES:
         if keep not in ("both", "this", "other"):
             raise ReviewError("bad_choice")
-        live = _resembling(db, this, this.name_key, this.country_code, prefer=None)
+        live = signing.resembling(db, this, this.name_key, this.country_code, prefer=None)
         if live is not None:
             _change(db, organizer, this, "duplicate.flag", {"duplicate_of_id": live})
             return Resolution(this, db.get(Signature, live), gone=other)

@@ -7,6 +7,7 @@ mailbox, racing requests included.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import hmac
@@ -23,7 +24,7 @@ from email_validator.rfc_constants import (
     EMAIL_MAX_LENGTH,
 )
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import Table, bindparam, literal, select, text
+from sqlalchemy import Table, bindparam, case, literal, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -609,7 +610,10 @@ def _existing(db: Session, campaign: Letter, key: str, notice_limit: int) -> Sig
         raise RuntimeError(f"signature with email key {key!r} vanished")
     existing = tally.lock(db, found)
     assert existing is not None
-    notify = existing.status not in GONE_STATUSES and existing.duplicate_notices < notice_limit
+    # A withdrawn signature is told so too, with a link to sign again (confirm); only its
+    # stored address ever gets it. One the organizers rejected or erased is not.
+    kept = existing.rejected_at is None and existing.erased_at is None
+    notify = kept and existing.duplicate_notices < notice_limit
     if notify:
         existing.duplicate_notices += 1
         db.flush()
@@ -638,11 +642,99 @@ def lock_person(db: Session, campaign_id: int, person: str, country: str) -> Non
     )
 
 
-def confirm(db: Session, signature_id: int) -> Signature | None:
-    """Mark a signature's address confirmed (idempotent); None when it does not exist."""
+def namesake_flags(
+    db: Session, signature: Signature, person: str, country: str, *, release: bool
+) -> dict[str, Any]:
+    """The duplicate flags signing would give the signature with this name key and country.
+
+    Held as the possible duplicate of the earliest other live namesake, the one it is
+    flagged against first, so that a flag and any decision on it stay; with release, a flag
+    against a signature it no longer resembles is removed. {} when nothing changes, and
+    under a hold from the suspicious-activity page, which is not about names.
+    """
+    flagged = signature.duplicate_of_id
+    if signature.duplicate_state == "held" and flagged is None:
+        return {}
+    other = resembling(db, signature, person, country, prefer=flagged)
+    if other is not None and other != flagged:
+        return {"duplicate_of_id": other, "duplicate_state": "held"}
+    if release and other is None and flagged is not None:
+        return {"duplicate_of_id": None, "duplicate_state": None}
+    return {}
+
+
+def resembling(
+    db: Session, signature: Signature, person: str, country: str, *, prefer: int | None
+) -> int | None:
+    """The earliest other live signature of the letter with this person key and country.
+
+    As signing's: rejected, withdrawn and erased signatures are off the letter. One already
+    held as (or judged not to be) this signature's duplicate is left out: that pair has
+    its flag, from the other side. The one it is flagged against (prefer) comes first
+    while it still resembles it, so the flag, and any decision on it, stays.
+    """
+    order: list[Any] = [Signature.id]
+    if prefer is not None:
+        order.insert(0, case((Signature.id == prefer, 0), else_=1))
+    return db.scalar(
+        select(Signature.id)
+        .where(
+            Signature.campaign_id == signature.campaign_id,
+            Signature.name_key == person,
+            Signature.country_code == country,
+            Signature.status.not_in(GONE_STATUSES),
+            Signature.id != signature.id,
+            or_(Signature.duplicate_of_id.is_(None), Signature.duplicate_of_id != signature.id),
+        )
+        .order_by(*order)
+        .limit(1)
+    )
+
+
+def withdrawn_by_signer(signature: Signature) -> bool:
+    """Whether the signature is off the letter by its signer's withdrawal alone."""
+    return (
+        signature.withdrawn_at is not None
+        and signature.rejected_at is None
+        and signature.erased_at is None
+    )
+
+
+def signs_again(signature: Signature, issued_at: dt.datetime) -> bool:
+    """Whether a confirm link made at issued_at puts the withdrawn signature back on the letter.
+
+    Only a link made after the withdrawal does: the one in the mail answering a new signing
+    with the address. A token's time is in whole seconds, so one made in the withdrawal's
+    second is taken as older: the first confirmation mail's link never undoes a withdrawal.
+    """
+    withdrawn_at = signature.withdrawn_at
+    return withdrawn_by_signer(signature) and withdrawn_at is not None and issued_at > withdrawn_at
+
+
+def confirm(
+    db: Session, signature_id: int, *, issued_at: dt.datetime | None = None
+) -> Signature | None:
+    """Mark a signature's address confirmed (idempotent); None when it does not exist.
+
+    issued_at: when the confirm link was made. A withdrawn signature counts again (or is
+    held beside a namesake who signed meanwhile) only by a link made after its withdrawal.
+    """
+    if issued_at is not None:
+        seen = db.get(Signature, signature_id)
+        if seen is not None and signs_again(seen, issued_at):
+            # The person lock before the row lock, as signing takes them: back on the
+            # letter, it is judged beside its namesakes as a new signature would be.
+            lock_person(db, seen.campaign_id, seen.name_key, seen.country_code)
     signature = tally.lock(db, signature_id)
     if signature is None:
         return None
+    if issued_at is not None and signs_again(signature, issued_at):
+        signature.withdrawn_at = None
+        flags = namesake_flags(
+            db, signature, signature.name_key, signature.country_code, release=False
+        )
+        for key, value in flags.items():
+            setattr(signature, key, value)
     if signature.confirmed_at is None:
         signature.confirmed_at = utcnow()
     tally.refresh(db, signature)
@@ -693,17 +785,24 @@ TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+){2}")
 
 def read_token(secret: str, token: str, purpose: str, max_age: int) -> int:
     """The signature id in a token; ExpiredToken when too old, BadToken when forged."""
+    return read_token_issued(secret, token, purpose, max_age)[0]
+
+
+def read_token_issued(
+    secret: str, token: str, purpose: str, max_age: int
+) -> tuple[int, dt.datetime]:
+    """The signature id in a token and when it was made (UTC, whole seconds); as read_token."""
     # URL-safe base64 and dots only: itsdangerous's decoder would skip stray characters
     # (a CR/LF pasted after a link), so a mangled link would otherwise still verify.
     if not TOKEN_SHAPE.fullmatch(token):
         raise BadToken("this link is not valid")
     serializer = _serializer(secret, purpose)
     try:
-        value = serializer.loads(token, max_age=max_age)
+        value, issued_at = serializer.loads(token, max_age=max_age, return_timestamp=True)
     except SignatureExpired:
         raise ExpiredToken("this link has expired") from None
     except BadSignature:
         raise BadToken("this link is not valid") from None
     if not isinstance(value, int) or isinstance(value, bool):
         raise BadToken("this link is not valid")
-    return value
+    return value, issued_at

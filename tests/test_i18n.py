@@ -321,9 +321,14 @@ def test_every_mail_template_renders_translated(app: Flask, language: str) -> No
         signature.locale = language
         mail.queue_confirmation(db, signature)
         mail.queue_already_signed(db, signature)
+        entry = signing.validate_entry({**GOOD, "email": f"gone-{language}@example.org"})
+        gone = signing.sign(db, found, entry).signature
+        gone.locale = language
+        signing.withdraw(db, gone.id)
+        mail.queue_already_signed(db, gone)
         queued = [mail.compose(db, message) for message in db.scalars(select(OutboxMessage))]
-        english = ("Hello", "Please confirm", "ignore this mail", "expires in")
-        assert len(queued) == 2
+        english = ("Hello", "Please confirm", "ignore this mail", "expires in", "withdrawn")
+        assert len(queued) == 3
         for message in queued:
             for body in (message.subject, message.text, message.html or ""):
                 assert not any(words in body for words in english), body

@@ -331,6 +331,37 @@ def test_already_signed_notice_offers_no_confirm_link_once_confirmed_meanwhile(
     assert set(links(row.body_text)) == {"withdraw"}
 
 
+WITHDRAWN_AT = dt.datetime(2026, 3, 4, 23, 30, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("locale", "subject", "withdrawn_on"),
+    [
+        ("en", "Sign again: Free the press", "was withdrawn on March 4, 2026"),
+        ("es", "Firme de nuevo: Free the press", "se retiró el 4 de marzo de 2026"),
+        ("fr", "Signer à nouveau : Free the press", "a été retirée le 4 mars 2026"),
+        ("id", "Tanda tangani lagi: Free the press", "ditarik pada 4 Maret 2026"),
+    ],
+)
+def test_a_withdrawn_signer_is_told_so_and_given_a_link_to_sign_again(
+    app: Flask, locale: str, subject: str, withdrawn_on: str
+) -> None:
+    with app.app_context():
+        db = new_session(app)
+        sig = make_signature(db, locale=locale)
+        sig.confirmed_at, sig.withdrawn_at, sig.status = utcnow(), WITHDRAWN_AT, "withdrawn"
+        mail.queue_already_signed(db, sig)
+        db.commit()
+        db.close()
+    [queued] = composed(app)
+    assert queued.subject == subject
+    assert queued.html is not None
+    for body in (queued.text, queued.html):
+        assert withdrawn_on in body
+        assert set(links(body)) == {"confirm"}
+        assert "already counts" not in body and "waiting for confirmation" not in body
+
+
 def queue_receipt(
     app: Flask, *, status: str = "confirmed", public: bool = True, **values: Any
 ) -> int:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from babel.dates import format_date
 from flask import Flask
 from flask.testing import FlaskClient
 from markupsafe import escape
@@ -688,6 +690,148 @@ def test_withdraw_drops_the_count(app: Flask, client: FlaskClient, signed: Queue
     confirm_again = client.post(link(signed, "confirm"), follow_redirects=True)
     assert "This signature was withdrawn" in confirm_again.text
     assert total(app) == 0
+
+
+def later(monkeypatch: pytest.MonkeyPatch, seconds: int) -> None:
+    """Move on the clocks of link tokens (whole seconds) and of signing's changes."""
+    clock, stamp = time.time, signing.utcnow
+    monkeypatch.setattr(time, "time", lambda: clock() + seconds)
+    monkeypatch.setattr(signing, "utcnow", lambda: stamp() + dt.timedelta(seconds=seconds))
+
+
+def withdrawn(app: Flask, client: FlaskClient, signed: QueuedMail) -> None:
+    """Maria confirms, then withdraws with her mail's links."""
+    client.post(link(signed, "confirm"))
+    assert total(app) == 1
+    client.post(link(signed, "withdraw"))
+    assert total(app) == 0
+
+
+def test_signing_again_after_withdrawing_mails_a_link_that_counts_again(
+    app: Flask, client: FlaskClient, signed: QueuedMail, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    withdrawn(app, client, signed)
+    later(monkeypatch, 2)
+    assert post_sign(client, email="Maria.Santos+again@EXAMPLE.org").status_code == 303
+    assert "Please check your email" in client.get(f"/c/{SLUG}/thanks").text
+    [_, notice] = outbox(app)
+    [sig] = signatures(app)
+    # Only ever to the address that signed: whoever typed this one learns nothing.
+    assert (notice.kind, notice.to_addr, notice.signature_id) == (
+        "already_signed",
+        "maria.santos@example.org",
+        sig.id,
+    )
+    assert sig.withdrawn_at is not None
+    withdrawn_on = format_date(sig.withdrawn_at, format="long", locale="en")
+    assert f"was withdrawn on {withdrawn_on}" in notice.body_text
+    assert "/withdraw/" not in notice.body_text
+    path = link(notice, "confirm")
+    for _ in range(2):
+        page = client.get(path)
+        assert page.status_code == 200
+        assert "Sign this letter again" in page.text and "Maria Santos" in page.text
+        assert "Count my signature again" in page.text and 'method="post"' in page.text
+    assert total(app) == 0
+    done = client.post(path)
+    assert done.status_code == 303 and done.headers["Location"] == path
+    page = client.get(path)
+    assert "Your signature counts again." in page.text
+    assert "your signature counts" in page.text
+    assert "Count my signature again" not in page.text
+    assert [(s.status, s.withdrawn_at) for s in signatures(app)] == [("confirmed", None)]
+    assert total(app) == 1
+    assert client.post(path).status_code == 303
+    assert total(app) == 1
+    assert "Signed by 1 MP from 1 country on 1 continent" in client.get(f"/c/{SLUG}/tally").text
+
+
+def test_signing_again_after_withdrawing_a_signature_that_needed_no_confirmation(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_campaign(app, require_confirmation=False)
+    post_sign(client)
+    client.post(link(outbox(app)[0], "withdraw"))
+    assert total(app) == 0
+    later(monkeypatch, 2)
+    post_sign(client)
+    [receipt, notice] = outbox(app)
+    assert (receipt.kind, notice.kind) == ("receipt", "already_signed")
+    client.post(link(notice, "confirm"))
+    assert [s.status for s in signatures(app)] == ["confirmed"]
+    assert total(app) == 1
+
+
+def test_the_first_mails_confirm_link_cannot_undo_a_withdrawal(
+    app: Flask, client: FlaskClient, signed: QueuedMail, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    withdrawn(app, client, signed)
+    later(monkeypatch, 2)
+    post_sign(client)
+    old = link(signed, "confirm")
+    for page in (client.get(old), client.post(old, follow_redirects=True)):
+        assert "This signature was withdrawn" in page.text
+        assert "Count my signature again" not in page.text
+    assert [s.status for s in signatures(app)] == ["withdrawn"]
+    assert total(app) == 0
+
+
+def test_a_link_to_sign_again_is_spent_by_a_later_withdrawal(
+    app: Flask, client: FlaskClient, signed: QueuedMail, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    withdrawn(app, client, signed)
+    later(monkeypatch, 2)
+    post_sign(client)
+    again = link(outbox(app)[-1], "confirm")
+    client.post(again)
+    assert total(app) == 1
+    later(monkeypatch, 4)
+    client.post(link(signed, "withdraw"))
+    assert total(app) == 0
+    assert "This signature was withdrawn" in client.post(again, follow_redirects=True).text
+    assert total(app) == 0
+
+
+def test_signing_again_on_a_letter_closed_since_counts_as_confirming_does(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_campaign(app)
+    post_sign(client)
+    post_sign(client, name="Ana Reyes", email="ana@example.org")
+    maria, ana = outbox(app)
+    withdrawn(app, client, maria)
+    later(monkeypatch, 2)
+    post_sign(client)
+    again = link(outbox(app)[-1], "confirm")
+    with session_scope(app) as db:
+        found = campaigns.get_by_slug(db, SLUG)
+        assert found is not None
+        found.state = "closed"
+    # A letter closed after the mail was sent: its link counts, as a confirm link does.
+    client.post(link(ana, "confirm"))
+    assert total(app) == 1
+    assert "your signature counts" in client.post(again, follow_redirects=True).text
+    assert total(app) == 2
+
+
+def test_a_rejected_signer_signing_again_gets_no_mail(
+    app: Flask, client: FlaskClient, signed: QueuedMail
+) -> None:
+    with session_scope(app) as db:
+        sig = db.scalars(select(Signature)).one()
+        sig.rejected_at = utcnow()
+        tally.refresh(db, sig)
+    assert post_sign(client).status_code == 303
+    assert [m.kind for m in outbox(app)] == ["confirm"]
+
+
+def test_the_bad_link_page_promises_only_what_signing_again_does(
+    client: FlaskClient, signed: QueuedMail
+) -> None:
+    page = client.get(f"/c/{SLUG}/confirm/nonsense")
+    assert page.status_code == 400
+    assert "we mail the link to it again" not in page.text
+    assert "we mail it a new link" in page.text
 
 
 # --------------------------------------------------------------------------- tally

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import time
 import unicodedata
 from typing import Any
@@ -16,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from campaign import campaigns, signing, tally
-from campaign.db import new_session
+from campaign.db import new_session, utcnow
 from campaign.models import Campaign, Signature
 from campaign.signing import (
     BadToken,
@@ -382,10 +383,29 @@ def test_notice_limit_is_a_parameter(db: Session) -> None:
     assert signing.sign(db, campaign, entry(), notice_limit=0).notify_existing is False
 
 
-def test_withdrawn_signer_gets_no_notice(db: Session) -> None:
+def test_a_withdrawn_signer_signing_again_is_notified_within_the_limit(db: Session) -> None:
     campaign = make_campaign(db)
     sig = signing.sign(db, campaign, entry()).signature
     signing.withdraw(db, sig.id)
+    db.commit()
+    notices = [signing.sign(db, campaign, entry()).notify_existing for _ in range(4)]
+    assert notices == [True, True, True, False]
+    assert db.scalars(select(Signature)).one().status == "withdrawn"
+
+
+@pytest.mark.parametrize("gone", ["rejected", "erased", "rejected then withdrawn"])
+def test_a_signer_the_organizers_removed_gets_no_notice(db: Session, gone: str) -> None:
+    campaign = make_campaign(db)
+    sig = signing.sign(db, campaign, entry()).signature
+    now = utcnow()
+    if gone.startswith("rejected"):
+        sig.rejected_at = now
+    if gone == "erased":
+        sig.erased_at = now
+    if gone.endswith("withdrawn"):
+        sig.withdrawn_at = now
+    tally.refresh(db, sig)
+    db.commit()
     assert signing.sign(db, campaign, entry()).notify_existing is False
 
 
@@ -465,6 +485,132 @@ def test_withdraw_drops_the_count_and_is_idempotent(db: Session) -> None:
 def test_confirm_and_withdraw_of_a_missing_signature_return_none(db: Session) -> None:
     assert signing.confirm(db, 999) is None
     assert signing.withdraw(db, 999) is None
+
+
+def withdrawn_signature(db: Session, campaign: Campaign) -> int:
+    """Maria signed, confirmed and withdrew; her signature's id."""
+    sig_id = signing.sign(db, campaign, entry()).signature.id
+    signing.confirm(db, sig_id)
+    db.commit()
+    assert tally.total(db, campaign) == 1
+    signing.withdraw(db, sig_id)
+    db.commit()
+    assert tally.total(db, campaign) == 0
+    return sig_id
+
+
+def withdrawn_at(db: Session, sig_id: int) -> dt.datetime:
+    """When the signature was withdrawn."""
+    moment = db.get_one(Signature, sig_id).withdrawn_at
+    assert moment is not None
+    return moment
+
+
+def test_a_confirm_link_issued_after_the_withdrawal_counts_the_signature_again(
+    db: Session,
+) -> None:
+    campaign = make_campaign(db)
+    sig_id = withdrawn_signature(db, campaign)
+    first_confirmed = db.get_one(Signature, sig_id).confirmed_at
+    issued = withdrawn_at(db, sig_id) + dt.timedelta(seconds=1)
+    for _ in range(2):
+        again = signing.confirm(db, sig_id, issued_at=issued)
+        db.commit()
+        assert again is not None
+        assert (again.status, again.counted, again.withdrawn_at) == ("confirmed", True, None)
+        assert again.confirmed_at == first_confirmed
+        assert tally.total(db, campaign) == 1
+    assert tally.recount(db, campaign) == {}
+
+
+def test_signing_again_confirms_a_signature_withdrawn_before_it_was_confirmed(
+    db: Session,
+) -> None:
+    campaign = make_campaign(db)
+    sig_id = signing.sign(db, campaign, entry()).signature.id
+    signing.withdraw(db, sig_id)
+    db.commit()
+    issued = withdrawn_at(db, sig_id) + dt.timedelta(seconds=1)
+    again = signing.confirm(db, sig_id, issued_at=issued)
+    db.commit()
+    assert again is not None and again.confirmed_at is not None
+    assert (again.status, again.counted) == ("confirmed", True)
+    assert tally.total(db, campaign) == 1
+
+
+@pytest.mark.parametrize("before", [dt.timedelta(seconds=5), dt.timedelta(0)])
+def test_a_confirm_link_issued_before_the_withdrawal_does_not_undo_it(
+    db: Session, before: dt.timedelta
+) -> None:
+    campaign = make_campaign(db)
+    sig_id = withdrawn_signature(db, campaign)
+    # A token's time is in whole seconds: one of the withdrawal's second may be older.
+    issued = withdrawn_at(db, sig_id).replace(microsecond=0) - before
+    for link in (issued, None):
+        still = signing.confirm(db, sig_id, issued_at=link)
+        db.commit()
+        assert still is not None and (still.status, still.counted) == ("withdrawn", False)
+    assert tally.total(db, campaign) == 0
+    assert tally.recount(db, campaign) == {}
+
+
+def test_a_rejected_signature_is_not_counted_again_by_a_later_link(db: Session) -> None:
+    campaign = make_campaign(db)
+    sig_id = withdrawn_signature(db, campaign)
+    sig = db.get_one(Signature, sig_id)
+    sig.rejected_at = utcnow()
+    tally.refresh(db, sig)
+    db.commit()
+    issued = utcnow() + dt.timedelta(seconds=1)
+    still = signing.confirm(db, sig_id, issued_at=issued)
+    assert still is not None and still.status == "withdrawn"
+    assert tally.total(db, campaign) == 0
+
+
+def test_signing_again_is_held_beside_a_namesake_who_signed_meanwhile(db: Session) -> None:
+    campaign = make_campaign(db)
+    sig_id = withdrawn_signature(db, campaign)
+    other = signing.sign(db, campaign, entry(email="maria@parliament.example")).signature
+    signing.confirm(db, other.id)
+    db.commit()
+    assert tally.total(db, campaign) == 1
+    issued = withdrawn_at(db, sig_id) + dt.timedelta(seconds=1)
+    again = signing.confirm(db, sig_id, issued_at=issued)
+    db.commit()
+    assert again is not None
+    assert (again.status, again.duplicate_of_id, again.duplicate_state) == (
+        "held",
+        other.id,
+        "held",
+    )
+    assert tally.total(db, campaign) == 1
+    assert tally.recount(db, campaign) == {}
+
+
+def test_signing_again_on_each_backend(app_factory: Any, backend: str) -> None:
+    app: Flask = app_factory(backend)
+    with app.app_context():
+        db = new_session(app)
+        campaign = make_campaign(db)
+        sig_id = withdrawn_signature(db, campaign)
+        assert signing.sign(db, campaign, entry()).notify_existing
+        db.commit()
+        issued = withdrawn_at(db, sig_id) + dt.timedelta(seconds=1)
+        again = signing.confirm(db, sig_id, issued_at=issued)
+        db.commit()
+        assert again is not None and (again.status, again.counted) == ("confirmed", True)
+        assert tally.total(db, campaign) == 1
+        assert tally.recount(db, campaign) == {}
+        db.close()
+
+
+def test_read_token_issued_gives_the_id_and_the_second_it_was_made() -> None:
+    before = int(time.time())
+    token = signing.make_token("secret", 42, "confirm")
+    signature_id, issued = signing.read_token_issued("secret", token, "confirm", max_age=60)
+    assert signature_id == 42
+    assert issued.tzinfo is not None
+    assert before <= issued.timestamp() <= time.time()
 
 
 def test_sign_on_each_backend(app_factory: Any, backend: str) -> None:

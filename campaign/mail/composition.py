@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from babel.core import Locale, UnknownLocaleError
 from flask import Flask, current_app
-from flask_babel import force_locale, format_timedelta, get_translations
+from flask_babel import force_locale, format_date, format_timedelta, get_translations
 from jinja2 import Template, pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
@@ -218,11 +218,15 @@ class _Batch:
                 words,
             )
         # A notice to a signer who already signed offers the confirm link only while the
-        # signature waits for it (as the sign view decided when it queued the notice); a
-        # receipt never does (its signature needed no confirmation).
+        # signature waits for it (as the sign view decided when it queued the notice), or,
+        # when its signer withdrew it, to sign again: that link, made after the withdrawal,
+        # puts it back on the letter (signing.signs_again). A receipt never does (its
+        # signature needed no confirmation).
         waiting = campaign.require_confirmation and signature.confirmed_at is None
-        wants_confirm = kind == "confirm" or (kind == "already_signed" and waiting)
+        again = kind == "already_signed" and signing.withdrawn_by_signer(signature)
+        wants_confirm = kind == "confirm" or (kind == "already_signed" and (waiting or again))
         confirm_url = link("confirm") if wants_confirm else None
+        withdrawn_at = signature.withdrawn_at
         title = _title_for(campaign, words.locale)
         gettext = self._gettext(words)
         values = {
@@ -236,10 +240,12 @@ class _Batch:
             "withdraw_expires_in": words.withdraw_expires_in,
             "confirm_url": confirm_url,
             "withdraw_url": link("withdraw"),
+            "again": again,
+            "withdrawn_on": format_date(withdrawn_at, format="long") if withdrawn_at else None,
         }
         text_body = self._template(f"email/{kind}.txt").render(values)
         html_body = self._template(f"email/{kind}.html").render(values)
-        subject = _subject(words, kind, header_safe(title))
+        subject = _subject(words, "sign_again" if again else kind, header_safe(title))
         return Composed(header_safe(subject)[:SUBJECT_MAX], text_body, html_body)
 
     def update(
@@ -335,6 +341,8 @@ def _subject(words: _Words, kind: str, title: str) -> str:
         return words.gettext("Please confirm your signature: %(title)s") % {"title": title}
     if kind == "receipt":
         return words.gettext("Receipt for your signature: %(title)s") % {"title": title}
+    if kind == "sign_again":
+        return words.gettext("Sign again: %(title)s") % {"title": title}
     return words.gettext("You have already signed: %(title)s") % {"title": title}
 
 

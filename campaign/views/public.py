@@ -11,6 +11,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    flash,
     jsonify,
     make_response,
     redirect,
@@ -285,15 +286,17 @@ def thanks(slug: str) -> str:
     )
 
 
-def _signature_for_link(campaign: Campaign, token: str, purpose: str) -> Signature | str:
-    """The signature a link names, or the reason the link cannot be used."""
+def _signature_for_link(
+    campaign: Campaign, token: str, purpose: str
+) -> tuple[Signature, dt.datetime] | str:
+    """The signature a link names and when the link was made, or why it cannot be used."""
     max_age = int(
         current_app.config[
             "CONFIRM_MAX_AGE_SECONDS" if purpose == "confirm" else "WITHDRAW_MAX_AGE_SECONDS"
         ]
     )
     try:
-        signature_id = signing.read_token(
+        signature_id, issued_at = signing.read_token_issued(
             str(current_app.config["SECRET_KEY"]), token, purpose, max_age
         )
     except signing.ExpiredToken:
@@ -303,7 +306,7 @@ def _signature_for_link(campaign: Campaign, token: str, purpose: str) -> Signatu
     found = get_session().get(Signature, signature_id)
     if found is None or found.campaign_id != campaign.id or found.status == "erased":
         return gettext("This link is not valid. Please copy the whole link from the mail.")
-    return found
+    return found, issued_at
 
 
 def _link_page(slug: str, token: str, purpose: str) -> Response | BaseResponse:
@@ -313,35 +316,54 @@ def _link_page(slug: str, token: str, purpose: str) -> Response | BaseResponse:
     if isinstance(result, str):
         page = render_template("public/bad_link.html", campaign=found, letter=letter, reason=result)
         return make_response(page, 400)
+    signature, issued_at = result
+    # A confirm link mailed to a withdrawn signature's address when it signed again.
+    again = purpose == "confirm" and signing.signs_again(signature, issued_at)
     if request.method == "POST":
         db = get_session()
         if purpose == "confirm":
-            signing.confirm(db, result.id)
+            signing.confirm(db, signature.id, issued_at=issued_at)
         elif purpose == "withdraw":
-            signing.withdraw(db, result.id)
+            signing.withdraw(db, signature.id)
         else:
-            updates.decline(db, result.id)
+            updates.decline(db, signature.id)
         db.commit()
+        if again:
+            if signature.counted:
+                flash(gettext("Your signature counts again."), "ok")
+            else:
+                flash(gettext("Your signature is on the letter again."), "ok")
         if purpose == "stop_updates" and request.form.get("List-Unsubscribe") == "One-Click":
             # RFC 8058: the mail provider posts this and follows no redirect; 200 is done.
-            db.refresh(result)
-            return make_response(_signer_link_page(found, letter, result, purpose))
+            db.refresh(signature)
+            return make_response(_signer_link_page(found, letter, signature, purpose))
         # Built, not request.path: a token the serializer accepts may carry a decoded
         # CR/LF (its base64 ignores stray characters), which no Location header may hold.
         return redirect(url_for(f"public.{purpose}", slug=found.slug, token=token), 303)
-    return make_response(_signer_link_page(found, letter, result, purpose))
+    return make_response(_signer_link_page(found, letter, signature, purpose, again=again))
 
 
 def _signer_link_page(
-    campaign: Campaign, letter: i18n.Letter, signature: Signature, purpose: str
+    campaign: Campaign,
+    letter: i18n.Letter,
+    signature: Signature,
+    purpose: str,
+    *,
+    again: bool = False,
 ) -> str:
-    """A signer's link page: what its button does, or that it is done."""
+    """A signer's link page: what its button does, or that it is done.
+
+    again: the confirm page of a withdrawn signature whose button puts it back on the letter.
+    """
+    withdrawn_at = signature.withdrawn_at
     return render_template(
         f"public/{purpose}.html",
         campaign=campaign,
         letter=letter,
         signature=signature,
         form=ActionForm(),
+        again=again,
+        withdrawn_on=format_date(withdrawn_at, format="long") if withdrawn_at else None,
     )
 
 
