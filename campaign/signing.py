@@ -251,6 +251,29 @@ _LINK = re.compile(
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
 # The same, allowing newline, carriage return and tab.
 _CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
+# The bidirectional embeddings, overrides (LRE RLE PDF LRO RLO) and isolates (LRI RLI FSI
+# PDI): each reorders the text after it, up to the end of the line it is printed on, so a
+# name holding one reads reversed on the letter. The marks (LRM, RLM, ALM) change no other
+# text and come pasted with right-to-left names: allowed.
+_DIRECTION = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+# What shows nothing: white space (str.isspace), the format characters (Cf) but the visible
+# prepended concatenation marks (U+0600 ARABIC NUMBER SIGN...), the other default-ignorable
+# code points (Unicode's DerivedCoreProperties.txt: the combining grapheme joiner, Hangul
+# fillers, Khmer inherent vowels, variation selectors, unassigned ones) and U+2800 BRAILLE
+# PATTERN BLANK. tests/test_signing.py holds this table to unicodedata for every character.
+_INVISIBLE = (
+    "\t-\r\x1c- \x85\xa0\xad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5\u180b-\u180f"
+    "\u2000-\u200f\u2028-\u202f\u205f-\u206f\u2800\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0"
+    "\ufff0-\ufffb\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U00013430-\U0001343f"
+    "\U000e0000-\U000e0fff"
+)
+_LEADING_INVISIBLE = re.compile(f"[{_INVISIBLE}]+")
+# Of those, the ones that belong to the visible character before them, kept after it: the
+# variation selectors (U+2764 U+FE0F is the red heart emoji; ideographic variants of names)
+# and the tags that end an emoji flag (England, Scotland, Wales).
+_ATTACHED = re.compile(
+    "[\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0020-\U000e007f\U000e0100-\U000e01ef]*"
+)
 
 
 def _text(value: object) -> str:
@@ -265,16 +288,40 @@ def _check_text(value: str, *, multiline: bool = False) -> None:
     # Werkzeug decodes bytes that are not UTF-8 as U+FFFD: the sender's text was garbled.
     if "\ufffd" in value:
         raise FieldError(N_("This is not valid text (UTF-8)."))
-    # Printable text (nearly all) holds none: control characters, surrogates and the
-    # separators are all unprintable.
-    if not value.isprintable() and (_CONTROL_MULTILINE if multiline else _CONTROL).search(value):
+    # Printable text (nearly all) holds none: control characters, surrogates, the
+    # separators and the direction controls are all unprintable.
+    if value.isprintable():
+        return
+    if (_CONTROL_MULTILINE if multiline else _CONTROL).search(value):
         raise FieldError(N_("Remove the control characters."))
+    # A comment is printed as a paragraph of its own, which ends what it reorders.
+    if not multiline and _DIRECTION.search(value):
+        raise FieldError(N_("Remove the invisible text direction characters."))
+
+
+def _trimmed(value: str) -> str:
+    """value without what shows nothing at its ends; empty when nothing in it shows."""
+    stripped = value.strip()
+    if stripped.isascii():
+        return stripped
+    leading = _LEADING_INVISIBLE.match(stripped)
+    if leading is not None:
+        stripped = stripped[leading.end() :]
+    # The trailing run, matched on the reversed text: a search for it from the start
+    # would try every invisible run inside the text.
+    trailing = _LEADING_INVISIBLE.match(stripped[::-1])
+    if trailing is None:
+        return stripped
+    end = len(stripped) - trailing.end()
+    kept = _ATTACHED.match(stripped, end)
+    assert kept is not None  # "[...]*" matches everywhere
+    return stripped[: kept.end()]
 
 
 def _line(value: object, *, required: bool, limit: int, links: bool = False) -> str:
     raw = _text(value)
     _check_text(raw)
-    cleaned = raw.strip()
+    cleaned = _trimmed(raw)
     if required and not cleaned:
         raise FieldError(N_("This field is required."))
     if len(cleaned) > limit:
@@ -319,7 +366,7 @@ def clean_country(value: object) -> str:
     """An ISO 3166-1 alpha-2 code this service knows, upper-cased."""
     raw = _text(value)
     _check_text(raw)
-    code = raw.strip().upper()
+    code = _trimmed(raw).upper()
     if not code:
         raise FieldError(N_("Choose a country."))
     if not geo.is_country(code):
@@ -331,7 +378,7 @@ def clean_email(value: object, *, check_deliverability: bool = False) -> str:
     """The address in email-validator's normalized form; at most 254 characters."""
     raw = _text(value)
     _check_text(raw)
-    address = raw.strip()
+    address = _trimmed(raw)
     if not address:
         raise FieldError(N_("Enter your email address."))
     if len(address) > EMAIL_MAX:
@@ -387,7 +434,7 @@ def clean_comment(value: object) -> str:
     """An optional comment: at most 1000 characters; newlines and tabs allowed."""
     raw = _text(value)
     _check_text(raw, multiline=True)
-    cleaned = raw.strip().replace("\r\n", "\n").replace("\r", "\n")
+    cleaned = _trimmed(raw).replace("\r\n", "\n").replace("\r", "\n")
     if len(cleaned) > COMMENT_MAX:
         raise FieldError(_too_long(COMMENT_MAX))
     return cleaned

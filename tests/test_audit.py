@@ -72,7 +72,7 @@ def test_the_audit_page_lists_entries_newest_first_with_before_and_after(
     assert "alice@example.org" in page
     assert f"#{signature.id}" in page
     assert "not an MP" in page
-    assert "confirmed → rejected" in page
+    assert "<bdi>confirmed</bdi> → <bdi>rejected</bdi>" in page
 
 
 def test_the_audit_page_is_paged(client: FlaskClient, auth: AuthActions, store: Session) -> None:

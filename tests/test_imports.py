@@ -551,6 +551,38 @@ def test_a_row_with_more_cells_than_the_header_is_invalid(app: Flask, tmp_path: 
     ]
 
 
+def test_rows_of_invisible_or_reordering_text_are_invalid_and_invisible_ends_trimmed(
+    app: Flask, tmp_path: Path
+) -> None:
+    db = new_session(app)
+    campaign = make_campaign(db, require_confirmation=False)
+    path = _file(
+        tmp_path,
+        _csv(
+            "\u200b,\u200b,\u2060,,FR,blank@example.org,,",
+            "Anna\u202eevil,MP,P,,FR,anna@example.org,,",
+            "\ufeffBob Lee\u200b,MP\u2060,Senate,\u200d,US,bob@example.org,,",
+        ),
+    )
+    report = _import(db, campaign, path, count_now=True)
+    db.commit()
+    stored = [(s.name, s.title, s.parliament, s.party) for s in db.scalars(select(Signature))]
+    db.close()
+    assert [(r.outcome, dict(r.errors)) for r in report.rows] == [
+        (
+            "invalid",
+            {
+                "name": "This field is required.",
+                "title": "This field is required.",
+                "parliament": "This field is required.",
+            },
+        ),
+        ("invalid", {"name": "Remove the invisible text direction characters."}),
+        ("imported", {}),
+    ]
+    assert stored == [("Bob Lee", "MP", "Senate", "")]
+
+
 def test_import_is_for_the_campaigns_organizers_only(app: Flask, client: FlaskClient) -> None:
     db = new_session(app)
     make_campaign(db, "release")

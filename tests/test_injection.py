@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 __all__ = ["auth", "store"]
 
-HOSTILE_NAME = "Ana \"Bobby\" <script>alert('x')</script> \u202eazeb\u200f"
+# A right-to-left mark is allowed (direction overrides are refused: tests/test_signing.py).
+HOSTILE_NAME = "Ana \"Bobby\" <script>alert('x')</script> az\u200feb"
 HOSTILE_PARTY = "<img src=x onerror=alert(1)>"
 
 
@@ -51,5 +52,5 @@ def test_markup_typed_by_a_signer_is_shown_as_text(client: FlaskClient, path: st
     assert "<script>alert" not in page
     assert "<img src=x" not in page
     assert "&lt;script&gt;alert(" in page
-    # Bidi marks are text: kept, and inside escaped markup they cannot reorder the page's tags.
-    assert "\u202eazeb\u200f" in page
+    # Bidi marks are text: kept, and isolated with the name they are in (<bdi>).
+    assert "az\u200feb</bdi>" in page

@@ -18,7 +18,9 @@ from campaign.models import Signature
 
 
 def _text(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+    # A <bdi> (a signer's text, isolated) is inline: no word ends there.
+    inline = re.sub(r"</?bdi[^>]*>", "", html)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", inline)).strip()
 
 
 @pytest.fixture
@@ -69,16 +71,39 @@ def test_letter_shows_the_letter_date_numbers_and_counted_signers_by_place(
     assert "<script>x()</script>" not in html
     assert utcnow().strftime("%B") in text and str(utcnow().year) in text
     assert "Signed by 4 MPs from 3 countries on 2 continents" in text
-    assert "Africa Nigeria (1) Ahmed Bello , MP, National Assembly Europe" in text
+    assert "Africa Nigeria (1) Ahmed Bello, MP, National Assembly Europe" in text
     assert (
-        "Europe France (2) Anne Dupont , MP, National Assembly (PS) "
-        "Émile Zola , Député, Assemblée nationale "
-        "United Kingdom (1) Zoë Adams , MP, National Assembly (Labour)"
+        "Europe France (2) Anne Dupont, MP, National Assembly (PS) "
+        "Émile Zola, Député, Assemblée nationale "
+        "United Kingdom (1) Zoë Adams, MP, National Assembly (Labour)"
     ) in text
     for absent in ("Pending Pat", "Rejected Rick", "zoe@example.org", "anne@example.org"):
         assert absent not in text
     assert text.count("Anne Dupont") == 1  # the held twin is not on the letter
     assert 'href="/static/print.css"' in html
+
+
+JOHN_EVIL = "\uff2a\uff4f\uff48\uff4e\u202eevil"  # a right-to-left override after "John"
+
+
+def test_each_signers_details_keep_their_direction_to_themselves(
+    app: Flask, client: FlaskClient
+) -> None:
+    db = new_session(app)
+    campaign = make_campaign(db)
+    organizer = make_organizer(db, campaigns=(campaign,))
+    # Stored before direction controls were refused: each detail is isolated on the letter,
+    # so that an override reverses nothing after it ("P ,PM ,*live").
+    old = sign(db, campaign, "John", "john@example.org", country="GB")
+    old.name, old.title = JOHN_EVIL, "MP\u202e"
+    old.parliament, old.party = "\u2067Commons", "\u202bLabour"
+    db.commit()
+    db.close()
+    html = login(client, organizer).get("/admin/c/release/letter").get_data(as_text=True)
+    assert (
+        f'<li><bdi class="signer-name">{JOHN_EVIL}</bdi>, <bdi>MP\u202e</bdi>, '
+        '<bdi>\u2067Commons</bdi> <span class="signer-party">(<bdi>\u202bLabour</bdi>)</span></li>'
+    ) in html
 
 
 def test_verified_only_letter_counts_its_own_list(letter_client: FlaskClient) -> None:

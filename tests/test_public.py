@@ -437,9 +437,18 @@ BAD_INPUT = [
     ("name", "Maria buy-now.com", "Remove the link."),
     ("name", "Maria\x00Santos", "Remove the control characters."),
     ("name", "Maria\x1bSantos", "Remove the control characters."),
+    ("name", "\u200b", "This field is required."),
+    (
+        "name",
+        "\uff2a\uff4f\uff48\uff4e\u202eevil",
+        "Remove the invisible text direction characters.",
+    ),
     ("title", "", "This field is required."),
+    ("title", "\u200b", "This field is required."),
     ("title", "T" * 101, "Use at most 100 characters."),
     ("parliament", "", "This field is required."),
+    ("parliament", "\u2060", "This field is required."),
+    ("party", "\u2066Greens\u2069", "Remove the invisible text direction characters."),
     ("party", "P" * 201, "Use at most 200 characters."),
     ("email", "", "Enter your email address."),
     ("email", "maria", "Enter a valid email address, like name@example.org."),
@@ -475,6 +484,54 @@ def test_bad_input_is_refused_beside_its_field_and_what_was_typed_is_kept(
         assert f'value="{escape(value)}"' in html or value.strip() == ""
     assert 'value="House of Representatives"' in html or field == "parliament"
     assert signatures(app) == [] and outbox(app) == []
+
+
+def test_a_signer_of_nothing_visible_is_asked_for_each_field_and_not_counted(
+    app: Flask, client: FlaskClient, campaign_id: int
+) -> None:
+    response = post_sign(client, name="\u200b", title="\u200b", parliament="\u2060")
+    assert response.status_code == 400
+    for field in ("name", "title", "parliament"):
+        assert f'<p class="error" id="{field}-error">This field is required.</p>' in response.text
+    assert signatures(app) == [] and outbox(app) == []
+
+
+def test_invisible_characters_around_the_details_are_not_stored(
+    app: Flask, client: FlaskClient, campaign_id: int
+) -> None:
+    response = post_sign(
+        client,
+        name="\u200bMaria Santos\u2060",
+        title="MP\u200b",
+        parliament="\ufeffHouse of Representatives",
+        party="\u200b\u200d",
+        email="maria.santos@example.org\u200b",
+    )
+    assert response.status_code == 303
+    [sig] = signatures(app)
+    assert (sig.name, sig.title, sig.parliament, sig.party, sig.email) == (
+        "Maria Santos",
+        "MP",
+        "House of Representatives",
+        "",
+        "maria.santos@example.org",
+    )
+
+
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [
+        ("es", "Quite los caracteres invisibles de dirección del texto."),
+        ("fr", "Retirez les caractères invisibles de direction du texte."),
+        ("id", "Hapus karakter arah teks yang tidak terlihat."),
+    ],
+)
+def test_the_direction_characters_error_is_in_the_readers_language(
+    client: FlaskClient, campaign_id: int, lang: str, message: str
+) -> None:
+    response = client.post(f"/c/{SLUG}/sign?lang={lang}", data={**GOOD, "name": "Ana\u202eLopez"})
+    assert response.status_code == 400
+    assert f'<p class="error" id="name-error">{escape(message)}</p>' in response.text
 
 
 def test_every_error_is_reported_at_once(app: Flask, client: FlaskClient, campaign_id: int) -> None:
@@ -965,9 +1022,9 @@ def test_signatories_lists_counted_public_signers_by_country(
     for hidden in ("Cara Diaz", "Pia Pending", "Wes Withdrawn"):
         assert hidden not in html
     assert html.count("Ana Lima") == 1  # the held second Ana is not listed
-    assert "(Greens)" in html
+    assert "(<bdi>Greens</bdi>)" in html
     assert html.count("verified</span>") == 1
-    assert re.search(r"Ben Cole</strong> <span class=\"badge verified\"", html)
+    assert re.search(r"Ben Cole</bdi></strong> <span class=\"badge verified\"", html)
     assert "@" not in html
 
 

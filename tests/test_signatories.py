@@ -75,7 +75,10 @@ def add_signers(
 
 def shown(page: str) -> list[int]:
     """The ids of the signers a page lists, in its order (from their parliament, P<id>)."""
-    return [int(i) for i in re.findall(r'<span class="muted">MP, P(\d+)</span>', page)]
+    return [
+        int(i)
+        for i in re.findall(r'<span class="muted"><bdi>MP</bdi>, <bdi>P(\d+)</bdi></span>', page)
+    ]
 
 
 def link(page: str, rel: str) -> str | None:
@@ -121,6 +124,22 @@ def test_a_small_letter_lists_every_signer_on_one_page_by_country(
     assert "Hidden Person" not in page and "Pending Person" not in page
     assert "<table" not in page and 'rel="next"' not in page
     assert "@" not in page
+
+
+def test_each_signers_details_keep_their_direction_to_themselves(
+    client: FlaskClient, db: Session
+) -> None:
+    campaign = make_campaign(db, SLUG)
+    # Rows stored before direction controls were refused: each detail is isolated.
+    [signer] = add_signers(db, campaign, ["\uff2a\uff4f\uff48\uff4e\u202eevil"], "GB")
+    db.execute(update(Signature).values(party="\u2067Labour"))
+    db.commit()
+    page = client.get(f"/c/{SLUG}/signatories").text
+    assert "<strong><bdi>\uff2a\uff4f\uff48\uff4e\u202eevil</bdi></strong>" in page
+    assert (
+        f'<span class="muted"><bdi>MP</bdi>, <bdi>P{signer}</bdi> (<bdi>\u2067Labour</bdi>)</span>'
+        in page
+    )
 
 
 def test_a_letter_with_nobody_listed_says_so(client: FlaskClient, db: Session) -> None:
@@ -190,7 +209,7 @@ def test_the_countries_numbers_are_the_counted_public_signers(
     assert re.findall(r'">([^<]+)</a></th><td class="num">(\d+)</td>', page) == [("France", "6")]
     first = client.get(f"/c/{SLUG}/signatories?country=FR").text
     rest = client.get(link(first, "next") or "").text
-    names = re.findall(r"<li>\s*<strong>([^<]+)</strong>", first + rest)
+    names = re.findall(r"<li>\s*<strong><bdi>([^<]+)</bdi></strong>", first + rest)
     assert sorted(names) == [f"Listed Person{i}" for i in range(6)]
 
 

@@ -319,6 +319,8 @@ def test_without_a_choice_the_signer_gets_the_organizers_language(
     ("changes", "message"),
     [
         ({"name": "  "}, "Full name: This field is required."),
+        ({"name": "\u200b\u2060"}, "Full name: This field is required."),
+        ({"name": "Ana\u202eLopez"}, "Full name: Remove the invisible text direction characters."),
         ({"email": "not an address"}, "Email address: Enter a valid email address"),
         ({"country": "XX"}, "Country: Choose a country from the list."),
         ({"title": None}, "Title: This field is required."),

@@ -175,6 +175,23 @@ def test_nothing_changed_records_nothing(
     assert _edits(store) == []
 
 
+def test_a_stored_name_with_direction_controls_is_isolated_and_must_be_corrected(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    # A row stored before direction controls were refused.
+    name = "\uff2a\uff4f\uff48\uff4e\u202eevil"
+    signature = make_signature(store, campaign, name, "john@parl.example")
+    page = client.get(f"/admin/c/kem/signatures/{signature.id}").get_data(as_text=True)
+    assert f"Signature #{signature.id}: <bdi>{name}</bdi></h1>" in page
+    listed = client.get("/admin/c/kem/signatures").get_data(as_text=True)
+    assert f"<bdi>{name}</bdi></a>" in listed
+    response = _post(client, signature, party="Labour")
+    assert response.status_code == 400
+    assert "Remove the invisible text direction characters." in response.get_data(as_text=True)
+    response = _post(client, signature, name="John Evil")
+    assert reload(store, signature).name == "John Evil"
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -188,6 +205,10 @@ def test_nothing_changed_records_nothing(
         ({"party": "P" * 201}, "Use at most 200 characters."),
         ({"party": "see www.example.com"}, "Remove the link."),
         ({"name": "Ann\x00Lee"}, "Remove the control characters."),
+        ({"name": "\u200b"}, "This field is required."),
+        ({"title": "\u2060"}, "This field is required."),
+        ({"name": "Ann\u202eLee"}, "Remove the invisible text direction characters."),
+        ({"parliament": "\u2067Senate\u2069"}, "Remove the invisible text direction characters."),
     ],
 )
 def test_bad_details_are_refused_and_change_nothing(

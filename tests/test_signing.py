@@ -180,6 +180,8 @@ def test_party_and_comment_are_optional() -> None:
     assert (result.party, result.comment, result.public) == ("", "", False)
 
 
+BIDI = "Remove the invisible text direction characters."
+
 BAD = [
     ("name", "", "This field is required."),
     ("name", "   ", "This field is required."),
@@ -196,6 +198,18 @@ BAD = [
     ("name", "Maria \x85Santos", "Remove the control characters."),
     ("name", "Maria\u2028Santos", "Remove the control characters."),
     ("name", "Mar\ufffdia", "This is not valid text (UTF-8)."),
+    # Nothing visible: a zero width space, a word joiner, a byte order mark, a soft hyphen.
+    ("name", "\u200b", "This field is required."),
+    ("name", " \u200b\u2060\ufeff\u00ad ", "This field is required."),
+    ("title", "\u200b", "This field is required."),
+    ("parliament", "\u2060", "This field is required."),
+    # Direction overrides, embeddings and isolates reorder the text around them.
+    ("name", "\uff2a\uff4f\uff48\uff4e\u202eevil", BIDI),
+    ("name", "\u202bMaria\u202c", BIDI),
+    ("title", "MP\u2066", BIDI),
+    ("parliament", "\u2067Knesset\u2069", BIDI),
+    ("party", "\u202dGreens", BIDI),
+    ("country", "\u202aPH", BIDI),
     ("title", "", "This field is required."),
     ("title", "x" * 101, "Use at most 100 characters."),
     ("parliament", "", "This field is required."),
@@ -252,6 +266,75 @@ def test_comments_keep_newlines_and_tabs() -> None:
 def test_a_1000_character_comment_and_200_character_name_pass() -> None:
     result = entry(comment="c" * 1000, name="n" * 200)
     assert (len(result.comment), len(result.name)) == (1000, 200)
+
+
+@pytest.mark.parametrize(
+    "invisible",
+    [
+        "\u200b",  # zero width space
+        "\u2060",  # word joiner
+        "\ufeff",  # byte order mark
+        "\u200c\u200d",  # zero width non-joiner and joiner, alone
+        "\u200e\u200f",  # left-to-right and right-to-left marks, alone
+        "\u3164",  # Hangul filler
+        "\u2800",  # Braille pattern blank
+        "\ufe0f",  # a variation selector with nothing to vary
+        "\u3000\u00a0\u2003",  # wide, no-break and em spaces
+    ],
+)
+def test_a_value_with_nothing_visible_is_empty(invisible: str) -> None:
+    for field in ("name", "title", "parliament"):
+        with pytest.raises(InvalidEntry) as caught:
+            entry(**{field: invisible})
+        assert caught.value.errors == {field: "This field is required."}
+    assert entry(party=invisible, comment=invisible).party == ""
+    assert entry(comment=invisible).comment == ""
+
+
+def test_invisible_characters_at_the_ends_are_trimmed() -> None:
+    result = entry(
+        name="\u200b\ufeffMaria Santos\u2060\u200d",
+        title="\u200eMP\u200f",
+        parliament=" \u2060House of Representatives\u200b ",
+        party="\u00adIndependent\u3164",
+        country="\ufeffPH\u200b",
+        email="\u200bmaria.santos@example.org\u200b",
+        comment="\u200bFor justice.\n\u200b",
+    )
+    assert (result.name, result.title, result.parliament, result.party) == (
+        "Maria Santos",
+        "MP",
+        "House of Representatives",
+        "Independent",
+    )
+    assert (result.country_code, result.email, result.comment) == (
+        "PH",
+        "maria.santos@example.org",
+        "For justice.",
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "\u0645\u062d\u0645\u062f\u200c\u0631\u0636\u0627",  # Persian: a non-joiner inside
+        "\u0915\u094d\u200d\u0937\u0947\u0924\u094d\u0930",  # Devanagari: a joiner inside
+        "Ana \U0001f469\u200d\U0001f469\u200d\U0001f467",  # an emoji family sequence
+        "Ana \u2764\ufe0f",  # a heart in emoji style: the selector belongs to it
+        "\u845b\U000e0100\u98fe",  # a Japanese name with an ideographic variant
+        "\u845b\U000e0100",  # ... the variant its last character
+        # The flag of Scotland: a black flag and tags, which end the name.
+        "Ana \U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",
+        "\u05d0\u05d1\u05d9 \u05db\u05d4\u05df\u200f (MK)",  # a right-to-left mark
+        "Jo\u200bhn",  # invisible inside: kept as typed
+    ],
+)
+def test_joiners_selectors_and_marks_inside_a_name_are_kept(name: str) -> None:
+    assert entry(name=name).name == name
+
+
+def test_only_what_follows_the_last_visible_selector_is_trimmed() -> None:
+    assert entry(name="Ana \u2764\ufe0f\u200d\u200b ").name == "Ana \u2764\ufe0f"
 
 
 @pytest.mark.parametrize("word", ["yes", "TRUE", "1", "on"])
@@ -718,15 +801,65 @@ def test_control_characters_are_refused_exactly_for_every_character() -> None:
         char = chr(code)
         control = unicodedata.category(char) in ("Cc", "Cs") or char in "\u2028\u2029"
         replacement = char == "\ufffd"
-        assert _refused(char, multiline=False) == (control or replacement), hex(code)
+        direction = 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069
+        assert _refused(char, multiline=False) == (control or replacement or direction), hex(code)
         in_comment = (control and char not in "\n\r\t") or replacement
         assert _refused(char, multiline=True) == in_comment, hex(code)
+
+
+def test_direction_controls_are_refused_in_one_line_fields_only() -> None:
+    overrides = [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+    for code in overrides:
+        assert _refused("Maria " + chr(code), multiline=False), hex(code)
+        assert not _refused("Maria " + chr(code), multiline=True), hex(code)
+    # The marks (LRM, RLM, ALM) open nothing that could run past the text: allowed.
+    for mark in "\u200e\u200f\u061c":
+        assert not _refused("Maria " + mark, multiline=False)
+
+
+# Format characters that are visible signs: the prepended concatenation marks.
+_VISIBLE_FORMAT = frozenset([*range(0x0600, 0x0606), 0x06DD, 0x070F, 0x0890, 0x0891, 0x08E2])
+_VISIBLE_FORMAT |= {0x110BD, 0x110CD}
+# The default-ignorable code points that are not format characters (Unicode's
+# DerivedCoreProperties.txt): the combining grapheme joiner, the Hangul fillers, the Khmer
+# inherent vowels, the Mongolian free variation selectors and the variation selectors.
+_IGNORABLE = frozenset(
+    [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180C, 0x180D, 0x180F, 0x3164, 0xFFA0]
+)
+_IGNORABLE |= {*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)}
+
+
+def _invisible_by_rule(char: str) -> bool:
+    if char.isspace() or char == "\u2800":  # Braille pattern blank: a blank cell
+        return True
+    if unicodedata.category(char) == "Cf":
+        return ord(char) not in _VISIBLE_FORMAT
+    return ord(char) in _IGNORABLE
+
+
+def _attached_by_rule(char: str) -> bool:
+    """Invisible, yet part of the character before it: a variation selector or a tag."""
+    name = unicodedata.name(char, "")
+    return "VARIATION SELECTOR" in name or name.startswith("TAG ") or name == "CANCEL TAG"
+
+
+def test_invisible_characters_are_trimmed_exactly_for_every_character() -> None:
+    for code in range(0x110000):
+        char = chr(code)
+        if unicodedata.category(char) == "Cn":
+            continue  # unassigned: whatever a later Unicode makes of it
+        invisible = _invisible_by_rule(char)
+        assert signing._trimmed(char) == ("" if invisible else char), hex(code)
+        assert signing._trimmed(char + "a") == ("a" if invisible else char + "a"), hex(code)
+        kept = not invisible or _attached_by_rule(char)
+        assert signing._trimmed("a" + char) == ("a" + char if kept else "a"), hex(code)
+        assert signing._trimmed("a" + char + "b") == "a" + char + "b", hex(code)
 
 
 def _clean_email_by_rule(value: str) -> str:
     """clean_email as email-validator alone decides it."""
     signing._check_text(value)
-    address = value.strip()
+    address = signing._trimmed(value)
     if not address:
         raise signing.FieldError("Enter your email address.")
     if len(address) > signing.EMAIL_MAX:
