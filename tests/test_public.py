@@ -829,8 +829,17 @@ def test_the_first_mails_confirm_link_cannot_undo_a_withdrawal(
     for page in (client.get(old), client.post(old, follow_redirects=True)):
         assert "This signature was withdrawn" in page.text
         assert "Count my signature again" not in page.text
+        # It says how to sign again, as the withdrawal's own page does.
+        assert SIGN_AGAIN in page.text
     assert [s.status for s in signatures(app)] == ["withdrawn"]
     assert total(app) == 0
+    assert SIGN_AGAIN in client.get(link(signed, "withdraw")).text
+
+
+SIGN_AGAIN = (
+    "To sign again, sign the letter with the same address: we will mail you a link that counts"
+    " your signature again."
+)
 
 
 def test_a_link_to_sign_again_is_spent_by_a_later_withdrawal(
