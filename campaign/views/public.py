@@ -363,6 +363,8 @@ def _signer_link_page(
         signature=signature,
         form=ActionForm(),
         again=again,
+        # Off the letter by its signer alone: signing again mails a link that brings it back.
+        may_sign_again=signing.withdrawn_by_signer(signature),
         withdrawn_on=format_date(withdrawn_at, format="long") if withdrawn_at else None,
     )
 
