@@ -353,10 +353,10 @@ def resolve_duplicate(db: Session, organizer: Organizer, held: Signature, keep: 
         raise ReviewError("gone")
     if this.status != "held":
         raise ReviewError("not_held")
+    if keep not in ("both", "this", "other"):
+        raise ReviewError("bad_choice")
     other = locked.get(this.duplicate_of_id) if this.duplicate_of_id else None
     if other is not None and other.status in signing.GONE_STATUSES:
-        if keep not in ("both", "this", "other"):
-            raise ReviewError("bad_choice")
         live = signing.resembling(db, this, this.name_key, this.country_code, prefer=None)
         if live is not None:
             _change(db, organizer, this, "duplicate.flag", {"duplicate_of_id": live})
@@ -377,7 +377,7 @@ def resolve_duplicate(db: Session, organizer: Organizer, held: Signature, keep: 
                 "duplicate.reject",
                 {"rejected_at": now, "rejected_reason": f"duplicate of #{this.id}"},
             )
-    elif keep == "other":
+    else:
         if other is None:
             raise ReviewError("gone")
         # duplicate_state stays "held": should the rejection be undone, the pair is back
@@ -389,8 +389,6 @@ def resolve_duplicate(db: Session, organizer: Organizer, held: Signature, keep: 
             "duplicate.reject",
             {"rejected_at": now, "rejected_reason": f"duplicate of #{other.id}"},
         )
-    else:
-        raise ReviewError("bad_choice")
     return Resolution(this, other, rejected)
 
 

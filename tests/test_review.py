@@ -899,3 +899,21 @@ def test_resolving_on_postgres_and_sqlite_moves_the_counters(app_factory, backen
         review.resolve_duplicate(db, organizer, held, "both")
         assert tally.total(db, made) == 2
         assert tally.recount(db, made) == {}
+
+
+@pytest.mark.parametrize("gone_first", [False, True])
+def test_an_unknown_choice_on_a_duplicate_changes_nothing(
+    store: Session, campaign: Campaign, alice: Organizer, gone_first: bool
+) -> None:
+    first = make_signature(store, campaign, "Ann Lee", "ann@parl.example")
+    held = make_signature(store, campaign, "Ann Lee", "lee@gmail.example", duplicate_of=first)
+    if gone_first:
+        review.reject(store, alice, first, "spam")
+        store.commit()
+    with pytest.raises(review.ReviewError) as raised:
+        review.resolve_duplicate(store, alice, held, "neither")  # type: ignore[arg-type]
+    assert raised.value.code == "bad_choice"
+    store.rollback()
+    assert reload(store, held).status == "held"
+    assert reload(store, held).duplicate_of_id == first.id
+    assert _audit(store, "duplicate.flag") == []
