@@ -747,35 +747,39 @@ def withdrawn_by_signer(signature: Signature) -> bool:
     )
 
 
-def signs_again(signature: Signature, issued_at: dt.datetime) -> bool:
-    """Whether a confirm link made at issued_at puts the withdrawn signature back on the letter.
+def signs_again(signature: Signature, link: Link) -> bool:
+    """Whether a confirm link puts the withdrawn signature back on the letter.
 
-    Only a link made after the withdrawal does: the one in the mail answering a new signing
-    with the address. A token's time is in whole seconds, so one made in the withdrawal's
-    second is taken as older: the first confirmation mail's link never undoes a withdrawal.
+    Only the link in the mail answering a new signing with the address does: it names the
+    withdrawal it answers, and reinstates while that withdrawal stands. A link that names
+    none (a first confirmation mail's, or a sign-again mail's made before links named it)
+    does only if made after the withdrawal; as its time is in whole seconds, one made in the
+    withdrawal's second is taken as older, so a first mail's link never undoes a withdrawal.
     """
     withdrawn_at = signature.withdrawn_at
-    return withdrawn_by_signer(signature) and withdrawn_at is not None and issued_at > withdrawn_at
+    if not withdrawn_by_signer(signature) or withdrawn_at is None:
+        return False
+    if link.withdrawal is not None:
+        return link.withdrawal == withdrawn_at
+    return link.issued_at > withdrawn_at
 
 
-def confirm(
-    db: Session, signature_id: int, *, issued_at: dt.datetime | None = None
-) -> Signature | None:
+def confirm(db: Session, signature_id: int, *, link: Link | None = None) -> Signature | None:
     """Mark a signature's address confirmed (idempotent); None when it does not exist.
 
-    issued_at: when the confirm link was made. A withdrawn signature counts again (or is
-    held beside a namesake who signed meanwhile) only by a link made after its withdrawal.
+    link: the confirm link followed. A withdrawn signature counts again (or is held beside
+    a namesake who signed meanwhile) only by a link to sign again (signs_again).
     """
-    if issued_at is not None:
+    if link is not None:
         seen = db.get(Signature, signature_id)
-        if seen is not None and signs_again(seen, issued_at):
+        if seen is not None and signs_again(seen, link):
             # The person lock before the row lock, as signing takes them: back on the
             # letter, it is judged beside its namesakes as a new signature would be.
             lock_person(db, seen.campaign_id, seen.name_key, seen.country_code)
     signature = tally.lock(db, signature_id)
     if signature is None:
         return None
-    if issued_at is not None and signs_again(signature, issued_at):
+    if link is not None and signs_again(signature, link):
         signature.withdrawn_at = None
         flags = namesake_flags(
             db, signature, signature.name_key, signature.country_code, release=False
@@ -821,9 +825,33 @@ def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt=f"campaign.signature.{purpose}")
 
 
-def make_token(secret: str, signature_id: int, purpose: str) -> str:
-    """A signed, timestamped token naming one signature for one purpose."""
-    return _serializer(secret, purpose).dumps(signature_id)
+def make_token(
+    secret: str, signature_id: int, purpose: str, *, withdrawal: dt.datetime | None = None
+) -> str:
+    """A signed, timestamped token naming one signature for one purpose.
+
+    withdrawal: the withdrawal a link to sign again answers (see signs_again).
+    """
+    if withdrawal is None:
+        return _serializer(secret, purpose).dumps(signature_id)
+    return _serializer(secret, purpose).dumps([signature_id, _microseconds(withdrawal)])
+
+
+class Link(NamedTuple):
+    """What a signer's link token says: the signature, when the link was made, and, for a
+    link to sign again, the withdrawal it answers."""
+
+    signature_id: int
+    issued_at: dt.datetime
+    withdrawal: dt.datetime | None = None
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _microseconds(moment: dt.datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 # The shape of every link token this site signs (signers' links, organizers' reset links).
@@ -832,13 +860,11 @@ TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+){2}")
 
 def read_token(secret: str, token: str, purpose: str, max_age: int) -> int:
     """The signature id in a token; ExpiredToken when too old, BadToken when forged."""
-    return read_token_issued(secret, token, purpose, max_age)[0]
+    return read_link(secret, token, purpose, max_age).signature_id
 
 
-def read_token_issued(
-    secret: str, token: str, purpose: str, max_age: int
-) -> tuple[int, dt.datetime]:
-    """The signature id in a token and when it was made (UTC, whole seconds); as read_token."""
+def read_link(secret: str, token: str, purpose: str, max_age: int) -> Link:
+    """What a token says, its time in UTC whole seconds; errors as read_token."""
     # URL-safe base64 and dots only: itsdangerous's decoder would skip stray characters
     # (a CR/LF pasted after a link), so a mangled link would otherwise still verify.
     if not TOKEN_SHAPE.fullmatch(token):
@@ -850,6 +876,14 @@ def read_token_issued(
         raise ExpiredToken("this link has expired") from None
     except BadSignature:
         raise BadToken("this link is not valid") from None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadToken("this link is not valid")
-    return value, issued_at
+    match value:
+        case int(signature_id) if not isinstance(value, bool):
+            return Link(signature_id, issued_at)
+        case [int(signature_id), int(withdrawal)] if not any(
+            isinstance(part, bool) for part in value
+        ):
+            try:
+                return Link(signature_id, issued_at, _EPOCH + withdrawal * _MICROSECOND)
+            except OverflowError:
+                pass
+    raise BadToken("this link is not valid")

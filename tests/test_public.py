@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
 import time
@@ -834,6 +835,23 @@ def test_the_first_mails_confirm_link_cannot_undo_a_withdrawal(
     assert [s.status for s in signatures(app)] == ["withdrawn"]
     assert total(app) == 0
     assert SIGN_AGAIN in client.get(link(signed, "withdraw")).text
+
+
+def test_a_link_to_sign_again_made_in_the_withdrawals_second_counts_again(
+    app: Flask, client: FlaskClient, signed: QueuedMail, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The link names the withdrawal it answers, so link times in whole seconds do not matter."""
+    second = float(int(time.time()) + 5)
+    moments = itertools.count(second + 0.1, 1e-6)
+    # Every clock in one wall-clock second, later at each call: confirm, withdraw, sign, mail.
+    monkeypatch.setattr(time, "time", lambda: next(moments))
+    monkeypatch.setattr(signing, "utcnow", lambda: dt.datetime.fromtimestamp(next(moments), dt.UTC))
+    withdrawn(app, client, signed)
+    post_sign(client)
+    client.post(link(outbox(app)[-1], "confirm"))
+    assert [(s.status, s.withdrawn_at) for s in signatures(app)] == [("confirmed", None)]
+    assert total(app) == 1
+    assert next(moments) < second + 1
 
 
 SIGN_AGAIN = (

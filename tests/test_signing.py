@@ -589,15 +589,22 @@ def withdrawn_at(db: Session, sig_id: int) -> dt.datetime:
     return moment
 
 
-def test_a_confirm_link_issued_after_the_withdrawal_counts_the_signature_again(
-    db: Session,
+@pytest.mark.parametrize("names_the_withdrawal", [True, False])
+def test_a_link_to_sign_again_counts_the_signature_again(
+    db: Session, names_the_withdrawal: bool
 ) -> None:
     campaign = make_campaign(db)
     sig_id = withdrawn_signature(db, campaign)
     first_confirmed = db.get_one(Signature, sig_id).confirmed_at
-    issued = withdrawn_at(db, sig_id) + dt.timedelta(seconds=1)
+    withdrawal = withdrawn_at(db, sig_id)
+    if names_the_withdrawal:
+        # Made in the withdrawal's own second: the withdrawal it names decides, not its time.
+        link = signing.Link(sig_id, withdrawal.replace(microsecond=0), withdrawal)
+    else:
+        # A link that names none (mailed before links named it) counts when made after.
+        link = signing.Link(sig_id, withdrawal + dt.timedelta(seconds=1))
     for _ in range(2):
-        again = signing.confirm(db, sig_id, issued_at=issued)
+        again = signing.confirm(db, sig_id, link=link)
         db.commit()
         assert again is not None
         assert (again.status, again.counted, again.withdrawn_at) == ("confirmed", True, None)
@@ -613,8 +620,8 @@ def test_signing_again_confirms_a_signature_withdrawn_before_it_was_confirmed(
     sig_id = signing.sign(db, campaign, entry()).signature.id
     signing.withdraw(db, sig_id)
     db.commit()
-    issued = withdrawn_at(db, sig_id) + dt.timedelta(seconds=1)
-    again = signing.confirm(db, sig_id, issued_at=issued)
+    withdrawal = withdrawn_at(db, sig_id)
+    again = signing.confirm(db, sig_id, link=signing.Link(sig_id, withdrawal, withdrawal))
     db.commit()
     assert again is not None and again.confirmed_at is not None
     assert (again.status, again.counted) == ("confirmed", True)
@@ -629,8 +636,8 @@ def test_a_confirm_link_issued_before_the_withdrawal_does_not_undo_it(
     sig_id = withdrawn_signature(db, campaign)
     # A token's time is in whole seconds: one of the withdrawal's second may be older.
     issued = withdrawn_at(db, sig_id).replace(microsecond=0) - before
-    for link in (issued, None):
-        still = signing.confirm(db, sig_id, issued_at=link)
+    for link in (signing.Link(sig_id, issued), None):
+        still = signing.confirm(db, sig_id, link=link)
         db.commit()
         assert still is not None and (still.status, still.counted) == ("withdrawn", False)
     assert tally.total(db, campaign) == 0
@@ -644,8 +651,8 @@ def test_a_rejected_signature_is_not_counted_again_by_a_later_link(db: Session) 
     sig.rejected_at = utcnow()
     tally.refresh(db, sig)
     db.commit()
-    issued = utcnow() + dt.timedelta(seconds=1)
-    still = signing.confirm(db, sig_id, issued_at=issued)
+    withdrawal = withdrawn_at(db, sig_id)
+    still = signing.confirm(db, sig_id, link=signing.Link(sig_id, withdrawal, withdrawal))
     assert still is not None and still.status == "withdrawn"
     assert tally.total(db, campaign) == 0
 
@@ -657,8 +664,8 @@ def test_signing_again_is_held_beside_a_namesake_who_signed_meanwhile(db: Sessio
     signing.confirm(db, other.id)
     db.commit()
     assert tally.total(db, campaign) == 1
-    issued = withdrawn_at(db, sig_id) + dt.timedelta(seconds=1)
-    again = signing.confirm(db, sig_id, issued_at=issued)
+    withdrawal = withdrawn_at(db, sig_id)
+    again = signing.confirm(db, sig_id, link=signing.Link(sig_id, withdrawal, withdrawal))
     db.commit()
     assert again is not None
     assert (again.status, again.duplicate_of_id, again.duplicate_state) == (
@@ -678,8 +685,8 @@ def test_signing_again_on_each_backend(app_factory: Any, backend: str) -> None:
         sig_id = withdrawn_signature(db, campaign)
         assert signing.sign(db, campaign, entry()).notify_existing
         db.commit()
-        issued = withdrawn_at(db, sig_id) + dt.timedelta(seconds=1)
-        again = signing.confirm(db, sig_id, issued_at=issued)
+        withdrawal = withdrawn_at(db, sig_id)
+        again = signing.confirm(db, sig_id, link=signing.Link(sig_id, withdrawal, withdrawal))
         db.commit()
         assert again is not None and (again.status, again.counted) == ("confirmed", True)
         assert tally.total(db, campaign) == 1
@@ -687,13 +694,47 @@ def test_signing_again_on_each_backend(app_factory: Any, backend: str) -> None:
         db.close()
 
 
-def test_read_token_issued_gives_the_id_and_the_second_it_was_made() -> None:
+def test_read_link_gives_the_id_and_the_second_it_was_made() -> None:
     before = int(time.time())
     token = signing.make_token("secret", 42, "confirm")
-    signature_id, issued = signing.read_token_issued("secret", token, "confirm", max_age=60)
-    assert signature_id == 42
+    signature_id, issued, withdrawal = signing.read_link("secret", token, "confirm", max_age=60)
+    assert (signature_id, withdrawal) == (42, None)
     assert issued.tzinfo is not None
     assert before <= issued.timestamp() <= time.time()
+
+
+def test_a_link_to_sign_again_names_its_withdrawal_to_the_microsecond() -> None:
+    withdrawal = dt.datetime(2026, 12, 1, 10, 21, 45, 123456, tzinfo=dt.UTC)
+    token = signing.make_token("secret", 42, "confirm", withdrawal=withdrawal)
+    read = signing.read_link("secret", token, "confirm", max_age=60)
+    assert (read.signature_id, read.withdrawal) == (42, withdrawal)
+    assert signing.read_token("secret", token, "confirm", max_age=60) == 42
+
+
+@pytest.mark.parametrize(
+    "payload", [[42], [42, 1, 2], [True, 5], [42, False], ["42", 5], [42, 10**30], "42", None]
+)
+def test_a_signed_token_of_another_shape_is_not_a_link(payload: object) -> None:
+    token = signing._serializer("secret", "confirm").dumps(payload)
+    with pytest.raises(signing.BadToken):
+        signing.read_link("secret", token, "confirm", max_age=60)
+
+
+def test_a_link_to_sign_again_is_spent_once_a_later_withdrawal_stands(db: Session) -> None:
+    campaign = make_campaign(db)
+    sig_id = withdrawn_signature(db, campaign)
+    first = withdrawn_at(db, sig_id)
+    link = signing.Link(sig_id, first, first)
+    signing.confirm(db, sig_id, link=link)
+    db.commit()
+    assert tally.total(db, campaign) == 1
+    signing.withdraw(db, sig_id)
+    db.commit()
+    assert withdrawn_at(db, sig_id) != first
+    still = signing.confirm(db, sig_id, link=link)
+    db.commit()
+    assert still is not None and (still.status, still.counted) == ("withdrawn", False)
+    assert tally.total(db, campaign) == 0
 
 
 def test_sign_on_each_backend(app_factory: Any, backend: str) -> None:

@@ -202,8 +202,8 @@ class _Batch:
         campaign = signature.campaign
         base = message.link_base or ""
 
-        def link(purpose: str) -> str:
-            token = signing.make_token(self.secret, signature.id, purpose)
+        def link(purpose: str, withdrawal: dt.datetime | None = None) -> str:
+            token = signing.make_token(self.secret, signature.id, purpose, withdrawal=withdrawal)
             return self._absolute(
                 base, f"public.{purpose}", {"slug": campaign.slug, "token": token}
             )
@@ -220,13 +220,13 @@ class _Batch:
         # A notice to a signer who already signed offers the confirm link only while the
         # signature waits for it (as the sign view decided when it queued the notice), or,
         # when its signer withdrew it, to sign again: that link, made after the withdrawal,
-        # puts it back on the letter (signing.signs_again). A receipt never does (its
-        # signature needed no confirmation).
+        # puts it back on the letter (signing.signs_again) while the withdrawal it names
+        # stands. A receipt never does (its signature needed no confirmation).
         waiting = campaign.require_confirmation and signature.confirmed_at is None
         again = kind == "already_signed" and signing.withdrawn_by_signer(signature)
         wants_confirm = kind == "confirm" or (kind == "already_signed" and (waiting or again))
-        confirm_url = link("confirm") if wants_confirm else None
         withdrawn_at = signature.withdrawn_at
+        confirm_url = link("confirm", withdrawn_at if again else None) if wants_confirm else None
         title = _title_for(campaign, words.locale)
         gettext = self._gettext(words)
         values = {

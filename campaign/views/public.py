@@ -288,25 +288,23 @@ def thanks(slug: str) -> str:
 
 def _signature_for_link(
     campaign: Campaign, token: str, purpose: str
-) -> tuple[Signature, dt.datetime] | str:
-    """The signature a link names and when the link was made, or why it cannot be used."""
+) -> tuple[Signature, signing.Link] | str:
+    """The signature a link names and what the link says, or why it cannot be used."""
     max_age = int(
         current_app.config[
             "CONFIRM_MAX_AGE_SECONDS" if purpose == "confirm" else "WITHDRAW_MAX_AGE_SECONDS"
         ]
     )
     try:
-        signature_id, issued_at = signing.read_token_issued(
-            str(current_app.config["SECRET_KEY"]), token, purpose, max_age
-        )
+        link = signing.read_link(str(current_app.config["SECRET_KEY"]), token, purpose, max_age)
     except signing.ExpiredToken:
         return gettext("This link has expired.")
     except signing.BadToken:
         return gettext("This link is not valid. Please copy the whole link from the mail.")
-    found = get_session().get(Signature, signature_id)
+    found = get_session().get(Signature, link.signature_id)
     if found is None or found.campaign_id != campaign.id or found.status == "erased":
         return gettext("This link is not valid. Please copy the whole link from the mail.")
-    return found, issued_at
+    return found, link
 
 
 def _link_page(slug: str, token: str, purpose: str) -> Response | BaseResponse:
@@ -316,13 +314,13 @@ def _link_page(slug: str, token: str, purpose: str) -> Response | BaseResponse:
     if isinstance(result, str):
         page = render_template("public/bad_link.html", campaign=found, letter=letter, reason=result)
         return make_response(page, 400)
-    signature, issued_at = result
+    signature, link = result
     # A confirm link mailed to a withdrawn signature's address when it signed again.
-    again = purpose == "confirm" and signing.signs_again(signature, issued_at)
+    again = purpose == "confirm" and signing.signs_again(signature, link)
     if request.method == "POST":
         db = get_session()
         if purpose == "confirm":
-            signing.confirm(db, signature.id, issued_at=issued_at)
+            signing.confirm(db, signature.id, link=link)
         elif purpose == "withdraw":
             signing.withdraw(db, signature.id)
         else:
