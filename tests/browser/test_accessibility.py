@@ -347,3 +347,23 @@ def test_the_campaign_and_signature_lists_fit_the_screen(
         assert (label != "none") == (width < 600), label
     screenshot(page, "page")
     page.close()
+
+
+def test_tick_all_shows_the_ticks_a_refused_action_kept(
+    dashboard: Any, live_server: LiveServer
+) -> None:
+    page = dashboard.new_page()
+    page.goto(live_server(f"/admin/c/{live_server.slug}/signatures"))
+    boxes = page.locator("input[name=ids]")
+    ids = [boxes.nth(n).get_attribute("value") for n in range(boxes.count())]
+    assert len(ids) >= 2
+    pick_all = page.locator("input.pick-all")
+    state = "(box) => [box.checked, box.indeterminate]"
+
+    page.goto(live_server(f"/admin/c/{live_server.slug}/signatures?ticked={ids[0]}"))
+    assert pick_all.evaluate(state) == [False, True]
+    page.goto(live_server(f"/admin/c/{live_server.slug}/signatures?ticked={','.join(ids)}"))
+    assert pick_all.evaluate(state) == [True, False]
+    pick_all.uncheck()
+    assert page.locator("input[name=ids]:checked").count() == 0
+    page.close()
