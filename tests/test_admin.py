@@ -545,6 +545,21 @@ def test_bad_campaign_input_is_a_form_error(
     assert store.scalar(select(func.count()).select_from(Campaign)) == 2
 
 
+def test_the_campaign_forms_error_summary_follows_the_page(
+    client: FlaskClient, auth: AuthActions, world: World
+) -> None:
+    auth.login("alice@example.org")
+    bad = {"title": "", "slug": "Not A Slug", "recipient": "x" * 201, "letter": ""}
+    bad |= {"goal": "0", "opens_at": "someday", "closes_at": "never"}
+    page = client.post("/admin/campaigns/new", data=_campaign_form(**bad)).get_data(True)
+    start = page.index('class="error-summary"')
+    summary = page[start : page.index("</ul>", start)]
+    fields = page[page.index('class="campaign-form"') :]
+    listed = re.findall(r'href="#([a-z_]+)"', summary)
+    assert sorted(listed) == sorted(bad)
+    assert listed == sorted(listed, key=lambda name: fields.index(f'id="{name}"'))
+
+
 @pytest.mark.parametrize("state", ["open", "closed"])
 def test_a_letter_signers_can_see_cannot_be_saved_without_text(
     client: FlaskClient, auth: AuthActions, store: Session, world: World, state: str

@@ -83,6 +83,8 @@ def _new_version_field() -> BooleanField:
 class CampaignForm(FlaskForm):  # type: ignore[misc]
     """A campaign's settings; "preview" re-renders the page with the letter rendered."""
 
+    # In the page's order: the error summary lists the errors so.
+    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)], filters=[_strip])
     slug = StringField(
         _l("Address (slug)"),
         validators=[
@@ -93,18 +95,8 @@ class CampaignForm(FlaskForm):  # type: ignore[misc]
         filters=[_strip],
         render_kw={"spellcheck": "false", "autocapitalize": "none"},
     )
-    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)], filters=[_strip])
-    letter = TextAreaField(_l("Letter (Markdown)"), render_kw={"rows": 16})
     recipient = StringField(_l("Recipient"), validators=[Length(max=200)], filters=[_strip])
-    goal = IntegerField(
-        _l("Goal (signatures)"), validators=[Optional(), NumberRange(min=1, max=10_000_000)]
-    )
-    opens_at = DateTimeLocalField(
-        _l("Opens (UTC)"), format=DATETIME_FORMATS, validators=[Optional()]
-    )
-    closes_at = DateTimeLocalField(
-        _l("Closes (UTC)"), format=DATETIME_FORMATS, validators=[Optional()]
-    )
+    letter = TextAreaField(_l("Letter (Markdown)"), render_kw={"rows": 16})
     state = SelectField(
         _l("State"),
         choices=[
@@ -115,7 +107,16 @@ class CampaignForm(FlaskForm):  # type: ignore[misc]
         default="draft",
         validators=[InputRequired()],
     )
+    goal = IntegerField(
+        _l("Goal (signatures)"), validators=[Optional(), NumberRange(min=1, max=10_000_000)]
+    )
     require_confirmation = BooleanField(_l("Signers confirm by email"), default=True)
+    opens_at = DateTimeLocalField(
+        _l("Opens (UTC)"), format=DATETIME_FORMATS, validators=[Optional()]
+    )
+    closes_at = DateTimeLocalField(
+        _l("Closes (UTC)"), format=DATETIME_FORMATS, validators=[Optional()]
+    )
     new_version = _new_version_field()
     preview = SubmitField(_l("Preview"))
     save = SubmitField(_l("Save"))
