@@ -45,12 +45,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
 
-    from campaign import errors, i18n, mail, markup, security
+    from campaign import errors, i18n, mail, markup, security, signing
 
     i18n.install_template_ngettext(app)
     # Update text (plain, its web addresses made links): in mail and on the public letter.
     app.add_template_filter(markup.linkify, "linkify")
     app.add_template_filter(markup.breakable_address, "breakable_address")
+    app.add_template_test(signing.shows_nothing, "invisible")
 
     from campaign.views import admin, admin_abuse, admin_data, admin_updates, embed, pages, public
 

@@ -318,6 +318,11 @@ def _trimmed(value: str) -> str:
     return stripped[: kept.end()]
 
 
+def shows_nothing(value: str | None) -> bool:
+    """Whether text has nothing visible: a name stored before the fields were trimmed so."""
+    return not _trimmed(value or "")
+
+
 def _line(value: object, *, required: bool, limit: int, links: bool = False) -> str:
     raw = _text(value)
     _check_text(raw)

@@ -917,3 +917,14 @@ def test_an_unknown_choice_on_a_duplicate_changes_nothing(
     assert reload(store, held).status == "held"
     assert reload(store, held).duplicate_of_id == first.id
     assert _audit(store, "duplicate.flag") == []
+
+
+def test_a_name_stored_with_nothing_visible_still_gives_a_link_to_its_signature(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    # Stored before the sign form trimmed invisible characters: the form refuses it now.
+    hidden = make_signature(store, campaign, "\u200b\u2060", "ghost@parl.example")
+    page = client.get("/admin/c/kem/signatures").get_data(as_text=True)
+    link = f'href="/admin/c/kem/signatures/{hidden.id}">'
+    assert f"{link}<span class=\"muted\">(no visible name)</span></a>" in page
+    assert "(no visible name)" in client.get(f"/admin/c/kem/signatures/{hidden.id}").text
