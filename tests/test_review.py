@@ -926,5 +926,5 @@ def test_a_name_stored_with_nothing_visible_still_gives_a_link_to_its_signature(
     hidden = make_signature(store, campaign, "\u200b\u2060", "ghost@parl.example")
     page = client.get("/admin/c/kem/signatures").get_data(as_text=True)
     link = f'href="/admin/c/kem/signatures/{hidden.id}">'
-    assert f"{link}<span class=\"muted\">(no visible name)</span></a>" in page
+    assert f'{link}<span class="muted">(no visible name)</span></a>' in page
     assert "(no visible name)" in client.get(f"/admin/c/kem/signatures/{hidden.id}").text
