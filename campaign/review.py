@@ -368,14 +368,28 @@ def resolve_duplicate(db: Session, organizer: Organizer, held: Signature, keep: 
     if keep == "both":
         _change(db, organizer, this, "duplicate.count_both", {"duplicate_state": "distinct"})
     elif keep == "this":
-        _change(db, organizer, this, "duplicate.keep", {"duplicate_state": "distinct"})
+        # The person's signature: no longer a possible duplicate. The one rejected for it is
+        # held against it instead, as "other" leaves the held one, so that restoring the
+        # rejected one brings the pair back for a decision rather than counting both.
+        _change(
+            db,
+            organizer,
+            this,
+            "duplicate.keep",
+            {"duplicate_state": None, "duplicate_of_id": None},
+        )
         if other is not None and other.status not in signing.GONE_STATUSES:
             rejected = _change(
                 db,
                 organizer,
                 other,
                 "duplicate.reject",
-                {"rejected_at": now, "rejected_reason": f"duplicate of #{this.id}"},
+                {
+                    "rejected_at": now,
+                    "rejected_reason": f"duplicate of #{this.id}",
+                    "duplicate_of_id": this.id,
+                    "duplicate_state": "held",
+                },
             )
     else:
         if other is None:

@@ -25,7 +25,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from campaign import mail, review, tally
+from campaign import mail, review, signing, tally
 from campaign.db import get_session
 from campaign.models import AuditEntry, Campaign, Organizer, OutboxMessage, Signature
 
@@ -928,3 +928,55 @@ def test_a_name_stored_with_nothing_visible_still_gives_a_link_to_its_signature(
     link = f'href="/admin/c/kem/signatures/{hidden.id}">'
     assert f'{link}<span class="muted">(no visible name)</span></a>' in page
     assert "(no visible name)" in client.get(f"/admin/c/kem/signatures/{hidden.id}").text
+
+
+@pytest.mark.parametrize("confirmed", [True, False])
+def test_restoring_the_signature_a_duplicate_decision_rejected_holds_it_again(
+    client: FlaskClient,
+    logged_in: AuthActions,
+    store: Session,
+    campaign: Campaign,
+    confirmed: bool,
+) -> None:
+    # The same person twice; the organizer keeps the later one, then undoes the rejection.
+    first = make_signature(store, campaign, "Ann Lee", "ann@parl.example", confirmed=confirmed)
+    held = make_signature(store, campaign, "Ann Lee", "lee@parl.example", duplicate_of=first)
+    client.post(f"/admin/c/kem/duplicates/{held.id}", data={"keep": "this"})
+    assert reload(store, first).status == "rejected"
+    client.post(f"/admin/c/kem/signatures/{first.id}", data={"action": "restore"})
+    restored = reload(store, first)
+    assert (restored.status, restored.counted) == ("held", False)
+    assert (restored.duplicate_of_id, restored.duplicate_state) == (held.id, "held")
+    assert _tally(client, "kem")["signatures"] == 1  # one person, counted once
+    page = client.get("/admin/c/kem/duplicates").get_data(as_text=True)
+    assert f'id="dup-{first.id}"' in page
+    kept = client.get(f"/admin/c/kem/signatures/{held.id}").get_data(as_text=True)
+    assert "judged a different person" not in kept
+    if not confirmed:
+        # Its signer's confirm link does not make it count beside the one kept.
+        signing.confirm(store, first.id)
+        store.commit()
+        assert reload(store, first).status == "held"
+        assert _tally(client, "kem")["signatures"] == 1
+    # Deciding again: keeping the restored one rejects the other; the person counts once.
+    client.post(f"/admin/c/kem/duplicates/{first.id}", data={"keep": "this"})
+    assert [reload(store, s).status for s in (first, held)] == ["confirmed", "rejected"]
+    assert _tally(client, "kem")["signatures"] == 1
+
+
+def test_restoring_a_rejected_namesake_after_keeping_its_duplicate_alone_holds_it(
+    client: FlaskClient,
+    logged_in: AuthActions,
+    store: Session,
+    pair: tuple[Signature, Signature],
+) -> None:
+    first, held = pair
+    client.post(
+        f"/admin/c/kem/signatures/{first.id}", data={"action": "reject", "reason": "Not an MP"}
+    )
+    client.post(f"/admin/c/kem/duplicates/{held.id}", data={"keep": "this"})
+    assert reload(store, held).status == "confirmed"
+    client.post(f"/admin/c/kem/signatures/{first.id}", data={"action": "restore"})
+    restored = reload(store, first)
+    assert (restored.status, restored.duplicate_of_id) == ("held", held.id)
+    assert _tally(client, "kem")["signatures"] == 1
