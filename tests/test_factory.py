@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from admin_helpers import make_campaign, make_signature
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from campaign import create_app, mail
 from campaign.db import Base, alembic_config, new_session, upgrade, utcnow
@@ -258,4 +260,41 @@ def test_revision_0007_gives_existing_organizers_session_epoch_0_and_downgrades(
         assert conn.execute(text("SELECT email FROM organizer")).scalars().all() == [
             "ann@example.org"
         ]
+    engine.dispose()
+
+
+def test_revision_0017_holds_signatures_rejected_as_duplicates_against_the_one_kept(
+    empty_database: str,
+) -> None:
+    url = empty_database
+    upgrade(url)
+    engine = create_engine(url)
+    db = Session(engine, expire_on_commit=False)
+    letter, other_letter = make_campaign(db, "one"), make_campaign(db, "two")
+    kept = make_signature(db, letter, "Ann Lee", "ann@parl.example")
+    rejected = make_signature(db, letter, "Ann Lee", "lee@parl.example")
+    elsewhere = make_signature(db, other_letter, "Ann Lee", "ann@senate.example")
+    # As "keep this one" left them before: the kept one distinct, the rejected one unflagged.
+    kept.duplicate_of_id, kept.duplicate_state = rejected.id, "distinct"
+    rejected.rejected_at, rejected.rejected_reason = utcnow(), f"duplicate of #{kept.id}"
+    # An organizer's own reasons, and one naming another letter's signature: left alone.
+    own = make_signature(db, letter, "Bo Ek", "bo@parl.example")
+    own.rejected_at, own.rejected_reason = utcnow(), f"duplicate of #{kept.id}, says Bo"
+    foreign = make_signature(db, letter, "Cy Ng", "cy@parl.example")
+    foreign.rejected_at, foreign.rejected_reason = utcnow(), f"duplicate of #{elsewhere.id}"
+    db.commit()
+    ids = [kept.id, rejected.id, own.id, foreign.id]
+    db.close()
+    command.downgrade(alembic_config(url), "0016")
+    upgrade(url)
+    with engine.connect() as conn:
+        flags = conn.execute(
+            text("SELECT id, duplicate_of_id, duplicate_state FROM signature ORDER BY id")
+        ).all()
+    assert [tuple(row) for row in flags if row[0] in ids] == [
+        (kept.id, None, None),
+        (rejected.id, kept.id, "held"),
+        (own.id, None, None),
+        (foreign.id, None, None),
+    ]
     engine.dispose()
