@@ -527,6 +527,16 @@ def is_accepting(campaign: Window, now: dt.datetime) -> bool:
     return campaign.closes_at is None or now < campaign.closes_at
 
 
+def phase(campaign: Window, now: dt.datetime) -> str:
+    """Where the campaign is, as its readers see it: "draft", "scheduled" (open, its opening
+    time to come), "open" or "closed" (closed, or its closing time passed)."""
+    if campaign.state == "open" and campaign.closes_at is not None and now >= campaign.closes_at:
+        return "closed"
+    if campaign.state == "open" and campaign.opens_at is not None and now < campaign.opens_at:
+        return "scheduled"
+    return campaign.state
+
+
 # Built once: every public page looks its campaign up by slug.
 _BY_SLUG = select(Campaign).where(Campaign.slug == bindparam("slug"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from campaign import create_app
+from campaign.db import utcnow
 from campaign.models import (
     AuditEntry,
     Campaign,
@@ -965,3 +967,29 @@ def test_campaign_page_gives_the_embed_code_for_the_widget_and_badge(
     assert "/c/alpha/badge.svg" in page
     assert 'id="embed-widget-code"' in page
     assert "site.js" in page
+
+
+@pytest.mark.parametrize(
+    ("opens", "closes", "badge"),
+    [
+        (None, dt.timedelta(days=-1), '<span class="badge state-closed">closed</span>'),
+        (dt.timedelta(days=1), None, '<span class="badge state-scheduled">not open yet</span>'),
+        (dt.timedelta(days=-1), dt.timedelta(days=1), '<span class="badge state-open">open</span>'),
+    ],
+)
+def test_the_dashboard_shows_a_letter_as_its_readers_see_it_now(
+    client: FlaskClient,
+    auth: AuthActions,
+    store: Session,
+    world: World,
+    opens: dt.timedelta | None,
+    closes: dt.timedelta | None,
+    badge: str,
+) -> None:
+    now = utcnow()
+    world.alpha.opens_at = now + opens if opens else None
+    world.alpha.closes_at = now + closes if closes else None
+    store.commit()
+    auth.login("alice@example.org")
+    assert badge in client.get("/admin/").get_data(as_text=True)
+    assert badge in client.get("/admin/c/alpha/signatures").get_data(as_text=True)

@@ -120,6 +120,7 @@ STATE_LABELS = {
     "draft": _l("draft"),
     "open": _l("open"),
     "closed": _l("closed"),
+    "scheduled": _l("not open yet"),
 }
 STATUS_LABELS = {
     "pending": _l("pending"),
@@ -159,6 +160,12 @@ def status_label(status: str) -> str:
 def state_label(state: str) -> str:
     """A campaign state in the reader's language."""
     return str(STATE_LABELS.get(state, state))
+
+
+@bp.app_template_global()
+def campaign_phase(campaign: Campaign) -> str:
+    """The campaign's state as its readers see it now (campaigns.phase)."""
+    return campaigns.phase(campaign, utcnow())
 
 
 @bp.app_template_global()
