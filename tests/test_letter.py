@@ -10,11 +10,11 @@ import pytest
 from data_helpers import login, make_campaign, make_organizer, sign, verify
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
-from campaign import review, tally
+from campaign import campaigns, review, tally
 from campaign.db import new_session, utcnow
-from campaign.models import Signature
+from campaign.models import Campaign, Signature
 
 
 def _text(html: str) -> str:
@@ -206,3 +206,34 @@ def test_a_big_letter_is_streamed_with_flat_memory_and_every_signer_once(
     # The page is ~1.5 MB and the signers' rows more: holding either would pass 8 MiB.
     assert size > 1_000_000
     assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_the_letter_prints_in_the_language_of_a_translation(
+    app: Flask, letter_client: FlaskClient
+) -> None:
+    db = new_session(app)
+    campaign = db.scalars(select(Campaign)).one()
+    campaigns.save_translation(
+        db,
+        campaign,
+        "fr",
+        "Libérez Kem Sokha",
+        "Monsieur le Premier ministre,\n\nLibérez-le.",
+        new_version=True,
+    )
+    db.commit()
+    slug = campaign.slug
+    db.close()
+    english = letter_client.get(f"/admin/c/{slug}/letter").text
+    assert "Release Kem Sokha</h1>" in english and "Libérez" not in _text(english)
+    tools = _text(english)
+    assert "Print the letter in: English · French" in tools, tools[:600]
+    french = letter_client.get(f"/admin/c/{slug}/letter?lang=fr").text
+    assert "Libérez Kem Sokha</h1>" in french
+    assert "Libérez-le." in french and "We ask for his" not in french
+    assert "Signée par" in french or "Signé par" in french
+    assert "has no translation" not in _text(french)
+    # A language the letter has no text in: printed as written, marked as English.
+    indonesian = letter_client.get(f"/admin/c/{slug}/letter?lang=id").text
+    assert '<h1 id="letter-title" lang="en">Release Kem Sokha</h1>' in indonesian
+    assert '<div class="letter-body" lang="en">' in indonesian

@@ -28,7 +28,7 @@ from werkzeug.wrappers import Response
 from wtforms import HiddenField, RadioField, SelectChoice
 from wtforms.validators import InputRequired, Regexp
 
-from campaign import audit, auth, campaigns, export, i18n, imports, mail, markup, signing, tally
+from campaign import audit, auth, campaigns, export, i18n, imports, mail, signing, tally
 from campaign.auth import current_organizer, login_required
 from campaign.db import get_session, new_session, utcnow
 from campaign.forms.admin import MAIL_LANGUAGE, SignatureAddForm
@@ -409,13 +409,19 @@ def letter(slug: str) -> Response:
     now = utcnow()
     # The public numbers come from the counters; a verified-only letter counts its own list.
     counts = export.tally_of(groups, now) if verified_only else tally.tally(db, campaign, locale)
+    # The letter in the page's language when it has a translation there, else as written
+    # (in English); the page's language links offer each text it has.
+    text = i18n.letter_for(campaign, locale)
+    languages = ["en", *sorted(t.locale for t in campaign.translations if t.letter.strip())]
     # What the page shows of the campaign (and the organizer, in the layout) is loaded now;
     # detached from the request's session, it is not expired when that one rolls back.
     db.expunge_all()
     page = stream_template(
         "admin/letter.html",
         campaign=campaign,
-        letter_html=markup.render_markdown(campaign.letter),
+        letter=text,
+        letter_lang=(text.locale or "en").replace("_", "-"),
+        languages=languages,
         groups=groups,
         counts=counts,
         sentence=tally_sentence(counts),
