@@ -980,3 +980,19 @@ def test_restoring_a_rejected_namesake_after_keeping_its_duplicate_alone_holds_i
     restored = reload(store, first)
     assert (restored.status, restored.duplicate_of_id) == ("held", held.id)
     assert _tally(client, "kem")["signatures"] == 1
+
+
+def test_a_signatures_page_names_its_country_and_source_in_the_organizers_language(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    first = make_signature(store, campaign, "Ann Lee", "ann@parl.example", country="GB")
+    held = make_signature(
+        store, campaign, "Ann Lee", "lee@parl.example", country="GB", duplicate_of=first
+    )
+    page = client.get(f"/admin/c/kem/signatures/{first.id}?lang=fr").get_data(as_text=True)
+    assert "Royaume-Uni (GB)" in page and "United Kingdom" not in page
+    assert "formulaire de signature" in page
+    duplicates = client.get("/admin/c/kem/duplicates").get_data(as_text=True)
+    assert duplicates.count("Royaume-Uni (GB)") == 2, held.id
+    listed = client.get("/admin/c/kem/signatures").get_data(as_text=True)
+    assert '<option value="import">ajoutée par les organisateurs</option>' in listed

@@ -122,6 +122,11 @@ STATE_LABELS = {
     "closed": _l("closed"),
     "scheduled": _l("not open yet"),
 }
+SOURCE_LABELS = {
+    "form": _l("signing form"),
+    # A signature added on the dashboard by hand is stored as imported, as a CSV row is.
+    "import": _l("added by organizers"),
+}
 STATUS_LABELS = {
     "pending": _l("pending"),
     "held": _l("held"),
@@ -154,6 +159,12 @@ def _page_arg() -> int:
 def status_label(status: str) -> str:
     """A signature status in the reader's language."""
     return str(STATUS_LABELS.get(status, status))
+
+
+@bp.app_template_global()
+def source_label(source: str) -> str:
+    """Where a signature came from, in the reader's language."""
+    return str(SOURCE_LABELS.get(source, source))
 
 
 @bp.app_template_global()
@@ -197,8 +208,12 @@ def has_endpoint(endpoint: str) -> bool:
 
 @bp.app_template_global()
 def country_name(code: str) -> str:
-    """A country's name from its alpha-2 code."""
-    return geo.country_name(code)
+    """A country's name from its alpha-2 code, in the reader's language.
+
+    The template context's own (i18n.template_context) is the same; this global serves the
+    macros imported without context (admin/_signature_bits.html).
+    """
+    return i18n.country_name(code)
 
 
 # --- login -----------------------------------------------------------------
