@@ -134,7 +134,7 @@ class SignatureFilter:
         return cls(
             q=(args.get("q") or "").strip()[:200],
             status=status if status in STATUS_CHOICES else "",
-            country=country if geo.is_country(country) else "",
+            country=country if geo.is_known(country) else "",
             continent=continent if continent in geo.CONTINENTS else "",
             verified=_flag(args.get("verified")),
             held=_flag(args.get("held")),
@@ -748,11 +748,11 @@ def signatories_by_place(
         ContinentGroup(
             code=continent,
             name=geo.continent_name(continent),
-            countries=sorted(countries, key=lambda c: c.name.casefold()),
+            countries=sorted(countries, key=lambda c: geo.sort_key(c.name)),
         )
         for continent, countries in places.items()
     ]
-    return sorted(groups, key=lambda g: g.name)
+    return sorted(groups, key=lambda g: geo.sort_key(geo.continent_name(g.code, locale)))
 
 
 def tally_of(groups: list[ContinentGroup], updated_at: dt.datetime) -> tally.Tally:

@@ -186,7 +186,7 @@ def countries(session: Session, campaign_id: int, locale: str | None) -> list[Co
         )
     )
     found = [CountryListing(code, geo.country_name(code, locale), n) for code, n in rows]
-    return sorted(found, key=lambda country: country.name.casefold())
+    return sorted(found, key=lambda country: geo.sort_key(country.name))
 
 
 def listed_in(session: Session, campaign_id: int, country_code: str) -> int:
@@ -204,7 +204,7 @@ def everyone(session: Session, campaign_id: int, locale: str | None) -> list[Cou
     rows = session.execute(select(*_COLUMNS).where(*_listed(campaign_id)).limit(PAGE_SIZE))
     named = sorted(
         ((geo.country_name(row.country_code, locale), _signer(row)) for row in rows),
-        key=lambda item: (item[0].casefold(), item[1].name.casefold()),
+        key=lambda item: (geo.sort_key(item[0]), item[1].name.casefold()),
     )
     return [
         CountryGroup(country, [signer for _name, signer in members])

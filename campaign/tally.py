@@ -218,7 +218,7 @@ def tally(session: Session, campaign: Campaign, locale: str | None = None) -> Ta
             CountryTally(code, geo.country_name(code, locale), continent, count)
             for code, continent, count in rows
         ),
-        key=lambda c: (-c.signatures, c.name.casefold()),
+        key=lambda c: (-c.signatures, geo.sort_key(c.name)),
     )
     continents: dict[str, list[int]] = {}
     for country in by_country:
@@ -230,7 +230,8 @@ def tally(session: Session, campaign: Campaign, locale: str | None = None) -> Ta
             ContinentTally(code, geo.continent_name(code), total, countries)
             for code, (total, countries) in continents.items()
         ),
-        key=lambda c: (-c.signatures, c.name),
+        # Ties by name in the reader's language (ContinentTally.name stays English, for JSON).
+        key=lambda c: (-c.signatures, geo.sort_key(geo.continent_name(c.code, locale))),
     )
     return Tally(
         signatures=sum(c.signatures for c in by_country),

@@ -25,8 +25,8 @@ OUTPUT = ROOT / "campaign" / "data" / "world-110m.json"
 
 # Features Natural Earth draws without an ISO 3166-1 number. ISO 3166-1 counts Northern
 # Cyprus and Somaliland within Cyprus and Somalia, so their signatures shade them too;
-# Kosovo has no ISO 3166-1 code (and no entry in campaign.geo), so it stays unkeyed land.
-UNNUMBERED = {"N. Cyprus": "CY", "Somaliland": "SO"}
+# Kosovo has the user-assigned code XK, which campaign.geo knows.
+UNNUMBERED = {"N. Cyprus": "CY", "Somaliland": "SO", "Kosovo": "XK"}
 
 
 def alpha_2(feature: dict[str, Any]) -> str | None:

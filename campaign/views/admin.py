@@ -804,8 +804,11 @@ def signatures(slug: str) -> str:
         counted=counts["confirmed"],  # the counted ones (tally.status_counts)
         form=BulkActionForm(formdata=None, data=_kept_selection()),
         statuses=export.STATUS_CHOICES,
-        countries=geo.country_choices(i18n.current()),
-        continents=sorted(geo.CONTINENTS.items(), key=lambda item: item[1]),
+        # Every known country, those no one may choose now too: stored rows stay findable.
+        countries=geo.country_choices(i18n.current(), signable=False),
+        continents=sorted(
+            geo.CONTINENTS.items(), key=lambda item: geo.sort_key(i18n.continent_name(item[0]))
+        ),
         sources=SOURCES,
     )
 
