@@ -495,7 +495,7 @@ def signatories(slug: str) -> str | BaseResponse:
         return redirect(
             url_for("public.signatories", slug=slug, country=code, after=after, before=before)
         )
-    if not geo.is_country(code):
+    if not geo.is_known(code):
         return _signatories_problem(found, letter, gettext("This list has no such country."))
     if after is not None and before is not None:
         return _signatories_problem(
