@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import codecs
 import csv
+import ctypes
 import datetime as dt
 import json
 import multiprocessing
 import os
 import signal
 import sys
+import threading
+import time
 from array import array
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import islice
 from multiprocessing.connection import Connection
@@ -874,16 +877,21 @@ def _checked_chunks(
     a machine of several cores is checked by a forked process while this one stores
     the chunks before: the two overlap. A pipe carries the chunks in the file's order
     (the duplicate rules need it) and holds about one, so the checker runs a chunk
-    ahead at most and memory stays flat. The checker reads nothing but the file.
+    ahead at most and memory stays flat. The checker reads nothing but the file: it
+    keeps none of this process's descriptors (locks, database connections) and dies with
+    it, however this process ends (see _die_with, _drop_inherited).
     """
     if not (parallel and _forks() and os.path.getsize(path) >= PARALLEL_MIN_BYTES):
         yield _chunks(_rows(path, layout, now), CHUNK_ROWS)
         return
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
+    # What the checker must not keep: the database's files, the writer gate's lock, the
+    # server connections, the pipe's read end (all but standard streams and its write end).
+    inherited = _open_descriptors() - {0, 1, 2, sender.fileno()}
     checker = context.Process(
         target=_check_in_child,
-        args=(path, layout, now, sender),
+        args=(path, layout, now, sender, os.getpid(), inherited),
         name="campaign import: row checker",
         daemon=True,
     )
@@ -903,8 +911,78 @@ def _forks() -> bool:
     return sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) > 1
 
 
-def _check_in_child(path: str, layout: Layout, now: dt.datetime, sender: Connection) -> None:
+def _open_descriptors() -> set[int]:
+    """The file descriptors this process has open."""
+    try:
+        return {int(name) for name in os.listdir("/proc/self/fd")}
+    except OSError:
+        return set(range(min(os.sysconf("SC_OPEN_MAX"), 4096)))
+
+
+def _die_with(parent: int) -> None:
+    """End this process when the importer ends, however it ends (SIGKILL, out of memory).
+
+    Linux signals the checker when its parent dies (PR_SET_PDEATHSIG); where that cannot be
+    asked for, a thread watches for the parent's end. A checker left behind would read on
+    for no one, or wait forever to send a chunk nobody reads.
+    """
+    if not _parent_death_signal(signal.SIGKILL):
+        threading.Thread(
+            target=_watch_parent, args=(parent,), name="parent watch", daemon=True
+        ).start()
+    if os.getppid() != parent:  # it ended before the signal was asked for
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal(signum: int) -> bool:
+    """Ask Linux to send signum to this process when its parent dies; whether it could."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return False
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return bool(prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0)
+
+
+def _watch_parent(parent: int) -> None:
+    """End this process once its parent has ended (it then has another parent)."""
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
+
+
+def _drop_inherited(descriptors: Collection[int]) -> None:
+    """Point the descriptors the fork copied at /dev/null, so that this process holds none.
+
+    A copy of the writer gate's descriptor keeps its flock() held, and a copy of a server
+    connection's socket keeps the session open, as long as this process lives, whatever
+    the importer does. Pointed at /dev/null rather than closed, their numbers are not
+    reused for the file this process opens, which an inherited object closing its
+    descriptor would close.
+    """
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in descriptors:
+        if fd != null:
+            with suppress(OSError):  # best effort: what cannot be replaced is left
+                os.dup2(null, fd)
+    os.close(null)
+
+
+def _check_in_child(
+    path: str,
+    layout: Layout,
+    now: dt.datetime,
+    sender: Connection,
+    parent: int,
+    inherited: Collection[int],
+) -> None:
     """The checker process: send each chunk of checked rows, then the end or the refusal."""
+    _die_with(parent)
+    _drop_inherited(inherited)
     # Ctrl-C reaches the whole process group: the importer rolls back and ends the checker,
     # which would otherwise print a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
