@@ -49,6 +49,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from campaign import geo, listing, tally
 from campaign.db import reading
 from campaign.models import SIGNATURE_STATUSES, SOURCES, Campaign, Signature
+from campaign.signing import N_
 
 # The public interface (DESIGN.md): these names, in this order.
 CSV_COLUMNS: tuple[str, ...] = (
@@ -171,6 +172,52 @@ class SignatureFilter:
         if self.source:
             stmt = stmt.where(Signature.source == self.source)
         return stmt
+
+
+# The words a yes/no filter is given in (the list's own links say yes and no).
+_FLAG_CHOICES = ("yes", "no")
+_UNKNOWN_VALUE = N_(
+    "Unknown %(filter)s filter: %(value)s. Use one of: %(allowed)s; or leave it empty."
+)
+_UNKNOWN_COUNTRY = N_(
+    "Unknown country filter: %(value)s. Use a two-letter country code such as FR, "
+    "or leave it empty."
+)
+
+
+def unknown_filters(args: Mapping[str, str]) -> list[tuple[str, dict[str, str]]]:
+    """Each filter argument whose value is not one the filter knows, as (msgid, values).
+
+    The list ignores such a value (a link that no longer applies still shows the list),
+    but an export must not hand over every row because a filter was mistyped. An empty
+    value means "any"; case does not matter, as in SignatureFilter.from_args.
+    """
+    problems: list[tuple[str, dict[str, str]]] = []
+    choices: dict[str, tuple[str, ...]] = {
+        "status": STATUS_CHOICES,
+        "continent": tuple(geo.CONTINENTS),
+        "verified": _FLAG_CHOICES,
+        "held": _FLAG_CHOICES,
+        "source": SOURCES,
+    }
+    for name in ("status", "country", "continent", "verified", "held", "source"):
+        value = (args.get(name) or "").strip()
+        if not value:
+            continue
+        if name == "country":
+            if not geo.is_country(value.upper()):
+                problems.append((_UNKNOWN_COUNTRY, {"value": value}))
+            continue
+        if name in ("verified", "held"):
+            known = _flag(value) is not None
+        elif name == "continent":
+            known = value.upper() in geo.CONTINENTS
+        else:
+            known = value.casefold() in choices[name]
+        if not known:
+            allowed = ", ".join(choices[name])
+            problems.append((_UNKNOWN_VALUE, {"filter": name, "value": value, "allowed": allowed}))
+    return problems
 
 
 def describe(signature_filter: SignatureFilter) -> dict[str, Any]:

@@ -85,6 +85,11 @@ _MAGIC = (
 
 N_ = signing.N_
 
+# The other statuses an export writes: such a row is imported, with the status the
+# import's mode gives it. Any other value is a mistake, never a status to trust.
+_ON_THE_LETTER = ("pending", "held", "confirmed")
+_UNKNOWN_STATUS = N_("Unknown status: use pending, held or confirmed, or leave it empty.")
+
 
 class ImportRefused(ValueError):
     """The whole file is refused and nothing was stored; .message (a msgid) % .values says why."""
@@ -427,8 +432,11 @@ def _validate(line: int, cells: dict[str, str] | str, now: dt.datetime) -> _Row:
         row.errors.update(
             {("country_code" if k == "country" else k): v for k, v in error.errors.items()}
         )
-    if cells.get("status", "").strip().casefold() in _OFF_THE_LETTER:
+    status = cells.get("status", "").strip().casefold()
+    if status in _OFF_THE_LETTER:
         row.errors["status"] = N_("Rejected, withdrawn and erased signatures are not imported.")
+    elif status and status not in _ON_THE_LETTER:
+        row.errors["status"] = _UNKNOWN_STATUS
     if cells.get("signed_at", "").strip():
         try:
             row.signed_at = _parse_time(cells["signed_at"], now)

@@ -266,3 +266,25 @@ def test_import_csv_unknown_campaign(letter: Flask, runner: FlaskCliRunner, tmp_
     result = runner.invoke(args=["import-csv", "nope", _paper(tmp_path)])
     assert result.exit_code == 1
     assert result.output == "Error: no campaign with the slug 'nope'\n"
+
+
+def test_import_csv_names_the_row_and_column_of_an_unknown_status(
+    letter: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    path = tmp_path / "status.csv"
+    path.write_text(
+        "name,title,parliament,country_code,email,status\r\n"
+        "Hal Hacked,MP,P,SE,hal@example.org,hacked\r\n"
+        "Cleo Confirmed,MP,P,SE,cleo@example.org,confirmed\r\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(args=["import-csv", "release", str(path)])
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:3] == [
+        "line 2: invalid: status: Unknown status: use pending, held or confirmed, "
+        "or leave it empty.",
+        "imported: 1",
+        "duplicate: 0",
+    ]
+    assert _signatures(letter) == 3

@@ -155,9 +155,10 @@ def mixed(app: Flask) -> Flask:
         ("?q=100%25", []),
         ("?status=counted&continent=EU", ["Anna Counted"]),
         (
-            "?status=nonsense&country=XX",
+            "?status=&country=&continent=&verified=&held=&source=&q=&sort=name&dir=asc",
             ["Anna Counted", "Bob Pending", "Anna Counted", "Chen Verified", "Dina Imported"],
         ),
+        ("?status=Pending&country=de&verified=No", ["Bob Pending"]),
     ],
 )
 def test_export_applies_the_lists_filters(mixed: Flask, query: str, names: list[str]) -> None:
@@ -169,6 +170,71 @@ def test_export_applies_the_lists_filters(mixed: Flask, query: str, names: list[
     response = client.get("/admin/c/release/export.csv" + query)
     assert response.status_code == 200
     assert _names(response.data) == names
+
+
+def _logged_in(app: Flask):  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["organizer_id"] = app.config["organizer_id"]
+        session["epoch"] = 0  # a new organizer's sessions are of the first generation
+        session["since"] = int(time.time())  # logged in now
+    return client
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (
+            "?status=bogus",
+            "Unknown status filter: bogus. Use one of: counted, pending, held, confirmed, "
+            "rejected, withdrawn, erased; or leave it empty.",
+        ),
+        (
+            "?verified=maybe",
+            "Unknown verified filter: maybe. Use one of: yes, no; or leave it empty.",
+        ),
+        ("?held=2", "Unknown held filter: 2. Use one of: yes, no; or leave it empty."),
+        ("?source=fax", "Unknown source filter: fax. Use one of: form, import; or leave it empty."),
+        (
+            "?continent=ZZ",
+            "Unknown continent filter: ZZ. Use one of: AF, AN, AS, EU, NA, OC, SA; "
+            "or leave it empty.",
+        ),
+        (
+            "?country=XX",
+            "Unknown country filter: XX. Use a two-letter country code such as FR, "
+            "or leave it empty.",
+        ),
+    ],
+)
+def test_a_mistyped_filter_exports_nothing_and_says_why(
+    mixed: Flask, query: str, message: str
+) -> None:
+    response = _logged_in(mixed).get("/admin/c/release/export.csv" + query)
+
+    assert response.status_code == 400
+    assert response.mimetype == "text/plain"
+    assert "Content-Disposition" not in response.headers
+    assert response.get_data(as_text=True) == f"Nothing was exported.\n{message}\n"
+    db = new_session(mixed)
+    assert (
+        db.scalars(select(AuditEntry).where(AuditEntry.action == "signatures.export")).all() == []
+    )
+    db.close()
+
+
+def test_every_mistyped_filter_is_named_and_in_the_readers_language(mixed: Flask) -> None:
+    client = _logged_in(mixed)
+    response = client.get(
+        "/admin/c/release/export.csv?status=nonsense&country=XX",
+        headers={"Accept-Language": "fr"},
+    )
+
+    assert response.status_code == 400
+    lines = response.get_data(as_text=True).splitlines()
+    assert len(lines) == 3
+    assert "nonsense" in lines[1] and "XX" in lines[2]
+    assert "Nothing was exported" not in lines[0]  # translated
 
 
 def test_bom_and_dated_filename(client, app: Flask) -> None:

@@ -980,3 +980,36 @@ def test_a_small_file_is_checked_in_this_process(
     db.close()
     assert report.imported == 5
     assert pids.read_text() == str(os.getpid())
+
+
+def test_an_unknown_status_is_a_row_error_not_a_counted_signature(
+    app: Flask, tmp_path: Path
+) -> None:
+    db = new_session(app)
+    campaign = make_campaign(db, require_confirmation=False)
+    header = "name,title,parliament,country_code,email,status\r\n"
+    path = _file(
+        tmp_path,
+        _csv(
+            "Ann Plain,MP,P,SE,ann@example.org,",
+            "Hal Hacked,MP,P,SE,hal@example.org,hacked",
+            "Cleo Confirmed,MP,P,SE,cleo@example.org, Confirmed ",
+            "Pia Pending,MP,P,SE,pia@example.org,pending",
+            "Hugo Held,MP,P,SE,hugo@example.org,HELD",
+            "Cara Counted,MP,P,SE,cara@example.org,counted",
+            header=header,
+        ),
+    )
+    report = _import(db, campaign, path, count_now=True)
+    db.commit()
+    stored = db.scalars(select(Signature.email).order_by(Signature.id)).all()
+    db.close()
+
+    unknown = "Unknown status: use pending, held or confirmed, or leave it empty."
+    assert (report.imported, report.invalid, report.counted) == (4, 2, 4)
+    assert [(row.line, row.outcome, dict(row.errors)) for row in report.rows if row.errors] == [
+        (3, "invalid", {"status": unknown}),
+        (7, "invalid", {"status": unknown}),
+    ]
+    assert "hal@example.org" not in stored and "cara@example.org" not in stored
+    assert counted_by_country(app, "release") == {"SE": 4}

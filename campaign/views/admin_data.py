@@ -54,6 +54,16 @@ def _yes(name: str) -> bool:
 def export_csv(slug: str) -> Response:
     """The list's signatures as CSV, streamed; the list's filters apply (?status=counted...)."""
     campaign = auth.campaign_or_404(slug)
+    unknown = export.unknown_filters(request.args)
+    if unknown:
+        # A mistyped filter would otherwise export every row: say which, export nothing.
+        lines = [_("Nothing was exported."), *(_(message, **values) for message, values in unknown)]
+        return Response(
+            "".join(line + "\n" for line in lines),
+            status=400,
+            content_type="text/plain; charset=utf-8",
+            headers={"Cache-Control": "no-store"},
+        )
     signature_filter = export.from_args(request.args)
     bom = _yes("bom")
     name = export.filename(campaign, utcnow().date())
