@@ -160,8 +160,9 @@ def check_file(path: str, *, max_bytes: int) -> Layout:
             delimiter = max((",", ";", "\t"), key=first.count)
             header = _header(csv.reader(text, delimiter=delimiter))
     except OSError as error:
+        # A stream (a pipe) cannot be read twice: an OSError without an errno then.
         raise ImportRefused(
-            N_("The file cannot be read: %(error)s."), error=error.strerror
+            N_("The file cannot be read: %(error)s."), error=error.strerror or str(error)
         ) from None
     except csv.Error as error:
         raise ImportRefused(

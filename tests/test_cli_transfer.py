@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -288,3 +290,57 @@ def test_import_csv_names_the_row_and_column_of_an_unknown_status(
         "duplicate: 0",
     ]
     assert _signatures(letter) == 3
+
+
+def test_export_csv_to_dash_writes_standard_output(
+    letter: Flask, runner: FlaskCliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(args=["export-csv", "release", "-o", "-"])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes.decode("utf-8").startswith(HEADER)
+    assert "Pat Pending" in result.stdout
+    assert not (tmp_path / "-").exists()
+
+
+def test_import_csv_reads_standard_input_as_dash(letter: Flask, runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["import-csv", "release", "-"], input=PAPER.encode("utf-8"))
+
+    assert result.exit_code == 0, result.output
+    assert "imported: 3" in result.output
+    assert _signatures(letter) == 5
+    db = new_session(letter)
+    entries = db.scalars(select(AuditEntry.after).where(AuditEntry.action == "signatures.import"))
+    assert [json.loads(after)["file"] for after in entries] == ["(standard input)"]
+    db.close()
+
+
+def test_import_csv_reads_a_pipe(letter: Flask, runner: FlaskCliRunner, tmp_path: Path) -> None:
+    # What /dev/stdin is when a file is piped in: a stream that can be read once.
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with fifo.open("w", encoding="utf-8") as out:
+            out.write(PAPER)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    result = runner.invoke(args=["import-csv", "release", str(fifo)])
+    writer.join(timeout=10)
+
+    assert result.exit_code == 0, result.output
+    assert "imported: 3" in result.output
+    assert _signatures(letter) == 5
+
+
+def test_import_csv_refuses_a_too_large_stream_in_one_line(
+    letter: Flask, runner: FlaskCliRunner
+) -> None:
+    letter.config["IMPORT_MAX_BYTES"] = 100 * 1024
+    result = runner.invoke(args=["import-csv", "release", "-"], input=PAPER.encode() * 500)
+
+    assert result.exit_code == 1
+    assert result.output == "Error: -: files up to 0.1 MB can be imported; this one is larger.\n"
+    assert _signatures(letter) == 2

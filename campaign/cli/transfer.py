@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import BinaryIO
 
 import click
 from flask import current_app
@@ -57,7 +60,9 @@ def _write_file(path: str, pieces: Iterator[str]) -> None:
 
 @click.command("export-csv")
 @click.argument("slug")
-@click.option("--output", "-o", help="Write to this file instead of standard output.")
+@click.option(
+    "--output", "-o", help="Write to this file instead of standard output (- is standard output)."
+)
 @click.option(
     "--status",
     type=click.Choice(["counted", "all"]),
@@ -74,7 +79,7 @@ def export_csv(slug: str, output: str | None, status: str, bom: bool) -> None:
         campaign = _campaign(db, slug)
         signature_filter = export.SignatureFilter(status="counted" if status == "counted" else "")
         pieces = export.csv_lines(db, campaign, signature_filter, bom=bom)
-        if output is None:
+        if output is None or output == "-":
             try:
                 for piece in pieces:
                     # Bytes: UTF-8 whatever the terminal's locale says.
@@ -97,6 +102,48 @@ def export_csv(slug: str, output: str | None, status: str, bom: bool) -> None:
         db.commit()
     finally:
         db.close()
+
+
+STDIN_NAME = "(standard input)"
+_COPY_BYTES = 1 << 20
+
+
+@contextmanager
+def _readable_file(file: str, max_bytes: int) -> Iterator[str]:
+    """A path the import can read twice (checked whole, then imported): the file itself,
+    or, for standard input (-) or a pipe (/dev/stdin), a copy of what it gives.
+
+    The copy stops once the stream has given more than max_bytes: too large to import.
+    """
+    if file != "-":
+        try:
+            regular = stat.S_ISREG(os.stat(file).st_mode)
+        except OSError:
+            regular = True  # let the import say why it cannot be read
+        if regular:
+            yield file
+            return
+    with tempfile.TemporaryDirectory(prefix="campaign-import-") as directory:
+        copy = os.path.join(directory, "input.csv")
+        try:
+            source: AbstractContextManager[BinaryIO] = (
+                nullcontext(sys.stdin.buffer) if file == "-" else open(file, "rb")  # noqa: SIM115
+            )
+            with source as stream, open(copy, "wb") as out:
+                size = 0
+                while chunk := stream.read(_COPY_BYTES):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise click.ClickException(
+                            f"{file}: files up to {imports.megabytes(max_bytes)} MB can be "
+                            "imported; this one is larger."
+                        )
+                    out.write(chunk)
+        except OSError as error:
+            raise click.ClickException(
+                f"{file}: The file cannot be read: {error.strerror}."
+            ) from None
+        yield copy
 
 
 def _counts(report: imports.ImportReport) -> None:
@@ -127,7 +174,7 @@ def _counts(report: imports.ImportReport) -> None:
 )
 @with_appcontext
 def import_csv(slug: str, file: str, dry_run: bool, count_now: bool) -> None:
-    """Import signatures from a CSV file with the export's columns."""
+    """Import signatures from a CSV file with the export's columns (FILE - is standard input)."""
     app = current_app
     db = new_session(app)
     try:
@@ -139,26 +186,28 @@ def import_csv(slug: str, file: str, dry_run: bool, count_now: bool) -> None:
                 "set CAMPAIGN_BASE_URL to send confirmation mail from the command line "
                 "(the links in the mail need the site's address)"
             )
+        max_bytes = int(app.config["IMPORT_MAX_BYTES"])
         try:
-            layout = imports.check_file(file, max_bytes=int(app.config["IMPORT_MAX_BYTES"]))
-            if dry_run:
-                report = imports.preview(
-                    db, campaign, file, layout, count_now=count_now, parallel=True
-                )
-            else:
-                # Outside a request, the links in the mail start at BASE_URL.
-                report = imports.apply(
-                    db,
-                    campaign,
-                    file,
-                    layout,
-                    organizer=None,
-                    count_now=count_now,
-                    on_created=mail.queue_confirmations if mails else None,
-                    source_name=os.path.basename(file),
-                    parallel=True,
-                )
-                db.commit()
+            with _readable_file(file, max_bytes) as path:
+                layout = imports.check_file(path, max_bytes=max_bytes)
+                if dry_run:
+                    report = imports.preview(
+                        db, campaign, path, layout, count_now=count_now, parallel=True
+                    )
+                else:
+                    # Outside a request, the links in the mail start at BASE_URL.
+                    report = imports.apply(
+                        db,
+                        campaign,
+                        path,
+                        layout,
+                        organizer=None,
+                        count_now=count_now,
+                        on_created=mail.queue_confirmations if mails else None,
+                        source_name=STDIN_NAME if file == "-" else os.path.basename(file),
+                        parallel=True,
+                    )
+                    db.commit()
         except imports.ImportRefused as error:
             raise click.ClickException(f"{file}: {error}") from None
     finally:
