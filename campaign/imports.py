@@ -63,6 +63,9 @@ from campaign.models import Campaign, Organizer, Signature
 REQUIRED_COLUMNS = ("name", "title", "parliament", "country_code", "email")
 OPTIONAL_COLUMNS = ("party", "comment", "public", "signed_at", "status")
 PREVIEW_ROWS = 200
+# Past the first PREVIEW_ROWS, the preview still lists this many rows with a problem (invalid,
+# already signed or held): the ones an organizer must see, wherever they are in the file.
+PROBLEM_ROWS = 1000
 CHUNK_ROWS = 1000
 # A file at least this large has its rows checked in a second process (see _checked_chunks).
 PARALLEL_MIN_BYTES = 256 * 1024
@@ -126,7 +129,8 @@ class RowResult:
 
 @dataclass
 class ImportReport:
-    """Counts for every row, and the first PREVIEW_ROWS rows in detail."""
+    """Counts for every row; in detail, the first PREVIEW_ROWS rows and then the rows with a
+    problem, up to PROBLEM_ROWS more."""
 
     imported: int = 0
     duplicate: int = 0
@@ -135,6 +139,8 @@ class ImportReport:
     counted: int = 0
     applied: bool = False
     rows: list[RowResult] = field(default_factory=list)
+    # Rows with a problem past those limits, counted but not in rows.
+    unshown_problems: int = 0
 
     @property
     def total(self) -> int:
@@ -702,7 +708,11 @@ class _Importer:
             report.duplicate += 1
         else:
             report.invalid += 1
-        if len(report.rows) < PREVIEW_ROWS:
+        problem = outcome != IMPORTED or held
+        shown = len(report.rows)
+        if shown >= PREVIEW_ROWS and not (problem and shown < PREVIEW_ROWS + PROBLEM_ROWS):
+            report.unshown_problems += problem
+        else:
             entry = row.entry
             report.rows.append(
                 RowResult(

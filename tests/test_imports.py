@@ -1013,3 +1013,20 @@ def test_an_unknown_status_is_a_row_error_not_a_counted_signature(
     ]
     assert "hal@example.org" not in stored and "cara@example.org" not in stored
     assert counted_by_country(app, "release") == {"SE": 4}
+
+
+def test_a_large_previews_problem_rows_are_listed_wherever_they_are(
+    setup, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    _, client = setup
+    monkeypatch.setattr(imports, "PROBLEM_ROWS", 2)
+    good = [f"Signer {n},MP,Parliament,,FR,s{n}@example.org,yes," for n in range(250)]
+    bad = [f"Bad {n},MP,Somewhere,,ZZ,bad{n}@example.org,yes," for n in range(3)]
+    page = _text(_upload(client, _csv(*good, *bad)))
+    assert "<strong>3</strong> invalid, skipped" in page
+    # The header is line 1: the bad rows are lines 252 to 254.
+    lines = re.findall(r'<td class="num">(\d+)</td>', page)
+    assert lines[:200] == [str(n) for n in range(2, 202)]
+    assert lines[200:] == ["252", "253"]
+    assert "Of 253 rows: the first 200, then every row with a problem" in page
+    assert "1 more row with a problem is not shown" in page
