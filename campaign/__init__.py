@@ -61,6 +61,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # admin_data, admin_abuse and admin_updates add their routes to the admin blueprint.
     assert admin_data.bp is admin.bp and admin_abuse.bp is admin.bp
     assert admin_updates.bp is admin.bp
+    # <int:...> takes only numbers a row can have (others: 404); set before the rules are added.
+    app.url_map.converters["int"] = security.RowIdConverter
     for blueprint in (public.bp, admin.bp, embed.bp, pages.bp):
         app.register_blueprint(blueprint)
 

@@ -1,4 +1,4 @@
-"""Response headers, cookies, proxies, request sizes and rate-limit policy.
+"""Response headers, cookies, proxies, request sizes and text, and rate-limit policy.
 
 Everything here is wired in :func:`init_app`; views stay unaware of it, except the
 embeddable ones, which call :func:`allow_framing` so other sites may frame them.
@@ -26,8 +26,10 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import RateLimitExceeded
 from limits import parse_many
-from werkzeug.exceptions import TooManyRequests
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import BadRequest, TooManyRequests
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, Map
 
 from campaign.errors import wants_json
 from campaign.extensions import limiter
@@ -65,6 +67,53 @@ RATE_LIMIT_KEYS = (
 # Endpoints with a ceiling per campaign, whoever asks: endpoint -> config key.
 CAMPAIGN_LIMITS = {"public.sign": "SIGN_CAMPAIGN_RATE_LIMIT"}
 _ALLOWLIST = "campaign.ratelimit_allowlist"
+
+# The largest number an id (or a letter's version number) can be: the columns are INTEGER,
+# 32 bits on PostgreSQL. SQLite's are wider, but no row of ours gets that far.
+MAX_ROW_ID = 2**31 - 1
+NUL_MESSAGE = (
+    "The request contains a NUL character (%00), which no address, search or form field may hold."
+)
+# Endpoints whose own checks refuse a NUL in their query and form, with a page of their own
+# (before any query): the sign form a field error in the signer's language (and a filled
+# honeypot the same answer as a signature, whatever it holds), the list of signatories a 400
+# that leads back to the list. Their paths are checked all the same.
+OWN_TEXT_CHECKS = frozenset({"public.sign", "public.signatories"})
+
+
+def digits_at_most(limit: int) -> str:
+    """A regular expression of the decimal numbers from 0 to limit (a few leading zeros too)."""
+    top = str(limit)
+    shorter = [rf"[1-9]\d{{0,{len(top) - 2}}}"] if len(top) > 1 else []
+    same_length = []
+    for i, digit in enumerate(top):
+        low, high = 1 if i == 0 else 0, int(digit) - 1
+        if high >= low:
+            rest = len(top) - i - 1
+            same_length.append(f"{top[:i]}[{low}-{high}]" + (rf"\d{{{rest}}}" if rest else ""))
+    return f"0{{0,9}}(?:{'|'.join([*shorter, *same_length, top])})|0{{1,10}}"
+
+
+class RowIdConverter(IntegerConverter):
+    """``<int:...>`` in every route: a number a row can have, or the route does not match (404).
+
+    A larger one would reach the database and fail there (PostgreSQL: integer out of range;
+    SQLite: past 64 bits, OverflowError). The bound is in the regular expression, not only
+    in to_python: a path whose number fails conversion after its regular expression matched
+    would answer 405 when a rule of another method shares it.
+    """
+
+    regex = f"(?:{digits_at_most(MAX_ROW_ID)})"
+
+    def __init__(
+        self,
+        map: Map,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = MAX_ROW_ID,
+        signed: bool = False,
+    ) -> None:
+        super().__init__(map, fixed_digits, min, max, signed)
 
 
 class LimitedRequest(Request):
@@ -185,6 +234,30 @@ def _campaign_ceiling() -> None:
             )
 
 
+def _has_nul(values: MultiDict[str, str]) -> bool:
+    return any("\x00" in key or "\x00" in value for key, value in values.items(multi=True))
+
+
+def _refuse_nul_bytes() -> None:
+    """400 for a NUL character in the path, the query or a form field, before any view runs.
+
+    No link or form of ours makes one, no column may hold one (PostgreSQL refuses it in
+    any text, so a lookup by it would fail as a database error), and none has a meaning.
+    The endpoints of OWN_TEXT_CHECKS answer for their query and form themselves.
+    """
+    if "\x00" in request.path:
+        raise BadRequest(NUL_MESSAGE)
+    if request.endpoint in OWN_TEXT_CHECKS:
+        return
+    if _has_nul(request.args):
+        raise BadRequest(NUL_MESSAGE)
+    if request.method not in ("GET", "HEAD", "OPTIONS") and (
+        _has_nul(request.form)
+        or any("\x00" in (upload.filename or "") for upload in request.files.values())
+    ):
+        raise BadRequest(NUL_MESSAGE)
+
+
 def _limits_active() -> bool:
     return bool(current_app.config.get("RATELIMIT_ENABLED")) and limiter.enabled
 
@@ -277,6 +350,7 @@ def init_app(app: Flask) -> None:
     app.request_class = LimitedRequest
     app.extensions[_ALLOWLIST] = parse_networks(app.config.get("RATELIMIT_ALLOWLIST"))
     check_rate_limits(app)
+    app.before_request(_refuse_nul_bytes)
     app.before_request(_campaign_ceiling)
     app.after_request(_headers)
     app.register_error_handler(429, _too_many_requests)
