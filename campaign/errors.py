@@ -29,7 +29,8 @@ def wants_json() -> bool:
 
 
 def render_error(error: HTTPException) -> Response:
-    """One error as JSON or as a page, with its status and its Retry-After, if any."""
+    """One error as JSON or as a page, with its status and its own headers (a 405's Allow,
+    a 503's Retry-After...)."""
     code = error.code or 500
     if wants_json():
         response = jsonify(error=error.name, status=code, message=error.description or "")
@@ -37,7 +38,7 @@ def render_error(error: HTTPException) -> Response:
     else:
         response = make_response(render_template("errors/error.html", error=error), code)
     for name, value in error.get_headers():
-        if name.lower() == "retry-after":
+        if name.lower() != "content-type":
             response.headers[name] = value
     return response
 

@@ -30,6 +30,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, TooManyRequests
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
+from werkzeug.wrappers import Response as BaseResponse
 
 from campaign.errors import wants_json
 from campaign.extensions import limiter
@@ -79,6 +80,19 @@ NUL_MESSAGE = (
 # honeypot the same answer as a signature, whatever it holds), the list of signatories a 400
 # that leads back to the list. Their paths are checked all the same.
 OWN_TEXT_CHECKS = frozenset({"public.sign", "public.signatories"})
+# Only the statuses whose Retry-After means something keep one (Flask-Limiter adds it to all).
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+# What another site's script may read of the public JSON (tally.json), answers and errors alike.
+CROSS_ORIGIN_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET",
+    "Access-Control-Expose-Headers": "ETag, Retry-After",
+}
+# A preflight's answer also allows revalidating (If-None-Match), kept for a day.
+PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Headers": "If-None-Match",
+    "Access-Control-Max-Age": "86400",
+}
 
 
 def digits_at_most(limit: int) -> str:
@@ -258,6 +272,30 @@ def _refuse_nul_bytes() -> None:
         raise BadRequest(NUL_MESSAGE)
 
 
+def is_public_json() -> bool:
+    """Whether the request is for one of a letter's public JSON documents (tally.json)."""
+    return request.path.startswith("/c/") and request.path.endswith(".json")
+
+
+def _cross_origin(response: BaseResponse) -> BaseResponse:
+    """The public JSON's CORS headers on all its answers: its redirects, errors and preflight.
+
+    Any origin, GET only, never with cookies (no Allow-Credentials, so a browser sends none).
+    """
+    if is_public_json():
+        response.headers.update(CROSS_ORIGIN_HEADERS)
+        if request.method == "OPTIONS":
+            response.headers.update(PREFLIGHT_HEADERS)
+    return response
+
+
+def _retry_after_only_when_refused(response: BaseResponse) -> BaseResponse:
+    """Drop the Retry-After that Flask-Limiter adds to every limited response but 429s and 503s."""
+    if response.status_code not in RETRY_AFTER_STATUSES:
+        response.headers.pop("Retry-After", None)
+    return response
+
+
 def _limits_active() -> bool:
     return bool(current_app.config.get("RATELIMIT_ENABLED")) and limiter.enabled
 
@@ -352,7 +390,10 @@ def init_app(app: Flask) -> None:
     check_rate_limits(app)
     app.before_request(_refuse_nul_bytes)
     app.before_request(_campaign_ceiling)
+    app.after_request(_cross_origin)
     app.after_request(_headers)
+    # First in the list, so it runs last (Flask runs them in reverse): after Flask-Limiter's.
+    app.after_request_funcs.setdefault(None, []).insert(0, _retry_after_only_when_refused)
     app.register_error_handler(429, _too_many_requests)
 
 

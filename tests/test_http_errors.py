@@ -1,5 +1,9 @@
-"""Bad input never reaches the database: NUL bytes and ids no row can have are refused
-before any query (400, 404), on each backend."""
+"""Bad input never reaches the database; error answers carry the headers their endpoint needs.
+
+NUL bytes and ids no row can have are refused before any query (400, 404), on each backend;
+tally.json's redirects and error answers carry its CORS header; Retry-After only where it
+means something; a 405 says what is allowed.
+"""
 
 from __future__ import annotations
 
@@ -176,3 +180,105 @@ def test_the_largest_id_a_row_can_have_still_reaches_the_page(site: Flask) -> No
 
         signature_id = db.query(Signature.id).scalar()
     assert client.get(f"/admin/c/demo/signatures/{signature_id}").status_code == 200
+
+
+# --------------------------------------------------------------------------- CORS
+
+
+def _cross_origin(response: Any) -> None:
+    assert response.headers.get("Access-Control-Allow-Origin") == "*"
+    assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+def test_tally_json_under_an_earlier_slug_redirects_with_cors(site: Flask) -> None:
+    with site.app_context(), session_scope(site) as db:
+        found = campaigns.get_by_slug(db, SLUG)
+        assert found is not None
+        campaigns.update_campaign(db, found, slug="demo-renamed")
+    client = site.test_client()
+    response = client.get(TALLY, headers={"Origin": "https://elsewhere.example"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/c/demo-renamed/tally.json"
+    _cross_origin(response)
+    followed = client.get(response.headers["Location"])
+    assert followed.status_code == 200
+    _cross_origin(followed)
+
+
+def test_tally_json_of_no_letter_is_a_json_404_with_cors(site: Flask) -> None:
+    response = site.test_client().get("/c/nope/tally.json")
+    assert response.status_code == 404
+    assert response.mimetype == "application/json"
+    _cross_origin(response)
+
+
+def test_tally_json_preflight_allows_any_origin_to_get(site: Flask) -> None:
+    response = site.test_client().options(
+        TALLY,
+        headers={
+            "Origin": "https://elsewhere.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "if-none-match",
+        },
+    )
+    assert response.status_code == 200
+    _cross_origin(response)
+    assert response.headers["Access-Control-Allow-Methods"] == "GET"
+    assert "if-none-match" in response.headers["Access-Control-Allow-Headers"].lower()
+
+
+def test_tally_json_405_is_json_with_cors_and_allow(site: Flask) -> None:
+    response = site.test_client().post(TALLY)
+    assert response.status_code == 405
+    assert response.mimetype == "application/json"
+    _cross_origin(response)
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) == {"GET", "HEAD", "OPTIONS"}
+
+
+def test_html_pages_get_no_cors_header(site: Flask) -> None:
+    client = site.test_client()
+    for path in (f"/c/{SLUG}", "/c/nope", f"/c/{SLUG}/tally", "/healthz"):
+        assert "Access-Control-Allow-Origin" not in client.get(path).headers, path
+
+
+# --------------------------------------------------------------------------- rate limits
+
+
+def _limited(app_factory: Any, **config: Any) -> Flask:
+    app: Flask = app_factory(RATELIMIT_ENABLED=True, **config)
+    _setup(app)
+    return app
+
+
+def test_a_429_from_tally_json_is_json_with_cors_and_security_headers(app_factory: Any) -> None:
+    client = _limited(app_factory, JSON_RATE_LIMIT="1 per minute").test_client()
+    assert client.get(TALLY).status_code == 200
+    refused = client.get(TALLY)
+    assert refused.status_code == 429
+    assert refused.mimetype == "application/json"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    _cross_origin(refused)
+    assert "Retry-After" in refused.headers["Access-Control-Expose-Headers"]
+    assert refused.headers["Content-Security-Policy"].endswith("frame-ancestors 'none'")
+    assert refused.headers["X-Frame-Options"] == "DENY"
+    assert refused.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_only_a_429_or_503_says_retry_after(app_factory: Any) -> None:
+    client = _limited(app_factory, JSON_RATE_LIMIT="5 per minute").test_client()
+    answered = client.get(TALLY)
+    assert answered.status_code == 200
+    assert answered.headers["X-RateLimit-Remaining"] == "4"  # the limit's own headers stay
+    assert "Retry-After" not in answered.headers
+    missing = client.get("/c/nope/tally.json")
+    assert missing.status_code == 404 and "Retry-After" not in missing.headers
+
+
+# --------------------------------------------------------------------------- 405
+
+
+def test_a_405_page_names_the_methods_allowed(site: Flask) -> None:
+    response = site.test_client().post(f"/c/{SLUG}/tally")
+    assert response.status_code == 405
+    assert response.mimetype == "text/html"
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) == {"GET", "HEAD", "OPTIONS"}

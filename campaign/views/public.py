@@ -443,10 +443,8 @@ def tally_json(slug: str) -> Response:
         .isoformat(timespec="seconds")
         .replace("+00:00", "Z"),
     )
-    # Other sites may read the count from their visitors' browsers: any origin, GET only,
-    # never with cookies (no Allow-Credentials, so a browser sends none).
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Access-Control-Allow-Methods"] = "GET"
+    # Other sites may read the count from their visitors' browsers: security.py gives every
+    # answer of this path (this one, its redirects and errors) the CORS headers.
     return response
 
 
