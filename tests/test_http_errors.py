@@ -1,21 +1,26 @@
 """Bad input never reaches the database; error answers carry the headers their endpoint needs.
 
 NUL bytes and ids no row can have are refused before any query (400, 404), on each backend;
-tally.json's redirects and error answers carry its CORS header; Retry-After only where it
-means something; a 405 says what is allowed.
+tally.json's redirects and error answers carry its CORS header; /healthz fails without the
+schema; Retry-After only where it means something; tally.json is cacheable briefly.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from admin_helpers import PASSWORD, make_organizer, make_signature
+from app_helpers import base_config
 from flask import Flask
 from flask.testing import FlaskClient
+from pg_helpers import fresh_database
 
-from campaign import campaigns
+from campaign import campaigns, create_app
 from campaign.db import session_scope
 from campaign.models import Campaign
 
@@ -282,3 +287,52 @@ def test_a_405_page_names_the_methods_allowed(site: Flask) -> None:
     assert response.status_code == 405
     assert response.mimetype == "text/html"
     assert set(response.headers["Allow"].replace(" ", "").split(",")) == {"GET", "HEAD", "OPTIONS"}
+
+
+# --------------------------------------------------------------------------- /healthz
+
+
+@pytest.fixture
+def unmigrated(backend: str, tmp_path: Path) -> Iterator[Flask]:
+    """An app on an empty database of each backend: no tables, never migrated."""
+    os.environ["CAMPAIGN_INSTANCE_PATH"] = str(tmp_path / "instance")
+    try:
+        if backend == "sqlite":
+            app = create_app(base_config(tmp_path / "instance", f"sqlite:///{tmp_path}/empty.db"))
+            yield app
+            app.extensions["engine"].dispose()
+            return
+        base = os.environ["CAMPAIGN_TEST_POSTGRES_URL"]
+        with fresh_database(base, "campaign_healthz") as url:
+            app = create_app(base_config(tmp_path / "instance", url))
+            yield app
+            app.extensions["engine"].dispose()
+    finally:
+        os.environ.pop("CAMPAIGN_INSTANCE_PATH", None)
+
+
+def test_healthz_fails_without_the_schema(unmigrated: Flask) -> None:
+    response = unmigrated.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.mimetype == "application/json"
+    assert response.get_json() == {"status": "unavailable", "database": "no schema"}
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+
+
+def test_healthz_is_ok_on_a_migrated_database(site: Flask) -> None:
+    response = site.test_client().get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+    assert "Retry-After" not in response.headers
+
+
+def test_healthz_of_an_unreachable_database_says_when_to_retry(app: Flask, tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    broken = create_engine(f"sqlite:///{tmp_path}/missing/dir/db.sqlite3")
+    app.extensions["sessionmaker"].configure(bind=broken)
+    response = app.test_client().get("/healthz")
+    broken.dispose()
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "unavailable", "database": "down"}
+    assert 1 <= int(response.headers["Retry-After"]) <= 60

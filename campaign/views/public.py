@@ -20,12 +20,12 @@ from flask import (
     url_for,
 )
 from flask_babel import format_date, format_number
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response as BaseResponse
 
 from campaign import campaigns, charts, geo, i18n, listing, mail, markup, signing, tally, updates
-from campaign.db import get_session, reading, utcnow
+from campaign.db import Base, get_session, reading, utcnow
 from campaign.extensions import csrf, limiter, rate
 from campaign.forms.public import ActionForm, SignForm
 from campaign.i18n import gettext
@@ -553,14 +553,35 @@ def _signatories_problem(campaign: Campaign, letter: i18n.Letter, problem: str) 
     return make_response(page, 400)
 
 
+# What /healthz's 503 tells a load balancer or monitor to wait before asking again.
+HEALTH_RETRY_SECONDS = 5
+
+
 @bp.get("/healthz")
 def healthz() -> Response:
-    """200 when the database answers, 503 when it does not."""
+    """200 when the database answers and has the app's tables; 503 (and Retry-After) if not."""
+    db = get_session()
     try:
-        get_session().execute(text("SELECT 1"))
+        present = set(inspect(db.connection()).get_table_names())
     except DBAPIError:
         current_app.logger.warning("health check: the database does not answer", exc_info=True)
-        response = jsonify(status="unavailable", database="down")
-        response.status_code = 503
-        return response
+        return _unhealthy("down")
+    missing = sorted(set(Base.metadata.tables) - present)
+    if missing:
+        current_app.logger.warning(
+            "health check: the database lacks the tables %s; run `campaign db upgrade`",
+            ", ".join(missing),
+        )
+        return _unhealthy("no schema")
     return jsonify(status="ok")
+
+
+def _unhealthy(database: str) -> Response:
+    try:
+        get_session().rollback()
+    except DBAPIError:
+        current_app.logger.debug("rollback after a failed health check failed", exc_info=True)
+    response = jsonify(status="unavailable", database=database)
+    response.status_code = 503
+    response.headers["Retry-After"] = str(HEALTH_RETRY_SECONDS)
+    return response
