@@ -336,3 +336,34 @@ def test_healthz_of_an_unreachable_database_says_when_to_retry(app: Flask, tmp_p
     assert response.status_code == 503
     assert response.get_json() == {"status": "unavailable", "database": "down"}
     assert 1 <= int(response.headers["Retry-After"]) <= 60
+
+
+# --------------------------------------------------------------------------- tally.json caching
+
+
+def test_tally_json_may_be_cached_briefly_and_revalidated(site: Flask) -> None:
+    client = site.test_client()
+    first = client.get(TALLY)
+    assert first.status_code == 200
+    assert first.headers["Cache-Control"] == "public, max-age=10"
+    etag = first.headers["ETag"]
+    again = client.get(TALLY, headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.data == b""
+    assert again.headers["ETag"] == etag
+    assert again.headers["Cache-Control"] == "public, max-age=10"
+    _cross_origin(again)
+    assert "ETag" in again.headers["Access-Control-Expose-Headers"]
+
+
+def test_a_new_signature_changes_tally_json_etag(site: Flask) -> None:
+    client = site.test_client()
+    etag = client.get(TALLY).headers["ETag"]
+    with site.app_context(), session_scope(site) as db:
+        found = campaigns.get_by_slug(db, SLUG)
+        assert found is not None
+        make_signature(db, found, "Ana Lima", "ana@example.org", country="BR")
+    changed = client.get(TALLY, headers={"If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.get_json()["signatures"] == 2
+    assert changed.headers["ETag"] != etag

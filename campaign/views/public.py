@@ -420,9 +420,13 @@ def tally_page(slug: str) -> str:
     )
 
 
+# How long a shared cache may keep tally.json (no longer than the pages' polling interval).
+TALLY_MAX_AGE_SECONDS = 10
+
+
 @bp.get("/c/<slug>/tally.json")
 @limiter.limit(lambda: rate("JSON_RATE_LIMIT"))
-def tally_json(slug: str) -> Response:
+def tally_json(slug: str) -> BaseResponse:
     """The tally for machines: counted signatures only, English names, UTC time."""
     found = _campaign_or_404(slug)
     counts = tally.tally(get_session(), found, None)
@@ -445,7 +449,12 @@ def tally_json(slug: str) -> Response:
     )
     # Other sites may read the count from their visitors' browsers: security.py gives every
     # answer of this path (this one, its redirects and errors) the CORS headers.
-    return response
+    # Each open page polls it (LIVE_REFRESH_SECONDS): a shared cache may keep it a few
+    # seconds, and a poll of an unchanged count gets a bodiless 304.
+    max_age = min(TALLY_MAX_AGE_SECONDS, int(current_app.config.get("LIVE_REFRESH_SECONDS") or 15))
+    response.headers["Cache-Control"] = f"public, max-age={max(1, max_age)}"
+    response.add_etag()
+    return response.make_conditional(request)
 
 
 @bp.get("/c/<slug>/signatories")
