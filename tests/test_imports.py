@@ -1030,3 +1030,18 @@ def test_a_large_previews_problem_rows_are_listed_wherever_they_are(
     assert lines[200:] == ["252", "253"]
     assert "Of 253 rows: the first 200, then every row with a problem" in page
     assert "1 more row with a problem is not shown" in page
+
+
+def test_an_upload_past_the_request_limit_gets_the_import_page_with_the_file_limit(
+    setup,
+) -> None:  # type: ignore[no-untyped-def]
+    app, client = setup
+    app.config["MAX_CONTENT_LENGTH"] = 50_000
+    response = _upload(
+        client, _csv(*[f"Signer {n},MP,P,,FR,s{n}@example.org,yes," for n in range(2000)])
+    )
+    page = _text(response)
+    assert response.status_code == 413
+    assert "The file is larger than 20 MB, the most that can be imported." in page
+    assert 'type="file"' in page  # the upload form, to try another file
+    assert _count(app, Signature) == 1

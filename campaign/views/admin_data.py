@@ -24,11 +24,12 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 from wtforms import HiddenField, RadioField, SelectChoice
 from wtforms.validators import InputRequired, Regexp
 
-from campaign import audit, auth, campaigns, export, i18n, imports, mail, signing, tally
+from campaign import audit, auth, campaigns, errors, export, i18n, imports, mail, signing, tally
 from campaign.auth import current_organizer, login_required
 from campaign.db import get_session, new_session, utcnow
 from campaign.forms.admin import MAIL_LANGUAGE, SignatureAddForm
@@ -187,6 +188,24 @@ def _render_upload(
         optional=imports.OPTIONAL_COLUMNS,
         max_megabytes=imports.megabytes(_max_bytes()),
     ), status
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(error: RequestEntityTooLarge) -> Response | tuple[str, int]:
+    """An upload past the request limit (MAX_CONTENT_LENGTH): on the import page, the page
+    again with the file limit; elsewhere on the dashboard, the error page."""
+    slug = (request.view_args or {}).get("slug")
+    if request.endpoint != "admin.import_csv" or not isinstance(slug, str):
+        return errors.render_error(error)
+    try:
+        campaign = auth.campaign_or_404(slug)  # logged out, or not theirs: the plain 413
+    except HTTPException:
+        return errors.render_error(error)
+    refusal = imports.ImportRefused(
+        signing.N_("The file is larger than %(limit)s MB, the most that can be imported."),
+        limit=imports.megabytes(_max_bytes()),
+    )
+    return _render_upload(campaign, ImportUploadForm(formdata=None), _refused(refusal), 413)
 
 
 @bp.route("/c/<slug>/import", methods=["GET", "POST"])
