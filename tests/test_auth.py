@@ -152,8 +152,12 @@ def test_login_is_rate_limited_per_client_address(app_factory) -> None:
     app = app_factory(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per minute")
     client = app.test_client()
     helper = AuthActions(client)
-    statuses = [helper.login(f"n{i}@example.org").status_code for i in range(4)]
-    assert statuses == [200, 200, 200, 429]
+    responses = [helper.login(f"n{i}@example.org") for i in range(4)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    # An organizer's page: no advice about colleagues signing, a way back to the login.
+    refused = responses[-1].get_data(as_text=True)
+    assert "colleagues signing" not in refused
+    assert 'href="/admin/login">Back to the login page</a>' in refused
     assert client.get("/admin/login").status_code == 200  # the form itself stays reachable
 
 
@@ -343,3 +347,17 @@ def test_a_session_cookie_without_its_login_time_is_logged_out(
     with client.session_transaction() as session:
         del session["since"]
     assert client.get("/admin/").status_code == 302
+
+
+def test_the_dashboards_error_pages_lead_back_to_the_dashboard(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    make_organizer(store, "a@example.org")
+    auth.login("a@example.org")
+    page = client.get("/admin/c/no-such-letter/signatures")
+    assert page.status_code == 404
+    text = page.get_data(as_text=True)
+    assert "Check the address, or start again from the dashboard." in text
+    assert '<a href="/admin/">Back to the dashboard</a>' in text
+    public = client.get("/c/no-such-letter").get_data(as_text=True)
+    assert "start again from the letter’s page" in public and "Back to the start" in public
