@@ -360,4 +360,4 @@ def test_the_dashboards_error_pages_lead_back_to_the_dashboard(
     assert "Check the address, or start again from the dashboard." in text
     assert '<a href="/admin/">Back to the dashboard</a>' in text
     public = client.get("/c/no-such-letter").get_data(as_text=True)
-    assert "start again from the letter’s page" in public and "Back to the start" in public
+    assert "start again from the letter\u2019s page" in public and "Back to the start" in public
