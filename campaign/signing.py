@@ -22,6 +22,7 @@ from email_validator.rfc_constants import (
     CASE_INSENSITIVE_MAILBOX_NAMES,
     DOT_ATOM_TEXT,
     EMAIL_MAX_LENGTH,
+    LOCAL_PART_MAX_LENGTH,
 )
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import Table, bindparam, case, literal, or_, select, text
@@ -39,6 +40,18 @@ PARLIAMENT_MAX = 200
 PARTY_MAX = 200
 EMAIL_MAX = 254
 COMMENT_MAX = 1000
+# The most combining marks (Unicode categories Mn and Me) in a row after one base character.
+# Real text stacks few: Vietnamese two (e + circumflex + dot below, decomposed), polytonic
+# Greek three (omega + breathing + circumflex + iota subscript), Hebrew with points and
+# cantillation three or four (letter + dagesh + vowel + accent), Thai and Lao two (vowel +
+# tone mark), Arabic with harakat two or three (shadda + vowel + small alef), Tibetan
+# stacks of subjoined consonants and vowels up to five in Sanskrit words (h + m + y + aa + u).
+# Five keeps all of them; "Zalgo" text stacks dozens to draw over the lines around it.
+MARKS_MAX = 5
+# An "already signed" mail is not sent for a signature made this many seconds ago or less:
+# a second POST so soon is a double tap on Sign, and the first mail (a confirmation or a
+# receipt) answers it.
+DUPLICATE_NOTICE_QUIET_SECONDS = 60
 
 # Signatures in these states are no longer "on the letter": a new signer resembling
 # them is not held as their duplicate.
@@ -279,9 +292,11 @@ _ATTACHED = re.compile(
 def _text(value: object) -> str:
     if value is None:
         return ""
-    if isinstance(value, bool):
+    # Anything else (a file part of a multipart POST, a number or a list from JSON, a bool)
+    # is not text typed in the field: refused rather than stored as its str().
+    if not isinstance(value, str):
         raise FieldError(N_("Enter text."))
-    return str(value)
+    return value
 
 
 def _check_text(value: str, *, multiline: bool = False) -> None:
@@ -297,6 +312,38 @@ def _check_text(value: str, *, multiline: bool = False) -> None:
     # A comment is printed as a paragraph of its own, which ends what it reorders.
     if not multiline and _DIRECTION.search(value):
         raise FieldError(N_("Remove the invisible text direction characters."))
+
+
+@functools.cache
+def _marks() -> frozenset[str]:
+    """Every combining mark (general category Mn or Me), built on first use.
+
+    They lie from U+0300 to the end of plane 1, and in plane 14's variation selectors
+    (planes 2 and 3 hold ideographs, 15 and 16 private use): tests/test_signing_rules.py
+    holds this set to unicodedata for every character.
+    """
+    ranges = (range(0x300, 0x20000), range(0xE0000, 0xE1000))
+    return frozenset(
+        char
+        for codes in ranges
+        for char in map(chr, codes)
+        if unicodedata.category(char) in ("Mn", "Me")
+    )
+
+
+def _check_marks(value: str) -> None:
+    """Refuse a run of more than MARKS_MAX combining marks (a tall streak over other lines)."""
+    if value.isascii() or max(value) < "\u0300":
+        return
+    marks = _marks()
+    run = 0
+    for char in value:
+        if char in marks:
+            run += 1
+            if run > MARKS_MAX:
+                raise FieldError(N_("Use at most 5 accents or marks on one letter."))
+        else:
+            run = 0
 
 
 def _trimmed(value: str) -> str:
@@ -331,6 +378,7 @@ def _line(value: object, *, required: bool, limit: int, links: bool = False) -> 
         raise FieldError(N_("This field is required."))
     if len(cleaned) > limit:
         raise FieldError(_too_long(limit))
+    _check_marks(cleaned)
     # Every form of link _LINK finds holds a "." or "://".
     if not links and ("." in cleaned or "://" in cleaned) and _LINK.search(cleaned):
         raise FieldError(N_("Remove the link."))
@@ -348,8 +396,12 @@ def _too_long(limit: int) -> str:
 
 
 def clean_name(value: object) -> str:
-    """The signer's name: required, one line, at most 200 characters, no links."""
-    return _line(value, required=True, limit=NAME_MAX)
+    """The signer's name: required, one line, at most 200 characters, a letter, no links."""
+    name = _line(value, required=True, limit=NAME_MAX)
+    # A letter of any script (general category L*: str.isalpha); "." or "😀😀" names nobody.
+    if not any(map(str.isalpha, name)):
+        raise FieldError(N_("Enter a name with at least one letter."))
+    return name
 
 
 def clean_title(value: object) -> str:
@@ -391,6 +443,8 @@ def clean_email(value: object, *, check_deliverability: bool = False) -> str:
     try:
         normalized = _normalized_email(address, check_deliverability)
     except EmailNotValidError:
+        if len(address.rpartition("@")[0]) > LOCAL_PART_MAX_LENGTH:
+            raise FieldError(N_("Use at most 64 characters before the @.")) from None
         raise FieldError(N_("Enter a valid email address, like name@example.org.")) from None
     if len(normalized) > EMAIL_MAX or len(email_key(normalized)) > EMAIL_MAX:
         raise FieldError(_too_long(EMAIL_MAX))
@@ -401,17 +455,22 @@ _CASE_INSENSITIVE_MAILBOXES = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
 
 
 def _normalized_email(address: str, check_deliverability: bool) -> str:
-    """validate_email(address).normalized, with the domain's checks done once per domain.
+    """validate_email(address, strict=True).normalized, the domain's checks once per domain.
 
-    An address whose local part is plain ASCII dot-atom (nearly all) is split at its
-    only possible @ as email-validator splits it; that local part is valid and stays
-    as it is (RFC 2142 names lower-cased), and the rest of validate_email depends on the
-    domain alone, apart from the length of the whole. Anything else (quotes, Unicode,
-    display names, no @) goes through validate_email itself.
+    strict: email-validator checks the local part's length (at most 64 characters, RFC 5321
+    4.5.3.1.1) only when asked. An address whose local part is plain ASCII dot-atom (nearly
+    all) is split at its only possible @ as email-validator splits it; that local part is
+    valid if it is at most 64 characters long and stays as it is (RFC 2142 names
+    lower-cased), and the rest of validate_email depends on the domain alone, apart from
+    the length of the whole. Anything else (quotes, Unicode, display names, no @) goes
+    through validate_email itself.
     """
     local, at, domain = address.partition("@")
     if not at or not DOT_ATOM_TEXT.match(local):
-        return str(validate_email(address, check_deliverability=check_deliverability).normalized)
+        checked = validate_email(address, check_deliverability=check_deliverability, strict=True)
+        return str(checked.normalized)
+    if len(local) > LOCAL_PART_MAX_LENGTH:
+        raise EmailSyntaxError("The email address is too long before the @-sign.")
     domain_form, ascii_domain = _checked_domain(domain, check_deliverability)
     if local.lower() in _CASE_INSENSITIVE_MAILBOXES:
         local = local.lower()
@@ -431,7 +490,7 @@ def _checked_domain(domain: str, check_deliverability: bool) -> tuple[str, str]:
     (for its length too) is refused with every local part. With deliverability on, a
     domain's positive DNS answer is kept for the life of the process.
     """
-    checked = validate_email(f"a@{domain}", check_deliverability=check_deliverability)
+    checked = validate_email(f"a@{domain}", check_deliverability=check_deliverability, strict=True)
     return str(checked.domain), str(checked.ascii_domain)
 
 
@@ -442,6 +501,7 @@ def clean_comment(value: object) -> str:
     cleaned = _trimmed(raw).replace("\r\n", "\n").replace("\r", "\n")
     if len(cleaned) > COMMENT_MAX:
         raise FieldError(_too_long(COMMENT_MAX))
+    _check_marks(cleaned)
     return cleaned
 
 
@@ -558,8 +618,13 @@ def sign(
     *,
     confirmed: bool = False,
     notice_limit: int = 3,
+    notice_quiet_seconds: float = DUPLICATE_NOTICE_QUIET_SECONDS,
 ) -> SignOutcome:
-    """Record a signature; UNIQUE(campaign, email_key) refuses duplicates. Flushes only."""
+    """Record a signature; UNIQUE(campaign, email_key) refuses duplicates. Flushes only.
+
+    An address that signed already is told so by mail (notify_existing) at most notice_limit
+    times per withdrawal, and not when its signature is notice_quiet_seconds old or less.
+    """
     key = email_key(entry.email)
     person = name_key(entry.name)
     # The statements below run on the session's connection, past the ORM's execution layer
@@ -615,7 +680,7 @@ def sign(
     inserted = _insert_new(conn.dialect.name).first(db, values)
     new_id = None if inserted is None else inserted[0]
     if new_id is None:
-        return _existing(db, campaign, key, notice_limit)
+        return _existing(db, campaign, key, notice_limit, notice_quiet_seconds)
     if counted:
         tally.bump(db, campaign.id, entry.country_code, +1, listed=int(entry.public))
     return SignOutcome(Signer(new_id, entry.email), created=True, _inserted=(db, campaign, values))
@@ -654,7 +719,9 @@ def _insert_new(dialect_name: str) -> Direct:
     )
 
 
-def _existing(db: Session, campaign: Letter, key: str, notice_limit: int) -> SignOutcome:
+def _existing(
+    db: Session, campaign: Letter, key: str, notice_limit: int, quiet_seconds: float
+) -> SignOutcome:
     found = db.scalar(
         select(Signature.id).where(Signature.campaign_id == campaign.id, Signature.email_key == key)
     )
@@ -665,7 +732,12 @@ def _existing(db: Session, campaign: Letter, key: str, notice_limit: int) -> Sig
     # A withdrawn signature is told so too, with a link to sign again (confirm); only its
     # stored address ever gets it. One the organizers rejected or erased is not.
     kept = existing.rejected_at is None and existing.erased_at is None
-    notify = kept and existing.duplicate_notices < notice_limit
+    # A signature made moments ago and still on the letter: the same signer tapped Sign
+    # twice, and the first mail (a confirmation or a receipt) answers both.
+    double_tap = existing.withdrawn_at is None and utcnow() - existing.signed_at <= (
+        dt.timedelta(seconds=quiet_seconds)
+    )
+    notify = kept and not double_tap and existing.duplicate_notices < notice_limit
     if notify:
         existing.duplicate_notices += 1
         db.flush()
@@ -786,6 +858,8 @@ def confirm(db: Session, signature_id: int, *, link: Link | None = None) -> Sign
         return None
     if link is not None and signs_again(signature, link):
         signature.withdrawn_at = None
+        # Back on the letter: a later withdrawal gets its own "already signed" notices.
+        signature.duplicate_notices = 0
         flags = namesake_flags(
             db, signature, signature.name_key, signature.country_code, release=False
         )
@@ -804,6 +878,10 @@ def withdraw(db: Session, signature_id: int) -> Signature | None:
         return None
     if signature.withdrawn_at is None:
         signature.withdrawn_at = utcnow()
+        # Signing again now mails a link to count it again (the withdrawn page says so):
+        # notices spent before, by the signer or by someone trying the address, do not
+        # use up this withdrawal's.
+        signature.duplicate_notices = 0
     tally.refresh(db, signature)
     return signature
 

@@ -37,7 +37,7 @@ from wtforms.validators import (
 
 from campaign import i18n
 from campaign.auth import MIN_PASSWORD_LENGTH
-from campaign.forms.public import SignForm, country_choices, signature_entry
+from campaign.forms.public import FieldsOnly, SignForm, country_choices, signature_entry
 from campaign.models import CAMPAIGN_STATES
 from campaign.signing import SignatureEntry
 
@@ -306,6 +306,10 @@ class SignatureDetailsForm(FlaskForm):  # type: ignore[misc]
 
     Not the email address (the signer's identity) nor the listing (the signer's consent).
     """
+
+    class Meta(FieldsOnly):
+        # The fields of the request's form alone: the page sends no file (the add form too).
+        pass
 
     name = SignForm.name
     title = SignForm.title

@@ -11,13 +11,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 from flask_babel import gettext, lazy_pgettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from wtforms import BooleanField, EmailField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import Choice
+from wtforms.meta import DefaultMeta
 from wtforms.validators import StopValidation
 from wtforms.widgets import Select, html_params
 
@@ -86,10 +87,24 @@ def _options_html(key: tuple[str | None, str], chosen: str | None) -> Markup:
     )
 
 
+class FieldsOnly(DefaultMeta):  # type: ignore[misc]
+    """A FlaskForm's Meta for a form that takes no file: its data is request.form alone.
+
+    Flask-WTF's own adds request.files (a file part named like a field then stands for the
+    field, a FileStorage where text was expected) and takes a JSON body as the fields.
+    """
+
+    def wrap_formdata(self, form: Any, formdata: Any) -> Any:
+        wrapped = super().wrap_formdata(form, formdata)
+        if wrapped is None or wrapped is formdata:
+            return wrapped  # nothing submitted, or the data the caller gave
+        return request.form
+
+
 class SignForm(FlaskForm):  # type: ignore[misc]
     """The signing form: who signs, from where, and how to reach them."""
 
-    class Meta:
+    class Meta(FieldsOnly):
         # CSRFProtect checks every POST's token before the view runs (a bad one never reaches
         # this form); the form checking it again, and signing a new token on each POST for a
         # field it then never renders, was a third of the form's cost. The page renders the

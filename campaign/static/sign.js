@@ -1,7 +1,35 @@
-/* The sign form: show the continent of the chosen country, and move to the errors after a
-   refused submission. The form works without this script. */
+/* The sign form: show the continent of the chosen country, move to the errors after a
+   refused submission, and send a filled form once however often Sign is tapped. The form
+   works without this script. */
 (function () {
   "use strict";
+  var form = document.querySelector("#sign form");
+  var button = form && form.querySelector("button[type='submit']");
+  if (button) {
+    var sent = false;
+    form.addEventListener("submit", function (event) {
+      if (sent) {
+        // A second tap, or Enter, while the first submission is on its way.
+        event.preventDefault();
+        return;
+      }
+      // The form is novalidate (the server's messages are the clearer ones): a form the
+      // browser finds incomplete is sent as it is, and may be sent again after the answer.
+      if (!form.checkValidity()) {
+        return;
+      }
+      sent = true;
+      button.disabled = true;
+      form.setAttribute("aria-busy", "true");
+    });
+    // Back to the page (the browser's back/forward cache keeps the disabled button): the
+    // form is usable again, to sign another letter or correct a detail.
+    window.addEventListener("pageshow", function () {
+      sent = false;
+      button.disabled = false;
+      form.removeAttribute("aria-busy");
+    });
+  }
   var summary = document.getElementById("error-summary");
   if (summary) {
     // The form's action ends in #error-summary, so the browser itself moves there after a
