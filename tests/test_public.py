@@ -187,7 +187,7 @@ def test_letter_is_shown_in_the_readers_language(app: Flask, client: FlaskClient
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"state": "draft"}, "This letter is a draft: it is not open for signing yet."),
+        # A draft's page is a 404 but to its organizers: tests/test_public_draft.py.
         ({"state": "closed"}, "This letter is closed: it no longer takes signatures."),
         (
             {"opens_at": utcnow() + dt.timedelta(days=1)},

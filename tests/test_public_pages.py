@@ -10,11 +10,12 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+from admin_helpers import PASSWORD, AuthActions
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
-from campaign import campaigns, charts, signing
+from campaign import auth, campaigns, charts, signing
 from campaign.db import session_scope
 from campaign.views import embed
 
@@ -86,7 +87,11 @@ def test_the_description_follows_the_readers_language(client: FlaskClient, lette
 
 def test_a_draft_offers_no_share_image(app: Flask, client: FlaskClient) -> None:
     with app.app_context(), session_scope(app) as db:
-        campaigns.create_campaign(db, slug="draft", title="Draft", state="draft")
+        draft = campaigns.create_campaign(db, slug="draft", title="Draft", state="draft")
+        auth.add_to_campaign(db, auth.create_organizer(db, "alice@example.org", PASSWORD), draft)
+    # Only its organizers see a draft's page (everyone else a 404): their preview.
+    assert client.get("/c/draft").status_code == 404
+    AuthActions(client).login("alice@example.org")
     tags = meta(client.get("/c/draft").text)
     assert "og:image" not in tags
     assert tags["twitter:card"] == "summary"

@@ -10,8 +10,10 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    after_this_request,
     current_app,
     flash,
+    g,
     jsonify,
     make_response,
     redirect,
@@ -24,7 +26,19 @@ from sqlalchemy import inspect, select
 from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response as BaseResponse
 
-from campaign import campaigns, charts, geo, i18n, listing, mail, markup, signing, tally, updates
+from campaign import (
+    auth,
+    campaigns,
+    charts,
+    geo,
+    i18n,
+    listing,
+    mail,
+    markup,
+    signing,
+    tally,
+    updates,
+)
 from campaign.db import Base, get_session, reading, utcnow
 from campaign.extensions import csrf, limiter, rate
 from campaign.forms.public import ActionForm, SignForm
@@ -46,11 +60,42 @@ bp.app_context_processor(i18n.template_context)
 bp.after_app_request(i18n.remember_choice)
 
 
-def _campaign_or_404(slug: str) -> Campaign:
+def _letter_or_404(slug: str) -> Campaign:
+    """The letter of the URL in any state, drafts too; 404 for an unknown slug."""
     found = campaigns.get_by_slug(get_session(), slug)
     if found is None:
         abort(404)
     return found
+
+
+def _may_see(campaign: Campaign) -> bool:
+    """Whether this visitor may see the letter's pages: anyone, or for a draft only the
+    organizers who run it (and admins), previewing it."""
+    if campaign.state != "draft":
+        return True
+    organizer = auth.current_organizer()
+    return organizer is not None and auth.can_access(get_session(), organizer, campaign)
+
+
+def _campaign_or_404(slug: str) -> Campaign:
+    """The letter of a public page; a draft is a 404 like an unknown slug (its existence not
+    told), but to its organizers, whose preview says so and stays out of every cache."""
+    found = _letter_or_404(slug)
+    if found.state == "draft":
+        if not _may_see(found):
+            abort(404)
+        _mark_draft_preview()
+    return found
+
+
+def _mark_draft_preview() -> None:
+    """Show the draft banner on this page, and keep the page out of shared caches."""
+    g.draft_preview = True
+
+    @after_this_request
+    def private(response: BaseResponse) -> BaseResponse:
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
 
 
 def tally_sentence(counts: tally.Tally) -> str:
@@ -228,9 +273,9 @@ def sign(slug: str) -> Response | BaseResponse:
     if not valid or form.is_bot():
         # Nothing will be stored: the reads in a deferred transaction, no write lock.
         with reading():
-            found = _campaign_or_404(slug)
+            found = _letter_or_404(slug)
             if _state_message(found) is not None:
-                return _render_campaign(found, None, 409)
+                return _refuse(found)
             if form.is_bot():
                 # Answer a bot exactly like a person, so it learns nothing; store nothing.
                 current_app.logger.info("honeypot filled on %s; nothing stored", found.slug)
@@ -250,7 +295,7 @@ def sign(slug: str) -> Response | BaseResponse:
     if _state_message(admitted) is not None:
         db.commit()  # nothing written; other writers need not wait while the page renders
         with reading():
-            return _render_campaign(_campaign_or_404(slug), None, 409)
+            return _refuse(_letter_or_404(slug))
     outcome = signing.sign(
         db, admitted, entry, notice_limit=int(current_app.config["DUPLICATE_NOTICE_LIMIT"])
     )
@@ -265,6 +310,17 @@ def sign(slug: str) -> Response | BaseResponse:
     # The commit wakes this process's mail sender (mail.queue_* ask for it).
     db.commit()
     return redirect(_thanks_url(admitted), 303)
+
+
+def _refuse(campaign: Campaign) -> Response:
+    """The 409 answering a signature the letter does not take now (closed, not yet open, a
+    draft): why, at the top. A draft's text stays hidden from all but its organizers."""
+    if _may_see(campaign):
+        if campaign.state == "draft":
+            _mark_draft_preview()
+        return _render_campaign(campaign, None, 409)
+    page = render_template("public/refused.html", blocked=_state_message(campaign))
+    return make_response(page, 409)
 
 
 def _thanks_url(campaign: campaigns.Admission | Campaign) -> str:
@@ -308,8 +364,12 @@ def _signature_for_link(
 
 
 def _link_page(slug: str, token: str, purpose: str) -> Response | BaseResponse:
-    found = _campaign_or_404(slug)
+    # A draft's signer pages open with a link naming one of its signatures (organizers may
+    # add some to a draft); any other link is the 404 of an unknown letter.
+    found = _letter_or_404(slug)
     result = _signature_for_link(found, token, purpose)
+    if isinstance(result, str) and not _may_see(found):
+        abort(404)
     letter = i18n.letter_for(found, i18n.current())
     if isinstance(result, str):
         page = render_template("public/bad_link.html", campaign=found, letter=letter, reason=result)
