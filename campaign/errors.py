@@ -12,12 +12,14 @@ from flask import (
     request,
     url_for,
 )
+from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError
-from werkzeug.exceptions import HTTPException, ServiceUnavailable
+from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable
 from werkzeug.wrappers import Response as BaseResponse
 
 from campaign import campaigns
 from campaign.db import get_session
+from campaign.i18n import gettext
 
 
 def wants_json() -> bool:
@@ -78,6 +80,8 @@ def init_app(app: Flask) -> None:
                 return moved
         return render_error(error)
 
+    app.register_error_handler(CSRFError, csrf_failed)
+
     @app.errorhandler(DBAPIError)
     def database_down(error: DBAPIError) -> Response:
         # The database went away (restart, failover): answer 503 so clients retry,
@@ -92,3 +96,19 @@ def init_app(app: Flask) -> None:
         )
         response.headers["Retry-After"] = "5"
         return response
+
+
+def csrf_failed(error: CSRFError) -> Response:
+    """A form's CSRF check failed (its session cookie lost, the page open for long): the 400
+    page in plain words, never Flask-WTF's ("The CSRF session token is missing.").
+
+    The signer's forms never get here: their views show the form again (views/public.py).
+    """
+    return render_error(
+        BadRequest(
+            gettext(
+                "This page had been open a long time, so nothing was done. "
+                "Reload the page, then try again."
+            )
+        )
+    )

@@ -1,7 +1,16 @@
-/* Public pages: keep the count current, and copy links and snippets. Every page works
-   without this script: the count is right when the page loads, "copy link" is a link. */
+/* Public pages: focus why a request was refused, keep the count current, and copy links and
+   snippets. Every page works without this script: the count is right when the page loads,
+   "copy link" is a link. */
 (function () {
   "use strict";
+
+  // A page that came back instead of doing what was asked (the letter closed meanwhile, a
+  // lost session) says why in #error-summary at its top: focus it, so it is seen and read
+  // out first. (sign.js does the same for the sign form's own errors.)
+  var summary = document.getElementById("error-summary");
+  if (summary && document.activeElement !== summary) {
+    summary.focus();
+  }
 
   var REFRESH_SECONDS = 15;
   var lang = document.documentElement.lang || "en";

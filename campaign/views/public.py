@@ -22,7 +22,8 @@ from flask import (
     url_for,
 )
 from flask_babel import format_date, format_number
-from sqlalchemy import inspect, select
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import DBAPIError
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -204,7 +205,14 @@ def _published_updates(campaign: Campaign) -> list[PublishedUpdate]:
     ]
 
 
-def _render_campaign(campaign: Campaign, form: SignForm | None, status: int = 200) -> Response:
+def _render_campaign(
+    campaign: Campaign, form: SignForm | None, status: int = 200, *, notice: str | None = None
+) -> Response:
+    """The letter's page; status 409 (a signature refused) says why at its top, focused.
+
+    notice: why the form came back unsaved (a lost session), said above the form, whose
+    fields keep what was typed.
+    """
     locale = i18n.current()
     db = get_session()
     counts = tally.tally(db, campaign, locale)
@@ -225,6 +233,8 @@ def _render_campaign(campaign: Campaign, form: SignForm | None, status: int = 20
         sentence=i18n.count_sentence(counts),
         share=_share(campaign, letter.title, counts, "public.campaign"),
         blocked=blocked,
+        refused=status == 409,
+        notice=notice,
         form=form if blocked is None else None,
         continent=continent,
         title_suggestions=i18n.title_suggestions(signing.TITLE_SUGGESTIONS),
@@ -261,13 +271,41 @@ def campaign(slug: str) -> Response:
     return _render_campaign(_campaign_or_404(slug), None)
 
 
+def _csrf_refused() -> bool:
+    """Whether this POST fails the CSRF check: its session cookie lost (a phone's browser
+    restarted, private browsing, a page kept open overnight) or a foreign Referer.
+
+    The signer's forms check it here, not in CSRFProtect before the view (they are exempt
+    there), so the view can show its page again, with what was typed and a fresh token (so
+    a fresh session cookie), in plain words; nothing is stored.
+    """
+    if not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return False
+    try:
+        csrf.protect()  # logs Flask-WTF's reason
+    except CSRFError:
+        return True
+    return False
+
+
 @bp.post("/c/<slug>/sign")
+@csrf.exempt  # type: ignore[untyped-decorator]  # checked in the view: _csrf_refused
 @limiter.limit(lambda: rate("SIGN_RATE_LIMIT"))
 def sign(slug: str) -> Response | BaseResponse:
     """Take a signature; success and duplicate answer alike, with a 303 to the thanks page."""
     locale = i18n.current()
     # The form's CPU work (CSRF, email syntax) before any query.
     form = SignForm(locale=locale)
+    if _csrf_refused():
+        with reading():
+            found = _letter_or_404(slug)
+            if _state_message(found) is not None:
+                return _refuse(found)
+            stale = gettext(
+                "Your page had been open a long time, so we could not take your signature: "
+                "please press the button again."
+            )
+            return _render_campaign(found, form, 400, notice=stale)
     valid = form.validate()
     db = get_session()
     if not valid or form.is_bot():
@@ -377,6 +415,14 @@ def _link_page(slug: str, token: str, purpose: str) -> Response | BaseResponse:
     signature, link = result
     # A confirm link mailed to a withdrawn signature's address when it signed again.
     again = purpose == "confirm" and signing.signs_again(signature, link)
+    if request.method == "POST" and purpose != "stop_updates" and _csrf_refused():
+        # Nothing done: the same page, its button carrying a fresh token.
+        stale = gettext(
+            "Your page had been open a long time, so nothing was done yet: "
+            "please press the button again."
+        )
+        page = _signer_link_page(found, letter, signature, purpose, again=again, notice=stale)
+        return make_response(page, 400)
     if request.method == "POST":
         db = get_session()
         if purpose == "confirm":
@@ -408,10 +454,12 @@ def _signer_link_page(
     purpose: str,
     *,
     again: bool = False,
+    notice: str | None = None,
 ) -> str:
     """A signer's link page: what its button does, or that it is done.
 
     again: the confirm page of a withdrawn signature whose button puts it back on the letter.
+    notice: why pressing the button did nothing (a lost session), above the button.
     """
     withdrawn_at = signature.withdrawn_at
     return render_template(
@@ -421,6 +469,7 @@ def _signer_link_page(
         signature=signature,
         form=ActionForm(),
         again=again,
+        notice=notice,
         # Off the letter by its signer alone: signing again mails a link that brings it back.
         may_sign_again=signing.withdrawn_by_signer(signature),
         withdrawn_on=format_date(withdrawn_at, format="long") if withdrawn_at else None,
@@ -428,6 +477,7 @@ def _signer_link_page(
 
 
 @bp.route("/c/<slug>/confirm/<token>", methods=["GET", "POST"])
+@csrf.exempt  # type: ignore[untyped-decorator]  # checked in the view: _csrf_refused
 @limiter.limit(lambda: rate("CONFIRM_RATE_LIMIT"))
 def confirm(slug: str, token: str) -> Response | BaseResponse:
     """GET shows what is being confirmed and a button; POST confirms (idempotent)."""
@@ -435,6 +485,7 @@ def confirm(slug: str, token: str) -> Response | BaseResponse:
 
 
 @bp.route("/c/<slug>/withdraw/<token>", methods=["GET", "POST"])
+@csrf.exempt  # type: ignore[untyped-decorator]  # checked in the view: _csrf_refused
 @limiter.limit(lambda: rate("CONFIRM_RATE_LIMIT"))
 def withdraw(slug: str, token: str) -> Response | BaseResponse:
     """GET shows what would be withdrawn and a button; POST withdraws (idempotent)."""
