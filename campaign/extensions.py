@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -16,9 +16,10 @@ babel = Babel()
 
 
 def select_locale() -> str:
-    """The interface language: ?lang=, then the lang cookie, then Accept-Language."""
+    """The interface language: ?lang=, then the lang cookie, then the page's own language
+    (a signer's, on the pages their mailed links open: i18n.prefer), then Accept-Language."""
     languages = list(current_app.config.get("LANGUAGES", LANGUAGES))
-    for candidate in (request.args.get("lang"), request.cookies.get("lang")):
+    for candidate in (request.args.get("lang"), request.cookies.get("lang"), g.get("page_locale")):
         if candidate in languages:
             return str(candidate)
     return request.accept_languages.best_match(languages) or languages[0]

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, current_app, request, url_for
-from flask_babel import format_datetime, format_number, get_locale, get_translations
+from flask import Flask, current_app, g, request, url_for
+from flask_babel import format_datetime, format_number, get_locale, get_translations, refresh
 from flask_babel import gettext as babel_gettext
 from flask_babel import lazy_gettext as _l
 from jinja2 import pass_context
@@ -106,6 +106,15 @@ def _template_ngettext(
 def languages() -> list[str]:
     """The configured interface languages, the fallback first."""
     return [str(code) for code in current_app.config.get("LANGUAGES", LANGUAGES)]
+
+
+def prefer(locale: str | None) -> None:
+    """Show the rest of this request in locale (a signer's stored language, on the pages their
+    mailed links open, in whatever browser) unless the visitor chose one: ?lang= or the lang
+    cookie. Call before anything is rendered."""
+    if locale in languages():
+        g.page_locale = locale
+        refresh()
 
 
 def current() -> str:

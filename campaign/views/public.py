@@ -408,6 +408,10 @@ def _link_page(slug: str, token: str, purpose: str) -> Response | BaseResponse:
     result = _signature_for_link(found, token, purpose)
     if isinstance(result, str) and not _may_see(found):
         abort(404)
+    if not isinstance(result, str):
+        # The language the signer signed in (their mail's), in any browser the link opens,
+        # unless this visitor chose one (?lang=, the cookie).
+        i18n.prefer(result[0].locale)
     letter = i18n.letter_for(found, i18n.current())
     if isinstance(result, str):
         page = render_template("public/bad_link.html", campaign=found, letter=letter, reason=result)
