@@ -24,7 +24,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from campaign import charts, geo
-from campaign.extensions import LANGUAGES
+from campaign.extensions import LANGUAGES, supported_language
 from campaign.markup import render_markdown
 from campaign.models import Campaign
 from campaign.tally import Tally
@@ -190,9 +190,9 @@ def language_links() -> list[LanguageLink]:
 
 def remember_choice(response: Response) -> Response:
     """Keep a ?lang= choice in the lang cookie; mark pages as varying with the language."""
-    chosen = request.args.get(COOKIE)
+    chosen = supported_language(request.args.get(COOKIE), languages())
     if (
-        chosen in languages()
+        chosen is not None
         and chosen != request.cookies.get(COOKIE)
         and request.endpoint not in _NO_COOKIE_ENDPOINTS
         and response.status_code < 400

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from flask import (
@@ -25,6 +26,7 @@ from flask_babel import format_date, format_number
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from campaign import (
@@ -59,6 +61,42 @@ THANKS_HEADING = "thank-you"
 # choice is remembered in a cookie.
 bp.app_context_processor(i18n.template_context)
 bp.after_app_request(i18n.remember_choice)
+
+
+@bp.before_app_request
+def _canonical_letter_address() -> BaseResponse | None:
+    """/c/Demo/tally or /c/demo/ (a capital typed, a slash pasted): a redirect to the page at
+    the letter's own address, if that letter exists and this visitor may see it; otherwise
+    nothing here, and the address is the 404 it was (a draft's existence stays untold)."""
+    path = request.path
+    if request.method not in ("GET", "HEAD") or not path.startswith("/c/"):
+        return None
+    endpoint: str | None = request.endpoint
+    values: dict[str, Any] = dict(request.view_args or {})
+    if request.routing_exception is not None:
+        if not path.endswith("/"):
+            return None
+        adapter = current_app.create_url_adapter(request)
+        try:
+            if adapter is None:
+                return None
+            endpoint, matched = adapter.match(path.rstrip("/"), method="GET")
+            values = dict(matched)
+        except HTTPException:
+            return None
+    slug = values.get("slug")
+    if not isinstance(slug, str) or endpoint is None or not endpoint.startswith("public."):
+        return None
+    canonical = slug.lower()
+    if canonical == slug and request.routing_exception is None:
+        return None
+    found = campaigns.get_by_slug(get_session(), canonical)
+    if found is None or not _may_see(found):
+        return None
+    target = url_for(endpoint, **{**values, "slug": canonical})
+    if request.query_string:
+        target += "?" + request.query_string.decode("latin-1")
+    return redirect(target, 302)
 
 
 def _letter_or_404(slug: str) -> Campaign:
