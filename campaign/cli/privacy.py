@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import String, cast, func, literal, select, update
+from sqlalchemy import String, and_, cast, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from campaign import audit, mail, review, tally
-from campaign.db import session_scope
+from campaign.db import session_scope, utcnow
 from campaign.models import AuditEntry, Campaign, Signature
 
 # Audit fields that may name a signer; the same ones an organizer's erasure redacts.
 PERSONAL_AUDIT_FIELDS = tuple(dict.fromkeys(("rejected_reason", *review.ERASED_VALUES)))
+# Audit actions that set a campaign's state (its "after" names the new one).
+STATE_ACTIONS = ("campaign.create", "campaign.update")
 
 
 @dataclass(frozen=True)
@@ -26,16 +29,63 @@ class Anonymized:
     signatures: int
 
 
-def closed_before(db: Session, cutoff: dt.datetime) -> list[Campaign]:
-    """Closed campaigns whose closing date (or last change, without one) is before cutoff."""
-    closed_at = func.coalesce(Campaign.closes_at, Campaign.updated_at)
-    return list(
-        db.scalars(
-            select(Campaign)
-            .where(Campaign.state == "closed", closed_at < cutoff)
-            .order_by(Campaign.slug)
-        )
+def closed_before(
+    db: Session, cutoff: dt.datetime, now: dt.datetime | None = None
+) -> list[Campaign]:
+    """Campaigns no one can sign any more that closed before cutoff (see closed_at)."""
+    now = now or utcnow()
+    over = or_(
+        Campaign.state == "closed",
+        and_(Campaign.closes_at.is_not(None), Campaign.closes_at <= now),
     )
+    candidates = list(db.scalars(select(Campaign).where(over).order_by(Campaign.slug)))
+    moments = closed_at(db, candidates, now)
+    return [c for c in candidates if moments[c.id] < cutoff]
+
+
+def closed_at(db: Session, campaigns: list[Campaign], now: dt.datetime) -> dict[int, dt.datetime]:
+    """When each of these campaigns (closed, or past closes_at) stopped taking signatures.
+
+    The earlier of its closing date, once passed, and, for a campaign set to closed, the
+    last time it was set so (its audit trail: created closed, or changed to closed), as the
+    public page and the digest count a letter closed by either (campaigns.is_accepting). A
+    campaign set to closed whose trail does not say when (closed before the trail recorded
+    it) falls back to its last change, which is later: its data is kept longer, not shorter.
+    Later edits of a closed letter do not restart the clock.
+    """
+    set_closed: dict[int, dt.datetime] = {}
+    ids = [c.id for c in campaigns if c.state == "closed"]
+    if ids:
+        entries = db.execute(
+            select(AuditEntry.campaign_id, AuditEntry.created_at, AuditEntry.after)
+            .where(
+                AuditEntry.campaign_id.in_(ids),
+                AuditEntry.action.in_(STATE_ACTIONS),
+                AuditEntry.after.contains('"state"'),
+            )
+            .order_by(AuditEntry.created_at, AuditEntry.id)
+        )
+        for campaign_id, created_at, after in entries:
+            try:
+                state = json.loads(after).get("state")
+            except (ValueError, AttributeError):
+                continue
+            if state is None:
+                continue
+            assert campaign_id is not None
+            if state == "closed":
+                set_closed[campaign_id] = created_at
+            else:
+                set_closed.pop(campaign_id, None)
+    moments: dict[int, dt.datetime] = {}
+    for campaign in campaigns:
+        candidates = []
+        if campaign.closes_at is not None and campaign.closes_at <= now:
+            candidates.append(campaign.closes_at)
+        if campaign.state == "closed":
+            candidates.append(set_closed.get(campaign.id, campaign.updated_at))
+        moments[campaign.id] = min(candidates) if candidates else now
+    return moments
 
 
 def anonymize(db: Session, cutoff: dt.datetime, *, dry_run: bool = False) -> Anonymized:
@@ -97,7 +147,10 @@ def _parse_date(value: str) -> dt.datetime:
     "closed_before_text",
     required=True,
     metavar="DATE",
-    help="Anonymize closed campaigns whose closing date is before this day (YYYY-MM-DD, UTC).",
+    help=(
+        "Anonymize campaigns closed before this day (YYYY-MM-DD, UTC): set to closed,"
+        " or past their closing date."
+    ),
 )
 @click.option("--dry-run", is_flag=True, help="Say what would be erased; change nothing.")
 @with_appcontext
