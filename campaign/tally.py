@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, cast
 
-from sqlalchemy import Table, case, func, inspect, select
+from sqlalchemy import Table, and_, case, false, func, inspect, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -287,36 +287,119 @@ def status_counts(session: Session, campaign_ids: Iterable[int]) -> dict[int, di
     return counts
 
 
-def recount(session: Session, campaign: Campaign) -> dict[str, tuple[int, int]]:
-    """Rebuild the counters from the rows; returns {country: (was, now)} where they differed.
+class StatusDrift(NamedTuple):
+    """Signatures whose stored status or counted flag disagreed with their facts."""
 
-    A listed counter that differed is returned as {"<country> listed": (was, now)}.
+    status: str
+    counted: bool
+    derived: str
+    signatures: int
+
+
+@dataclass(frozen=True)
+class Repairs:
+    """What :func:`repair` found wrong and set right (each empty when all was well)."""
+
+    # {country: (was, now)}, and {"<country> listed": (was, now)} for the listed counters.
+    counters: dict[str, tuple[int, int]]
+    # {country: (stored continent, its continent)} of counter rows with the wrong one.
+    continents: dict[str, tuple[str, str]]
+    # The signatures whose status or counted flag was not what derive_status gives.
+    statuses: list[StatusDrift]
+
+    def __bool__(self) -> bool:
+        return bool(self.counters or self.continents or self.statuses)
+
+
+def derived_status(columns: Any, require_confirmation: bool) -> Any:
+    """derive_status in SQL, over a signature table's (or subquery's) columns."""
+    whens: list[tuple[Any, str]] = [
+        (columns.erased_at.is_not(None), "erased"),
+        (columns.withdrawn_at.is_not(None), "withdrawn"),
+        (columns.rejected_at.is_not(None), "rejected"),
+        (columns.duplicate_state == "held", "held"),
+    ]
+    if require_confirmation:
+        whens.append((columns.confirmed_at.is_(None), "pending"))
+    return case(*whens, else_="confirmed")
+
+
+def recount(session: Session, campaign: Campaign) -> dict[str, tuple[int, int]]:
+    """Rebuild the counters from the rows' counted flags; returns {country: (was, now)}.
+
+    A listed counter that differed is returned as {"<country> listed": (was, now)}; a
+    counter on the wrong continent is set right too. The flags are trusted (rows inserted
+    around :func:`refresh` get their counters so): :func:`repair`, which `campaign recount`
+    runs, sets them from each signature's dates first.
     """
-    fresh = {
-        code: (int(counted), int(listed or 0))
-        for code, counted, listed in session.execute(
-            select(
-                Signature.country_code,
-                func.count(),
-                func.sum(case((Signature.public.is_(True), 1), else_=0)),
-            )
-            .where(Signature.campaign_id == campaign.id, Signature.counted.is_(True))
-            .group_by(Signature.country_code)
+    return repair(session, campaign, derive=False).counters
+
+
+def repair(session: Session, campaign: Campaign, *, derive: bool = True) -> Repairs:
+    """Set the campaign's signatures and counters to what the signatures' facts say.
+
+    Each signature's status and counted flag become derive_status of its dates (as
+    :func:`refresh` sets them), and each country's counters the number of signatures that
+    count by that rule (and of those listed), with the country's own continent; flushes.
+    One pass over the letter's rows counts them and finds any disagreeing flag; only those
+    are rewritten. With derive=False the stored counted flags are counted as they are.
+    On PostgreSQL the counter rows are locked first, so a change committing meanwhile is
+    either counted here or moves the counters after this commits.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            select(TallyCount.country_code)
+            .where(TallyCount.campaign_id == campaign.id)
+            .with_for_update()
         )
-    }
+    signature = cast(Table, Signature.__table__)
+    derived = derived_status(signature.c, campaign.require_confirmation).label("derived")
+    rows = (
+        select(
+            signature.c.country_code,
+            signature.c.public,
+            signature.c.status,
+            signature.c.counted,
+            derived,
+        )
+        .where(signature.c.campaign_id == campaign.id)
+        .subquery()
+    )
+    if derive:
+        counts = rows.c.derived == "confirmed"
+        wrong = or_(rows.c.status != rows.c.derived, rows.c.counted.is_(True) != counts)
+    else:
+        counts, wrong = rows.c.counted.is_(True), false()
+    per_country = session.execute(
+        select(
+            rows.c.country_code,
+            func.sum(case((counts, 1), else_=0)),
+            func.sum(case((and_(counts, rows.c.public.is_(True)), 1), else_=0)),
+            func.sum(case((wrong, 1), else_=0)),
+        ).group_by(rows.c.country_code)
+    ).all()
+    fresh = {code: (int(n or 0), int(listed or 0)) for code, n, listed, _wrong in per_country}
+    statuses: list[StatusDrift] = []
+    if any(int(bad or 0) for *_rest, bad in per_country):
+        statuses = _repair_statuses(session, campaign)
     stored = {
         row.country_code: row
         for row in session.scalars(select(TallyCount).where(TallyCount.campaign_id == campaign.id))
     }
     drift: dict[str, tuple[int, int]] = {}
+    continents: dict[str, tuple[str, str]] = {}
     for code in set(fresh) | set(stored):
         now, listed_now = fresh.get(code, (0, 0))
+        continent = geo.continent_of(code)
         row = stored.get(code)
         was, listed_was = (row.signatures, row.listed) if row else (0, 0)
         if was != now:
             drift[code] = (was, now)
         if listed_was != listed_now:
             drift[f"{code} listed"] = (listed_was, listed_now)
+        if row is not None and row.continent_code != continent:
+            continents[code] = (row.continent_code, continent)
+            row.continent_code = continent
         if (was, listed_was) == (now, listed_now):
             continue
         if row is None:
@@ -324,7 +407,7 @@ def recount(session: Session, campaign: Campaign) -> dict[str, tuple[int, int]]:
                 TallyCount(
                     campaign_id=campaign.id,
                     country_code=code,
-                    continent_code=geo.continent_of(code),
+                    continent_code=continent,
                     signatures=now,
                     listed=listed_now,
                 )
@@ -332,4 +415,29 @@ def recount(session: Session, campaign: Campaign) -> dict[str, tuple[int, int]]:
         else:
             row.signatures, row.listed = now, listed_now
     session.flush()
-    return drift
+    return Repairs(drift, continents, statuses)
+
+
+def _repair_statuses(session: Session, campaign: Campaign) -> list[StatusDrift]:
+    """Rewrite the status and counted flag of the signatures whose facts say otherwise."""
+    signature = cast(Table, Signature.__table__)
+    derived = derived_status(signature.c, campaign.require_confirmation)
+    counts = derived == "confirmed"
+    which = (
+        signature.c.campaign_id == campaign.id,
+        or_(signature.c.status != derived, signature.c.counted.is_(True) != counts),
+    )
+    found = [
+        StatusDrift(str(status), bool(counted), str(now), int(n))
+        for status, counted, now, n in session.execute(
+            select(signature.c.status, signature.c.counted, derived, func.count())
+            .where(*which)
+            .group_by(signature.c.status, signature.c.counted, derived)
+            .order_by(signature.c.status, signature.c.counted, derived)
+        )
+    ]
+    session.execute(update(signature).where(*which).values(status=derived, counted=counts))
+    # Signatures this session holds may have changed: read them afresh when next used.
+    for held in [obj for obj in session.identity_map.values() if isinstance(obj, Signature)]:
+        session.expire(held, ["status", "counted", "updated_at"])
+    return found

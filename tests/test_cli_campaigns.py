@@ -278,3 +278,82 @@ def test_recount_finishes_a_change_of_the_confirmation_rule(
     assert runner.invoke(args=["recount", "demo"]).output == (
         f"demo: counters match ({15 + pending})\n"
     )
+
+
+def _tally_json(app: Flask) -> dict[str, Any]:
+    response = app.test_client().get("/c/demo/tally.json")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert isinstance(body, dict)
+    return body
+
+
+def _continent_of_germany(app: Flask) -> str:
+    body = _tally_json(app)
+    [germany] = [c for c in body["by_country"] if c["code"] == "DE"]
+    return str(germany["continent"])
+
+
+def test_recount_repairs_a_counter_on_the_wrong_continent(any_app: Flask) -> None:
+    runner = any_app.test_cli_runner()
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    with session_scope(any_app) as db:
+        db.execute(
+            update(TallyCount).where(TallyCount.country_code == "DE").values(continent_code="AS")
+        )
+    assert _continent_of_germany(any_app) == "AS"
+    result = runner.invoke(args=["recount", "demo"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "demo: DE continent was AS, now EU (repaired)\n"
+    assert _continent_of_germany(any_app) == "EU"
+    assert runner.invoke(args=["recount", "demo"]).output == "demo: counters match (15)\n"
+
+
+def _status_of(app: Flask, name: str) -> tuple[str, bool]:
+    with session_scope(app) as db:
+        row = db.execute(
+            select(Signature.status, Signature.counted).where(Signature.name == name)
+        ).one()
+        return str(row.status), bool(row.counted)
+
+
+def test_recount_does_not_trust_a_status_written_by_hand(any_app: Flask) -> None:
+    runner = any_app.test_cli_runner()
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    with session_scope(any_app) as db:
+        db.execute(
+            update(Signature).where(Signature.name == "Eleanor Whitfield").values(status="rejected")
+        )
+    result = runner.invoke(args=["recount", "demo"])
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "demo: 1 signature stored as rejected (counted), confirmed by the dates recorded:"
+        " now confirmed (counted) (repaired)\n"
+    )
+    assert _status_of(any_app, "Eleanor Whitfield") == ("confirmed", True)
+    assert runner.invoke(args=["recount", "demo"]).output == "demo: counters match (15)\n"
+
+
+def test_recount_uncounts_a_signature_whose_rejection_date_was_set_by_hand(
+    any_app: Flask,
+) -> None:
+    runner = any_app.test_cli_runner()
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    with session_scope(any_app) as db:
+        db.execute(
+            update(Signature)
+            .where(Signature.name.in_(["Eleanor Whitfield", "Graham Price"]))
+            .values(rejected_at=func.now())
+        )
+    assert _tally_json(any_app)["signatures"] == 15
+    result = runner.invoke(args=["recount", "demo"])
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "demo: 2 signatures stored as confirmed (counted), rejected by the dates recorded:"
+        " now rejected (not counted) (repaired)\n"
+        "demo: GB was 2, now 0 (repaired)\n"
+        "demo: GB listed was 2, now 0 (repaired)\n"
+    )
+    assert _status_of(any_app, "Graham Price") == ("rejected", False)
+    assert _tally_json(any_app)["signatures"] == 13
+    assert runner.invoke(args=["recount", "demo"]).output == "demo: counters match (13)\n"

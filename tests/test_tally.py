@@ -154,3 +154,41 @@ def test_counters_follow_every_change_of_status(db: Session) -> None:
     fresh = sum(s.counted for s in db.scalars(select(Signature)))
     assert fresh == 3
     assert tally.recount(db, campaign) == {}
+
+
+def test_recount_puts_a_counter_back_on_its_continent(db: Session) -> None:
+    campaign = make_campaign(db, require_confirmation=False)
+    sign(db, campaign, "A One", "DE")
+    db.commit()
+    db.execute(update(TallyCount).values(continent_code="AS"))
+    db.commit()
+    assert [c.code for c in tally.tally(db, campaign).by_continent] == ["AS"]
+    assert tally.recount(db, campaign) == {}  # the numbers were right
+    db.commit()
+    assert [c.code for c in tally.tally(db, campaign).by_continent] == ["EU"]
+
+
+def test_repair_sets_each_status_from_the_dates_and_recount_trusts_the_flags(
+    db: Session,
+) -> None:
+    campaign = make_campaign(db, require_confirmation=False)
+    kept = sign(db, campaign, "A One", "KE")
+    sign(db, campaign, "B Two", "KE")
+    db.commit()
+    db.execute(update(Signature).where(Signature.id == kept.id).values(status="withdrawn"))
+    db.execute(update(Signature).where(Signature.id != kept.id).values(withdrawn_at=kept.signed_at))
+    db.commit()
+    assert tally.recount(db, campaign) == {}  # both still flagged counted
+    repairs = tally.repair(db, campaign)
+    db.commit()
+    assert repairs.counters == {"KE": (2, 1)}
+    assert sorted(repairs.statuses) == [
+        tally.StatusDrift("confirmed", True, "withdrawn", 1),
+        tally.StatusDrift("withdrawn", True, "confirmed", 1),
+    ]
+    rows = db.execute(select(Signature.name, Signature.status, Signature.counted)).all()
+    assert sorted((name, status, bool(counted)) for name, status, counted in rows) == [
+        ("A One", "confirmed", True),
+        ("B Two", "withdrawn", False),
+    ]
+    assert not tally.repair(db, campaign)

@@ -265,11 +265,35 @@ def demo() -> None:
         click.echo(f"demo organizer {DEMO_ORGANIZER} already existed; its password is unchanged")
 
 
+def _counted(counted: bool) -> str:
+    return "counted" if counted else "not counted"
+
+
+def _describe(repairs: tally.Repairs) -> list[str]:
+    """One line per difference `campaign recount` repaired."""
+    lines = []
+    for drift in repairs.statuses:
+        number = "1 signature" if drift.signatures == 1 else f"{drift.signatures} signatures"
+        lines.append(
+            f"{number} stored as {drift.status} ({_counted(drift.counted)}), "
+            f"{drift.derived} by the dates recorded: now {drift.derived} "
+            f"({_counted(drift.derived == 'confirmed')})"
+        )
+    for code, (was, now) in sorted(repairs.counters.items()):
+        lines.append(f"{code} was {was}, now {now}")
+    for code, (stored, continent) in sorted(repairs.continents.items()):
+        lines.append(f"{code} continent was {stored}, now {continent}")
+    return lines
+
+
 @click.command("recount")
 @with_appcontext
 @click.argument("slug", required=False)
 def recount(slug: str | None) -> None:
     """Rebuild the tally counters from the signatures; prints any drift repaired.
+
+    Each signature's status and counted flag are set to what its dates say (a status
+    written by hand is not trusted), and the counters, listed ones and continents too.
 
     First it finishes a change of the confirmation rule whose move of the signatures failed
     (campaigns.rederive: the unconfirmed are pending or counted as the letter's rule says).
@@ -291,11 +315,10 @@ def recount(slug: str | None) -> None:
                     f"{campaign.slug}: {moved} unconfirmed signatures moved to the letter's "
                     "confirmation rule (repaired)"
                 )
-            drift = tally.recount(db, campaign)
-            if not drift:
+            repairs = tally.repair(db, campaign)
+            lines += [f"{campaign.slug}: {line} (repaired)" for line in _describe(repairs)]
+            if not repairs:
                 lines.append(f"{campaign.slug}: counters match ({tally.total(db, campaign)})")
-            for code, (was, now) in sorted(drift.items()):
-                lines.append(f"{campaign.slug}: {code} was {was}, now {now} (repaired)")
         db.commit()
     except DBAPIError as error:
         raise _database_error(error) from None
