@@ -51,9 +51,15 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 
 def check_password_strength(password: str) -> None:
-    """Refuse passwords shorter than the minimum."""
+    """Refuse passwords shorter than the minimum, of only spaces, or that are not text."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if not password.strip():
+        raise AccountError("password must not be only spaces")
+    try:
+        password.encode("utf-8")  # what hashing it does: surrogates (bytes not UTF-8) fail
+    except UnicodeEncodeError:
+        raise AccountError("password is not UTF-8 text") from None
 
 
 def normalize_email(email: str) -> str:

@@ -357,3 +357,54 @@ def test_recount_uncounts_a_signature_whose_rejection_date_was_set_by_hand(
     assert _status_of(any_app, "Graham Price") == ("rejected", False)
     assert _tally_json(any_app)["signatures"] == 13
     assert runner.invoke(args=["recount", "demo"]).output == "demo: counters match (13)\n"
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _letter_file(tmp_path: Path, data: bytes) -> str:
+    path = tmp_path / "odd-letter.md"
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_a_byte_order_mark_is_not_kept_in_the_letter(app: Flask, tmp_path: Path) -> None:
+    path = _letter_file(tmp_path, "\ufeffDear Minister,\n".encode())
+    result = app.test_cli_runner().invoke(
+        args=["create-campaign", "bom", "--title", "BOM", "--letter", path]
+    )
+    assert result.exit_code == 0, result.output
+    with session_scope(app) as db:
+        found = get_by_slug(db, "bom")
+        assert found is not None and found.letter == "Dear Minister,\n"
+
+
+def test_a_letter_holding_a_nul_is_bad_input_on_each_database(
+    any_app: Flask, tmp_path: Path
+) -> None:
+    path = _letter_file(tmp_path, b"Dear Minister,\n\nfree\x00them\n")
+    result = any_app.test_cli_runner().invoke(
+        args=["create-campaign", "nul", "--title", "NUL", "--letter", path]
+    )
+    assert result.exit_code == 1
+    assert one_line_error(result.output) == (
+        f"Error: letter file {path} holds a control character (U+0000) on line 3: "
+        "it is not plain text"
+    )
+    assert campaign_count(any_app) == 0
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "code"),
+    [("--title", "Free them\nnow", "U+000A"), ("--recipient", "The\x1bMinister", "U+001B")],
+)
+def test_a_one_line_value_with_a_control_character_is_refused(
+    app: Flask, runner: FlaskCliRunner, letter: Path, option: str, value: str, code: str
+) -> None:
+    args = ["create-campaign", "ctl", "--title", "T", "--letter", str(letter), option, value]
+    result = runner.invoke(args=args)
+    assert result.exit_code == 2
+    assert one_line_error(result.output) == (
+        f"Error: {option} holds a control character ({code}): give it on one line, as plain text"
+    )
+    assert campaign_count(app) == 0

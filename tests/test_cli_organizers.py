@@ -203,3 +203,43 @@ def test_set_password_refuses_a_bad_password_and_changes_nothing(
     assert auth.verify_password(ann.password_hash, PASSWORD)
     assert ann.session_epoch == 0
     assert store.scalar(select(AuditEntry)) is None
+
+
+@pytest.mark.parametrize("password", [" " * 12, "\t" * 6 + " " * 10, "\u3000" * 12])
+def test_a_password_of_only_spaces_is_refused(
+    runner: FlaskCliRunner, store: Session, password: str
+) -> None:
+    made = runner.invoke(args=["create-organizer", "ann@example.org"], input=password + "\n")
+    assert made.exit_code == 1
+    assert made.output == "Error: password must not be only spaces\n"
+    assert _organizers(store) == []
+    assert (
+        runner.invoke(args=["create-organizer", "ann@example.org"], input="x" * 12).exit_code == 0
+    )
+    changed = runner.invoke(args=["set-password", "ann@example.org"], input=password + "\n")
+    assert changed.exit_code == 1
+    assert changed.output == "Error: password must not be only spaces\n"
+    assert auth.verify_password(_ann(store).password_hash, "x" * 12)
+
+
+def test_a_password_that_is_not_utf8_is_one_line(runner: FlaskCliRunner, store: Session) -> None:
+    for args in (["create-organizer", "ann@example.org"], ["set-password", "ann@example.org"]):
+        result = runner.invoke(args=args, input=b"\xff\xfe not utf-8 at all\n")
+        assert result.exit_code == 1
+        assert "Error: " in result.output and "Traceback" not in result.output
+        assert result.output.strip().splitlines()[-1] in (
+            "Error: the password is not UTF-8 text",
+            "Error: no organizer has the address ann@example.org",
+        )
+    assert _organizers(store) == []
+
+
+def test_an_organizer_name_on_two_lines_is_refused(runner: FlaskCliRunner, store: Session) -> None:
+    result = runner.invoke(
+        args=["create-organizer", "ann@example.org", "--name", "Ann\nAdmin: yes"], input="x" * 12
+    )
+    assert result.exit_code == 2
+    assert result.output == (
+        "Error: --name holds a control character (U+000A): give it on one line, as plain text\n"
+    )
+    assert _organizers(store) == []

@@ -1,7 +1,8 @@
 """The `campaign` command: a Flask CLI group with this project's commands.
 
 Each command fails with one clear line and a non-zero exit on bad input: click's
-usage errors for arguments, ``click.ClickException`` for everything else.
+usage errors for arguments, ``click.ClickException`` for everything else; a database
+error a command does not handle itself is turned into one such line (cli.errors).
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
 
 from campaign import db
+from campaign.cli import errors
 
 
 @click.group("db")
@@ -20,14 +23,40 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
+@with_appcontext
 def db_upgrade(revision: str) -> None:
-    """Apply migrations (idempotent)."""
+    """Apply migrations (idempotent); never downgrades."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
     url = db.database_url(current_app)
+    script = ScriptDirectory.from_config(db.alembic_config(url))
     try:
-        db.upgrade(url, revision)
+        target = script.get_revision(revision)
+    except CommandError:
+        target = None
+    if target is None:
+        known = ", ".join(reversed([r.revision for r in script.walk_revisions()]))
+        raise click.ClickException(f"no revision {revision!r}: use head or one of {known}")
+    try:
+        current, _head = errors.revisions(url)
+        order = [r.revision for r in script.walk_revisions()]  # newest first
+        if current in order and order.index(current) < order.index(target.revision):
+            raise click.ClickException(
+                f"the database is at revision {current}, newer than {target.revision}: "
+                "`db upgrade` does not downgrade (restore a backup taken before instead)"
+            )
+        db.upgrade(url, target.revision)
+    except SQLAlchemyError as error:
+        raise click.ClickException(errors.describe(error, url)) from None
+    except click.ClickException:
+        raise
     except Exception as error:
-        raise click.ClickException(f"could not upgrade the database: {error}") from None
-    click.echo(f"database is at revision {revision}: {db.describe_url(url)}")
+        raise click.ClickException(
+            f"could not upgrade the database: {errors.first_line(error)}"
+        ) from None
+    now, _head = errors.revisions(url)
+    click.echo(f"database is at revision {now}: {db.describe_url(url)}")
 
 
 @click.command("serve")
@@ -59,7 +88,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(serve)
     for module in (campaigns, organizers, transfer, privacy):
         for command in module.commands:
-            app.cli.add_command(command)
+            # A database error a command leaves is one line, not a traceback (cli.errors).
+            app.cli.add_command(errors.one_line(command))
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from campaign import audit, auth, signing, tally
 from campaign.campaigns import CampaignError, create_campaign, get_by_slug, rederive
+from campaign.cli import errors
 from campaign.db import new_session
 from campaign.models import Campaign, Organizer
 
@@ -24,10 +25,12 @@ DEMO_LOGIN_FILE = "demo-login.txt"
 
 
 def _read_letter(path: str) -> str:
-    """The letter file's text; one clear line when it is missing, unreadable or not UTF-8."""
+    """The letter file's text, without a byte order mark; one clear line when it is missing,
+    unreadable, not UTF-8 or holds a control character (NUL...) other than tab and line ends.
+    """
     try:
         with open(path, encoding="utf-8", newline="") as handle:
-            return handle.read()
+            text = handle.read()
     except FileNotFoundError:
         raise click.ClickException(f"letter file {path} does not exist") from None
     except IsADirectoryError:
@@ -38,6 +41,16 @@ def _read_letter(path: str) -> str:
         ) from None
     except OSError as error:
         raise click.ClickException(f"cannot read letter file {path}: {error.strerror}") from None
+    # A byte order mark some editors write first is no part of the letter.
+    text = text.removeprefix("\ufeff")
+    found = errors.control_character(text, multiline=True)
+    if found is not None:
+        line = text.count("\n", 0, found) + 1
+        raise click.ClickException(
+            f"letter file {path} holds a control character ({errors.codepoint(text[found])})"
+            f" on line {line}: it is not plain text"
+        )
+    return text
 
 
 def _public_url(path: str) -> str:
@@ -46,18 +59,19 @@ def _public_url(path: str) -> str:
     return str(base).rstrip("/") + path
 
 
-def _database_error(error: DBAPIError) -> click.ClickException:
-    return click.ClickException(
-        f"the database is not ready ({type(error.orig).__name__}); run `campaign db upgrade` first"
-    )
-
-
 @click.command("create-campaign")
 @with_appcontext
 @click.argument("slug")
-@click.option("--title", required=True, help="The letter's title.")
+@click.option(
+    "--title", required=True, help="The letter's title.", callback=errors.one_line_value("--title")
+)
 @click.option("--letter", "letter_path", required=True, help="A UTF-8 Markdown file.")
-@click.option("--recipient", default="", help="Who the letter is addressed to.")
+@click.option(
+    "--recipient",
+    default="",
+    help="Who the letter is addressed to.",
+    callback=errors.one_line_value("--recipient"),
+)
 @click.option("--open", "is_open", is_flag=True, help="Take signatures at once (else a draft).")
 @click.option(
     "--no-confirmation", is_flag=True, help="Count signatures without email confirmation."
@@ -111,7 +125,7 @@ def create_campaign_command(
     except CampaignError as error:
         raise click.ClickException(str(error)) from None
     except DBAPIError as error:
-        raise _database_error(error) from None
+        raise errors.database_error(error) from None
     finally:
         db.close()
     click.echo(f"campaign {slug} created ({state}): {_public_url('/c/' + slug)}")
@@ -250,7 +264,7 @@ def demo() -> None:
         click.echo(f"the demo letter is at {letter_url}")
         return
     except DBAPIError as error:
-        raise _database_error(error) from None
+        raise errors.database_error(error) from None
     except OSError as error:
         raise click.ClickException(f"cannot write {login_path}: {error.strerror}") from None
     finally:
@@ -321,7 +335,7 @@ def recount(slug: str | None) -> None:
                 lines.append(f"{campaign.slug}: counters match ({tally.total(db, campaign)})")
         db.commit()
     except DBAPIError as error:
-        raise _database_error(error) from None
+        raise errors.database_error(error) from None
     finally:
         db.close()
     if not targets:

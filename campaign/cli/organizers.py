@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from campaign import audit, auth
+from campaign.cli import errors
 from campaign.db import reading, session_scope, utcnow
 from campaign.mail import summary
 from campaign.models import Organizer
@@ -21,19 +22,37 @@ def _stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 
 
+_NOT_UTF8 = "the password is not UTF-8 text"
+
+
 def _read_password() -> str:
     """The first line of stdin when it is piped, else asked twice without echo."""
     if not _stdin_is_terminal():
-        line = sys.stdin.readline()
+        try:
+            line = sys.stdin.readline()
+        except UnicodeDecodeError:
+            raise click.ClickException(_NOT_UTF8) from None
         if not line:
             raise click.ClickException("no password on standard input")
-        return line.rstrip("\r\n")
-    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+        password = line.rstrip("\r\n")
+    else:
+        password = str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    try:
+        # Under a C locale stdin keeps the bytes that are not UTF-8 as surrogates.
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise click.ClickException(_NOT_UTF8) from None
+    return password
 
 
 @click.command("create-organizer")
 @click.argument("email")
-@click.option("--name", default="", help="The organizer's name, shown in the audit trail.")
+@click.option(
+    "--name",
+    default="",
+    help="The organizer's name, shown in the audit trail.",
+    callback=errors.one_line_value("--name"),
+)
 @click.option("--admin", "is_admin", is_flag=True, help="Sees every campaign; manages organizers.")
 @with_appcontext
 def create_organizer(email: str, name: str, is_admin: bool) -> None:

@@ -1,0 +1,171 @@
+"""One clear line for what goes wrong around the database, shared by every `campaign` command.
+
+init_app wraps each command's callback with :func:`one_line`: a database error that a
+command does not handle itself ends it with one line on stderr and exit status 1 (click's
+ClickException), never a traceback. The line says which of these it is:
+
+- the server cannot be reached (or the SQLite file opened): where, without the password;
+- the schema is older than the code (or missing): run `campaign db upgrade`;
+- the database refused a value (PostgreSQL takes no NUL character, for one): bad input;
+- anything else: the database's own first line.
+"""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from flask import current_app
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from campaign import db
+
+C = TypeVar("C", bound=click.Command)
+
+# What a PostgreSQL URL without a port means.
+POSTGRES_PORT = 5432
+
+
+def where(url: str) -> str:
+    """The database's place for a message: host:port/name, or the SQLite file; no password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or "(in memory)"
+    host = parsed.host or "localhost"
+    port = parsed.port or (POSTGRES_PORT if parsed.get_backend_name() == "postgresql" else None)
+    place = f"{host}:{port}" if port else host
+    return f"{place}/{parsed.database}" if parsed.database else place
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of what the database (driver) said, without SQLAlchemy's additions."""
+    orig = getattr(error, "orig", None) or error
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    return lines[0] if lines else type(orig).__name__
+
+
+def _probe(url: str) -> Engine:
+    """An engine for one look at the database (no pool; a server gets 10 s to answer)."""
+    is_postgres = make_url(url).get_backend_name() == "postgresql"
+    connect_args = {"connect_timeout": 10} if is_postgres else {}
+    return create_engine(url, poolclass=NullPool, connect_args=connect_args)
+
+
+def _connection_failure(url: str) -> str | None:
+    """Why no connection to the database can be made, or None when one can."""
+    engine = _probe(url)
+    try:
+        with engine.connect():
+            return None
+    except SQLAlchemyError as error:
+        return first_line(error)
+    finally:
+        engine.dispose()
+
+
+def revisions(url: str) -> tuple[str | None, str | None]:
+    """(the database's migration revision, the code's head); None where unknown."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(db.alembic_config(url)).get_current_head()
+    engine = _probe(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision(), head
+    except SQLAlchemyError:
+        return None, head
+    finally:
+        engine.dispose()
+
+
+def describe(error: SQLAlchemyError, url: str) -> str:
+    """One line saying what went wrong with the database and what to do."""
+    if isinstance(error, DataError):
+        return f"the database refused a value as invalid ({first_line(error)}): check the input"
+    if isinstance(error, IntegrityError):
+        return f"the database refused the change ({first_line(error)})"
+    failure = _connection_failure(url)
+    if failure is not None:
+        if make_url(url).get_backend_name() == "sqlite":
+            return f"cannot open the database file {where(url)} ({failure})"
+        return f"cannot connect to the database at {where(url)} ({failure})"
+    current, head = revisions(url)
+    if current != head:
+        at = f"at revision {current}" if current else "empty"
+        return (
+            f"the database is not ready ({at}, the code needs {head}); "
+            "run `campaign db upgrade` first"
+        )
+    return f"database error ({type(getattr(error, 'orig', None) or error).__name__}): " + (
+        first_line(error)
+    )
+
+
+def database_error(error: SQLAlchemyError) -> click.ClickException:
+    """The ClickException for a database error met in a command (app context needed)."""
+    return click.ClickException(describe(error, db.database_url(current_app)))
+
+
+def one_line(command: C) -> C:
+    """Make a command end with one line, not a traceback, on a database error it leaves."""
+    callback = command.callback
+    if callback is None or getattr(callback, "_one_line", False):
+        return command
+
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except SQLAlchemyError as error:
+            raise database_error(error) from None
+
+    run._one_line = True  # type: ignore[attr-defined]
+    command.callback = run
+    return command
+
+
+def control_character(value: str, *, multiline: bool = False) -> int | None:
+    """Where the value's first control character is, or None; multiline allows \\t\\n\\r.
+
+    Control characters, surrogates (bytes that were not UTF-8) and the line and paragraph
+    separators: what text typed or pasted as a value does not hold.
+    """
+    allowed = "\t\n\r" if multiline else ""
+    for index, char in enumerate(value):
+        if char not in allowed and unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
+            return index
+    return None
+
+
+def codepoint(char: str) -> str:
+    """A character as U+XXXX."""
+    return f"U+{ord(char):04X}"
+
+
+class BadValue(click.ClickException):
+    """A bad option value, in one line (click's BadParameter adds the usage text)."""
+
+    exit_code = 2
+
+
+def one_line_value(option: str) -> Callable[[click.Context, click.Parameter, str], str]:
+    """A click callback refusing a control character (a line break...) in a one-line value."""
+
+    def check(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+        if value is not None:
+            found = control_character(value)
+            if found is not None:
+                raise BadValue(
+                    f"{option} holds a control character ({codepoint(value[found])}): "
+                    "give it on one line, as plain text"
+                )
+        return value
+
+    return check

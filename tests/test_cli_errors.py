@@ -1,0 +1,186 @@
+"""Every `campaign` command ends with one line and a non-zero exit when the database cannot
+be used (not upgraded, unreachable, refusing a value), and `db upgrade` says where it is."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy.exc import DataError, OperationalError
+
+from campaign import db as dbmod
+from campaign.cli import errors
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "a long enough password\n"
+
+# Each command that reads or writes the database, with what it needs on stdin.
+COMMANDS: list[tuple[list[str], str]] = [
+    (["anonymize", "--closed-before", "2030-01-01"], ""),
+    (["send-digest"], ""),
+    (["create-organizer", "org1@example.org"], PASSWORD),
+    (["set-password", "org1@example.org"], PASSWORD),
+    (["recount"], ""),
+    (["demo"], ""),
+]
+
+
+@pytest.fixture
+def letter(tmp_path: Path) -> Path:
+    path = tmp_path / "letter.md"
+    path.write_text("Dear Minister,\n", encoding="utf-8")
+    return path
+
+
+def one_line_error(output: str) -> str:
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    assert "Traceback" not in output
+    return lines[0]
+
+
+def _run(app: Flask, args: list[str], stdin: str = "") -> Any:
+    return app.test_cli_runner().invoke(args=args, input=stdin)
+
+
+@pytest.mark.parametrize(("args", "stdin"), COMMANDS, ids=lambda v: str(v)[:30])
+def test_a_database_not_upgraded_is_one_line_saying_what_to_do(
+    app_factory: Any, tmp_path: Path, args: list[str], stdin: str
+) -> None:
+    app = app_factory(DATABASE_URL=f"sqlite:///{tmp_path}/empty.sqlite3")
+    result = _run(app, args, stdin)
+    assert result.exit_code == 1
+    assert one_line_error(result.output) == (
+        "Error: the database is not ready (empty, the code needs 0016); "
+        "run `campaign db upgrade` first"
+    )
+
+
+def test_a_database_behind_the_code_names_its_revision(app_factory: Any, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/old.sqlite3"
+    dbmod.upgrade(url, "0003")
+    app = app_factory(DATABASE_URL=url)
+    result = _run(app, ["create-organizer", "org1@example.org"], PASSWORD)
+    assert result.exit_code == 1
+    assert "(at revision 0003, the code needs 0016); run `campaign db upgrade` first" in (
+        one_line_error(result.output)
+    )
+
+
+UNREACHABLE = "postgresql+psycopg://campaign:s3cret-pw@127.0.0.1:5499/letters"
+
+
+@pytest.mark.parametrize(("args", "stdin"), COMMANDS, ids=lambda v: str(v)[:30])
+def test_an_unreachable_server_is_one_line_naming_it_without_the_password(
+    app_factory: Any, args: list[str], stdin: str
+) -> None:
+    app = app_factory(DATABASE_URL=UNREACHABLE)
+    result = _run(app, args, stdin)
+    assert result.exit_code == 1
+    line = one_line_error(result.output)
+    assert line.startswith("Error: cannot connect to the database at 127.0.0.1:5499/letters (")
+    assert "s3cret" not in result.output
+
+
+def test_create_campaign_against_an_unreachable_server(app_factory: Any, letter: Path) -> None:
+    app = app_factory(DATABASE_URL=UNREACHABLE)
+    result = _run(app, ["create-campaign", "xy", "--title", "X", "--letter", str(letter)])
+    assert result.exit_code == 1
+    assert "cannot connect to the database at 127.0.0.1:5499" in one_line_error(result.output)
+
+
+def test_db_upgrade_against_an_unreachable_server(app_factory: Any) -> None:
+    app = app_factory(DATABASE_URL=UNREACHABLE)
+    result = _run(app, ["db", "upgrade"])
+    assert result.exit_code == 1
+    assert "cannot connect to the database at 127.0.0.1:5499" in one_line_error(result.output)
+    assert "s3cret" not in result.output
+
+
+def test_a_value_the_database_refuses_is_called_bad_input() -> None:
+    refused = DataError(
+        "INSERT INTO campaign ...", {}, ValueError("PostgreSQL text fields cannot contain NUL")
+    )
+    line = errors.describe(refused, UNREACHABLE)
+    assert line == (
+        "the database refused a value as invalid (PostgreSQL text fields cannot contain NUL):"
+        " check the input"
+    )
+    assert "db upgrade" not in line
+
+
+def test_an_unknown_error_on_a_ready_database_is_not_blamed_on_the_schema(app: Flask) -> None:
+    failed = OperationalError("SELECT 1", {}, Exception("disk I/O error\nmore detail"))
+    line = errors.describe(failed, dbmod.database_url(app))
+    assert line == "database error (Exception): disk I/O error"
+
+
+def test_where_names_host_port_and_database_never_the_password() -> None:
+    assert errors.where(UNREACHABLE) == "127.0.0.1:5499/letters"
+    assert errors.where("postgresql+psycopg://u:pw@db.internal/x") == "db.internal:5432/x"
+    assert errors.where("sqlite:////var/lib/campaign.sqlite3") == "/var/lib/campaign.sqlite3"
+
+
+# --------------------------------------------------------------------------- db upgrade
+
+
+def test_db_upgrade_prints_the_revision_reached(app_factory: Any, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/steps.sqlite3"
+    app = app_factory(DATABASE_URL=url)
+    first = _run(app, ["db", "upgrade", "--revision", "0003"])
+    assert first.exit_code == 0, first.output
+    assert first.output == f"database is at revision 0003: {url}\n"
+    rest = _run(app, ["db", "upgrade"])
+    assert rest.output == f"database is at revision 0016: {url}\n"
+
+
+def test_db_upgrade_refuses_to_go_back(app: Flask) -> None:
+    result = _run(app, ["db", "upgrade", "--revision", "0003"])
+    assert result.exit_code == 1
+    assert one_line_error(result.output) == (
+        "Error: the database is at revision 0016, newer than 0003: `db upgrade` does not "
+        "downgrade (restore a backup taken before instead)"
+    )
+    assert _run(app, ["db", "upgrade"]).output.startswith("database is at revision 0016: ")
+
+
+def test_db_upgrade_refuses_an_unknown_revision(app: Flask) -> None:
+    result = _run(app, ["db", "upgrade", "--revision", "9999"])
+    assert result.exit_code == 1
+    assert one_line_error(result.output).startswith(
+        "Error: no revision '9999': use head or one of 0001, 0002,"
+    )
+
+
+# --------------------------------------------------------------------------- real stdin
+
+
+def test_a_password_piped_in_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    """Under a C locale Python keeps the bytes that are not UTF-8 (as surrogates)."""
+    url = f"sqlite:///{tmp_path}/real.sqlite3"
+    dbmod.upgrade(url)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "LC_ALL": "C",
+        "CAMPAIGN_DATABASE_URL": url,
+        "CAMPAIGN_INSTANCE_PATH": str(tmp_path / "instance"),
+    }
+    command = [sys.executable, "-c", "from campaign.cli import main; main()"]
+
+    def campaign(*args: str, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [*command, *args], input=stdin, env=env, capture_output=True, timeout=120, check=False
+        )
+
+    made = campaign("create-organizer", "org1@example.org", stdin=PASSWORD.encode())
+    assert made.returncode == 0, made.stderr
+    for args in (["set-password", "org1@example.org"], ["create-organizer", "o2@example.org"]):
+        result = campaign(*args, stdin=b"\xff\xfe bad password here\n")
+        assert result.returncode == 1
+        assert result.stderr == b"Error: the password is not UTF-8 text\n"
