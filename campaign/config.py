@@ -22,7 +22,9 @@ SMTP_PASSWORD: str | None = None
 SMTP_STARTTLS = False
 SMTP_TIMEOUT = 10.0
 MAIL_FROM = "campaign@localhost"
-# Absolute links in mail; without it, links are built from the request's host.
+# The site's public address, which every absolute link starts with (mail, canonical, share).
+# `campaign serve` needs it. Unset (`campaign run`, tests), links use the request's host only
+# when it is a loopback one, else http://127.0.0.1:5000 (campaign/hosts.py).
 BASE_URL: str | None = None
 # Run the outbox sender inside the serving process (campaign run / serve). One sender in
 # the cluster delivers (it holds a lease); the others stand by to take over.

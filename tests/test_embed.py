@@ -52,7 +52,7 @@ def test_widget_shows_title_count_continents_and_a_link_to_sign(
     assert "on 4 continents" in page
     assert all(name in page for name in ("Europe", "South America", "Africa", "Asia"))
     assert (
-        '<a class="widget-sign" href="http://localhost/c/free-them" target="_blank" '
+        '<a class="widget-sign" href="http://campaign.test/c/free-them" target="_blank" '
         'rel="noopener">Sign the letter' in page
     )
     assert "site-header" not in page  # standalone, not the site's layout

@@ -1331,6 +1331,7 @@ def test_running_server_delivers_the_outbox(app: Flask, tmp_path: Path, server: 
         "CAMPAIGN_SECRET_KEY": "test-secret-key-not-for-production",
         "CAMPAIGN_MAIL_POLL_SECONDS": "0.2",
         "CAMPAIGN_RATELIMIT_ENABLED": "false",
+        "CAMPAIGN_BASE_URL": "http://campaign.test",  # campaign serve needs it
     }
     if server == "serve":
         command = ["serve", "--port", str(port), "--workers", "2", "--threads", "2"]

@@ -292,6 +292,7 @@ def test_two_server_processes_share_one_limit_through_redis(
         "CAMPAIGN_RATELIMIT_STORAGE_URI": redis_url,
         "CAMPAIGN_RATELIMIT_KEY_PREFIX": prefix,
         "CAMPAIGN_JSON_RATE_LIMIT": "5 per minute",
+        "CAMPAIGN_BASE_URL": "http://campaign.test",  # campaign serve needs it
     }
     command = str(Path(sys.executable).with_name("campaign"))
     ports = [free_port(), free_port()]

@@ -66,10 +66,16 @@ def db_upgrade(revision: str) -> None:
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
 @with_appcontext
 def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Serve the app with gunicorn (production)."""
+    """Serve the app with gunicorn (production); needs CAMPAIGN_BASE_URL."""
     from campaign.server import run_gunicorn
 
     config = current_app.config
+    if not config.get("BASE_URL"):
+        # Links in mail would otherwise follow the request's Host header (campaign/hosts.py).
+        raise click.ClickException(
+            "set CAMPAIGN_BASE_URL to the site's public address (e.g. https://letters.example.org):"
+            " links in mail and on the letter start with it"
+        )
     storage = str(config.get("RATELIMIT_STORAGE_URI") or "memory://")
     if workers > 1 and config.get("RATELIMIT_ENABLED", True) and storage.startswith("memory://"):
         click.echo(

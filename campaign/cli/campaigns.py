@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from campaign import audit, auth, signing, tally
+from campaign import audit, auth, hosts, signing, tally
 from campaign.campaigns import CampaignError, create_campaign, get_by_slug, rederive
 from campaign.cli import errors
 from campaign.db import new_session
@@ -55,7 +55,7 @@ def _read_letter(path: str) -> str:
 
 def _public_url(path: str) -> str:
     """An address people can open: BASE_URL when set, else the `make run` address."""
-    base = current_app.config.get("BASE_URL") or "http://127.0.0.1:5000"
+    base = current_app.config.get("BASE_URL") or hosts.DEVELOPMENT_ROOT
     return str(base).rstrip("/") + path
 
 

@@ -11,7 +11,7 @@ from email.utils import make_msgid, parseaddr
 from typing import Any, Protocol
 from typing import cast as typing_cast
 
-from flask import current_app, has_app_context, has_request_context, url_for
+from flask import current_app, has_app_context
 from sqlalchemy import (
     ColumnElement,
     String,
@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from campaign import hosts
 from campaign.db import Direct, utcnow
 from campaign.mail import transport
 from campaign.mail.message import SUBJECT_MAX, header_safe
@@ -85,16 +86,12 @@ def queue(
 
 
 def link_base() -> str:
-    """The site root links in mail start with: BASE_URL, else this request's (app context)."""
-    base = current_app.config.get("BASE_URL")
-    if base:
-        # As views.embed.absolute_url(): BASE_URL, then the script root url_for() puts before
-        # every path. Outside a request (the CLI) there is none: links start at BASE_URL.
-        script_root = url_for("public.index").rstrip("/") if has_request_context() else ""
-        return str(base).rstrip("/") + script_root
-    # The scheme, host and script root url_for() builds absolute links with (in a request:
-    # its Host header or SERVER_NAME; outside one it needs SERVER_NAME, as url_for does).
-    return url_for("public.index", _external=True).rstrip("/")
+    """The site root links in mail start with (app context): hosts.site_root()'s rule.
+
+    BASE_URL; without it a request's own host only when it is a loopback one, so a spoofed
+    Host header cannot send a genuine link to another site.
+    """
+    return hosts.site_root()
 
 
 def _kind_row(kind: str, signature_id: int, to: str, base: str) -> dict[str, Any]:

@@ -286,7 +286,7 @@ def password_reset() -> Response | tuple[str, int]:
 def _queue_reset_mail(db: Session, organizer: Organizer) -> None:
     """Queue the mail with the reset link, in the language of the page it was asked on."""
     token = resets.make_token(str(current_app.config["SECRET_KEY"]), organizer)
-    # On BASE_URL like every link in mail.
+    # On BASE_URL like every link in mail (never on a spoofed Host header: hosts.py).
     link = mail.links_on(current_app, mail.link_base())(
         "admin.password_reset_link", {"token": token}
     )

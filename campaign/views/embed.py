@@ -17,13 +17,12 @@ from flask import (
     make_response,
     render_template,
     request,
-    url_for,
 )
 from flask_babel import format_number
 from markupsafe import escape
 from werkzeug.wrappers import Response as BaseResponse
 
-from campaign import campaigns, charts, i18n, tally
+from campaign import campaigns, charts, hosts, i18n, tally
 from campaign.db import get_session, utcnow
 from campaign.models import Campaign
 
@@ -41,11 +40,8 @@ _share_images_lock = threading.Lock()
 
 
 def absolute_url(endpoint: str, **values: Any) -> str:
-    """An absolute URL for links that leave the site: from BASE_URL when set, else the request."""
-    base = current_app.config.get("BASE_URL")
-    if base:
-        return str(base).rstrip("/") + url_for(endpoint, **values)
-    return url_for(endpoint, _external=True, **values)
+    """An absolute URL for links that leave the site: hosts.external_url()'s rule."""
+    return hosts.external_url(endpoint, **values)
 
 
 @dataclass(frozen=True)
@@ -113,6 +109,7 @@ def widget(slug: str) -> Response:
         tally=counts,
         count=format_number(counts.signatures),
         accepting=campaigns.is_accepting(campaign, utcnow()),
+        letter_url=absolute_url("public.campaign", slug=campaign.slug),
     )
     return _shareable(make_response(page))
 
