@@ -28,9 +28,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_object(default_config)
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)
-        app.config.from_prefixed_env("CAMPAIGN")
+        default_config.load_environment(app.config, os.environ)
     else:
         app.config.from_mapping(test_config)
+    # A bad value stops here, in one line naming it (the CLI prints it: cli.main()).
+    default_config.check(app.config, os.environ if test_config is None else {})
     os.makedirs(app.instance_path, exist_ok=True)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(app.instance_path)

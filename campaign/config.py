@@ -1,12 +1,18 @@
 """Configuration defaults and what each key means.
 
 Order of precedence: these defaults, then ``instance/config.py``, then environment
-variables ``CAMPAIGN_<KEY>`` (parsed as JSON where they can be, so ``false`` is a bool).
+variables ``CAMPAIGN_<KEY>`` (parsed as JSON where they can be; a boolean key takes
+true/false, 1/0, yes/no, on/off in any case and nothing else). create_app() checks the
+result with check(): a value of the wrong kind is a ConfigError naming the variable.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
 
 # SQLAlchemy URL; None means SQLite at instance/campaign.sqlite3.
 DATABASE_URL: str | None = None
@@ -154,3 +160,214 @@ LIVE_REFRESH_SECONDS = 15
 # CAMPAIGN_SHARE_FONTS='["/srv/fonts/NotoSansKhmer-Regular.ttf"]'. The first with every
 # letter of a text draws it.
 SHARE_FONTS: list[str] = []
+
+
+# --- Reading and checking the configuration (create_app) ---------------------------------
+# Helper names are lower case: Flask's from_object() loads every upper-case name above.
+
+
+class ConfigError(ValueError):
+    """A configuration value the app cannot run with; its message names the variable."""
+
+
+_true_words = frozenset({"true", "1", "yes", "on"})
+_false_words = frozenset({"false", "0", "no", "off"})
+# Booleans of Flask and its extensions that have no default above (or a None one).
+_other_booleans = frozenset(
+    {
+        "DEBUG",
+        "TESTING",
+        "PROPAGATE_EXCEPTIONS",
+        "TRAP_HTTP_EXCEPTIONS",
+        "TRAP_BAD_REQUEST_ERRORS",
+        "TEMPLATES_AUTO_RELOAD",
+        "EXPLAIN_TEMPLATE_LOADING",
+        "SESSION_REFRESH_EACH_REQUEST",
+        "WTF_CSRF_ENABLED",
+        "WTF_CSRF_CHECK_DEFAULT",
+        "WTF_CSRF_SSL_STRICT",
+        "RATELIMIT_SWALLOW_ERRORS",
+    }
+)
+_rate_limit_keys = (
+    "SIGN_RATE_LIMIT",
+    "SIGN_CAMPAIGN_RATE_LIMIT",
+    "CONFIRM_RATE_LIMIT",
+    "LOGIN_RATE_LIMIT",
+    "PASSWORD_RESET_RATE_LIMIT",
+    "JSON_RATE_LIMIT",
+)
+# Sizes that may be None: no limit (Flask's own meaning).
+_no_limit_keys = frozenset(
+    {"MAX_CONTENT_LENGTH", "PUBLIC_MAX_CONTENT_LENGTH", "MAX_FORM_MEMORY_SIZE", "MAX_FORM_PARTS"}
+)
+# Whole numbers with bounds of their own (lowest, highest; None: no highest).
+_int_ranges: dict[str, tuple[int, int | None]] = {
+    "SMTP_PORT": (1, 65535),
+    "DIGEST_HOUR": (0, 23),
+    "PROXY_FIX_HOPS": (0, None),
+}
+
+
+def parse_bool(name: str, text: str) -> bool:
+    """true/false, 1/0, yes/no, on/off in any case; ConfigError for anything else."""
+    word = text.strip().lower()
+    if word in _true_words:
+        return True
+    if word in _false_words:
+        return False
+    raise ConfigError(f"{name} must be true or false (or 1/0, yes/no, on/off), not {text!r}")
+
+
+def load_environment(config: Any, environ: Mapping[str, str], prefix: str = "CAMPAIGN") -> None:
+    """Set config from PREFIX_<KEY> variables: JSON where it parses, booleans strictly.
+
+    Flask's from_prefixed_env() reads ``False`` (not JSON) as the string 'False', which is
+    true; a key whose default is a boolean takes only the words parse_bool() knows.
+    """
+    booleans = {key for key, value in config.items() if isinstance(value, bool)}
+    booleans |= _other_booleans
+    config.from_prefixed_env(prefix)
+    for key in sorted(booleans):
+        name = f"{prefix}_{key}"
+        if name in environ:
+            config[key] = parse_bool(name, environ[name])
+
+
+def check(config: Mapping[str, Any], environ: Mapping[str, str], prefix: str = "CAMPAIGN") -> None:
+    """Refuse a value the app cannot run with: ConfigError naming the variable, the need.
+
+    Every key that has a default in this module must keep its type (a whole number stays
+    one, a duration a number of 0 or more); addresses, rate limits and networks must parse.
+    """
+    defaults = {key: value for key, value in globals().items() if key.isupper()}
+
+    def name(key: str) -> str:
+        variable = f"{prefix}_{key}"
+        return variable if variable in environ else key
+
+    for key, default in defaults.items():
+        if key in config:
+            need = _type_needed(key, default, config[key])
+            if need:
+                raise ConfigError(f"{name(key)} must be {need}, not {config[key]!r}")
+    for key, (low, high) in _int_ranges.items():
+        value = config.get(key)
+        if value is None:
+            continue
+        good = isinstance(value, int) and not isinstance(value, bool)
+        if high is None:
+            if not good or value < low:
+                raise ConfigError(
+                    f"{name(key)} must be {low} or more (a whole number), not {value!r}"
+                )
+        elif not good or not low <= value <= high:
+            raise ConfigError(
+                f"{name(key)} must be a whole number from {low} to {high}, not {value!r}"
+            )
+    _check_urls(config, name)
+    _check_rate_limits(config, name)
+    _check_networks(config, name)
+
+
+def _type_needed(key: str, default: Any, value: Any) -> str | None:
+    """What a key's value must be when it is not of its default's type; None when it is."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if value is None and key in _no_limit_keys:
+        return None
+    if isinstance(default, int) and key not in _int_ranges:
+        good = number and isinstance(value, int) and value >= 0
+        return None if good else "a whole number, 0 or more"
+    if isinstance(default, float):
+        return None if number and value >= 0 else "a number, 0 or more"
+    if key == "LANGUAGES":
+        listed = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return (
+            None if listed and len(value) > 0 else 'a JSON list of language codes like ["en", "fr"]'
+        )
+    return None
+
+
+def _check_urls(config: Mapping[str, Any], name: Callable[[str], str]) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    for key in ("DATABASE_URL", "MAIL_LEASE_DATABASE_URL"):
+        value = config.get(key)
+        if value is None or value == "":
+            continue
+        expected = (
+            f"{name(key)} must be a database URL like sqlite:////srv/campaign.sqlite3 or"
+            " postgresql+psycopg://user@host/db"
+        )
+        try:
+            url = make_url(str(value))
+        except ArgumentError:
+            # Not echoed: a mistyped URL may still hold a password.
+            raise ConfigError(f"{expected}; it is not a URL") from None
+        try:
+            url.get_dialect()
+        except (ArgumentError, ImportError, ValueError) as error:
+            shown = url.render_as_string(hide_password=True)
+            raise ConfigError(f"{expected}, not {shown!r} ({_reason(error)})") from None
+    base = config.get("BASE_URL")
+    if base:
+        parts = urlsplit(str(base)) if isinstance(base, str) else None
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+        ):
+            raise ConfigError(
+                f"{name('BASE_URL')} must be the site's public address like"
+                f" https://letters.example.org, not {base!r}"
+            )
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _check_rate_limits(config: Mapping[str, Any], name: Callable[[str], str]) -> None:
+    from limits import parse_many
+
+    for key in _rate_limit_keys:
+        if key not in config:
+            continue
+        value = config[key]
+        try:
+            if not isinstance(value, str):
+                raise ValueError(value)
+            parse_many(value)
+        except ValueError:
+            raise ConfigError(
+                f"{name(key)}: {value!r} is not a rate limit like '20 per minute'"
+                " (several: '20 per minute;200 per hour')"
+            ) from None
+
+
+def _check_networks(config: Mapping[str, Any], name: Callable[[str], str]) -> None:
+    value = config.get("RATELIMIT_ALLOWLIST")
+    if value is None:
+        return
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(
+            f"{name('RATELIMIT_ALLOWLIST')} must be networks like 192.0.2.0/24"
+            f" (a JSON list, or separated by commas), not {value!r}"
+        )
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{name('RATELIMIT_ALLOWLIST')}: {text!r} is not a network like 192.0.2.0/24"
+            ) from None

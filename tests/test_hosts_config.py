@@ -177,3 +177,129 @@ def test_the_serve_command_says_to_set_base_url_in_one_line(tmp_path: Path) -> N
     assert len(lines) == 1, done.stderr
     assert "CAMPAIGN_BASE_URL" in lines[0] and "public address" in lines[0]
     assert "Traceback" not in done.stderr + done.stdout
+
+
+# ------------------------------------------------------------------ configuration values
+
+
+def campaign_cli(tmp_path: Path, *args: str, **values: str) -> subprocess.CompletedProcess[str]:
+    """`campaign <args>` with these CAMPAIGN_* variables and no other."""
+    return subprocess.run(
+        [CAMPAIGN, *args],
+        env=cli_env(tmp_path, **values),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
+def env_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **values: str) -> Flask:
+    """create_app() as the commands call it: configured by CAMPAIGN_* variables."""
+    from campaign import create_app
+
+    for key, value in cli_env(tmp_path, **values).items():
+        if key.startswith("CAMPAIGN_"):
+            monkeypatch.setenv(key, value)
+    return create_app()
+
+
+@pytest.mark.parametrize("word", ["False", "FALSE", "false", "no", "Off", "0"])
+def test_false_in_any_spelling_turns_a_setting_off(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, word: str
+) -> None:
+    names = ["MAIL_SENDER", "RATELIMIT_ENABLED", "DIGEST_ENABLED", "SESSION_COOKIE_SECURE"]
+    app = env_app(monkeypatch, tmp_path, **{f"CAMPAIGN_{key}": word for key in names})
+    assert [app.config[key] for key in names] == [False] * 4
+
+
+@pytest.mark.parametrize("word", ["True", "TRUE", "yes", "On", "1"])
+def test_true_in_any_spelling_turns_a_setting_on(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, word: str
+) -> None:
+    app = env_app(monkeypatch, tmp_path, CAMPAIGN_SMTP_STARTTLS=word, CAMPAIGN_MAIL_SENDER=word)
+    assert app.config["SMTP_STARTTLS"] is True and app.config["MAIL_SENDER"] is True
+
+
+def test_other_values_of_the_environment_are_still_read_as_json(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    app = env_app(
+        monkeypatch,
+        tmp_path,
+        CAMPAIGN_SMTP_PORT="2525",
+        CAMPAIGN_MAIL_POLL_SECONDS="0.5",
+        CAMPAIGN_RATELIMIT_ALLOWLIST='["192.0.2.0/24"]',
+        CAMPAIGN_SIGN_RATE_LIMIT="5 per minute",
+        CAMPAIGN_BASE_URL="https://letters.example.org",
+    )
+    assert app.config["SMTP_PORT"] == 2525
+    assert app.config["MAIL_POLL_SECONDS"] == 0.5
+    assert app.config["RATELIMIT_ALLOWLIST"] == ["192.0.2.0/24"]
+    assert app.config["SIGN_RATE_LIMIT"] == "5 per minute"
+
+
+BAD_VALUES = [
+    ("CAMPAIGN_MAIL_SENDER", "maybe", "true or false"),
+    ("CAMPAIGN_SMTP_STARTTLS", "enabled", "true or false"),
+    ("CAMPAIGN_DATABASE_URL", "notaurl", "a database URL"),
+    ("CAMPAIGN_SIGN_RATE_LIMIT", "garbage", "is not a rate limit like '20 per minute'"),
+    ("CAMPAIGN_PROXY_FIX_HOPS", "abc", "must be 0 or more"),
+    ("CAMPAIGN_PROXY_FIX_HOPS", "-1", "must be 0 or more"),
+    ("CAMPAIGN_RATELIMIT_ALLOWLIST", "notanet", "is not a network like 192.0.2.0/24"),
+    ("CAMPAIGN_DIGEST_HOUR", "25", "a whole number from 0 to 23"),
+    ("CAMPAIGN_SMTP_PORT", "abc", "a whole number from 1 to 65535"),
+    ("CAMPAIGN_SMTP_TIMEOUT", "soon", "a number, 0 or more"),
+    ("CAMPAIGN_BASE_URL", "letters.example.org", "the site's public address"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "expected"), BAD_VALUES)
+def test_a_bad_value_stops_every_command_in_one_line(
+    tmp_path: Path, variable: str, value: str, expected: str
+) -> None:
+    for command in (["db", "upgrade"], ["--help"]):
+        done = campaign_cli(tmp_path, *command, **{variable: value})
+        assert done.returncode == 1, (command, done.stdout, done.stderr)
+        assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr
+        assert done.stderr.startswith(f"Error: {variable}")
+        assert expected in done.stderr
+    assert not (tmp_path / "cli.sqlite3").exists()
+
+
+def test_serve_with_a_bad_value_says_so_in_one_line(tmp_path: Path) -> None:
+    done = campaign_cli(
+        tmp_path,
+        "serve",
+        "--port",
+        str(free_port()),
+        CAMPAIGN_BASE_URL="http://127.0.0.1:5000",
+        CAMPAIGN_DIGEST_HOUR="25",
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "Error: CAMPAIGN_DIGEST_HOUR must be a whole number from 0 to 23, not 25"
+    )
+
+
+def test_a_database_url_password_is_not_shown(tmp_path: Path) -> None:
+    done = campaign_cli(tmp_path, "--help", CAMPAIGN_DATABASE_URL="nodb://ann:s3cret@db/x")
+    assert done.returncode == 1
+    assert "CAMPAIGN_DATABASE_URL" in done.stderr and "s3cret" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("MAIL_SENDER", "False", "MAIL_SENDER must be true or false, not 'False'"),
+        ("SMTP_PORT", 70000, "SMTP_PORT must be a whole number from 1 to 65535, not 70000"),
+        ("DATABASE_URL", "notaurl", "DATABASE_URL must be a database URL"),
+    ],
+)
+def test_a_bad_value_in_a_config_mapping_is_refused_too(
+    app_factory: Any, key: str, value: Any, expected: str
+) -> None:
+    from campaign.config import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        app_factory(**{key: value})

@@ -98,8 +98,20 @@ def init_app(app: Flask) -> None:
             app.cli.add_command(errors.one_line(command))
 
 
+def _create_app() -> Flask:
+    """The app; a bad configuration value ends the command with one line, exit status 1."""
+    from campaign import create_app
+    from campaign.config import ConfigError
+
+    try:
+        return create_app()
+    except ConfigError as error:
+        click.echo(f"Error: {error}", err=True)
+        # SystemExit, not a ClickException: Flask's CLI prints a traceback for any
+        # exception raised while it lists the commands (`campaign --help`).
+        raise SystemExit(1) from None
+
+
 def main() -> None:
     """Entry point of the `campaign` console script."""
-    from campaign import create_app
-
-    FlaskGroup(create_app=create_app, help="Open-letter signature campaigns.")()
+    FlaskGroup(create_app=_create_app, help="Open-letter signature campaigns.")()
