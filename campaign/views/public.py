@@ -24,7 +24,7 @@ from flask import (
 )
 from flask_babel import format_date, format_number
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import inspect, select, text
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
