@@ -51,7 +51,7 @@ def test_export_bytes_quote_and_defuse_formula_cells(any_app: Flask) -> None:
     sign(
         db,
         campaign,
-        "=1+1",
+        "=SUM(A1)",
         "=cmd@example.org",
         title="-2",
         parliament="@x",
@@ -93,7 +93,7 @@ def test_export_bytes_quote_and_defuse_formula_cells(any_app: Flask) -> None:
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert response.data == HEADER + (
-        b"1,2026-11-02T09:30:15Z,2026-11-03T18:00:59Z,confirmed,true,false,'=1+1,'-2,'@x,'+33,"
+        b"1,2026-11-02T09:30:15Z,2026-11-03T18:00:59Z,confirmed,true,false,'=SUM(A1),'-2,'@x,'+33,"
         b'FR,France,EU,Europe,\'=cmd@example.org,true,"Say ""no"", twice",form\r\n'
         b"2,2026-11-02T09:30:15Z,,confirmed,true,false,Zo\xc3\xab \xc3\x96l\xc3\xa7er,MP,"
         b"National Assembly,Greens,TR,T\xc3\xbcrkiye,AS,Asia,zoe@example.org,false,"

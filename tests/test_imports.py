@@ -237,7 +237,7 @@ def test_export_then_import_into_a_new_campaign_reproduces_the_counts(app: Flask
         [
             ("KH", "Sokha Chea"),
             ("KH", "Dara Kim"),
-            ("FR", "=1+1"),
+            ("FR", "=SUM(A1)"),
             ("ID", "Budi Santoso"),
             ("BR", "Ana Silva"),
             ("AU", "Jack O'Brien"),
@@ -271,7 +271,7 @@ def test_export_then_import_into_a_new_campaign_reproduces_the_counts(app: Flask
     names = set(db.scalars(select(Signature.name).where(Signature.source == "import")))
     comments = set(db.scalars(select(Signature.comment).where(Signature.source == "import")))
     db.close()
-    assert {"=1+1", "-Claire Roy", "Jack O'Brien"} <= names  # the formula guard is undone
+    assert {"=SUM(A1)", "-Claire Roy", "Jack O'Brien"} <= names  # the formula guard is undone
     assert comments == {"+ support"}
 
 
@@ -813,7 +813,7 @@ def test_blank_rows_quotes_and_guards_read_as_before(app: Flask, tmp_path: Path)
         HEADER
         + " , \t,,,,,,\r\n"  # blanks only: skipped, not a row
         + "Jack O'Brien,MP,P,,IE,jack@example.org,,'not a guard\r\n"
-        + "'=1+1,MP,P,,IE,formula@example.org,,\r\n"
+        + "'=SUM(A1),MP,P,,IE,formula@example.org,,\r\n"
         + "Ann,MP,P,,IE,ann@example.org,,,  \t\r\n"  # a blank extra cell is no extra cell
         + "Bo,MP,P,,IE,bo@example.org,,, x\r\n"
     ).encode()
@@ -830,7 +830,7 @@ def test_blank_rows_quotes_and_guards_read_as_before(app: Flask, tmp_path: Path)
     ]
     assert stored == {
         "jack@example.org": ("Jack O'Brien", "'not a guard"),
-        "formula@example.org": ("=1+1", ""),
+        "formula@example.org": ("=SUM(A1)", ""),
         "ann@example.org": ("Ann", ""),
     }
 

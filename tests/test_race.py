@@ -105,7 +105,8 @@ def drift(app: Flask) -> dict[str, tuple[int, int]]:
 
 
 def test_same_address_at_once_makes_one_row(app_factory: Any, backend: str) -> None:
-    app = app_factory(backend)
+    # Notices even for signatures a moment old, to count them under the limit.
+    app = app_factory(backend, DUPLICATE_NOTICE_QUIET_SECONDS=0)
     make_campaign(app)
     assert VARIANTS[0] == FORM["email"] and len(set(VARIANTS)) == THREADS
     assert race(app, [FORM] * THREADS) == [303] * THREADS

@@ -372,8 +372,13 @@ def sign(slug: str) -> Response | BaseResponse:
         db.commit()  # nothing written; other writers need not wait while the page renders
         with reading():
             return _refuse(_letter_or_404(slug))
+    config = current_app.config
     outcome = signing.sign(
-        db, admitted, entry, notice_limit=int(current_app.config["DUPLICATE_NOTICE_LIMIT"])
+        db,
+        admitted,
+        entry,
+        notice_limit=int(config["DUPLICATE_NOTICE_LIMIT"]),
+        notice_quiet_seconds=float(config["DUPLICATE_NOTICE_QUIET_SECONDS"]),
     )
     if outcome.created and admitted.require_confirmation:
         mail.queue_confirmation(db, outcome.signer)
