@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import (
     Flask,
     Response,
+    flash,
     jsonify,
     make_response,
     redirect,
@@ -98,12 +101,29 @@ def init_app(app: Flask) -> None:
         return response
 
 
-def csrf_failed(error: CSRFError) -> Response:
+# The dashboard's forms for people not logged in: a refusal there is no ended session.
+_OPEN_TO_ANYONE = frozenset(
+    {None, "admin.login", "admin.logout", "admin.password_reset", "admin.password_reset_link"}
+)
+
+
+def csrf_failed(error: CSRFError) -> BaseResponse:
     """A form's CSRF check failed (its session cookie lost, the page open for long): the 400
     page in plain words, never Flask-WTF's ("The CSRF session token is missing.").
 
     The signer's forms never get here: their views show the form again (views/public.py).
+    On the dashboard, an organizer whose session ended (its lifetime, "Log out everywhere")
+    is sent to log in, then back to the page the form was on, told why.
     """
+    if request.path.startswith("/admin/") and request.endpoint not in _OPEN_TO_ANYONE:
+        from campaign import auth
+
+        if auth.current_organizer() is None:
+            flash(
+                gettext("Your session had ended, so nothing was saved. Log in, then do it again."),
+                "error",
+            )
+            return redirect(url_for("admin.login", next=_page_of_form()), 303)
     return render_error(
         BadRequest(
             gettext(
@@ -112,3 +132,17 @@ def csrf_failed(error: CSRFError) -> Response:
             )
         )
     )
+
+
+def _page_of_form() -> str:
+    """The dashboard page a refused form was posted from (its Referer on this site), else the
+    dashboard's start."""
+    from campaign import auth
+
+    referrer = request.referrer or ""
+    parts = urlsplit(referrer)
+    if parts.netloc == request.host and parts.path.startswith("/admin/"):
+        page = parts.path + (f"?{parts.query}" if parts.query else "")
+        if auth.is_safe_next(page):
+            return page
+    return url_for("admin.index")

@@ -994,3 +994,24 @@ def test_the_dashboard_shows_a_letter_as_its_readers_see_it_now(
     auth.login("alice@example.org")
     assert badge in client.get("/admin/").get_data(as_text=True)
     assert badge in client.get("/admin/c/alpha/signatures").get_data(as_text=True)
+
+
+def test_an_organizer_whose_session_ended_is_sent_to_log_in_and_back(
+    csrf_app: Flask, store: Session, world: World
+) -> None:
+    client = csrf_app.test_client()
+    AuthActions(client).login("alice@example.org")
+    path = f"/admin/c/alpha/signatures/{world.alpha_signature.id}"
+    token = csrf_token(client, path)
+    before = _snapshot(store)
+    client.delete_cookie("session")  # the session ended: its lifetime, or "log out everywhere"
+    response = client.post(
+        path,
+        data={"csrf_token": token, "action": "verify"},
+        headers={"Referer": f"http://localhost{path}"},
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/admin/login?next={path}"
+    login = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Your session had ended, so nothing was saved. Log in, then do it again." in login
+    assert _snapshot(store) == before
