@@ -314,6 +314,14 @@ def _check_text(value: str, *, multiline: bool = False) -> None:
         raise FieldError(N_("Remove the invisible text direction characters."))
 
 
+def check_text(value: str, *, multiline: bool = False) -> None:
+    """FieldError when text holds what no field of this site takes: control characters
+    (line breaks allowed when multiline), direction controls on one line, or text that was
+    not UTF-8. The dashboard's own text fields (a letter's title, an organizer's name) keep
+    to it, as the signers' fields do."""
+    _check_text(value, multiline=multiline)
+
+
 @functools.cache
 def _marks() -> frozenset[str]:
     """Every combining mark (general category Mn or Me), built on first use.

@@ -530,6 +530,13 @@ def test_renaming_a_letter_keeps_its_old_address_for_it_alone(
         ({"opens_at": "yesterday"}, "Not a valid datetime value."),
         ({"closes_at": "2026-11-01T00:00"}, "The closing time must be after the opening time."),
         ({"state": "paused"}, "Not a valid choice."),
+        # Text no field of the site takes: a NUL is refused before any form (PostgreSQL
+        # would refuse it); the other controls misprint, as form errors.
+        ({"title": "Free\x00them"}, "The request contains a NUL character"),
+        ({"title": "Free\x0bthem"}, "Remove the control characters."),
+        ({"title": "Free \u202ethem"}, "Remove the invisible text direction characters."),
+        ({"recipient": "The\x01Minister"}, "Remove the control characters."),
+        ({"letter": "Dear\x1bMinister"}, "Remove the control characters."),
     ],
 )
 def test_bad_campaign_input_is_a_form_error(
@@ -788,6 +795,7 @@ def test_an_admin_creates_an_organizer_who_can_log_in(
         ({"email": "alice@example.org"}, "An organizer has this address already."),
         ({"email": "not-an-address"}, "Invalid email address."),
         ({"password": "short one"}, "At least 12 characters."),
+        ({"name": "Dan\x07Lee"}, "Remove the control characters."),
     ],
 )
 def test_bad_organizer_input_is_a_form_error(

@@ -23,6 +23,7 @@ from wtforms import (
     TextAreaField,
     widgets,
 )
+from wtforms.fields import Field
 from wtforms.validators import (
     DataRequired,
     Email,
@@ -35,7 +36,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from campaign import i18n
+from campaign import i18n, signing
 from campaign.auth import MIN_PASSWORD_LENGTH
 from campaign.forms.public import FieldsOnly, SignForm, country_choices, signature_entry
 from campaign.models import CAMPAIGN_STATES
@@ -53,6 +54,25 @@ ACTIONS = ("verify", "unverify", "reject", "restore", "resend", "erase", "unlist
 
 def _strip(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
+
+
+class PlainText:
+    """Text as every field of the site takes it (signing.check_text): no control characters
+    (a NUL would make PostgreSQL refuse the row), no direction controls on one line."""
+
+    def __init__(self, *, multiline: bool = False) -> None:
+        self.multiline = multiline
+
+    def __call__(self, form: FlaskForm, field: Field) -> None:
+        if isinstance(field.data, str):
+            try:
+                signing.check_text(field.data, multiline=self.multiline)
+            except signing.FieldError as error:
+                raise ValidationError(_l(error.message)) from None
+
+
+LINE = PlainText()
+LINES = PlainText(multiline=True)
 
 
 class LoginForm(FlaskForm):  # type: ignore[misc]
@@ -84,7 +104,9 @@ class CampaignForm(FlaskForm):  # type: ignore[misc]
     """A campaign's settings; "preview" re-renders the page with the letter rendered."""
 
     # In the page's order: the error summary lists the errors so.
-    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)], filters=[_strip])
+    title = StringField(
+        _l("Title"), validators=[DataRequired(), Length(max=200), LINE], filters=[_strip]
+    )
     slug = StringField(
         _l("Address (slug)"),
         validators=[
@@ -95,8 +117,8 @@ class CampaignForm(FlaskForm):  # type: ignore[misc]
         filters=[_strip],
         render_kw={"spellcheck": "false", "autocapitalize": "none"},
     )
-    recipient = StringField(_l("Recipient"), validators=[Length(max=200)], filters=[_strip])
-    letter = TextAreaField(_l("Letter (Markdown)"), render_kw={"rows": 16})
+    recipient = StringField(_l("Recipient"), validators=[Length(max=200), LINE], filters=[_strip])
+    letter = TextAreaField(_l("Letter (Markdown)"), validators=[LINES], render_kw={"rows": 16})
     state = SelectField(
         _l("State"),
         choices=[
@@ -142,8 +164,8 @@ class CampaignForm(FlaskForm):  # type: ignore[misc]
 class TranslationForm(FlaskForm):  # type: ignore[misc]
     """The letter in one other language, both fields or neither; neither removes it."""
 
-    title = StringField(_l("Title"), validators=[Length(max=200)], filters=[_strip])
-    letter = TextAreaField(_l("Letter (Markdown)"), render_kw={"rows": 10})
+    title = StringField(_l("Title"), validators=[Length(max=200), LINE], filters=[_strip])
+    letter = TextAreaField(_l("Letter (Markdown)"), validators=[LINES], render_kw={"rows": 10})
     new_version = _new_version_field()
 
     def validate_title(self, field: StringField) -> None:
@@ -191,7 +213,7 @@ class OrganizerCreateForm(FlaskForm):  # type: ignore[misc]
         validators=[DataRequired(), Length(max=254), Email(check_deliverability=False)],
         filters=[_strip],
     )
-    name = StringField(_l("Name"), validators=[Length(max=200)], filters=[_strip])
+    name = StringField(_l("Name"), validators=[Length(max=200), LINE], filters=[_strip])
     password = _new_password_field(_l("Password"))
     is_admin = BooleanField(_l("Admin: sees every campaign and manages organizers"))
 
@@ -251,7 +273,7 @@ class OrganizerPasswordForm(FlaskForm):  # type: ignore[misc]
 class OrganizerForm(FlaskForm):  # type: ignore[misc]
     """An existing organizer's name, role, state and campaigns (choices set by the view)."""
 
-    name = StringField(_l("Name"), validators=[Length(max=200)], filters=[_strip])
+    name = StringField(_l("Name"), validators=[Length(max=200), LINE], filters=[_strip])
     is_admin = BooleanField(_l("Admin: sees every campaign and manages organizers"))
     active = BooleanField(_l("Active: may log in"))
     campaigns = MultiCheckboxField(_l("Campaigns"), coerce=int)
@@ -261,7 +283,7 @@ class SignatureActionForm(FlaskForm):  # type: ignore[misc]
     """One action on one signature."""
 
     action = SelectField(_l("Action"), choices=[SelectChoice(a) for a in ACTIONS])
-    reason = StringField(_l("Reason"), validators=[Length(max=500)], filters=[_strip])
+    reason = StringField(_l("Reason"), validators=[Length(max=500), LINE], filters=[_strip])
     confirm_erase = BooleanField(_l("The signer asked for erasure; this cannot be undone"))
 
     def validate_reason(self, field: StringField) -> None:

@@ -9,6 +9,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
+from campaign.forms.admin import PlainText
 from campaign.updates import BODY_MAX, SUBJECT_MAX, normalize
 
 
@@ -36,7 +37,7 @@ class UpdateForm(FlaskForm):  # type: ignore[misc]
     )
     body = TextAreaField(
         _l("Text"),
-        validators=[DataRequired(), Length(max=BODY_MAX)],
+        validators=[DataRequired(), Length(max=BODY_MAX), PlainText(multiline=True)],
         filters=[_body],
         render_kw={"rows": 14},
     )
