@@ -22,8 +22,9 @@ DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 def countries(n: int = 150) -> list[str]:
-    """n inhabited countries (alpha-2), alphabetical, so every continent but Antarctica has some."""
-    codes = sorted(code for code in geo.CONTINENT_OF if geo.continent_of(code) != "AN")
+    """n countries a signer may choose (alpha-2: inhabited, so every continent but Antarctica
+    has some), alphabetical."""
+    codes = sorted(code for code in geo.CONTINENT_OF if geo.is_country(code))
     return codes[:n]
 
 

@@ -16,7 +16,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from bench import bare_app, data, instructions, items, loadgen, measure, page, sender, servers
 from bench.__main__ import QUICK, Line, render
-from campaign import signing
+from campaign import geo, signing
 
 
 @pytest.fixture
@@ -362,3 +362,9 @@ def test_instruction_bench_refuses_an_unknown_app_in_one_line(
     assert instructions.main(["--only", "campaign,nginx"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nginx" in err
+
+
+def test_the_benchmarks_signers_come_from_countries_the_form_takes() -> None:
+    countries = data.countries()
+    assert len(countries) == 150
+    assert all(geo.is_country(code) for code in countries)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 from flask import Flask
 from sqlalchemy.exc import DataError, OperationalError
 
@@ -17,6 +18,8 @@ from campaign import db as dbmod
 from campaign.cli import errors
 
 ROOT = Path(__file__).resolve().parent.parent
+# The revision the code needs: the newest of campaign/migrations.
+HEAD = ScriptDirectory.from_config(dbmod.alembic_config("sqlite://")).get_current_head()
 PASSWORD = "a long enough password\n"
 
 # Each command that reads or writes the database, with what it needs on stdin.
@@ -56,7 +59,7 @@ def test_a_database_not_upgraded_is_one_line_saying_what_to_do(
     result = _run(app, args, stdin)
     assert result.exit_code == 1
     assert one_line_error(result.output) == (
-        "Error: the database is not ready (empty, the code needs 0016); "
+        f"Error: the database is not ready (empty, the code needs {HEAD}); "
         "run `campaign db upgrade` first"
     )
 
@@ -67,7 +70,7 @@ def test_a_database_behind_the_code_names_its_revision(app_factory: Any, tmp_pat
     app = app_factory(DATABASE_URL=url)
     result = _run(app, ["create-organizer", "org1@example.org"], PASSWORD)
     assert result.exit_code == 1
-    assert "(at revision 0003, the code needs 0016); run `campaign db upgrade` first" in (
+    assert f"(at revision 0003, the code needs {HEAD}); run `campaign db upgrade` first" in (
         one_line_error(result.output)
     )
 
@@ -136,17 +139,17 @@ def test_db_upgrade_prints_the_revision_reached(app_factory: Any, tmp_path: Path
     assert first.exit_code == 0, first.output
     assert first.output == f"database is at revision 0003: {url}\n"
     rest = _run(app, ["db", "upgrade"])
-    assert rest.output == f"database is at revision 0016: {url}\n"
+    assert rest.output == f"database is at revision {HEAD}: {url}\n"
 
 
 def test_db_upgrade_refuses_to_go_back(app: Flask) -> None:
     result = _run(app, ["db", "upgrade", "--revision", "0003"])
     assert result.exit_code == 1
     assert one_line_error(result.output) == (
-        "Error: the database is at revision 0016, newer than 0003: `db upgrade` does not "
+        f"Error: the database is at revision {HEAD}, newer than 0003: `db upgrade` does not "
         "downgrade (restore a backup taken before instead)"
     )
-    assert _run(app, ["db", "upgrade"]).output.startswith("database is at revision 0016: ")
+    assert _run(app, ["db", "upgrade"]).output.startswith(f"database is at revision {HEAD}: ")
 
 
 def test_db_upgrade_refuses_an_unknown_revision(app: Flask) -> None:

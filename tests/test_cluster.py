@@ -128,6 +128,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, cluster_database: str) -> 
         CAMPAIGN_PROXY_FIX_HOPS="1",
         CAMPAIGN_BASE_URL="http://cluster.test",
         CAMPAIGN_MAIL_POLL_SECONDS="0.2",
+        # A second signing moments later gets its notice here (not taken for a double tap).
+        CAMPAIGN_DUPLICATE_NOTICE_QUIET_SECONDS="0",
         CAMPAIGN_INSTANCE_PATH=str(tmp / "setup"),
     )
     letter = tmp / "letter.md"

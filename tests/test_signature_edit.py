@@ -204,7 +204,7 @@ def test_a_stored_name_with_direction_controls_is_isolated_and_must_be_corrected
         ({"title": "T" * 101}, "Use at most 100 characters."),
         ({"party": "P" * 201}, "Use at most 200 characters."),
         ({"party": "see www.example.com"}, "Remove the link."),
-        ({"name": "Ann\x00Lee"}, "Remove the control characters."),
+        ({"name": "Ann\x07Lee"}, "Remove the control characters."),
         ({"name": "\u200b"}, "This field is required."),
         ({"title": "\u2060"}, "This field is required."),
         ({"name": "Ann\u202eLee"}, "Remove the invisible text direction characters."),
