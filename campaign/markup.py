@@ -6,10 +6,14 @@ Updates are plain text: escaped, with their web addresses made into links (linki
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cache
+from typing import Any
 from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from markdown_it.utils import OptionsDict
 from markupsafe import Markup, escape
 
 _SCHEMES = ("http://", "https://", "mailto:")
@@ -21,13 +25,23 @@ def _safe_link(url: str) -> bool:
 
 @cache
 def _parser() -> MarkdownIt:
-    # CommonMark with tables and strikethrough; raw HTML is escaped, and images are
-    # off so that a letter cannot make every reader's browser call another server.
+    # CommonMark with tables and strikethrough; raw HTML is escaped. An image is shown as a
+    # link to it, named by its description, so that a letter cannot make every reader's
+    # browser call another server (and "![map](url)" leaves no stray "!").
     parser = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     parser.enable(["table", "strikethrough"])
-    parser.disable("image")
     parser.validateLink = _safe_link  # type: ignore[method-assign]
+    parser.add_render_rule("image", _image_as_link)
     return parser
+
+
+def _image_as_link(
+    renderer: Any, tokens: Sequence[Token], idx: int, options: OptionsDict, env: Any
+) -> str:
+    token = tokens[idx]
+    source = str(token.attrGet("src") or "")
+    text = renderer.renderInlineAsText(token.children or [], options, env) or source
+    return f'<a href="{escape(source)}">{escape(text)}</a>'
 
 
 def render_markdown(text: str) -> Markup:

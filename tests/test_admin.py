@@ -537,6 +537,7 @@ def test_renaming_a_letter_keeps_its_old_address_for_it_alone(
         ({"title": "Free \u202ethem"}, "Remove the invisible text direction characters."),
         ({"recipient": "The\x01Minister"}, "Remove the control characters."),
         ({"letter": "Dear\x1bMinister"}, "Remove the control characters."),
+        ({"letter": "x" * 100_001}, "Field cannot be longer than 100000 characters."),
     ],
 )
 def test_bad_campaign_input_is_a_form_error(

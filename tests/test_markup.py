@@ -49,6 +49,25 @@ def test_images_do_not_load_from_other_servers() -> None:
     assert "<img" not in render_markdown("![pixel](https://tracker.example/p.gif)")
 
 
+@pytest.mark.parametrize(
+    ("text", "html"),
+    [
+        (
+            "See ![the map](https://x.org/m.png) now",
+            '<p>See <a href="https://x.org/m.png">the map</a> now</p>\n',
+        ),
+        (
+            "![](https://x.org/a.png)",
+            '<p><a href="https://x.org/a.png">https://x.org/a.png</a></p>\n',
+        ),
+        ("![x](javascript:alert(1))", "<p>![x](javascript:alert(1))</p>\n"),
+        ('![a "b"](https://x.org/p)', '<p><a href="https://x.org/p">a &#34;b&#34;</a></p>\n'),
+    ],
+)
+def test_an_image_is_a_link_to_it_named_by_its_description(text: str, html: str) -> None:
+    assert str(render_markdown(text)) == html
+
+
 def test_empty_letter_renders_empty() -> None:
     assert render_markdown("") == ""
 

@@ -46,6 +46,8 @@ SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 # datetime-local inputs send minutes, and seconds when the browser's step allows them.
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
 
+# Twenty times a long open letter (some 5,000 characters): a bound, not a style rule.
+LETTER_MAX = 100_000
 # Far beyond any passphrase; the bound keeps one request from hashing megabytes.
 MAX_PASSWORD_LENGTH = 1024
 
@@ -118,7 +120,11 @@ class CampaignForm(FlaskForm):  # type: ignore[misc]
         render_kw={"spellcheck": "false", "autocapitalize": "none"},
     )
     recipient = StringField(_l("Recipient"), validators=[Length(max=200), LINE], filters=[_strip])
-    letter = TextAreaField(_l("Letter (Markdown)"), validators=[LINES], render_kw={"rows": 16})
+    letter = TextAreaField(
+        _l("Letter (Markdown)"),
+        validators=[Length(max=LETTER_MAX), LINES],
+        render_kw={"rows": 16},
+    )
     state = SelectField(
         _l("State"),
         choices=[
@@ -165,7 +171,11 @@ class TranslationForm(FlaskForm):  # type: ignore[misc]
     """The letter in one other language, both fields or neither; neither removes it."""
 
     title = StringField(_l("Title"), validators=[Length(max=200), LINE], filters=[_strip])
-    letter = TextAreaField(_l("Letter (Markdown)"), validators=[LINES], render_kw={"rows": 10})
+    letter = TextAreaField(
+        _l("Letter (Markdown)"),
+        validators=[Length(max=LETTER_MAX), LINES],
+        render_kw={"rows": 10},
+    )
     new_version = _new_version_field()
 
     def validate_title(self, field: StringField) -> None:
