@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import os
@@ -310,6 +311,15 @@ def is_sqlite(engine_or_url: Engine | URL | str) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
+def _create_private(path: str) -> None:
+    """Create a new SQLite database file readable by its owner only (0600), as the secret
+    key and the mail files are: it holds signers' addresses and organizers' password hashes.
+    SQLite gives its -wal and -shm files the database file's permissions. An existing file
+    is left as it is."""
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with this project's connection settings for its backend."""
     if is_sqlite(url):
@@ -320,6 +330,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS}
         database = make_url(url).database
         if database and database != ":memory:" and not database.startswith("file:"):
+            _create_private(database)
             gate = WriterGate(f"{database}-writers.lock", SQLITE_BUSY_SECONDS)
             connect_args["factory"] = _gated_connection_class(gate)
         engine = create_engine(url, connect_args=connect_args, **kwargs)

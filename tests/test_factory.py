@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -297,4 +300,19 @@ def test_revision_0017_holds_signatures_rejected_as_duplicates_against_the_one_k
         (own.id, None, None),
         (foreign.id, None, None),
     ]
+    engine.dispose()
+
+
+def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    # It holds signers' addresses and password hashes, as the secret key file (0600) does.
+    path = tmp_path / "new.sqlite3"
+    old = os.umask(0o022)
+    try:
+        upgrade(f"sqlite:///{path}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM campaign")).scalar() == 0
     engine.dispose()
