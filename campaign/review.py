@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session, joinedload
 
 from campaign import audit, geo, mail, signing, tally
 from campaign.db import utcnow
-from campaign.models import Campaign, Organizer, Signature
+from campaign.models import Campaign, Organizer, OutboxMessage, Signature
 
 PER_PAGE = 50
+# An organizer may mail a signer's confirmation again once this long after the last one.
+RESEND_INTERVAL = dt.timedelta(minutes=10)
 # Sort keys the list accepts (anything else falls back to the newest first), each the columns
 # it orders by before the id; each order is an index's (ix_signature_campaign_*), so a page
 # reads one range of it instead of sorting the letter. Within a status, signing order.
@@ -184,10 +186,23 @@ def resend_confirmation(
     signature: Signature,
     queue: Callable[[Signature], object],
 ) -> Signature:
-    """Queue the confirmation mail again through queue(signature); pending signatures only."""
+    """Queue the confirmation mail again through queue(signature); pending signatures only,
+    and not while one queued in the last RESEND_INTERVAL is on its way: a mailbox that got
+    four confirmations in a minute reads them as spam, and so do its filters."""
     signature = _locked(db, signature)
     if signature.status != "pending":
         raise ReviewError("not_pending")
+    recent = db.scalar(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(
+            OutboxMessage.signature_id == signature.id,
+            OutboxMessage.kind == "confirm",
+            OutboxMessage.created_at > utcnow() - RESEND_INTERVAL,
+        )
+    )
+    if recent:
+        raise ReviewError("recently_sent")
     queue(signature)
     audit.record(db, organizer, "signature.resend_confirmation", signature=signature)
     return signature

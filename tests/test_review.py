@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from campaign import mail, review, signing, tally
-from campaign.db import get_session
+from campaign.db import get_session, utcnow
 from campaign.models import AuditEntry, Campaign, Organizer, OutboxMessage, Signature
 
 __all__ = ["auth", "campaign", "logged_in", "store"]
@@ -345,6 +345,27 @@ def test_resend_queues_the_confirmation_for_pending_signatures_only(
     assert len(_audit(store, "signature.resend_confirmation")) == 1
 
 
+def test_a_confirmation_is_mailed_again_once_ten_minutes_after_the_last(
+    client: FlaskClient,
+    logged_in: AuthActions,
+    store: Session,
+    campaign: Campaign,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pending = make_signature(store, campaign, "Pat Doe", "pat@parl.example", confirmed=False)
+    url = f"/admin/c/kem/signatures/{pending.id}"
+    for _ in range(3):
+        client.post(url, data={"action": "resend"})
+    assert store.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+    assert flashes(client.get(url))[-1] == (
+        "Skipped 1: its confirmation was mailed less than 10 minutes ago."
+    )
+    later = utcnow() + review.RESEND_INTERVAL + dt.timedelta(seconds=1)
+    monkeypatch.setattr(review, "utcnow", lambda: later)
+    client.post(url, data={"action": "resend"})
+    assert store.scalar(select(func.count()).select_from(OutboxMessage)) == 2
+
+
 def test_a_confirmation_link_from_a_resent_mail_confirms(
     app: Flask, client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
 ) -> None:
@@ -425,10 +446,16 @@ def test_erasure_leaves_nothing_identifying(
 
 
 def test_erasing_deletes_the_signers_mail_files_from_the_outbox_folder(
-    app: Flask, client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+    app: Flask,
+    client: FlaskClient,
+    logged_in: AuthActions,
+    store: Session,
+    campaign: Campaign,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Without SMTP the sender writes each mail to instance/outbox/*.eml: an erased signer's
     # name and address must not stay there, and no one else's mail goes with theirs.
+    monkeypatch.setattr(review, "RESEND_INTERVAL", dt.timedelta(0))  # two mails to one signer
     gone = make_signature(store, campaign, "Siti Rahmawati", "siti@dpr.example", confirmed=False)
     kept = make_signature(store, campaign, "Ann Lee", "ann@parl.example", confirmed=False)
     for signature in (gone, kept, gone):

@@ -94,6 +94,7 @@ SKIPPED = {
     "already_rejected": _l("it is already rejected"),
     "not_rejected": _l("it is not rejected"),
     "not_pending": _l("it is not awaiting confirmation"),
+    "recently_sent": _l("its confirmation was mailed less than 10 minutes ago"),
     "not_held": _l("it is no longer held as a possible duplicate"),
     "not_listed": _l("it is not on the public list"),
     "reason_required": _l("a reason is needed"),
