@@ -205,7 +205,8 @@ def unknown_filters(args: Mapping[str, str]) -> list[tuple[str, dict[str, str]]]
         if not value:
             continue
         if name == "country":
-            if not geo.is_country(value.upper()):
+            # Any known country, those no one may choose now too (their rows stay findable).
+            if not geo.is_known(value.upper()):
                 problems.append((_UNKNOWN_COUNTRY, {"value": value}))
             continue
         if name in ("verified", "held"):

@@ -1024,3 +1024,18 @@ def test_an_organizer_whose_session_ended_is_sent_to_log_in_and_back(
     login = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Your session had ended, so nothing was saved. Log in, then do it again." in login
     assert _snapshot(store) == before
+
+
+def test_the_list_says_which_filters_it_did_not_apply_and_exports_what_it_shows(
+    client: FlaskClient, auth: AuthActions, world: World
+) -> None:
+    auth.login("alice@example.org")
+    page = client.get("/admin/c/alpha/signatures?status=bogus&country=AQ&q=Ann")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Unknown status filter: bogus." in text
+    assert "Unknown country filter" not in text  # Antarctica: no one may choose it now, known
+    export_link = re.search(r'href="(/admin/c/alpha/export\.csv[^"]*)"', text)
+    assert export_link is not None
+    assert "status=bogus" not in export_link.group(1) and "country=AQ" in export_link.group(1)
+    assert client.get(export_link.group(1).replace("&amp;", "&")).status_code == 200

@@ -752,10 +752,25 @@ def letter_version(slug: str, number: int) -> Response | str:
 # --- signatures ------------------------------------------------------------
 
 
+_FILTER_KEYS = ("status", "country", "continent", "verified", "held", "source")
+
+
+def _ignored_filters() -> list[str]:
+    """The list's filters whose value is none the filter knows (a mistyped link): the list
+    shows everything they would have filtered, and says so."""
+    return [key for key in _FILTER_KEYS if export.unknown_filters({key: request.args.get(key, "")})]
+
+
 def _list_args() -> dict[str, str]:
-    """The list's filters, sort and page as they arrived, for links that keep them."""
-    keys = ("q", "status", "country", "continent", "verified", "held", "source", "sort", "dir")
-    return {key: value for key in keys if (value := request.args.get(key, "").strip())}
+    """The list's filters, sort and page as they arrived, for links that keep them (not the
+    ones ignored, so that the export link exports what the list shows)."""
+    keys = ("q", *_FILTER_KEYS, "sort", "dir")
+    ignored = _ignored_filters()
+    return {
+        key: value
+        for key in keys
+        if key not in ignored and (value := request.args.get(key, "").strip())
+    }
 
 
 def _known_total(flt: export.SignatureFilter, counts: dict[str, int]) -> int | None:
@@ -811,6 +826,9 @@ def signatures(slug: str) -> str:
             geo.CONTINENTS.items(), key=lambda item: geo.sort_key(i18n.continent_name(item[0]))
         ),
         sources=SOURCES,
+        ignored=[
+            str(_(message, **values)) for message, values in export.unknown_filters(request.args)
+        ],
     )
 
 
