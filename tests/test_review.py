@@ -974,6 +974,10 @@ def test_restoring_the_signature_a_duplicate_decision_rejected_holds_it_again(
     restored = reload(store, first)
     assert (restored.status, restored.counted) == ("held", False)
     assert (restored.duplicate_of_id, restored.duplicate_state) == (held.id, "held")
+    assert flashes(client.get(f"/admin/c/kem/signatures/{first.id}"))[-1:] == [
+        f"Restored, and held: it resembles #{held.id}. Decide on the duplicates page whether"
+        " it counts."
+    ]
     assert _tally(client, "kem")["signatures"] == 1  # one person, counted once
     page = client.get("/admin/c/kem/duplicates").get_data(as_text=True)
     assert f'id="dup-{first.id}"' in page

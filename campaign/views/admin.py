@@ -1027,7 +1027,18 @@ def act(slug: str, signature_id: int) -> Response:
         _flash_outcome(action, 0, Counter([error.code]))
     else:
         db.commit()
-        _flash_outcome(action, 1, Counter())
+        if action == "restore" and found.status == "held" and found.duplicate_of_id:
+            # Back on the letter beside a namesake: it waits for a decision, it does not count.
+            flash(
+                _(
+                    "Restored, and held: it resembles #%(other)d. Decide on the duplicates"
+                    " page whether it counts.",
+                    other=found.duplicate_of_id,
+                ),
+                "ok",
+            )
+        else:
+            _flash_outcome(action, 1, Counter())
     return _see_other("admin.signature", slug=slug, signature_id=signature_id)
 
 
