@@ -1027,3 +1027,15 @@ def test_a_signatures_page_names_its_country_and_source_in_the_organizers_langua
     assert duplicates.count("Royaume-Uni (GB)") == 2, held.id
     listed = client.get("/admin/c/kem/signatures").get_data(as_text=True)
     assert '<option value="import">ajoutée par les organisateurs</option>' in listed
+
+
+def test_a_signature_its_signer_withdrew_offers_no_verifying_or_rejecting(
+    client: FlaskClient, logged_in: AuthActions, store: Session, campaign: Campaign
+) -> None:
+    gone = make_signature(store, campaign, "Ann Lee", "ann@parl.example")
+    signing.withdraw(store, gone.id)
+    store.commit()
+    page = client.get(f"/admin/c/kem/signatures/{gone.id}").get_data(as_text=True)
+    assert "Its signer withdrew it: it no longer counts." in page
+    assert 'value="verify"' not in page and 'value="reject"' not in page
+    assert 'value="erase"' in page  # the signer may still ask for erasure
