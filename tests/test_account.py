@@ -148,6 +148,7 @@ def test_a_wrong_current_password_is_a_form_error_and_changes_nothing(
         ({"current_password": ""}, "current_password", REQUIRED),
         (_twice(""), "new_password", REQUIRED),
         (_twice("x" * 1025), "new_password", "At most 1024 characters."),
+        (_twice(PASSWORD), "new_password", "Choose a password other than your current one."),
     ],
 )
 def test_bad_new_passwords_are_form_errors(

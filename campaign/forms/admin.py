@@ -256,6 +256,11 @@ class PasswordChangeForm(PasswordResetForm):
 
     current_password = _CURRENT_PASSWORD
 
+    def validate_new_password(self, field: PasswordField) -> None:
+        """A change: the same password again would leave a leaked one in use."""
+        if field.data and field.data == self.current_password.data:
+            raise ValidationError(_l("Choose a password other than your current one."))
+
 
 class DigestForm(FlaskForm):  # type: ignore[misc]
     """An organizer's choice of the daily summary mail (campaign/digest.py)."""
