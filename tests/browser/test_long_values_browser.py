@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import LiveServer
 
-from campaign import campaigns, signing
+from campaign import auth, campaigns, signing
 from campaign import db as dbmod
 from campaign.cli.campaigns import DEMO_TITLE
 
@@ -93,3 +93,21 @@ def test_the_recommended_widget_size_shows_the_button_under_a_long_title(
     button = page.get_by_role("link", name="Sign the letter").bounding_box()
     assert button["y"] >= 0 and button["y"] + button["height"] <= 380
     assert page.evaluate("document.documentElement.scrollHeight") <= 380
+
+
+def test_the_organizers_table_fits_the_screen_whatever_a_name(
+    browser: Any, live_server: LiveServer, screenshot: Any
+) -> None:
+    with dbmod.session_scope(live_server.app) as session:
+        auth.create_organizer(
+            session, "longname@example.org", "a long enough password", name="N" * 150
+        )
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    live_server.log_in(page)
+    page.goto(live_server("/admin/organizers"))
+    screenshot(page, "organizers")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    email = page.get_by_role("link", name="longname@example.org").bounding_box()
+    assert email["x"] + email["width"] <= 1280
+    context.close()
