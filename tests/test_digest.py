@@ -585,3 +585,30 @@ def test_send_digest_errors_are_one_line_and_a_non_zero_exit(
     )
     with new_session(app) as db:
         assert db.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+
+
+def test_the_summarys_numbers_are_grouped_as_the_organizers_language_writes_them(
+    app_factory: Any,
+) -> None:
+    app = app_factory("sqlite", BASE_URL="http://campaign.test")
+    letter = digest.LetterSummary(
+        campaign_id=1,
+        slug="kem",
+        title="Release Kem",
+        state="open",
+        over=False,
+        new=30010,
+        counted=30010,
+        countries=150,
+        continents=6,
+        pending=1200,
+        duplicates=1500,
+        holds=0,
+        unverified=15005,
+    )
+    made = digest.Summary(1, "o@example.org", "O", NOW - dt.timedelta(days=1), NOW, (letter,))
+    for locale, new, waiting in (("en", "30,010", "1,200"), ("fr", "30\u202f010", "1\u202f200")):
+        composed = summary.compose(app, made, "http://campaign.test", locale)
+        for body in (composed.text, composed.html):
+            assert new in body and waiting in body, (locale, body)
+            assert "30010" not in body and "15005" not in body
