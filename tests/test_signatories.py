@@ -595,3 +595,18 @@ def test_a_country_no_one_may_choose_now_still_lists_its_stored_signers(
     assert f'href="/c/{SLUG}/signatories?country=AQ">Antarctica</a>' in page
     listed = client.get(f"/c/{SLUG}/signatories?country=AQ")
     assert listed.status_code == 200 and "Ana" in listed.text and "Bo" in listed.text
+
+
+def test_a_bad_list_address_answers_json_to_a_client_that_asks_for_it(
+    client: FlaskClient, db: Session, small_pages: int
+) -> None:
+    make_campaign(db, SLUG)
+    answer = client.get(f"/c/{SLUG}/signatories?country=ZZ", headers={"Accept": "application/json"})
+    assert answer.status_code == 400
+    assert answer.get_json() == {
+        "error": "Bad Request",
+        "status": 400,
+        "message": "This list has no such country.",
+    }
+    page = client.get(f"/c/{SLUG}/signatories?country=ZZ")
+    assert page.status_code == 400 and "This list has no such country." in page.text

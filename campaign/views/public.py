@@ -26,13 +26,14 @@ from flask_babel import format_date, format_number
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import DBAPIError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from campaign import (
     auth,
     campaigns,
     charts,
+    errors,
     geo,
     i18n,
     listing,
@@ -713,7 +714,10 @@ def _where_in_list(page: listing.Page, country: str) -> str:
 
 
 def _signatories_problem(campaign: Campaign, letter: i18n.Letter, problem: str) -> BaseResponse:
-    """A 400 page for a list address no link of ours makes, leading back to the list."""
+    """A 400 page for a list address no link of ours makes, leading back to the list (the
+    error as JSON to a client that asked for JSON, as every error answers it)."""
+    if errors.wants_json():
+        return errors.render_error(BadRequest(problem))
     page = render_template(
         "public/signatories.html", campaign=campaign, letter=letter, problem=problem
     )
