@@ -41,5 +41,10 @@ def run_gunicorn(*, host: str, port: int, workers: int, threads: int) -> None:
             "accesslog": "-",
             "timeout": 30,
             "graceful_timeout": 10,
+            # gunicorn's control socket (for its gunicornc tool) has one default path per
+            # user, ~/.gunicorn/gunicorn.ctl: several `campaign serve` of one user (a cluster
+            # on one machine) would take it from each other, and stopping one removes the
+            # others'. Nothing here uses it; stop, restart and reload go by signals.
+            "control_socket_disable": True,
         }
     ).run()
