@@ -8,7 +8,6 @@ result with check(): a value of the wrong kind is a ConfigError naming the varia
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -364,13 +363,9 @@ def _check_networks(config: Mapping[str, Any], name: Callable[[str], str]) -> No
             f"{name('RATELIMIT_ALLOWLIST')} must be networks like 192.0.2.0/24"
             f" (a JSON list, or separated by commas), not {value!r}"
         )
-    for item in items:
-        text = str(item).strip()
-        if not text:
-            continue
-        try:
-            ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            raise ConfigError(
-                f"{name('RATELIMIT_ALLOWLIST')}: {text!r} is not a network like 192.0.2.0/24"
-            ) from None
+    from campaign.security import parse_networks
+
+    try:
+        parse_networks(items, setting=name("RATELIMIT_ALLOWLIST"))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None

@@ -147,8 +147,11 @@ class SessionInterface(SecureCookieSessionInterface):
         return configured or (has_request_context() and request.is_secure)
 
 
-def parse_networks(value: str | Iterable[str] | None) -> list[Network]:
-    """Networks from a list of CIDR strings or one comma-separated string; ValueError if bad."""
+def parse_networks(
+    value: str | Iterable[str] | None, *, setting: str = "RATELIMIT_ALLOWLIST"
+) -> list[Network]:
+    """Networks from a list of CIDR strings or one comma-separated string; ValueError naming
+    the setting (its variable, for config.check) if one is not a network."""
     if value is None:
         return []
     items = value.split(",") if isinstance(value, str) else list(value)
@@ -160,7 +163,7 @@ def parse_networks(value: str | Iterable[str] | None) -> list[Network]:
         try:
             networks.append(ipaddress.ip_network(text, strict=False))
         except ValueError:
-            raise ValueError(f"RATELIMIT_ALLOWLIST: {text!r} is not a network") from None
+            raise ValueError(f"{setting}: {text!r} is not a network like 192.0.2.0/24") from None
     return networks
 
 
@@ -354,9 +357,7 @@ def _too_many_requests(error: TooManyRequests) -> Response:
 
 def init_app(app: Flask) -> None:
     """Wire proxies, cookies, request sizes, rate-limit policy and headers into the app."""
-    hops = int(app.config.get("PROXY_FIX_HOPS") or 0)
-    if hops < 0:
-        raise ValueError("PROXY_FIX_HOPS must be 0 or more")
+    hops = int(app.config.get("PROXY_FIX_HOPS") or 0)  # 0 or more: config.check
     if hops:
         # Trust exactly this many proxies' X-Forwarded-* headers; without it a client
         # could pick its own address (and so its own rate-limit bucket) by sending one.
