@@ -30,6 +30,7 @@ COMMANDS: list[tuple[list[str], str]] = [
     (["set-password", "org1@example.org"], PASSWORD),
     (["recount"], ""),
     (["demo"], ""),
+    (["export-csv", "kem"], ""),
 ]
 
 

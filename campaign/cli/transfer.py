@@ -13,7 +13,6 @@ from typing import BinaryIO
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from campaign import audit, export, imports, mail, tally
@@ -23,14 +22,8 @@ from campaign.models import Campaign
 
 
 def _campaign(db: Session, slug: str) -> Campaign:
-    """The campaign with this slug, or one clear line."""
-    try:
-        campaign = get_by_slug(db, slug)
-    except DBAPIError as error:
-        raise click.ClickException(
-            f"the database is not ready ({type(error.orig).__name__}); "
-            "run `campaign db upgrade` first"
-        ) from None
+    """The campaign with this slug, or one clear line (a database error's too: cli.errors)."""
+    campaign = get_by_slug(db, slug)
     if campaign is None:
         raise click.ClickException(f"no campaign with the slug {slug!r}")
     return campaign
