@@ -161,12 +161,13 @@ def _short_name(code: str) -> str | None:
 def country_name(code: str, locale: str | None = None) -> str:
     """The country's name, in the locale's language when one is given (English otherwise)."""
     fixed = _NAMES.get(code, {})
-    english = fixed.get("en") or _short_name(code) or code
-    if not locale or _language(locale) == "en":
-        return english
-    if _language(locale) in fixed:
-        return fixed[_language(locale)]
     short = _short_name(code)
+    english = fixed.get("en") or short or code
+    language = _language(locale) if locale else "en"
+    if language == "en":
+        return english
+    if language in fixed:
+        return fixed[language]
     if short is None:
         return english
     translated = _translations(locale).gettext(short)
