@@ -185,14 +185,15 @@ _UNKNOWN_COUNTRY = N_(
 )
 
 
-def unknown_filters(args: Mapping[str, str]) -> list[tuple[str, dict[str, str]]]:
-    """Each filter argument whose value is not one the filter knows, as (msgid, values).
+def unknown_filters(args: Mapping[str, str]) -> dict[str, tuple[str, dict[str, str]]]:
+    """Each filter argument whose value is not one the filter knows: its name -> (msgid,
+    values) saying so.
 
     The list ignores such a value (a link that no longer applies still shows the list),
     but an export must not hand over every row because a filter was mistyped. An empty
     value means "any"; case does not matter, as in SignatureFilter.from_args.
     """
-    problems: list[tuple[str, dict[str, str]]] = []
+    problems: dict[str, tuple[str, dict[str, str]]] = {}
     choices: dict[str, tuple[str, ...]] = {
         "status": STATUS_CHOICES,
         "continent": tuple(geo.CONTINENTS),
@@ -207,7 +208,7 @@ def unknown_filters(args: Mapping[str, str]) -> list[tuple[str, dict[str, str]]]
         if name == "country":
             # Any known country, those no one may choose now too (their rows stay findable).
             if not geo.is_known(value.upper()):
-                problems.append((_UNKNOWN_COUNTRY, {"value": value}))
+                problems[name] = (_UNKNOWN_COUNTRY, {"value": value})
             continue
         if name in ("verified", "held"):
             known = _flag(value) is not None
@@ -217,7 +218,7 @@ def unknown_filters(args: Mapping[str, str]) -> list[tuple[str, dict[str, str]]]
             known = value.casefold() in choices[name]
         if not known:
             allowed = ", ".join(choices[name])
-            problems.append((_UNKNOWN_VALUE, {"filter": name, "value": value, "allowed": allowed}))
+            problems[name] = (_UNKNOWN_VALUE, {"filter": name, "value": value, "allowed": allowed})
     return problems
 
 

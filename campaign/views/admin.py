@@ -755,17 +755,12 @@ def letter_version(slug: str, number: int) -> Response | str:
 _FILTER_KEYS = ("status", "country", "continent", "verified", "held", "source")
 
 
-def _ignored_filters() -> list[str]:
-    """The list's filters whose value is none the filter knows (a mistyped link): the list
-    shows everything they would have filtered, and says so."""
-    return [key for key in _FILTER_KEYS if export.unknown_filters({key: request.args.get(key, "")})]
-
-
 def _list_args() -> dict[str, str]:
     """The list's filters, sort and page as they arrived, for links that keep them (not the
-    ones ignored, so that the export link exports what the list shows)."""
+    ones the list ignores, export.unknown_filters, so that the export link exports what the
+    list shows)."""
     keys = ("q", *_FILTER_KEYS, "sort", "dir")
-    ignored = _ignored_filters()
+    ignored = export.unknown_filters(request.args)
     return {
         key: value
         for key in keys
@@ -827,7 +822,8 @@ def signatures(slug: str) -> str:
         ),
         sources=SOURCES,
         ignored=[
-            str(_(message, **values)) for message, values in export.unknown_filters(request.args)
+            str(_(message, **values))
+            for message, values in export.unknown_filters(request.args).values()
         ],
     )
 

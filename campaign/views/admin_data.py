@@ -58,7 +58,10 @@ def export_csv(slug: str) -> Response:
     unknown = export.unknown_filters(request.args)
     if unknown:
         # A mistyped filter would otherwise export every row: say which, export nothing.
-        lines = [_("Nothing was exported."), *(_(message, **values) for message, values in unknown)]
+        lines = [
+            _("Nothing was exported."),
+            *(_(message, **values) for message, values in unknown.values()),
+        ]
         return Response(
             "".join(line + "\n" for line in lines),
             status=400,
