@@ -314,6 +314,13 @@ def _check_text(value: str, *, multiline: bool = False) -> None:
         raise FieldError(N_("Remove the invisible text direction characters."))
 
 
+def control_character(value: str, *, multiline: bool = False) -> int | None:
+    """Where the value's first control character (or surrogate, or line or paragraph
+    separator) is, or None; multiline allows tab and line ends."""
+    found = (_CONTROL_MULTILINE if multiline else _CONTROL).search(value)
+    return None if found is None else found.start()
+
+
 def check_text(value: str, *, multiline: bool = False) -> None:
     """FieldError when text holds what no field of this site takes: control characters
     (line breaks allowed when multiline), direction controls on one line, or text that was

@@ -43,7 +43,7 @@ def _read_letter(path: str) -> str:
         raise click.ClickException(f"cannot read letter file {path}: {error.strerror}") from None
     # A byte order mark some editors write first is no part of the letter.
     text = text.removeprefix("\ufeff")
-    found = errors.control_character(text, multiline=True)
+    found = signing.control_character(text, multiline=True)
     if found is not None:
         line = text.count("\n", 0, found) + 1
         raise click.ClickException(

@@ -13,7 +13,6 @@ ClickException), never a traceback. The line says which of these it is:
 from __future__ import annotations
 
 import functools
-import unicodedata
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,7 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from campaign import db
+from campaign import db, signing
 
 C = TypeVar("C", bound=click.Command)
 
@@ -131,19 +130,6 @@ def one_line(command: C) -> C:
     return command
 
 
-def control_character(value: str, *, multiline: bool = False) -> int | None:
-    """Where the value's first control character is, or None; multiline allows \\t\\n\\r.
-
-    Control characters, surrogates (bytes that were not UTF-8) and the line and paragraph
-    separators: what text typed or pasted as a value does not hold.
-    """
-    allowed = "\t\n\r" if multiline else ""
-    for index, char in enumerate(value):
-        if char not in allowed and unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
-            return index
-    return None
-
-
 def codepoint(char: str) -> str:
     """A character as U+XXXX."""
     return f"U+{ord(char):04X}"
@@ -160,7 +146,7 @@ def one_line_value(option: str) -> Callable[[click.Context, click.Parameter, str
 
     def check(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
         if value is not None:
-            found = control_character(value)
+            found = signing.control_character(value)
             if found is not None:
                 raise BadValue(
                     f"{option} holds a control character ({codepoint(value[found])}): "
