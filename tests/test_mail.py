@@ -27,10 +27,9 @@ from flask import Flask
 from sqlalchemy import func, make_url, select, text
 from sqlalchemy.orm import Session
 
-from campaign import mail, signing
+from campaign import hosts, mail, signing
 from campaign.db import new_session, utcnow
 from campaign.models import Campaign, OutboxMessage, Signature
-from campaign.views.embed import absolute_url
 
 # Any request starts the sender; a static file renders no template, so nothing else can break it.
 ANY_PAGE = "/static/site.css"
@@ -250,7 +249,7 @@ def test_links_start_where_the_requests_absolute_links_start(
         db = new_session(app)
         sig = make_signature(db)
         mail.queue_confirmation(db, sig)
-        expected = absolute_url("public.confirm", slug=sig.campaign.slug, token="T")
+        expected = hosts.external_url("public.confirm", slug=sig.campaign.slug, token="T")
         db.commit()
         db.close()
     [queued] = composed(app)

@@ -39,11 +39,6 @@ _share_images: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
 _share_images_lock = threading.Lock()
 
 
-def absolute_url(endpoint: str, **values: Any) -> str:
-    """An absolute URL for links that leave the site: hosts.external_url()'s rule."""
-    return hosts.external_url(endpoint, **values)
-
-
 @dataclass(frozen=True)
 class Snippets:
     """The HTML another site pastes to show the widget or the badge."""
@@ -57,9 +52,9 @@ class Snippets:
 
 def snippets(campaign: Campaign) -> Snippets:
     """The copy-paste code for the campaign's widget and badge, with absolute URLs."""
-    widget = absolute_url("embed.widget", slug=campaign.slug)
-    badge = absolute_url("embed.badge", slug=campaign.slug)
-    letter = absolute_url("public.campaign", slug=campaign.slug)
+    widget = hosts.external_url("embed.widget", slug=campaign.slug)
+    badge = hosts.external_url("embed.badge", slug=campaign.slug)
+    letter = hosts.external_url("public.campaign", slug=campaign.slug)
     title = i18n.gettext("%(title)s: signatures", title=campaign.title)
     widget_code = (
         f'<iframe src="{escape(widget)}" title="{escape(title)}" width="320" height="380" '
@@ -109,7 +104,7 @@ def widget(slug: str) -> Response:
         tally=counts,
         count=format_number(counts.signatures),
         accepting=campaigns.is_accepting(campaign, utcnow()),
-        letter_url=absolute_url("public.campaign", slug=campaign.slug),
+        letter_url=hosts.external_url("public.campaign", slug=campaign.slug),
     )
     return _shareable(make_response(page))
 
@@ -141,7 +136,7 @@ def share_image(slug: str) -> BaseResponse:
     locale = i18n.current()
     counts = tally.tally(get_session(), campaign, locale)
     title = i18n.letter_for(campaign, locale).title
-    letter = absolute_url("public.campaign", slug=campaign.slug)
+    letter = hosts.external_url("public.campaign", slug=campaign.slug)
     footer = letter.split("://", 1)[-1]
     key = (
         campaign.id,

@@ -35,6 +35,7 @@ from campaign import (
     charts,
     errors,
     geo,
+    hosts,
     i18n,
     listing,
     mail,
@@ -48,7 +49,7 @@ from campaign.extensions import csrf, limiter, rate
 from campaign.forms.public import ActionForm, SignForm
 from campaign.i18n import gettext
 from campaign.models import Campaign, Signature
-from campaign.views.embed import absolute_url, snippets
+from campaign.views.embed import snippets
 
 bp = Blueprint("public", __name__)
 
@@ -203,12 +204,12 @@ def share_links(url: str, title: str, sentence: str | None) -> list[ShareLink]:
 
 def _share(campaign: Campaign, title: str, counts: tally.Tally, endpoint: str) -> Share:
     """Open Graph and Twitter card values and share links for one of the letter's pages."""
-    url = absolute_url(endpoint, slug=campaign.slug)
+    url = hosts.external_url(endpoint, slug=campaign.slug)
     sentence = i18n.tally_sentence(counts).text
     image = None
     if campaign.state != "draft":  # a draft's picture is not public (404)
         # The count in the URL: link previews cached elsewhere refresh as it grows.
-        image = absolute_url(
+        image = hosts.external_url(
             "embed.share_image", slug=campaign.slug, lang=i18n.current(), v=counts.signatures
         )
     return Share(
