@@ -2,10 +2,42 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+
+# The paths whose last part is a secret mailed to one person: confirming or withdrawing a
+# signature, stopping updates, resetting a password. Whoever reads the access log could
+# otherwise act as that person; the log keeps the path, not the secret.
+_SECRET_PATH = re.compile(
+    r"(/c/[^/?#\s]+/(?:confirm|withdraw|updates/stop)/|/admin/password-reset/)[^/?#\s]+"
+)
+REDACTED = "[token]"
+
+
+def redact(text: str) -> str:
+    """text (a request line, path or URL) with any mailed secret in it replaced."""
+    return _SECRET_PATH.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+class AccessLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger, writing no mailed secret into the access log.
+
+    The request line, the path and the Referer (a page of this site sends its own address,
+    token included, to the next one: Referrer-Policy keeps same-origin referers whole) are
+    redacted; every other atom is gunicorn's.
+    """
+
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> Any:
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("r", "U", "f", "{referer}i", "{raw_uri}e", "{path_info}e"):
+            value = atoms.get(key)
+            if isinstance(value, str):
+                atoms[key] = redact(value)
+        return atoms
 
 
 class _Server(BaseApplication):  # type: ignore[misc]
@@ -30,21 +62,25 @@ class _Server(BaseApplication):  # type: ignore[misc]
         return app
 
 
+def options(*, host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
+    """gunicorn's settings for `campaign serve`."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "accesslog": "-",
+        "logger_class": AccessLogger,
+        "timeout": 30,
+        "graceful_timeout": 10,
+        # gunicorn's control socket (for its gunicornc tool) has one default path per
+        # user, ~/.gunicorn/gunicorn.ctl: several `campaign serve` of one user (a cluster
+        # on one machine) would take it from each other, and stopping one removes the
+        # others'. Nothing here uses it; stop, restart and reload go by signals.
+        "control_socket_disable": True,
+    }
+
+
 def run_gunicorn(*, host: str, port: int, workers: int, threads: int) -> None:
     """Serve on host:port with the given workers and threads until stopped."""
-    _Server(
-        {
-            "bind": f"{host}:{port}",
-            "workers": workers,
-            "threads": threads,
-            "worker_class": "gthread",
-            "accesslog": "-",
-            "timeout": 30,
-            "graceful_timeout": 10,
-            # gunicorn's control socket (for its gunicornc tool) has one default path per
-            # user, ~/.gunicorn/gunicorn.ctl: several `campaign serve` of one user (a cluster
-            # on one machine) would take it from each other, and stopping one removes the
-            # others'. Nothing here uses it; stop, restart and reload go by signals.
-            "control_socket_disable": True,
-        }
-    ).run()
+    _Server(options(host=host, port=port, workers=workers, threads=threads)).run()
