@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import Flask, current_app, g, request, url_for
 from flask_babel import format_datetime, format_number, get_locale, get_translations, refresh
@@ -173,6 +173,30 @@ def _switch_target() -> tuple[str, list[tuple[str, str]]]:
     return url_for("public.index"), []
 
 
+def chosen() -> str | None:
+    """The language the visitor chose (?lang=, else the lang cookie), or None."""
+    for candidate in (request.args.get(COOKIE), request.cookies.get(COOKIE)):
+        found = supported_language(candidate, languages())
+        if found is not None:
+            return found
+    return None
+
+
+def with_language(url: str) -> str:
+    """url (a form's action) carrying the visitor's chosen language as ?lang=, if they chose one.
+
+    A phone's browser can drop its cookies between showing a form and sending it; the page
+    that answers (the form again, the thanks page) then stays in the language it was read in.
+    """
+    language = chosen()
+    if language is None:
+        return url
+    parts = urlsplit(url)
+    kept = [(key, value) for key, value in parse_qsl(parts.query) if key != COOKIE]
+    query = urlencode([*kept, (COOKIE, language)])
+    return urlunsplit(parts._replace(query=query))
+
+
 def language_links() -> list[LanguageLink]:
     """The switcher: this page in each language, the active one marked."""
     path, kept = _switch_target()
@@ -215,6 +239,7 @@ def template_context() -> dict[str, object]:
     return {
         "html_lang": html_lang(),
         "language_links": language_links,
+        "with_language": with_language,
         "country_name": country_name,
         "continent_name": continent_name,
         "format_datetime": format_datetime,

@@ -225,7 +225,8 @@ def test_signing_stores_a_pending_signature_and_queues_the_confirmation(
         environ_base={"REMOTE_ADDR": "203.0.113.7"},
     )
     assert response.status_code == 303
-    assert response.headers["Location"] == f"/c/{SLUG}/thanks#thank-you"
+    # The language chosen for the form goes on to the thanks page, cookie or not.
+    assert response.headers["Location"] == f"/c/{SLUG}/thanks?lang=fr#thank-you"
     [sig] = signatures(app)
     assert (sig.name, sig.title, sig.parliament, sig.party) == (
         "Maria Santos",

@@ -102,6 +102,45 @@ def test_the_lost_session_message_is_in_the_signers_language(csrf_app: Flask) ->
     assert alert_of(refused.text).startswith("Hay un problema Su página llevaba")
 
 
+ACTION = re.compile(r'<form method="post" action="([^"]+)"')
+
+
+@pytest.mark.parametrize("chosen_by", ["query", "cookie"])
+def test_a_chosen_language_survives_the_lost_cookies(csrf_app: Flask, chosen_by: str) -> None:
+    reader = csrf_app.test_client()
+    if chosen_by == "query":
+        page = reader.get(f"/c/{SLUG}?lang=fr", headers={"Accept-Language": "en"}).text
+    else:
+        reader.set_cookie("lang", "fr")
+        page = reader.get(f"/c/{SLUG}", headers={"Accept-Language": "en"}).text
+    action = ACTION.search(page)
+    assert action is not None
+    assert action.group(1) == f"/c/{SLUG}/sign?lang=fr#error-summary"
+    # Every cookie lost (the language's too) before the button was pressed.
+    browser = csrf_app.test_client()
+    english = {"Accept-Language": "en"}
+    refused = browser.post(action.group(1), data=GOOD, headers=english)
+    assert refused.status_code == 400
+    assert '<html lang="fr"' in refused.text
+    assert alert_of(refused.text).startswith("Il y a un problème")
+    again = ACTION.search(refused.text)
+    assert again is not None and again.group(1) == action.group(1)
+    signed = browser.post(
+        again.group(1), data={**GOOD, "csrf_token": token_of(refused.text)}, headers=english
+    )
+    assert signed.status_code == 303
+    assert signed.location == f"/c/{SLUG}/thanks?lang=fr#thank-you"
+    thanks = browser.get(signed.location, headers=english)
+    assert '<html lang="fr"' in thanks.text
+
+
+def test_a_language_nobody_chose_stays_out_of_the_forms_address(csrf_app: Flask) -> None:
+    page = csrf_app.test_client().get(f"/c/{SLUG}", headers={"Accept-Language": "fr"}).text
+    assert '<html lang="fr"' in page
+    action = ACTION.search(page)
+    assert action is not None and action.group(1) == f"/c/{SLUG}/sign#error-summary"
+
+
 def test_a_lost_session_on_a_closed_letter_says_it_is_closed(csrf_app: Flask) -> None:
     with session_scope(csrf_app) as db:
         db.query(Campaign).update({"state": "closed"})

@@ -407,7 +407,7 @@ def _refuse(campaign: Campaign) -> Response:
 
 
 def _thanks_url(campaign: campaigns.Admission | Campaign) -> str:
-    return url_for("public.thanks", slug=campaign.slug, _anchor=THANKS_HEADING)
+    return i18n.with_language(url_for("public.thanks", slug=campaign.slug, _anchor=THANKS_HEADING))
 
 
 @bp.get("/c/<slug>/thanks")
