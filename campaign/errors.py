@@ -24,6 +24,10 @@ from campaign import campaigns
 from campaign.db import get_session
 from campaign.i18n import gettext
 
+# How long a client is asked to wait (Retry-After) when the database does not answer: on the
+# 503 of any page, and on /healthz's, which load balancers and monitors read.
+DATABASE_RETRY_SECONDS = 5
+
 
 def wants_json() -> bool:
     """Whether the client asked for JSON: a .json path, or an Accept header preferring it."""
@@ -97,7 +101,7 @@ def init_app(app: Flask) -> None:
         response = render_error(
             ServiceUnavailable("The service is briefly unavailable. Please try again in a moment.")
         )
-        response.headers["Retry-After"] = "5"
+        response.headers["Retry-After"] = str(DATABASE_RETRY_SECONDS)
         return response
 
 

@@ -725,10 +725,6 @@ def _signatories_problem(campaign: Campaign, letter: i18n.Letter, problem: str) 
     return make_response(page, 400)
 
 
-# What /healthz's 503 tells a load balancer or monitor to wait before asking again.
-HEALTH_RETRY_SECONDS = 5
-
-
 @bp.get("/healthz")
 def healthz() -> Response:
     """200 when the database answers and has the app's tables; 503 (and Retry-After) if not."""
@@ -755,5 +751,5 @@ def _unhealthy(database: str) -> Response:
         current_app.logger.debug("rollback after a failed health check failed", exc_info=True)
     response = jsonify(status="unavailable", database=database)
     response.status_code = 503
-    response.headers["Retry-After"] = str(HEALTH_RETRY_SECONDS)
+    response.headers["Retry-After"] = str(errors.DATABASE_RETRY_SECONDS)
     return response
