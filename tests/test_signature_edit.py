@@ -133,7 +133,8 @@ def test_each_detail_is_corrected_and_audited_alone(
     before = getattr(signature, column)
     response = _post(client, signature, **{field: f"  {value} "})
     assert response.status_code == 303
-    assert response.headers["Location"].endswith(f"/admin/c/kem/signatures/{signature.id}")
+    # At the top, where the message is, not at the form's #error-summary, which the browser keeps.
+    assert response.headers["Location"].endswith(f"/admin/c/kem/signatures/{signature.id}#top")
     corrected = reload(store, signature)
     assert getattr(corrected, column) == value
     assert (corrected.email, corrected.status, corrected.counted) == (

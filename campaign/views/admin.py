@@ -143,6 +143,17 @@ def _see_other(endpoint: str, **values: Any) -> Response:
     return redirect(url_for(endpoint, **values), code=303)
 
 
+def see_other_at_top(endpoint: str, **values: Any) -> Response:
+    """POST/redirect/GET from a form whose address ends in a #fragment (to show its errors):
+    the next page opens at its top, where the flash says what was done.
+
+    A browser keeps the form's fragment across a redirect whose Location has none, so the
+    next page would open scrolled to an element of that name, the message out of view;
+    "#top" is the top of any page (HTML's fragment rules).
+    """
+    return _see_other(endpoint, **values, _anchor="top")
+
+
 def _organizer() -> Organizer:
     """The logged-in organizer (views reach this only behind login_required)."""
     organizer = current_organizer()
@@ -945,7 +956,7 @@ def edit_details(slug: str, signature_id: int) -> Response | tuple[str, int]:
         return _see_other("admin.signature", **back, _anchor="edit-details")
     if found.erased_at is not None:
         flash(_("Nothing changed: %(why)s.", why=SKIPPED["erased"]), "error")
-        return _see_other("admin.signature", **back)
+        return see_other_at_top("admin.signature", **back)
     form = SignatureDetailsForm()
     if not form.validate():
         return _signature_page(campaign, found, form), 400
@@ -965,7 +976,7 @@ def edit_details(slug: str, signature_id: int) -> Response | tuple[str, int]:
     else:
         db.commit()
         _flash_edited(edited)
-    return _see_other("admin.signature", **back)
+    return see_other_at_top("admin.signature", **back)
 
 
 def _flash_edited(edited: review.Edited) -> None:
@@ -1253,7 +1264,7 @@ def organizers() -> Response | tuple[str, int]:
             )
             db.commit()
             flash(_("Organizer %(email)s created.", email=created.email), "ok")
-            return _see_other("admin.organizer", organizer_id=created.id)
+            return see_other_at_top("admin.organizer", organizer_id=created.id)
     people = list(db.scalars(select(Organizer).order_by(Organizer.email)))
     status = 400 if form.is_submitted() and form.errors else 200
     return render_template("admin/organizers.html", form=form, people=people), status
@@ -1357,7 +1368,7 @@ def organizer_password(organizer_id: int) -> Response | tuple[str, int]:
                 ),
                 "ok",
             )
-            return _see_other("admin.organizer", organizer_id=person.id)
+            return see_other_at_top("admin.organizer", organizer_id=person.id)
     return render_template(
         "admin/organizer.html",
         form=_organizer_form(person, _all_campaigns(db), posted=False),

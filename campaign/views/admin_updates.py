@@ -7,7 +7,7 @@ import hashlib
 import html
 import re
 
-from flask import current_app, flash, redirect, render_template, url_for
+from flask import current_app, flash, render_template
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
@@ -18,7 +18,7 @@ from campaign.db import get_session
 from campaign.forms.updates import UpdateForm
 from campaign.i18n import ngettext
 from campaign.models import Campaign, LetterUpdate
-from campaign.views.admin import _organizer, bp
+from campaign.views.admin import _organizer, bp, see_other_at_top
 
 __all__ = ["bp"]
 
@@ -173,7 +173,7 @@ def _send(campaign: Campaign, form: UpdateForm) -> Response | _Page:
             ),
             "error",
         )
-        return redirect(url_for("admin.updates_page", slug=campaign.slug), code=303)
+        return see_other_at_top("admin.updates_page", slug=campaign.slug)
     except updates.NobodyToSend:
         db.rollback()
         if updates.declined(db, campaign):
@@ -203,7 +203,7 @@ def _send(campaign: Campaign, form: UpdateForm) -> Response | _Page:
             ),
             "ok",
         )
-    return redirect(url_for("admin.updates_page", slug=campaign.slug), code=303)
+    return see_other_at_top("admin.updates_page", slug=campaign.slug)
 
 
 def _test(campaign: Campaign, form: UpdateForm) -> _Page:
