@@ -474,37 +474,75 @@ class EarlierSigners:
 
 
 def signed_earlier(
-    db: Session, campaign: Campaign, *, verified_only: bool = False
+    db: Session, campaign: Campaign, *, locale: str, verified_only: bool = False
 ) -> list[EarlierSigners]:
-    """The counted (or counted and verified) signers of each replaced version, oldest first."""
-    if campaign.letter_version <= 1:
+    """The counted (or counted and verified) signers of each replaced version whose text
+    differs from the one shown in locale (changed_versions), oldest first."""
+    changed = changed_versions(db, campaign, locale)
+    if not changed:
         return []
     rows = db.execute(
-        select(Signature.letter_version, func.count(), LetterVersion.replaced_at)
-        .join(
-            LetterVersion,
-            (LetterVersion.campaign_id == Signature.campaign_id)
-            & (LetterVersion.number == Signature.letter_version)
-            & (LetterVersion.locale == ORIGINAL_LOCALE),
-        )
+        select(Signature.letter_version, func.count())
         .where(
             Signature.campaign_id == campaign.id,
             Signature.counted.is_(True),
-            Signature.letter_version < campaign.letter_version,
+            Signature.letter_version.in_(sorted(changed)),
             *((Signature.verified_at.is_not(None),) if verified_only else ()),
         )
-        .group_by(Signature.letter_version, LetterVersion.replaced_at)
+        .group_by(Signature.letter_version)
         .order_by(Signature.letter_version)
     )
-    return [EarlierSigners(number, signers, when) for number, signers, when in rows]
+    return [EarlierSigners(number, signers, changed[number]) for number, signers in rows]
 
 
-def text_changed_at(db: Session, campaign: Campaign) -> dt.datetime | None:
-    """When the text signers read now replaced an earlier one; None while it is the first."""
+def changed_versions(db: Session, campaign: Campaign, locale: str) -> dict[int, dt.datetime]:
+    """The replaced versions whose text differs from what a reader in locale is shown now,
+    each with when it was replaced.
+
+    A version differs when its original title or text does, or when the translation the
+    reader is shown existed then too and read otherwise. Adding or removing a translation
+    changes the language a reader sees, not what the letter says: a version made by one
+    alone differs in no language (readers of other languages, and the recipient of the
+    letter as written, see the text its signers signed).
+    """
     if campaign.letter_version <= 1:
-        return None
-    latest = db.get(LetterVersion, (campaign.id, campaign.letter_version - 1, ORIGINAL_LOCALE))
-    return latest.replaced_at if latest is not None else None
+        return {}
+    language = locale.split("_")[0]
+    shown = next(
+        (t for t in campaign.translations if t.locale in (locale, language) and t.letter.strip()),
+        None,
+    )
+    now = {ORIGINAL_LOCALE: (campaign.title, campaign.letter)}
+    if shown is not None:
+        now[shown.locale] = (shown.title, shown.letter)
+    rows = db.execute(
+        select(
+            LetterVersion.number,
+            LetterVersion.locale,
+            LetterVersion.title,
+            LetterVersion.letter,
+            LetterVersion.replaced_at,
+        ).where(
+            LetterVersion.campaign_id == campaign.id,
+            LetterVersion.locale.in_(sorted(now)),
+        )
+    )
+    replaced: dict[int, dt.datetime] = {}
+    differs: set[int] = set()
+    for number, row_locale, title, letter, replaced_at in rows:
+        if row_locale == ORIGINAL_LOCALE:
+            replaced[number] = replaced_at
+        # A translation stored without its text was not shown: the original was.
+        if (row_locale == ORIGINAL_LOCALE or letter.strip()) and (title, letter) != now[row_locale]:
+            differs.add(number)
+    return {number: replaced[number] for number in sorted(differs) if number in replaced}
+
+
+def text_changed_at(db: Session, campaign: Campaign, locale: str) -> dt.datetime | None:
+    """When the text a reader in locale is shown replaced a different one (changed_versions);
+    None while it is the text every signer signed."""
+    changed = changed_versions(db, campaign, locale)
+    return changed[max(changed)] if changed else None
 
 
 class Window(Protocol):

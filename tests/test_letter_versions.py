@@ -439,6 +439,89 @@ def test_the_public_letter_says_when_its_text_changed_after_signing_began(
     assert "après le début des signatures" in french
 
 
+def _save_translation(client: FlaskClient, locale: str, title: str, letter: str) -> None:
+    prefix = f"tr-{locale}-"
+    data = {f"{prefix}title": title, f"{prefix}letter": letter, f"{prefix}new_version": "y"}
+    response = client.post(f"/admin/c/release/translations/{locale}", data=data)
+    assert response.status_code == 303
+
+
+CHANGED = "after signing began"
+
+
+def _marked(page: str) -> bool:
+    return bool(re.search(r'Ann Lee</bdi><sup class="version-mark">', page))
+
+
+def test_a_new_translation_changes_no_text_anyone_signed(
+    app: Flask, signed: tuple[FlaskClient, Campaign, Signature]
+) -> None:
+    """An added translation makes a version (the record of what was shown), but Ann signed
+    the same English text the recipient holds, and the Spanish reader's letter says what
+    it said before, in Spanish now."""
+    client, _, _ = signed
+    _save_translation(client, "es", "Libérenlo", "Señor ministro.")
+    assert _stored(app).letter_version == 2
+    reader = app.test_client()
+    for lang in ("en", "es", "fr"):
+        assert CHANGED not in _text(reader.get(f"/c/release?lang={lang}").text), lang
+        assert "después del inicio" not in _text(reader.get(f"/c/release?lang={lang}").text)
+        delivery = client.get(f"/admin/c/release/letter?lang={lang}").get_data(as_text=True)
+        assert not _marked(delivery), lang
+        assert "of the text" not in _text(delivery) and "du texte" not in _text(delivery)
+
+
+def test_a_changed_translation_is_a_change_for_its_readers_only(
+    app: Flask, signed: tuple[FlaskClient, Campaign, Signature]
+) -> None:
+    client, _, _ = signed
+    _save_translation(client, "fr", "Libérez-le", "Madame la ministre.")
+    reader = app.test_client()
+    french = _text(reader.get("/c/release?lang=fr").text)
+    assert "après le début des signatures" in french
+    assert CHANGED not in _text(reader.get("/c/release?lang=en").text)
+    assert _marked(client.get("/admin/c/release/letter?lang=fr").get_data(as_text=True))
+    english = client.get("/admin/c/release/letter?lang=en").get_data(as_text=True)
+    assert not _marked(english) and "of the text" not in _text(english)
+
+
+def test_a_changed_original_is_a_change_in_every_language(
+    app: Flask, signed: tuple[FlaskClient, Campaign, Signature]
+) -> None:
+    client, campaign, _ = signed
+    _new_version(client, campaign)
+    reader = app.test_client()
+    assert CHANGED in _text(reader.get("/c/release?lang=en").text)
+    # The French text did not move, but the letter it translates did.
+    assert "après le début des signatures" in _text(reader.get("/c/release?lang=fr").text)
+    for lang in ("en", "fr"):
+        assert _marked(client.get(f"/admin/c/release/letter?lang={lang}").get_data(as_text=True))
+
+
+def test_the_notice_dates_the_last_change_a_reader_can_see(
+    app: Flask, signed: tuple[FlaskClient, Campaign, Signature]
+) -> None:
+    client, campaign, _ = signed
+    _save_translation(client, "fr", "Libérez-le", "Madame la ministre.")  # version 1 -> 2
+    db = new_session(app)
+    # Version 1 was replaced long ago; a translation added since makes version 2 -> 3.
+    db.execute(
+        LetterVersion.__table__.update()
+        .where(LetterVersion.number == 1)
+        .values(replaced_at=utcnow().replace(year=2020))
+    )
+    db.commit()
+    stored = db.get(Campaign, campaign.id)
+    assert stored is not None
+    sign(db, stored, "Bo Chen", "bo@example.org", country="GB")  # on version 2
+    db.close()
+    _save_translation(client, "es", "Libérenlo", "Señor ministro.")
+    assert _stored(app).letter_version == 3
+    french = _text(app.test_client().get("/c/release?lang=fr").text)
+    assert re.search(r"modifié le \d+ \w+ 2020", french), french
+    assert CHANGED not in _text(app.test_client().get("/c/release?lang=en").text)
+
+
 # --- the migration ----------------------------------------------------------
 
 

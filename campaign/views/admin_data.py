@@ -436,8 +436,9 @@ def letter(slug: str) -> Response:
     groups = export.signatories_by_place(
         db, campaign, verified_only=verified_only, locale=locale, reader=reader
     )
-    # Signers of a text since replaced: each is marked, and the marks explained under the list.
-    earlier = campaigns.signed_earlier(db, campaign, verified_only=verified_only)
+    # Signers of a text since replaced, as this page shows it: each is marked, and the marks
+    # explained under the list.
+    earlier = campaigns.signed_earlier(db, campaign, locale=locale, verified_only=verified_only)
     now = utcnow()
     # The public numbers come from the counters; a verified-only letter counts its own list.
     counts = export.tally_of(groups, now) if verified_only else tally.tally(db, campaign, locale)

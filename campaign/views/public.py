@@ -257,8 +257,9 @@ def _render_campaign(
     db = get_session()
     counts = tally.tally(db, campaign, locale)
     letter = i18n.letter_for(campaign, locale)
-    # A text changed after signing began says so (one query, only then).
-    changed_at = campaigns.text_changed_at(db, campaign)
+    # A text changed after signing began says so (one query, only then), in the language
+    # it changed in.
+    changed_at = campaigns.text_changed_at(db, campaign, locale)
     blocked = _state_message(campaign)
     if form is None and blocked is None:
         form = SignForm(locale=locale)
