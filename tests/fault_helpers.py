@@ -1,4 +1,4 @@
-"""Helpers for the fault tests: a `campaign serve` process, a signing client, a fresh database.
+"""Helpers for the fault tests: an SMTP sink and signing clients (servers: serve_helpers.py).
 
 Run as a script, this module is one client process of the load tests:
 
@@ -14,32 +14,20 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-CAMPAIGN = str(Path(sys.executable).parent / "campaign")
-ROOT = Path(__file__).resolve().parent.parent
+from serve_helpers import free_port
+
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 COUNTRIES = ("KH", "FR", "BR", "JP", "GH", "AU", "CA", "DE")
 _DIGITS = str.maketrans("0123456789", "qrstuvwxyz")
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def letters(n: int) -> str:
@@ -67,90 +55,6 @@ def fields(prefix: str, n: int) -> dict[str, str]:
         "email": f"{prefix}-{n}@load.example",
         "public": "y",
     }
-
-
-# --------------------------------------------------------------------------- the server
-
-
-@dataclass
-class Server:
-    """`campaign serve` in its own process group, its output in a log file."""
-
-    env: dict[str, str]
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    workers: int = 2
-    threads: int = 4
-    proc: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = None
-
-    def start(self, timeout: float = 60) -> float:
-        """Start and wait until /healthz answers 200; returns the seconds it took."""
-        began = time.monotonic()
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                CAMPAIGN,
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-                "--threads",
-                str(self.threads),
-            ],
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,  # its own process group: SIGKILL reaches every worker
-        )
-        deadline = began + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.log()[-3000:]}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/healthz")
-                status = conn.getresponse().status
-                conn.close()
-                if status == 200:
-                    return time.monotonic() - began
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"server never became ready: {self.log()[-3000:]}")
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group (master and workers), as a crash would."""
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self._close_log()
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not stop within 20 s."""
-        if self.proc is None or self.proc.poll() is not None:
-            self._close_log()
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        self._close_log()
-
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def log(self) -> str:
-        """Everything the server wrote so far."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 # --------------------------------------------------------------------------- SMTP

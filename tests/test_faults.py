@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 from fault_helpers import (
     Answer,
-    Server,
     SignClient,
     SmtpSink,
     fields,
@@ -32,6 +31,7 @@ from fault_helpers import (
     sign_loop,
 )
 from pg_helpers import fresh_database
+from serve_helpers import Server
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.orm import Session
 
