@@ -7,7 +7,6 @@ import datetime as dt
 import email
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -18,12 +17,13 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from app_helpers import sqlite_statements
 from flask import Flask
+from serve_helpers import Server, free_port, serve_env
 from sqlalchemy import func, make_url, select, text
 from sqlalchemy.orm import Session
 
@@ -35,13 +35,6 @@ from campaign.models import Campaign, OutboxMessage, Signature
 ANY_PAGE = "/static/site.css"
 # The links in mail: BASE_URL (tests/app_helpers.py), the letter, a signed token.
 LINK = re.compile(r"http://campaign\.test/c/[\w-]+/(confirm|withdraw)/[\w-]+\.[\w-]+\.[\w-]+")
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Collector:
@@ -1310,62 +1303,41 @@ def test_smtp_down_for_a_real_minute_two_senders_deliver_each_mail_once(
 # The real servers
 
 
-def _serve(command: list[str], env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
-    exe = str(Path(sys.executable).parent / "campaign")
-    return subprocess.Popen(
-        [exe, *command],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-
-
 @pytest.mark.parametrize("server", ["serve", "run"])
 def test_running_server_delivers_the_outbox(app: Flask, tmp_path: Path, server: str) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "CAMPAIGN_INSTANCE_PATH": app.instance_path,
-        "CAMPAIGN_DATABASE_URL": app.config["DATABASE_URL"],
-        "CAMPAIGN_SECRET_KEY": "test-secret-key-not-for-production",
-        "CAMPAIGN_MAIL_POLL_SECONDS": "0.2",
-        "CAMPAIGN_RATELIMIT_ENABLED": "false",
-        "CAMPAIGN_BASE_URL": "http://campaign.test",  # campaign serve needs it
-    }
-    if server == "serve":
-        command = ["serve", "--port", str(port), "--workers", "2", "--threads", "2"]
-    else:
-        command = ["run", "--port", str(port), "--no-reload", "--no-debugger"]
+    env = serve_env(
+        app.config["DATABASE_URL"],
+        app.instance_path,
+        CAMPAIGN_SECRET_KEY="test-secret-key-not-for-production",
+        CAMPAIGN_MAIL_POLL_SECONDS="0.2",
+        CAMPAIGN_RATELIMIT_ENABLED="false",
+    )
     for n in range(6):
         queue_one(app, address=f"mp{n}@example.org")
     log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        process = _serve(command, env, log)
-        try:
+    with Server(env=env, log_path=log_path, threads=2, dev=server == "run") as process:
+        page = f"http://127.0.0.1:{process.port}{ANY_PAGE}"
 
-            def answered() -> bool:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{ANY_PAGE}", timeout=1):
-                        return True
-                except OSError:
-                    return False
+        def answered() -> bool:
+            try:
+                with urllib.request.urlopen(page, timeout=1):
+                    return True
+            except OSError:
+                return False
 
-            _wait_for(answered, timeout=20)
-            for _ in range(8):  # reach every worker, most likely
-                answered()
-            _wait_for(lambda: len(eml_files(app)) == 6, timeout=10)
-            queue_one(app, address="late@example.org")  # committed elsewhere: the poll finds it
-            _wait_for(lambda: len(eml_files(app)) == 7, timeout=10)
-            time.sleep(0.6)
-            serving = log_path.read_bytes()
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
-    stderr = log_path.read_bytes()
+        _wait_for(answered, timeout=20)
+        for _ in range(8):  # reach every worker, most likely
+            answered()
+        _wait_for(lambda: len(eml_files(app)) == 6, timeout=10)
+        queue_one(app, address="late@example.org")  # committed elsewhere: the poll finds it
+        _wait_for(lambda: len(eml_files(app)) == 7, timeout=10)
+        time.sleep(0.6)
+        serving = log_path.read_bytes()
+    log = log_path.read_bytes()
     assert len(eml_files(app)) == 7
     assert all(r.sent_at is not None for r in outbox(app))
-    assert b"Traceback" not in stderr
-    started = re.findall(rb"mail sender started in process (\d+)", stderr)
+    assert b"Traceback" not in log
+    started = re.findall(rb"mail sender started in process (\d+)", log)
     assert started and len(set(started)) == len(started)  # one sender per serving process
     # One of them delivers; with two workers the other stands by.
     leads = re.findall(rb"mail sender: process (\d+) leads", serving)

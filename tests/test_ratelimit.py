@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +11,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from serve_helpers import Server, free_port, get, running, serve_env
 
 from campaign import campaigns
 from campaign.db import new_session
@@ -229,38 +224,6 @@ def test_with_the_limit_storage_down_pages_still_answer_and_limits_fall_back(
 # --- the shared limit across processes (Redis) --------------------------------
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def get(url: str) -> tuple[int, dict[str, str]]:
-    """Status and headers of a GET, errors included."""
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, dict(response.headers)
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers)
-
-
-def wait_until_up(port: int, process: subprocess.Popen[bytes]) -> None:
-    """Poll /healthz until the server answers; fail with its output if it died."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            out, _ = process.communicate()
-            pytest.fail(f"server on {port} exited: {out.decode(errors='replace')[-2000:]}")
-        try:
-            if get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"server on {port} did not start")
-
-
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """The test Redis; skipped only when unset, and an error when set but not answering."""
@@ -282,38 +245,24 @@ def test_two_server_processes_share_one_limit_through_redis(
 
     app = limited_app(app_factory)
     prefix = f"test-{uuid.uuid4().hex[:12]}"
-    env = {
-        **os.environ,
-        "CAMPAIGN_DATABASE_URL": app.config["DATABASE_URL"],
-        "CAMPAIGN_INSTANCE_PATH": str(tmp_path / "served"),
-        "CAMPAIGN_SECRET_KEY": "shared-limit-test-secret",
-        "CAMPAIGN_MAIL_SENDER": "false",
-        "CAMPAIGN_RATELIMIT_ENABLED": "true",
-        "CAMPAIGN_RATELIMIT_STORAGE_URI": redis_url,
-        "CAMPAIGN_RATELIMIT_KEY_PREFIX": prefix,
-        "CAMPAIGN_JSON_RATE_LIMIT": "5 per minute",
-        "CAMPAIGN_BASE_URL": "http://campaign.test",  # campaign serve needs it
-    }
-    command = str(Path(sys.executable).with_name("campaign"))
-    ports = [free_port(), free_port()]
+    env = serve_env(
+        app.config["DATABASE_URL"],
+        tmp_path / "served",
+        CAMPAIGN_SECRET_KEY="shared-limit-test-secret",
+        CAMPAIGN_MAIL_SENDER="false",
+        CAMPAIGN_RATELIMIT_ENABLED="true",
+        CAMPAIGN_RATELIMIT_STORAGE_URI=redis_url,
+        CAMPAIGN_RATELIMIT_KEY_PREFIX=prefix,
+        CAMPAIGN_JSON_RATE_LIMIT="5 per minute",
+    )
     servers = [
-        subprocess.Popen(
-            [command, "serve", "--port", str(port), "--workers", "1", "--threads", "2"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        for port in ports
+        Server(env=env, log_path=tmp_path / f"server{n}.log", workers=1, threads=2)
+        for n in range(2)
     ]
     try:
-        for port, server in zip(ports, servers, strict=True):
-            wait_until_up(port, server)
-        answers = [get(f"http://127.0.0.1:{ports[n % 2]}{TALLY}") for n in range(6)]
+        with running(*servers):
+            answers = [get(f"http://127.0.0.1:{servers[n % 2].port}{TALLY}") for n in range(6)]
     finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.communicate(timeout=20)
         store = redis.Redis.from_url(redis_url)
         for key in store.scan_iter(f"*{prefix}*"):
             store.delete(key)
