@@ -15,20 +15,19 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import pytest
 from pg_helpers import fresh_database
+from serve_helpers import CAMPAIGN, Server, running, serve_env
 from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session
 
@@ -38,29 +37,24 @@ pytestmark = pytest.mark.slow
 
 POSTGRES_ENV = "CAMPAIGN_TEST_POSTGRES_URL"
 REDIS_ENV = "CAMPAIGN_TEST_REDIS_URL"
-CAMPAIGN = str(Path(sys.executable).parent / "campaign")
-ROOT = Path(__file__).resolve().parent.parent
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 SIGN_LIMIT = 3  # per address and minute, counted in Redis for the whole cluster
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Cluster:
-    """The shared database, and the two servers' ports and instance folders."""
+    """The shared database, and the two servers with their instance folders."""
 
     url: str
-    ports: list[int]
+    servers: list[Server]
     instances: list[Path]
     env: dict[str, str]
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    logs: list[IO[bytes]] = field(default_factory=list)
     engine: Engine | None = None
+
+    @property
+    def ports(self) -> list[int]:
+        """Each server's port."""
+        return [server.port for server in self.servers]
 
     def session(self) -> Session:
         """A session on the shared database (the caller closes it)."""
@@ -77,25 +71,8 @@ def _cli(env: dict[str, str], *args: str) -> str:
     return proc.stdout
 
 
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"server on {port} exited: {log.read_text()[-2000:]}"
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
-            conn.close()
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"server on {port} never became ready: {log.read_text()[-2000:]}")
-
-
-@pytest.fixture(scope="module")
-def cluster_database() -> Iterator[str]:
+@contextmanager
+def _database() -> Iterator[str]:
     """A fresh PostgreSQL database for the cluster, dropped afterwards."""
     base, redis_url = os.environ.get(POSTGRES_ENV), os.environ.get(REDIS_ENV)
     if not base or not redis_url:
@@ -104,21 +81,20 @@ def cluster_database() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, cluster_database: str) -> Iterator[Cluster]:
-    """Two open letters and two servers on the cluster's database; stopped afterwards."""
+@contextmanager
+def _cluster(url: str, tmp: Path) -> Iterator[Cluster]:
+    """Two open letters and two servers on the database at url; stopped afterwards."""
     redis_url = os.environ[REDIS_ENV]
     import redis
 
     # Set but unreachable is a failure, not a skip.
     store = redis.Redis.from_url(redis_url)
     store.ping()
-    url = cluster_database
     prefix = f"cluster-test-{uuid.uuid4().hex[:10]}"
-    tmp = tmp_path_factory.mktemp("cluster")
-    env = dict(
-        os.environ,
-        CAMPAIGN_DATABASE_URL=url,
+    env = serve_env(
+        url,
+        tmp / "setup",
+        base_url="http://cluster.test",
         # One key for every process: a form served by one is posted to the other.
         CAMPAIGN_SECRET_KEY="cluster-test-secret-shared-by-every-process",
         CAMPAIGN_RATELIMIT_ENABLED="true",
@@ -126,60 +102,43 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, cluster_database: str) -> 
         CAMPAIGN_RATELIMIT_KEY_PREFIX=prefix,
         CAMPAIGN_SIGN_RATE_LIMIT=f"{SIGN_LIMIT} per minute",
         CAMPAIGN_PROXY_FIX_HOPS="1",
-        CAMPAIGN_BASE_URL="http://cluster.test",
         CAMPAIGN_MAIL_POLL_SECONDS="0.2",
         # A second signing moments later gets its notice here (not taken for a double tap).
         CAMPAIGN_DUPLICATE_NOTICE_QUIET_SECONDS="0",
-        CAMPAIGN_INSTANCE_PATH=str(tmp / "setup"),
     )
     letter = tmp / "letter.md"
     letter.write_text("We ask for a cluster that counts.\n", encoding="utf-8")
-    cluster = Cluster(url, [_free_port(), _free_port()], [tmp / "a", tmp / "b"], env)
+    instances = [tmp / "a", tmp / "b"]
+    servers = [
+        Server(
+            env={**env, "CAMPAIGN_INSTANCE_PATH": str(instance)},
+            log_path=instance.with_suffix(".log"),
+            workers=2,
+        )
+        for instance in instances
+    ]
+    cluster = Cluster(url, servers, instances, env)
     try:
         _cli(env, "db", "upgrade")
         _cli(env, "create-campaign", "counted", "--title", "Counted", "--letter", str(letter),
              "--open", "--no-confirmation")  # fmt: skip
         _cli(env, "create-campaign", "mailed", "--title", "Mailed", "--letter", str(letter),
              "--open")  # fmt: skip
-        for port, instance in zip(cluster.ports, cluster.instances, strict=True):
-            log = instance.with_suffix(".log").open("wb")
-            cluster.logs.append(log)
-            proc = subprocess.Popen(
-                [CAMPAIGN, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-                env={**env, "CAMPAIGN_INSTANCE_PATH": str(instance)},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-                start_new_session=True,
-            )
-            cluster.procs.append(proc)
-        for port, proc, instance in zip(
-            cluster.ports, cluster.procs, cluster.instances, strict=True
-        ):
-            _wait_ready(port, proc, instance.with_suffix(".log"))
-        yield cluster
+        with running(*servers):
+            yield cluster
     finally:
-        _stop(cluster)
+        if cluster.engine is not None:
+            cluster.engine.dispose()
         for key in store.scan_iter(f"*{prefix}*"):
             store.delete(key)
         store.close()
 
 
-def _stop(cluster: Cluster) -> None:
-    """SIGTERM every server (SIGKILL its group if it lingers), close logs and the engine."""
-    for proc in cluster.procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in cluster.procs:
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    for log in cluster.logs:
-        log.close()
-    if cluster.engine is not None:
-        cluster.engine.dispose()
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Two open letters and two servers on the cluster's database; stopped afterwards."""
+    with _database() as url, _cluster(url, tmp_path_factory.mktemp("cluster")) as shared:
+        yield shared
 
 
 class Browser:
