@@ -4,26 +4,57 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import time
+import hashlib
+import secrets
 from collections.abc import Callable, Iterable
 from typing import ParamSpec, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import abort, current_app, g, redirect, request, session, url_for
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.wrappers import Response
 
 from campaign import audit
-from campaign.db import get_session
-from campaign.models import Campaign, CampaignOrganizer, Organizer
+from campaign.db import READ_METHODS, WRITING_GET_ENDPOINTS, get_engine, get_session, utcnow
+from campaign.models import Campaign, CampaignOrganizer, LoginSession, Organizer
 
 MIN_PASSWORD_LENGTH = 12
 # argon2id with OWASP's recommended m = 46 MiB, t = 1, p = 1: memory-hard, so a stolen
 # table costs an attacker 46 MiB per guess in flight, not only time.
 _hasher = PasswordHasher(time_cost=1, memory_cost=47104, parallelism=1)
+
+# A page view moves its session's last_seen_at on at most this often, so that most of the
+# dashboard's requests write nothing.
+SEEN_EVERY_SECONDS = 60
+# What the account page names a session's device by: (marker in the User-Agent, name), the
+# first marker found wins. Edge and Opera also say "Chrome", Chrome also says "Safari",
+# iPhones and iPads say "like Mac OS X", Android says "Linux": those come first.
+_BROWSERS = (
+    ("Edg/", "Edge"),
+    ("EdgA/", "Edge"),
+    ("EdgiOS/", "Edge"),
+    ("OPR/", "Opera"),
+    ("SamsungBrowser/", "Samsung Internet"),
+    ("Firefox/", "Firefox"),
+    ("FxiOS/", "Firefox"),
+    ("CriOS/", "Chrome"),
+    ("Chromium/", "Chromium"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+)
+_SYSTEMS = (
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Android", "Android"),
+    ("CrOS", "ChromeOS"),
+    ("Windows", "Windows"),
+    ("Macintosh", "macOS"),
+    ("Linux", "Linux"),
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -159,10 +190,16 @@ def _count_failure(
 
 
 def end_sessions(db: Session, organizer: Organizer) -> None:
-    """End every session of the organizer: cookies of an older epoch no longer log anyone in."""
+    """End every session of the organizer: their rows go, and the epoch moves on.
+
+    The epoch also ends a session whose login was under way meanwhile (its row added after
+    these were deleted, its cookie carrying the old epoch), and it changes every reset link
+    mailed before (campaign.password_reset).
+    """
     # Raised in SQL, so two concurrent ends both count and neither reissues the other's epoch.
     organizer.session_epoch = Organizer.session_epoch + 1
     db.flush()
+    db.execute(delete(LoginSession).where(LoginSession.organizer_id == organizer.id))
 
 
 def _replace_password(
@@ -232,22 +269,120 @@ def log_out_everywhere(db: Session, organizer: Organizer) -> None:
     )
 
 
-def login(organizer: Organizer) -> None:
-    """Start a fresh session for the organizer (nothing from before login survives)."""
+def describe_device(user_agent: str) -> tuple[str, str]:
+    """The browser and the system a User-Agent header names, each "" when it names none known.
+
+    Only names from the lists above come out, never a part of the header itself.
+    """
+    header = user_agent[:512]
+    browser = next((name for marker, name in _BROWSERS if marker in header), "")
+    system = next((name for marker, name in _SYSTEMS if marker in header), "")
+    return browser, system
+
+
+def _digest(secret: str) -> str:
+    """What the table keeps of a session's secret: its SHA-256, in hex."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def start_session(db: Session, organizer: Organizer, user_agent: str) -> tuple[LoginSession, str]:
+    """A new session row for the organizer, and the secret for its cookie (the caller commits).
+
+    Sessions past their lifetime, anyone's, are deleted here: logins are what adds rows.
+    """
+    now = utcnow()
+    db.execute(
+        delete(LoginSession).where(
+            LoginSession.created_at <= now - current_app.permanent_session_lifetime
+        )
+    )
+    secret = secrets.token_urlsafe(32)
+    browser, system = describe_device(user_agent)
+    row = LoginSession(
+        secret_hash=_digest(secret),
+        organizer_id=organizer.id,
+        created_at=now,
+        last_seen_at=now,
+        browser=browser,
+        system=system,
+    )
+    db.add(row)
+    db.flush()
+    return row, secret
+
+
+def login(db: Session, organizer: Organizer) -> None:
+    """Start a fresh session for the organizer (nothing from before login survives).
+
+    The caller commits: until then the session's row is not there and the cookie logs no
+    one in.
+    """
+    row, secret = start_session(db, organizer, request.headers.get("User-Agent", ""))
     session.clear()
     session["organizer_id"] = organizer.id
     session["epoch"] = organizer.session_epoch
-    # When it began: the session ends PERMANENT_SESSION_LIFETIME later, though Flask renews
-    # the cookie (and its expiry) on every request.
-    session["since"] = int(time.time())
+    session["login"] = secret
     session.permanent = True
     g.organizer = organizer
+    g.login_session = row
 
 
-def logout() -> None:
-    """End the organizer's session."""
+def logout(db: Session) -> None:
+    """End this browser's session: its row goes, so no copy of its cookie logs in again.
+
+    The caller commits.
+    """
+    secret = session.get("login")
+    if isinstance(secret, str):
+        db.execute(delete(LoginSession).where(LoginSession.secret_hash == _digest(secret)))
     session.clear()
     g.organizer = None
+    g.login_session = None
+
+
+def open_sessions(db: Session, organizer: Organizer) -> list[LoginSession]:
+    """The organizer's sessions that have not ended, the most recently seen first."""
+    cutoff = utcnow() - current_app.permanent_session_lifetime
+    return list(
+        db.scalars(
+            select(LoginSession)
+            .where(LoginSession.organizer_id == organizer.id, LoginSession.created_at > cutoff)
+            .order_by(LoginSession.last_seen_at.desc(), LoginSession.id.desc())
+        )
+    )
+
+
+def end_session(db: Session, organizer: Organizer, session_id: int) -> LoginSession | None:
+    """End one session of the organizer's, audited; None when they have no such session.
+
+    Another organizer's session is never found: the answer is None, as for one that ended.
+    """
+    row = db.scalar(
+        select(LoginSession).where(
+            LoginSession.id == session_id, LoginSession.organizer_id == organizer.id
+        )
+    )
+    if row is None:
+        return None
+    # By statement, so that of two requests ending it at once only one finds it.
+    if (
+        db.scalar(delete(LoginSession).where(LoginSession.id == row.id).returning(LoginSession.id))
+        is None
+    ):
+        return None
+    audit.record(
+        db,
+        organizer,
+        "organizer.session_end",
+        before={
+            "organizer": organizer.email,
+            "browser": row.browser,
+            "system": row.system,
+            "started": row.created_at,
+        },
+        after={"organizer": organizer.email, "session_ended": True},
+    )
+    return row
 
 
 def is_safe_next(target: str | None) -> bool:
@@ -331,27 +466,83 @@ def add_to_campaign(db: Session, organizer: Organizer, campaign: Campaign) -> No
 def current_organizer() -> Organizer | None:
     """The organizer logged in on this request, if any (active, and the session not ended)."""
     if "organizer" not in g:
-        organizer_id = session.get("organizer_id")
-        organizer = get_session().get(Organizer, organizer_id) if organizer_id else None
-        if organizer is not None and (
-            not organizer.active
-            or session.get("epoch") != organizer.session_epoch
-            or not _session_is_young()
-        ):
-            organizer = None
-        g.organizer = organizer
+        g.organizer, g.login_session = _logged_in()
     result: Organizer | None = g.organizer
     return result
 
 
-def _session_is_young() -> bool:
-    """Whether this session began (login) less than PERMANENT_SESSION_LIFETIME ago."""
-    since = session.get("since")
-    if not isinstance(since, int) or isinstance(since, bool):
-        return False  # a cookie from before login times were kept
-    lifetime = current_app.permanent_session_lifetime.total_seconds()
-    # Signed, so only our login wrote it; another server's clock may run a little ahead.
-    return time.time() - since < lifetime
+def current_login_session() -> LoginSession | None:
+    """The session row of this request's login, if someone is logged in."""
+    current_organizer()
+    result: LoginSession | None = g.login_session
+    return result
+
+
+def _logged_in() -> tuple[Organizer | None, LoginSession | None]:
+    """The organizer and session row of the cookie, if its session stands.
+
+    It stands while its row exists (login made it; logging out, ending it from the account
+    page or every session ending deletes it), the organizer is active and of the cookie's
+    epoch, and less than PERMANENT_SESSION_LIFETIME has passed since login, however busy
+    the session (Flask renews the cookie and its expiry on every request).
+    """
+    secret = session.get("login")
+    if not isinstance(secret, str):
+        return None, None  # logged out, or a cookie from before revision 0018
+    found = (
+        get_session()
+        .execute(
+            select(LoginSession, Organizer)
+            .join(Organizer, Organizer.id == LoginSession.organizer_id)
+            .where(LoginSession.secret_hash == _digest(secret))
+        )
+        .first()
+    )
+    if found is None:
+        return None, None
+    row, organizer = found
+    now = utcnow()
+    if (
+        organizer.id != session.get("organizer_id")
+        or not organizer.active
+        or session.get("epoch") != organizer.session_epoch
+        or now - row.created_at >= current_app.permanent_session_lifetime
+    ):
+        return None, None
+    _note_seen(row, now)
+    return organizer, row
+
+
+def _note_seen(row: LoginSession, now: dt.datetime) -> None:
+    """Move the session's last_seen_at on, once a minute at most, when a page is read.
+
+    Only requests that read write it, on a connection of its own: the request's own
+    transaction stays read-only (on SQLite, a read-only transaction that then wrote could
+    fail when another writer went first). A writing request may hold the database's write
+    lock already, so it leaves it to the page the browser reads after it. A failure here
+    is logged and the page goes on: it is a note, not the session.
+    """
+    if now - row.last_seen_at < dt.timedelta(seconds=SEEN_EVERY_SECONDS):
+        return
+    if request.method not in READ_METHODS or request.endpoint in WRITING_GET_ENDPOINTS:
+        return
+    try:
+        # A transaction whose first statement writes: on SQLite it waits for the write
+        # lock (the busy timeout) instead of failing on a snapshot older than the last write.
+        with get_engine().begin() as conn:
+            conn.execute(
+                update(LoginSession)
+                .where(
+                    LoginSession.id == row.id,
+                    LoginSession.last_seen_at < now - dt.timedelta(seconds=SEEN_EVERY_SECONDS),
+                )
+                .values(last_seen_at=now)
+            )
+    except OperationalError:
+        current_app.logger.warning("a session's last page view was not noted", exc_info=True)
+        return
+    # As stored, without making the request's own transaction write it again.
+    set_committed_value(row, "last_seen_at", now)
 
 
 def login_required(view: Callable[P, R]) -> Callable[P, R | Response]:

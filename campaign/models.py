@@ -278,6 +278,29 @@ class Organizer(Base):
     )
 
 
+class LoginSession(Base):
+    """One organizer's login on one device, from the login until logout or its lifetime's end.
+
+    The session cookie holds a random secret; the table keeps only its SHA-256, so a copy of
+    the table logs no one in. Deleting the row ends the session, whoever holds the cookie.
+    """
+
+    __tablename__ = "login_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    organizer_id: Mapped[int] = mapped_column(
+        ForeignKey("organizer.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Moved on by a page view at most once a minute (auth.SEEN_EVERY_SECONDS).
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The browser and system named by the User-Agent at login, from a fixed list ("" when
+    # unknown): what the account page shows. Neither the header itself nor an address is kept.
+    browser: Mapped[str] = mapped_column(String(32), default="")
+    system: Mapped[str] = mapped_column(String(32), default="")
+
+
 class CampaignOrganizer(Base):
     """Which organizers run which campaign."""
 

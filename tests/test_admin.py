@@ -34,6 +34,7 @@ from campaign.models import (
     Campaign,
     CampaignOrganizer,
     LetterTranslation,
+    LoginSession,
     Organizer,
     Signature,
 )
@@ -115,6 +116,7 @@ def _values(
         "locale": "fr",
         "token": "not-a-token",
         "number": 1,
+        "session_id": 1,
     }
     missing = ARGUMENTS[endpoint] - known.keys()
     assert not missing, f"give test values for {endpoint}'s {missing}"
@@ -208,6 +210,7 @@ def _snapshot(store: Session) -> tuple[Any, ...]:
             ).all()
         ),
         store.scalar(select(func.count()).select_from(LetterTranslation)),
+        tuple(store.scalars(select(LoginSession.id).order_by(LoginSession.id))),
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 from admin_helpers import (
@@ -18,11 +17,12 @@ from admin_helpers import (
 )
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from campaign import auth as authmod
 from campaign.db import new_session, utcnow
+from campaign.models import LoginSession
 
 __all__ = ["auth", "store"]
 
@@ -299,15 +299,20 @@ def test_ending_an_organizers_sessions_logs_out_every_copy_of_the_cookie(any_app
     engine.dispose()
 
 
-def test_logging_out_still_ends_only_this_browsers_session(
-    client: FlaskClient, auth: AuthActions, store: Session
-) -> None:
-    make_organizer(store, "a@example.org")
-    auth.login("a@example.org")
-    other_device = copy_session(client)
-    auth.logout()
+def test_logging_out_ends_every_copy_of_this_browsers_cookie(any_app: Flask) -> None:
+    client, helper = app_client(any_app)
+    engine = create_engine(str(any_app.config["DATABASE_URL"]))
+    with Session(bind=engine) as db:
+        make_organizer(db, "a@example.org")
+    assert helper.login("a@example.org").status_code == 303
+    thief = copy_session(client)
+    assert thief.get("/admin/").status_code == 200
+    assert helper.logout().status_code == 303
     assert client.get("/admin/").status_code == 302
-    assert other_device.get("/admin/").status_code == 200  # "log out everywhere" ends that one
+    assert thief.get("/admin/").status_code == 302  # the session itself ended, not one cookie
+    with Session(bind=engine) as db:
+        assert db.scalar(select(func.count()).select_from(LoginSession)) == 0
+    engine.dispose()
 
 
 def test_a_session_cookie_without_the_epoch_is_logged_out(
@@ -324,28 +329,29 @@ def test_a_session_cookie_without_the_epoch_is_logged_out(
 def test_a_session_ends_twelve_hours_after_login_however_busy(
     client: FlaskClient, auth: AuthActions, store: Session
 ) -> None:
-    # Flask renews the cookie on every request; the login time it carries does not move.
+    # Flask renews the cookie on every request; the login time its row keeps does not move.
     make_organizer(store, "a@example.org")
     auth.login("a@example.org")
-    lifetime = int(client.application.permanent_session_lifetime.total_seconds())
-    with client.session_transaction() as session:
-        since = session["since"]
-        assert abs(since - time.time()) < 60
-        session["since"] = since - lifetime + 60  # logged in 11 h 59 min ago
+    lifetime = client.application.permanent_session_lifetime
+    [row] = store.scalars(select(LoginSession))
+    assert abs(row.created_at - utcnow()) < dt.timedelta(seconds=60)
+    started = utcnow() - lifetime + dt.timedelta(seconds=60)  # 11 h 59 min ago
+    row.created_at = started
+    store.commit()
     assert client.get("/admin/").status_code == 200
-    with client.session_transaction() as session:
-        assert session["since"] == since - lifetime + 60  # the request did not renew it
-        session["since"] = since - lifetime - 1
+    assert store.scalar(select(LoginSession.created_at)) == started  # the request kept it
+    row.created_at = utcnow() - lifetime - dt.timedelta(seconds=1)
+    store.commit()
     assert client.get("/admin/").status_code == 302
 
 
-def test_a_session_cookie_without_its_login_time_is_logged_out(
+def test_a_session_cookie_without_its_secret_is_logged_out(
     client: FlaskClient, auth: AuthActions, store: Session
 ) -> None:
     make_organizer(store, "a@example.org")
     auth.login("a@example.org")
     with client.session_transaction() as session:
-        del session["since"]
+        del session["login"]
     assert client.get("/admin/").status_code == 302
 
 

@@ -8,7 +8,6 @@ import io
 import json
 import sqlite3
 import threading
-import time
 import tracemalloc
 from typing import Any
 
@@ -133,7 +132,7 @@ def mixed(app: Flask) -> Flask:
     imported.source = "import"
     db.commit()
     db.close()
-    app.config["organizer_id"] = organizer.id
+    app.config["organizer"] = organizer
     return app
 
 
@@ -162,23 +161,14 @@ def mixed(app: Flask) -> Flask:
     ],
 )
 def test_export_applies_the_lists_filters(mixed: Flask, query: str, names: list[str]) -> None:
-    client = mixed.test_client()
-    with client.session_transaction() as session:
-        session["organizer_id"] = mixed.config["organizer_id"]
-        session["epoch"] = 0  # a new organizer's sessions are of the first generation
-        session["since"] = int(time.time())  # logged in now
+    client = _logged_in(mixed)
     response = client.get("/admin/c/release/export.csv" + query)
     assert response.status_code == 200
     assert _names(response.data) == names
 
 
 def _logged_in(app: Flask):  # type: ignore[no-untyped-def]
-    client = app.test_client()
-    with client.session_transaction() as session:
-        session["organizer_id"] = app.config["organizer_id"]
-        session["epoch"] = 0  # a new organizer's sessions are of the first generation
-        session["since"] = int(time.time())  # logged in now
-    return client
+    return login(app.test_client(), app.config["organizer"])
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,7 @@ from campaign.models import (
     SOURCES,
     AuditEntry,
     Campaign,
+    LoginSession,
     Organizer,
     Signature,
 )
@@ -252,9 +253,10 @@ def login() -> Response | tuple[str, int]:
             max_failures=int(current_app.config["LOGIN_MAX_FAILURES"]),
             lockout_seconds=int(current_app.config["LOGIN_LOCKOUT_SECONDS"]),
         )
-        db.commit()  # the failure count too: it is what locks a guessed account
         if organizer is not None:
-            auth.login(organizer)
+            auth.login(db, organizer)
+        db.commit()  # the session's row, or the failure count: it is what locks a guessed account
+        if organizer is not None:
             return redirect(target or url_for("admin.index"), code=303)
         failed = True
     status = 200 if request.method == "GET" or failed else 400
@@ -266,7 +268,9 @@ def login() -> Response | tuple[str, int]:
 @bp.post("/logout")
 def logout() -> Response:
     """End the session (POST only, CSRF-protected, so a link cannot log anyone out)."""
-    auth.logout()
+    db = get_session()
+    auth.logout(db)
+    db.commit()
     flash(_("You are logged out."), "ok")
     return _see_other("admin.login")
 
@@ -380,8 +384,8 @@ def account() -> Response | tuple[str, int]:
             db.rollback()
             form.new_password.errors = [*form.new_password.errors, str(error)]
         else:
+            auth.login(db, organizer)  # this device goes on, in a new session
             db.commit()
-            auth.login(organizer)  # this session goes on, in the new epoch
             flash(_("Your password is changed. Every other session of yours is logged out."), "ok")
             return _see_other("admin.account")
     status = 400 if form.is_submitted() and form.errors else 200
@@ -390,7 +394,26 @@ def account() -> Response | tuple[str, int]:
         form=form,
         everywhere_form=PostForm(formdata=None),
         digest_form=DigestForm(formdata=None, data={"daily_summary": organizer.digest}),
+        sessions=auth.open_sessions(get_session(), organizer),
+        this_session=auth.current_login_session(),
+        session_lifetime=_session_lifetime(),
     ), status
+
+
+def _session_lifetime() -> str:
+    """How long a session lasts after its login, in words ("12 hours")."""
+    seconds = int(current_app.permanent_session_lifetime.total_seconds())
+    if seconds % 3600 == 0:
+        return ngettext("%(num)d hour", "%(num)d hours", seconds // 3600)
+    return ngettext("%(num)d minute", "%(num)d minutes", max(1, seconds // 60))
+
+
+@bp.app_template_global()
+def device_name(login: LoginSession) -> str:
+    """A session's device as the account page names it ("Firefox on Windows")."""
+    if login.browser and login.system:
+        return str(_("%(browser)s on %(system)s", browser=login.browser, system=login.system))
+    return login.browser or login.system or str(_("Unknown device"))
 
 
 @bp.post("/account/digest")
@@ -419,10 +442,36 @@ def logout_everywhere() -> Response:
     """End every session of the logged-in organizer, on every device, this one too."""
     db = get_session()
     auth.log_out_everywhere(db, _organizer())
+    auth.logout(db)
     db.commit()
-    auth.logout()
     flash(_("You are logged out everywhere: on this device and every other."), "ok")
     return _see_other("admin.login")
+
+
+@bp.post("/account/sessions/<int:session_id>/end")
+@login_required
+def end_session(session_id: int) -> Response:
+    """End one other session of the logged-in organizer's: another device is logged out."""
+    this = auth.current_login_session()
+    if this is not None and this.id == session_id:
+        flash(_("This is the session you are using: to end it, log out."), "error")
+        return _see_other("admin.account", _anchor="sessions")
+    db = get_session()
+    ended = auth.end_session(db, _organizer(), session_id)
+    db.commit()
+    if ended is None:
+        # The same answer for another organizer's session: whether it exists is not told.
+        flash(_("You have no such session: it may have ended already."), "error")
+    else:
+        flash(
+            _(
+                "The session on %(device)s, logged in %(when)s UTC, is ended.",
+                device=device_name(ended),
+                when=ended.created_at.strftime("%Y-%m-%d %H:%M"),
+            ),
+            "ok",
+        )
+    return _see_other("admin.account", _anchor="sessions")
 
 
 # --- campaigns -------------------------------------------------------------
