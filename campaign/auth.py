@@ -8,6 +8,7 @@ import hashlib
 import secrets
 from collections.abc import Callable, Iterable
 from typing import ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -16,6 +17,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Response
 
 from campaign import audit
@@ -391,7 +394,21 @@ def is_safe_next(target: str | None) -> bool:
         return False
     # Browsers read a backslash as "/" and drop tabs and newlines inside URLs, so either
     # could turn "/x" into "//evil.example": refuse them and every other control character.
-    return not any(ch == "\\" or ord(ch) < 0x21 or ord(ch) == 0x7F for ch in target)
+    if any(ch == "\\" or ord(ch) < 0x21 or ord(ch) == 0x7F for ch in target):
+        return False
+    # A page a browser can open: not an action only a form posts to (/admin/logout), whose
+    # address a crafted link could pass, nor an address with no page.
+    path = urlsplit(target).path
+    root = request.script_root
+    if root and path.startswith(root + "/"):
+        path = path[len(root) :]
+    try:
+        current_app.url_map.bind("localhost").match(path, method="GET")
+    except RequestRedirect:
+        return True
+    except HTTPException:
+        return False
+    return True
 
 
 def update_organizer(

@@ -246,6 +246,28 @@ def test_next_outside_the_site_is_refused(client: FlaskClient, store: Session, t
     assert response.headers["Location"] == "/admin/"
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/admin/logout",  # a form's action only: a crafted link would land on a 405
+        "/admin/account/logout-everywhere",
+        "/no/such/page",
+    ],
+)
+def test_next_that_is_no_page_leads_to_the_dashboard(
+    client: FlaskClient, store: Session, target: str
+) -> None:
+    make_organizer(store, "a@example.org")
+    response = client.post(
+        "/admin/login",
+        query_string={"next": target},
+        data={"email": "a@example.org", "password": PASSWORD},
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200  # still logged in
+
+
 def test_anonymous_visitors_are_sent_to_login_with_next(client: FlaskClient) -> None:
     response = client.get("/admin/organizers")
     assert response.status_code == 302

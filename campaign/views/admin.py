@@ -387,7 +387,7 @@ def account() -> Response | tuple[str, int]:
             auth.login(db, organizer)  # this device goes on, in a new session
             db.commit()
             flash(_("Your password is changed. Every other session of yours is logged out."), "ok")
-            return _see_other("admin.account")
+            return see_other_at_top("admin.account")
     status = 400 if form.is_submitted() and form.errors else 200
     return render_template(
         "admin/account.html",
