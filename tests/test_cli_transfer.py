@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
 from campaign import mail
+from campaign.cli import transfer
 from campaign.db import new_session
 from campaign.models import AuditEntry, OutboxMessage, Signature
 
@@ -344,3 +346,128 @@ def test_import_csv_refuses_a_too_large_stream_in_one_line(
     assert result.exit_code == 1
     assert result.output == "Error: -: files up to 0.1 MB can be imported; this one is larger.\n"
     assert _signatures(letter) == 2
+
+
+# ------------------------------------------------ export-csv --output: what is already there
+
+
+def _read_fifo(fifo: Path, into: list[bytes]) -> threading.Thread:
+    """A thread reading the FIFO to its end into the list, as `gzip < fifo` would."""
+
+    def read() -> None:
+        with fifo.open("rb") as stream:
+            into.append(stream.read())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    return reader
+
+
+def test_export_csv_writes_into_a_fifo_and_leaves_it_one(
+    letter: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "signers.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = _read_fifo(fifo, got)
+    result = runner.invoke(args=["export-csv", "release", "--output", str(fifo)])
+    if reader.is_alive():  # the export did not open the FIFO: let the reader go
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    reader.join(timeout=10)
+
+    assert result.exit_code == 0, result.output
+    assert got[0].decode("utf-8").startswith(HEADER)
+    assert b"Pat Pending" in got[0]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_export_csv_writes_into_an_open_descriptor(letter: Flask, runner: FlaskCliRunner) -> None:
+    # What bash's `--output >(gzip > x.gz)` passes: /dev/fd/N, the write end of a pipe.
+    read_end, write_end = os.pipe()
+    got: list[bytes] = []
+
+    def read() -> None:
+        with os.fdopen(read_end, "rb") as stream:
+            got.append(stream.read())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        result = runner.invoke(args=["export-csv", "release", "-o", f"/dev/fd/{write_end}"])
+    finally:
+        os.close(write_end)
+    reader.join(timeout=10)
+
+    assert result.exit_code == 0, result.output
+    assert got[0].decode("utf-8").startswith(HEADER)
+
+
+def test_export_csv_through_a_symlink_writes_its_target_and_keeps_the_link(
+    letter: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    (tmp_path / "exports").mkdir()
+    target = tmp_path / "exports" / "latest.csv"
+    target.write_text("old\n", encoding="utf-8")
+    link = tmp_path / "latest.csv"
+    link.symlink_to(Path("exports") / "latest.csv")
+    result = runner.invoke(args=["export-csv", "release", "--output", str(link)])
+
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and os.readlink(link) == os.path.join("exports", "latest.csv")
+    assert target.read_bytes().startswith(HEADER.encode())
+    assert not list(tmp_path.glob("**/*.partial"))
+
+
+def test_export_csv_through_a_dangling_symlink_creates_its_target(
+    letter: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    link = tmp_path / "latest.csv"
+    link.symlink_to(tmp_path / "new.csv")
+    result = runner.invoke(args=["export-csv", "release", "--output", str(link)])
+
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink()
+    assert (tmp_path / "new.csv").read_bytes().startswith(HEADER.encode())
+
+
+def test_export_csv_to_a_new_path_is_a_private_file(
+    letter: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    target = tmp_path / "new.csv"
+    result = runner.invoke(args=["export-csv", "release", "--output", str(target)])
+
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes().startswith(HEADER.encode())
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_export_csv_replaces_an_existing_file_whole(
+    letter: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    target = tmp_path / "out.csv"
+    target.write_text("an older export\n", encoding="utf-8")
+    target.chmod(0o644)
+    before = target.stat().st_ino
+    result = runner.invoke(args=["export-csv", "release", "--output", str(target)])
+
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes().startswith(HEADER.encode())
+    assert "an older export" not in target.read_text(encoding="utf-8")
+    # A new file renamed over the old one (a reader never sees half an export), private.
+    assert target.stat().st_ino != before
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("path", ["/dev/full", "/dev/null", "/dev/stdout", "/dev/fd/0"])
+def test_devices_and_descriptors_are_written_in_place_never_replaced(path: str) -> None:
+    # Only looks at the paths (nothing is written): an export there opens them as they are.
+    assert transfer._replaceable(path) is None
+
+
+def test_a_regular_file_or_a_new_path_is_replaced_by_rename(tmp_path: Path) -> None:
+    (tmp_path / "file.csv").write_text("x", encoding="utf-8")
+    (tmp_path / "link.csv").symlink_to("file.csv")
+    assert transfer._replaceable(str(tmp_path / "file.csv")) == str(tmp_path / "file.csv")
+    assert transfer._replaceable(str(tmp_path / "link.csv")) == str(tmp_path / "file.csv")
+    assert transfer._replaceable(str(tmp_path / "new.csv")) == str(tmp_path / "new.csv")

@@ -20,6 +20,9 @@ from campaign.campaigns import get_by_slug
 from campaign.db import new_session
 from campaign.models import Campaign
 
+# Symbolic links followed to find where the export goes, as the kernel's own limit.
+_MAX_LINKS = 40
+
 
 def _campaign(db: Session, slug: str) -> Campaign:
     """The campaign with this slug, or one clear line (a database error's too: cli.errors)."""
@@ -29,12 +32,48 @@ def _campaign(db: Session, slug: str) -> Campaign:
     return campaign
 
 
+def _replaceable(path: str) -> str | None:
+    """The file to write by rename: path, or the file its symbolic links lead to, when that is
+    a regular file or nothing yet; None when it is anything else (a FIFO, a device, a
+    directory) or is reached through /proc (/dev/stdout, /dev/fd/N: an open descriptor,
+    whose pipe or file the shell opened), which is written in place, as a shell's ``>`` does.
+    """
+    current = os.path.abspath(path)
+    for _ in range(_MAX_LINKS):
+        directory = os.path.realpath(os.path.dirname(current))
+        if directory == "/proc" or directory.startswith("/proc/"):
+            return None
+        current = os.path.join(directory, os.path.basename(current))
+        if not os.path.islink(current):
+            break
+        current = os.path.join(directory, os.readlink(current))
+    else:
+        return None  # a loop of links: opening it says so
+    try:
+        mode = os.stat(current).st_mode
+    except FileNotFoundError:
+        return current
+    except OSError:
+        return None
+    return current if stat.S_ISREG(mode) else None
+
+
 def _write_file(path: str, pieces: Iterator[str]) -> None:
-    """Write the CSV beside its destination, then rename: never a half-written file."""
-    directory = os.path.dirname(os.path.abspath(path))
+    """Write the CSV to path: a regular file (or a new one) beside it first, then renamed over
+    it, never half-written; a FIFO, a device or a /dev/fd/N is written to, never replaced.
+    """
+    target = _replaceable(path)
+    if target is None:
+        _write_in_place(path, pieces)
+        return
     try:
         handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed or removed below
-            "w", encoding="utf-8", newline="", dir=directory, suffix=".partial", delete=False
+            "w",
+            encoding="utf-8",
+            newline="",
+            dir=os.path.dirname(target),
+            suffix=".partial",
+            delete=False,
         )
     except OSError as error:
         raise click.ClickException(f"cannot write {path}: {error.strerror}") from None
@@ -42,13 +81,26 @@ def _write_file(path: str, pieces: Iterator[str]) -> None:
         with handle:
             for piece in pieces:
                 handle.write(piece)
-        os.replace(handle.name, path)
+        os.replace(handle.name, target)
     except OSError as error:
         os.unlink(handle.name)
         raise click.ClickException(f"cannot write {path}: {error.strerror}") from None
     except BaseException:
         os.unlink(handle.name)
         raise
+
+
+def _write_in_place(path: str, pieces: Iterator[str]) -> None:
+    """Write to what path names as it is: no file is created, and a file reached through
+    /dev/fd/N is appended to (the shell opened it, truncating or not: ``>`` or ``>>``).
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        with open(fd, "w", encoding="utf-8", newline="") as handle:
+            for piece in pieces:
+                handle.write(piece)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {path}: {error.strerror}") from None
 
 
 @click.command("export-csv")
