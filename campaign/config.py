@@ -80,6 +80,7 @@ EMAIL_CHECK_DELIVERABILITY = False
 MAX_CONTENT_LENGTH = 64 * 1024 * 1024
 # Rate limiting (Flask-Limiter).
 RATELIMIT_ENABLED = True
+# A scheme limits knows: memory://, redis://host:6379, rediss://, memcached://, ...
 RATELIMIT_STORAGE_URI = "memory://"
 RATELIMIT_HEADERS_ENABLED = True
 # Redis down: count in each process's memory meanwhile rather than answer 500 (security.py).
@@ -92,10 +93,14 @@ PASSWORD_RESET_RATE_LIMIT = "5 per minute;20 per hour"  # noqa: S105 (not a pass
 JSON_RATE_LIMIT = "120 per minute"
 
 SESSION_COOKIE_HTTPONLY = True
+# Lax, Strict or None (the word: the attribute says None), or null: no attribute.
 SESSION_COOKIE_SAMESITE = "Lax"
+# Seconds a form's CSRF token stays valid (1 or more); null: as long as the session.
 WTF_CSRF_TIME_LIMIT: int | None = None
 
-# Interface languages offered (Flask-Babel); the first is the fallback.
+# Interface languages offered (Flask-Babel); the first is the fallback. Each is en (the
+# text's own language) or has a compiled catalogue in campaign/translations; codes as Babel
+# writes them (pt_BR, not pt-BR).
 LANGUAGES = ["en", "id", "fr", "es"]
 
 # Behind a reverse proxy: how many proxies set X-Forwarded-For/-Proto/-Host (ProxyFix).
@@ -269,7 +274,11 @@ def check(config: Mapping[str, Any], environ: Mapping[str, str], prefix: str = "
             )
     _check_urls(config, name)
     _check_rate_limits(config, name)
+    _check_rate_limit_storage(config, name)
     _check_networks(config, name)
+    _check_secret_key(config, name)
+    _check_languages(config, name)
+    _check_cookies_and_forms(config, name)
 
 
 def _type_needed(key: str, default: Any, value: Any) -> str | None:
@@ -369,3 +378,124 @@ def _check_networks(config: Mapping[str, Any], name: Callable[[str], str]) -> No
         parse_networks(items, setting=name("RATELIMIT_ALLOWLIST"))
     except ValueError as error:
         raise ConfigError(str(error)) from None
+
+
+def _check_rate_limit_storage(config: Mapping[str, Any], name: Callable[[str], str]) -> None:
+    """A storage address of a scheme limits knows (the schemes its storages register)."""
+    value = config.get("RATELIMIT_STORAGE_URI")
+    if value is None or value == "":
+        return  # create_app() makes it memory://
+    from limits.storage import Storage
+
+    schemes = _storage_schemes(Storage)
+    text = isinstance(value, str)
+    scheme = urlsplit(value).scheme if text and "://" in value else None
+    variable = name("RATELIMIT_STORAGE_URI")
+    if scheme not in schemes:
+        # Only the scheme is shown: the rest of the address may hold a password.
+        shown = (
+            f"{scheme}://..."
+            if scheme
+            else "an address without scheme://"
+            if text
+            else _kind(value)
+        )
+        raise ConfigError(
+            f"{variable} must be a rate-limit storage like memory:// or redis://host:6379"
+            f" ({', '.join(s + '://' for s in sorted(schemes))}), not {shown}"
+        )
+
+
+def _storage_schemes(base: type) -> set[str]:
+    """The schemes of limits' synchronous storages (Flask-Limiter's kind), each class's own."""
+    schemes: set[str] = set()
+    storage: type
+    for storage in base.__subclasses__():
+        schemes.update(getattr(storage, "STORAGE_SCHEME", None) or ())
+        schemes |= _storage_schemes(storage)
+    return schemes
+
+
+def _kind(value: Any) -> str:
+    """What a value that is not text was read as (its JSON kind), for a message."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a JSON object"
+    return f"a {type(value).__name__}"
+
+
+def _check_secret_key(config: Mapping[str, Any], name: Callable[[str], str]) -> None:
+    """Text (or bytes, Flask's other kind): a number signs nothing, and every page would 500."""
+    value = config.get("SECRET_KEY")
+    if value is None or isinstance(value, str | bytes):
+        return
+    # The value itself is not shown: it is a secret.
+    raise ConfigError(
+        f"{name('SECRET_KEY')} must be text (a long random string), not {_kind(value)}:"
+        " in the environment a value that reads as JSON (123, true) is taken as such;"
+        " write it in double quotes"
+    )
+
+
+def _available_languages(config: Mapping[str, Any]) -> list[str]:
+    """en (the text's own language) and every language with a compiled catalogue."""
+    directories = config.get("BABEL_TRANSLATION_DIRECTORIES") or "translations"
+    domain = str(config.get("BABEL_DOMAIN") or "messages")
+    here = os.path.dirname(os.path.abspath(__file__))  # the app's root_path: relative ones
+    found = {"en"}
+    for directory in str(directories).split(";"):
+        root = os.path.join(here, directory)
+        if os.path.isdir(root):
+            found.update(
+                code
+                for code in os.listdir(root)
+                if os.path.isfile(os.path.join(root, code, "LC_MESSAGES", f"{domain}.mo"))
+            )
+    return sorted(found)
+
+
+def _check_languages(config: Mapping[str, Any], name: Callable[[str], str]) -> None:
+    """Each a locale Babel knows with a catalogue here (or en): else an error at request time."""
+    from babel import Locale, UnknownLocaleError
+
+    value = config.get("LANGUAGES")
+    if not isinstance(value, list):
+        return  # _type_needed() said what it must be
+    available = _available_languages(config)
+    listed = ", ".join(available)
+    for code in value:
+        try:
+            Locale.parse(code)
+        except (UnknownLocaleError, ValueError, TypeError):
+            raise ConfigError(
+                f"{name('LANGUAGES')}: {code!r} is not a locale Babel knows (codes are"
+                f" written like fr or pt_BR); available here: {listed}"
+            ) from None
+        if code not in available:
+            raise ConfigError(
+                f"{name('LANGUAGES')}: {code!r} has no translation catalogue here;"
+                f" available: {listed} (the first one listed is the fallback)"
+            )
+
+
+def _check_cookies_and_forms(config: Mapping[str, Any], name: Callable[[str], str]) -> None:
+    """The session cookie's SameSite and the CSRF token's lifetime, as Flask(-WTF) take them."""
+    samesite = config.get("SESSION_COOKIE_SAMESITE")
+    if samesite is not None and (
+        not isinstance(samesite, str) or samesite.title() not in ("Lax", "Strict", "None")
+    ):
+        raise ConfigError(
+            f"{name('SESSION_COOKIE_SAMESITE')} must be Lax, Strict or None, not {samesite!r}"
+        )
+    limit = config.get("WTF_CSRF_TIME_LIMIT")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        # 0 would expire every form's token a second after the page was sent.
+        raise ConfigError(
+            f"{name('WTF_CSRF_TIME_LIMIT')} must be a number of seconds, 1 or more"
+            f" (or null: no limit), not {limit!r}"
+        )

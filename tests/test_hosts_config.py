@@ -251,6 +251,13 @@ BAD_VALUES = [
     ("CAMPAIGN_SMTP_PORT", "abc", "a whole number from 1 to 65535"),
     ("CAMPAIGN_SMTP_TIMEOUT", "soon", "a number, 0 or more"),
     ("CAMPAIGN_BASE_URL", "letters.example.org", "the site's public address"),
+    ("CAMPAIGN_SECRET_KEY", "123", "must be text (a long random string), not a number"),
+    ("CAMPAIGN_LANGUAGES", '["xx"]', "'xx' is not a locale Babel knows"),
+    ("CAMPAIGN_LANGUAGES", '["en","pt-BR"]', "'pt-BR' is not a locale Babel knows"),
+    ("CAMPAIGN_LANGUAGES", '["en","pt_BR"]', "'pt_BR' has no translation catalogue here"),
+    ("CAMPAIGN_SESSION_COOKIE_SAMESITE", "Bogus", "must be Lax, Strict or None, not 'Bogus'"),
+    ("CAMPAIGN_WTF_CSRF_TIME_LIMIT", "abc", "must be a number of seconds, 1 or more"),
+    ("CAMPAIGN_RATELIMIT_STORAGE_URI", "bogus://", "not bogus://..."),
 ]
 
 
@@ -282,6 +289,93 @@ def test_serve_with_a_bad_value_says_so_in_one_line(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CAMPAIGN_SECRET_KEY", "123"),
+        ("CAMPAIGN_RATELIMIT_STORAGE_URI", "bogus://"),
+        ("CAMPAIGN_LANGUAGES", '["xx"]'),
+    ],
+)
+def test_serve_refuses_a_value_that_would_fail_later_in_one_line(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    done = campaign_cli(
+        tmp_path,
+        "serve",
+        "--port",
+        str(free_port()),
+        CAMPAIGN_BASE_URL="http://127.0.0.1:5000",
+        **{variable: value},
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr
+    assert done.stderr.startswith(f"Error: {variable}")
+
+
+def test_a_secret_key_is_never_shown(tmp_path: Path) -> None:
+    done = campaign_cli(tmp_path, "--help", CAMPAIGN_SECRET_KEY="[314159265358979]")
+    assert done.returncode == 1
+    assert "CAMPAIGN_SECRET_KEY must be text" in done.stderr and "314159" not in done.stderr
+
+
+def test_a_storage_address_password_is_not_shown(tmp_path: Path) -> None:
+    done = campaign_cli(
+        tmp_path, "--help", CAMPAIGN_RATELIMIT_STORAGE_URI="redls://:s3cret@cache:6379"
+    )
+    assert done.returncode == 1
+    assert "not redls://..." in done.stderr and "s3cret" not in done.stderr
+    assert "redis://" in done.stderr  # the schemes it could be
+
+
+def test_the_languages_refused_name_those_available(tmp_path: Path) -> None:
+    done = campaign_cli(tmp_path, "--help", CAMPAIGN_LANGUAGES='["en", "de"]')
+    assert done.returncode == 1
+    assert "'de' has no translation catalogue here; available: en, es, fr, id" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key", "expected"),
+    [
+        ("CAMPAIGN_SECRET_KEY", '"123"', "SECRET_KEY", "123"),
+        ("CAMPAIGN_LANGUAGES", '["fr", "en"]', "LANGUAGES", ["fr", "en"]),
+        ("CAMPAIGN_SESSION_COOKIE_SAMESITE", "Strict", "SESSION_COOKIE_SAMESITE", "Strict"),
+        ("CAMPAIGN_SESSION_COOKIE_SAMESITE", "null", "SESSION_COOKIE_SAMESITE", None),
+        ("CAMPAIGN_WTF_CSRF_TIME_LIMIT", "3600", "WTF_CSRF_TIME_LIMIT", 3600),
+        ("CAMPAIGN_WTF_CSRF_TIME_LIMIT", "null", "WTF_CSRF_TIME_LIMIT", None),
+        (
+            "CAMPAIGN_RATELIMIT_STORAGE_URI",
+            "redis://127.0.0.1:6379/0",
+            "RATELIMIT_STORAGE_URI",
+            "redis://127.0.0.1:6379/0",
+        ),
+    ],
+)
+def test_good_values_of_the_checked_keys_are_taken(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    variable: str,
+    value: str,
+    key: str,
+    expected: Any,
+) -> None:
+    app = env_app(monkeypatch, tmp_path, **{variable: value})
+    assert app.config[key] == expected
+
+
+def test_pages_work_with_the_languages_and_cookie_settings_allowed(app_factory: Any) -> None:
+    app = app_factory(
+        LANGUAGES=["fr", "en"],
+        SESSION_COOKIE_SAMESITE="Strict",
+        WTF_CSRF_TIME_LIMIT=3600,
+        SECRET_KEY="a long enough random string of text",
+    )
+    make_campaign(app)
+    page = app.test_client().get(f"/c/{SLUG}")
+    assert page.status_code == 200
+    assert '<html lang="fr"' in page.text
+
+
 def test_a_database_url_password_is_not_shown(tmp_path: Path) -> None:
     done = campaign_cli(tmp_path, "--help", CAMPAIGN_DATABASE_URL="nodb://ann:s3cret@db/x")
     assert done.returncode == 1
@@ -294,6 +388,20 @@ def test_a_database_url_password_is_not_shown(tmp_path: Path) -> None:
         ("MAIL_SENDER", "False", "MAIL_SENDER must be true or false, not 'False'"),
         ("SMTP_PORT", 70000, "SMTP_PORT must be a whole number from 1 to 65535, not 70000"),
         ("DATABASE_URL", "notaurl", "DATABASE_URL must be a database URL"),
+        ("SECRET_KEY", 123, "SECRET_KEY must be text (a long random string), not a number"),
+        ("LANGUAGES", ["xx"], "LANGUAGES: 'xx' is not a locale Babel knows"),
+        ("LANGUAGES", ["en", "pt-BR"], "LANGUAGES: 'pt-BR' is not a locale Babel knows"),
+        ("LANGUAGES", ["en", "pt_BR"], "LANGUAGES: 'pt_BR' has no translation catalogue"),
+        (
+            "SESSION_COOKIE_SAMESITE",
+            "Bogus",
+            "SESSION_COOKIE_SAMESITE must be Lax, Strict or None, not 'Bogus'",
+        ),
+        ("WTF_CSRF_TIME_LIMIT", "abc", "WTF_CSRF_TIME_LIMIT must be a number of seconds"),
+        ("WTF_CSRF_TIME_LIMIT", -5, "WTF_CSRF_TIME_LIMIT must be a number of seconds"),
+        ("WTF_CSRF_TIME_LIMIT", True, "WTF_CSRF_TIME_LIMIT must be a number of seconds"),
+        ("RATELIMIT_STORAGE_URI", "bogus://", "RATELIMIT_STORAGE_URI must be a rate-limit"),
+        ("RATELIMIT_STORAGE_URI", "async+redis://x:1", "not async+redis://..."),
     ],
 )
 def test_a_bad_value_in_a_config_mapping_is_refused_too(
