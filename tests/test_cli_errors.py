@@ -4,14 +4,17 @@ be used (not upgraded, unreachable, refusing a value), and `db upgrade` says whe
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
 from flask import Flask
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DataError, OperationalError
 
 from campaign import db as dbmod
@@ -188,3 +191,92 @@ def test_a_password_piped_in_that_is_not_utf8_is_one_line(tmp_path: Path) -> Non
         result = campaign(*args, stdin=b"\xff\xfe bad password here\n")
         assert result.returncode == 1
         assert result.stderr == b"Error: the password is not UTF-8 text\n"
+
+
+# --------------------------------------------------------------------------- standard output
+
+CAMPAIGN = str(Path(sys.executable).with_name("campaign"))
+# Commands that write standard output, each run on a database with the demo letter.
+WRITERS = [["export-csv", "demo"], ["recount"], ["db", "upgrade"], ["demo"], ["--help"]]
+
+
+@pytest.fixture(scope="module")
+def demo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of `campaign` commands on a database holding the demo letter."""
+    home = tmp_path_factory.mktemp("stdout")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPAIGN_")}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        CAMPAIGN_DATABASE_URL=f"sqlite:///{home}/demo.sqlite3",
+        CAMPAIGN_INSTANCE_PATH=str(home / "instance"),
+    )
+    for args in (["db", "upgrade"], ["demo"]):
+        subprocess.run([CAMPAIGN, *args], env=env, capture_output=True, timeout=120, check=True)
+    return env
+
+
+@pytest.fixture
+def dev_full() -> Iterator[int]:
+    """/dev/full opened for writing (never created: it must be the device), for a child's stdout."""
+    if not os.path.exists("/dev/full") or not stat.S_ISCHR(os.stat("/dev/full").st_mode):
+        pytest.skip("no /dev/full device here")
+    fd = os.open("/dev/full", os.O_WRONLY)
+    yield fd
+    os.close(fd)
+
+
+@pytest.mark.parametrize("args", WRITERS, ids=" ".join)
+def test_standard_output_on_a_full_device_is_one_line(
+    demo_env: dict[str, str], dev_full: int, args: list[str]
+) -> None:
+    done = subprocess.run(
+        [CAMPAIGN, *args], env=demo_env, stdout=dev_full, stderr=subprocess.PIPE, timeout=120
+    )
+    assert done.returncode == 1
+    assert done.stderr == b"Error: cannot write standard output: No space left on device\n"
+
+
+@pytest.mark.parametrize("args", WRITERS[:4], ids=" ".join)
+def test_a_closed_standard_output_is_one_line_not_silence(
+    demo_env: dict[str, str], args: list[str]
+) -> None:
+    # `campaign ... >&-`: Python starts with sys.stdout None, where click.echo writes nothing.
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$0" "$@" >&-', CAMPAIGN, *args],
+        env=demo_env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr == b"Error: cannot write standard output: it is closed\n"
+
+
+def _exports(env: dict[str, str]) -> int:
+    """How many exports the audit trail records."""
+    engine = create_engine(env["CAMPAIGN_DATABASE_URL"])
+    with engine.connect() as connection:
+        count = connection.execute(
+            text("SELECT count(*) FROM audit_entry WHERE action = 'signatures.export'")
+        ).scalar_one()
+    engine.dispose()
+    return int(count)
+
+
+def test_an_export_whose_reader_left_ends_quietly_and_is_audited(
+    demo_env: dict[str, str],
+) -> None:
+    # `campaign export-csv demo | head -1`, the reader gone before the export writes.
+    before = _exports(demo_env)
+    child = subprocess.Popen(
+        [CAMPAIGN, "export-csv", "demo"],
+        env=demo_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()
+    stderr = child.stderr.read()
+    child.stderr.close()
+    assert child.wait(timeout=120) == errors.BROKEN_PIPE_STATUS
+    assert stderr == b""
+    assert _exports(demo_env) == before + 1

@@ -90,6 +90,8 @@ def init_app(app: Flask) -> None:
     """Register the project's commands on the app's CLI."""
     from campaign.cli import campaigns, organizers, privacy, transfer
 
+    for command in db_group.commands.values():
+        errors.one_line(command)
     app.cli.add_command(db_group)
     app.cli.add_command(serve)
     for module in (campaigns, organizers, transfer, privacy):
@@ -114,4 +116,11 @@ def _create_app() -> Flask:
 
 def main() -> None:
     """Entry point of the `campaign` console script."""
-    FlaskGroup(create_app=_create_app, help="Open-letter signature campaigns.")()
+    group = FlaskGroup(create_app=_create_app, help="Open-letter signature campaigns.")
+    try:
+        # Our commands say so themselves (errors.one_line); this is for --help and Flask's.
+        with errors.guarded_stdout():
+            group.main()
+    except errors.OutputError as error:
+        errors.output_failure(error).show()
+        raise SystemExit(1) from None

@@ -265,6 +265,8 @@ def demo() -> None:
         return
     except DBAPIError as error:
         raise errors.database_error(error) from None
+    except errors.OutputError:
+        raise  # standard output's, not the login file's (errors.one_line)
     except OSError as error:
         raise click.ClickException(f"cannot write {login_path}: {error.strerror}") from None
     finally:

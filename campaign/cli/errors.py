@@ -8,12 +8,21 @@ ClickException), never a traceback. The line says which of these it is:
 - the schema is older than the code (or missing): run `campaign db upgrade`;
 - the database refused a value (PostgreSQL takes no NUL character, for one): bad input;
 - anything else: the database's own first line.
+
+It also guards standard output while the command runs: a write that fails (a full disk,
+``> /dev/full``, a closed descriptor ``>&-``) ends it with "cannot write standard output: ..."
+and exit status 1; a reader that leaves early (``| head -1``) ends it quietly with status 141,
+as the shell reports a tool killed by SIGPIPE (``cat``, ``yes``).
 """
 
 from __future__ import annotations
 
+import errno
 import functools
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
@@ -29,6 +38,9 @@ C = TypeVar("C", bound=click.Command)
 
 # What a PostgreSQL URL without a port means.
 POSTGRES_PORT = 5432
+# The exit status when standard output's reader left: 128 + SIGPIPE, what a shell reports for
+# a tool the signal ended (`yes | head -1`), so `set -o pipefail` treats `campaign` alike.
+BROKEN_PIPE_STATUS = 141
 
 
 def where(url: str) -> str:
@@ -112,8 +124,112 @@ def database_error(error: SQLAlchemyError) -> click.ClickException:
     return click.ClickException(describe(error, db.database_url(current_app)))
 
 
+class OutputError(OSError):
+    """A write to standard output failed (its errno and strerror are the system's)."""
+
+
+def _output_error(error: OSError) -> OutputError:
+    return OutputError(error.errno, error.strerror)
+
+
+class _GuardedStream:
+    """Standard output (text, or its binary buffer) whose failing writes are an OutputError;
+    everything else is the stream's own."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, data: Any) -> Any:
+        try:
+            return self._stream.write(data)
+        except OSError as error:
+            raise _output_error(error) from None
+
+    def writelines(self, lines: Iterable[Any]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as error:
+            raise _output_error(error) from None
+
+    @property
+    def buffer(self) -> _GuardedStream:
+        return _GuardedStream(self._stream.buffer)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class _ClosedStream:
+    """Standard output when the process started without one (``>&-``): every write fails.
+
+    Python leaves sys.stdout None then, and click.echo writes nothing without a word.
+    """
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    def _closed(self) -> OutputError:
+        return OutputError(errno.EBADF, "it is closed")
+
+    def write(self, _data: Any) -> int:
+        raise self._closed()
+
+    def writelines(self, _lines: Iterable[Any]) -> None:
+        raise self._closed()
+
+    def flush(self) -> None:
+        """Nothing was written, so nothing waits."""
+
+    @property
+    def buffer(self) -> _ClosedStream:
+        return self
+
+    def isatty(self) -> bool:
+        return False
+
+
+@contextmanager
+def guarded_stdout() -> Iterator[None]:
+    """Standard output whose failures are an OutputError for this block; flushed at its end,
+    so that a write still buffered fails here, not in the interpreter's final flush."""
+    original = sys.stdout
+    if not isinstance(original, _GuardedStream | _ClosedStream):
+        sys.stdout = _ClosedStream() if original is None else _GuardedStream(original)
+    try:
+        yield
+        sys.stdout.flush()
+    finally:
+        sys.stdout = original
+
+
+def _silence(stream: Any) -> None:
+    """Point a failed standard output at /dev/null: what it still buffers goes nowhere,
+    and the interpreter's final flush fails no more (no "Exception ignored" after our line)."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # no descriptor (a test runner's buffer): nothing flushes at exit
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    os.close(null)
+
+
+def output_failure(error: OutputError) -> click.ClickException:
+    """The one line for a failed write to standard output, which is silenced first; a reader
+    that left early ends the command quietly with BROKEN_PIPE_STATUS instead."""
+    _silence(sys.stdout)
+    if error.errno == errno.EPIPE:
+        raise click.exceptions.Exit(BROKEN_PIPE_STATUS)
+    return click.ClickException(f"cannot write standard output: {error.strerror}")
+
+
 def one_line(command: C) -> C:
-    """Make a command end with one line, not a traceback, on a database error it leaves."""
+    """Make a command end with one line, not a traceback, on a database error it leaves or a
+    write to standard output that fails."""
     callback = command.callback
     if callback is None or getattr(callback, "_one_line", False):
         return command
@@ -121,9 +237,12 @@ def one_line(command: C) -> C:
     @functools.wraps(callback)
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
-            return callback(*args, **kwargs)
+            with guarded_stdout():
+                return callback(*args, **kwargs)
         except SQLAlchemyError as error:
             raise database_error(error) from None
+        except OutputError as error:
+            raise output_failure(error) from None
 
     run._one_line = True  # type: ignore[attr-defined]
     command.callback = run

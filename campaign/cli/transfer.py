@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import sys
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from campaign import audit, export, imports, mail, tally
 from campaign.campaigns import get_by_slug
+from campaign.cli import errors
 from campaign.db import new_session
 from campaign.models import Campaign
 
@@ -124,15 +126,17 @@ def export_csv(slug: str, output: str | None, status: str, bom: bool) -> None:
         campaign = _campaign(db, slug)
         signature_filter = export.SignatureFilter(status="counted" if status == "counted" else "")
         pieces = export.csv_lines(db, campaign, signature_filter, bom=bom)
+        left: errors.OutputError | None = None
         if output is None or output == "-":
             try:
                 for piece in pieces:
                     # Bytes: UTF-8 whatever the terminal's locale says.
                     click.echo(piece.encode("utf-8"), nl=False)
-            except BrokenPipeError:
-                # The reader stopped early (`| head`): not an error of the export; point
-                # stdout at /dev/null so the interpreter's final flush fails no more.
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except errors.OutputError as error:
+                if error.errno != errno.EPIPE:
+                    raise
+                # The reader stopped early (`| head`): what it read is a copy all the same.
+                left = error
         else:
             _write_file(output, pieces)
             click.echo(f"exported the signatures of {slug} to {output}", err=True)
@@ -147,6 +151,8 @@ def export_csv(slug: str, output: str | None, status: str, bom: bool) -> None:
         db.commit()
     finally:
         db.close()
+    if left is not None:
+        raise left  # a quiet end (cli.errors.one_line)
 
 
 STDIN_NAME = "(standard input)"
