@@ -156,11 +156,12 @@ def test_db_upgrade_refuses_to_go_back(app: Flask) -> None:
     assert _run(app, ["db", "upgrade"]).output.startswith(f"database is at revision {HEAD}: ")
 
 
-def test_db_upgrade_refuses_an_unknown_revision(app: Flask) -> None:
-    result = _run(app, ["db", "upgrade", "--revision", "9999"])
+@pytest.mark.parametrize("revision", ["9999", "", "@", " ", "base"])
+def test_db_upgrade_refuses_an_unknown_revision(app: Flask, revision: str) -> None:
+    result = _run(app, ["db", "upgrade", "--revision", revision])
     assert result.exit_code == 1
     assert one_line_error(result.output).startswith(
-        "Error: no revision '9999': use head or one of 0001, 0002,"
+        f"Error: no revision {revision!r}: use head or one of 0001, 0002,"
     )
 
 

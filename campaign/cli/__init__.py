@@ -33,7 +33,8 @@ def db_upgrade(revision: str) -> None:
     script = ScriptDirectory.from_config(db.alembic_config(url))
     try:
         target = script.get_revision(revision)
-    except CommandError:
+    except (CommandError, AssertionError):
+        # Alembic asserts on an empty identifier ('' or '@') where it raises for others.
         target = None
     if target is None:
         known = ", ".join(reversed([r.revision for r in script.walk_revisions()]))
