@@ -9,7 +9,7 @@ result with check(): a value of the wrong kind is a ConfigError naming the varia
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,7 +27,9 @@ SMTP_PASSWORD: str | None = None
 SMTP_STARTTLS = False
 SMTP_TIMEOUT = 10.0
 MAIL_FROM = "campaign@localhost"
-# The site's public address, which every absolute link starts with (mail, canonical, share).
+# The site's public address, which every absolute link starts with (mail, canonical, share):
+# http(s), a host, a port and a path if need be; no user:password@, query or fragment. It is
+# kept with its scheme and host in lower case and no trailing slash (hosts.canonical_base_url).
 # `campaign serve` needs it. Unset (`campaign run`, tests), links use the request's host only
 # when it is a loopback one, else http://127.0.0.1:5000 (campaign/hosts.py).
 BASE_URL: str | None = None
@@ -241,11 +243,14 @@ def load_environment(config: Any, environ: Mapping[str, str], prefix: str = "CAM
             config[key] = parse_bool(name, environ[name])
 
 
-def check(config: Mapping[str, Any], environ: Mapping[str, str], prefix: str = "CAMPAIGN") -> None:
+def check(
+    config: MutableMapping[str, Any], environ: Mapping[str, str], prefix: str = "CAMPAIGN"
+) -> None:
     """Refuse a value the app cannot run with: ConfigError naming the variable, the need.
 
     Every key that has a default in this module must keep its type (a whole number stays
     one, a duration a number of 0 or more); addresses, rate limits and networks must parse.
+    BASE_URL is then written back in its one spelling (hosts.canonical_base_url).
     """
     defaults = {key: value for key, value in globals().items() if key.isupper()}
 
@@ -301,7 +306,7 @@ def _type_needed(key: str, default: Any, value: Any) -> str | None:
     return None
 
 
-def _check_urls(config: Mapping[str, Any], name: Callable[[str], str]) -> None:
+def _check_urls(config: MutableMapping[str, Any], name: Callable[[str], str]) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -325,18 +330,17 @@ def _check_urls(config: Mapping[str, Any], name: Callable[[str], str]) -> None:
             raise ConfigError(f"{expected}, not {shown!r} ({_reason(error)})") from None
     base = config.get("BASE_URL")
     if base:
-        parts = urlsplit(str(base)) if isinstance(base, str) else None
-        if (
-            parts is None
-            or parts.scheme not in ("http", "https")
-            or not parts.hostname
-            or parts.query
-            or parts.fragment
-        ):
-            raise ConfigError(
-                f"{name('BASE_URL')} must be the site's public address like"
-                f" https://letters.example.org, not {base!r}"
-            )
+        from campaign.hosts import canonical_base_url
+
+        try:
+            if not isinstance(base, str):
+                raise ValueError(
+                    f"be the site's public address like https://letters.example.org, not {base!r}"
+                )
+            # Every reader (cookies, links, mail) sees it in one spelling: https, lower case.
+            config["BASE_URL"] = canonical_base_url(base)
+        except ValueError as error:
+            raise ConfigError(f"{name('BASE_URL')} must {error}") from None
 
 
 def _reason(error: Exception) -> str:

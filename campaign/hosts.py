@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import current_app, has_request_context, request, url_for
 
@@ -22,6 +23,50 @@ DEVELOPMENT_ROOT = "http://127.0.0.1:5000"
 
 _warned = False
 _warned_lock = threading.Lock()
+
+
+def canonical_base_url(value: str) -> str:
+    """BASE_URL as every link starts with it: scheme and host in lower case (HTTPS://Example.ORG
+    is https://example.org, so the cookie is Secure and the canonical links say https), port and
+    path as given, no trailing slash. ValueError completing "BASE_URL must ..." otherwise; a
+    user name or password in it is never repeated.
+    """
+    wanted = "be the site's public address like https://letters.example.org"
+    authority = value.partition("://")[2]
+    for end in "/?#":
+        authority = authority.partition(end)[0]
+    if "@" in authority:
+        raise ValueError(
+            f"{wanted}, without a user name or password (user:password@):"
+            " every link in mail would carry them"
+        )
+    shown = repr(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # a [ with no ]
+        parts = None
+    try:
+        port = parts.port if parts is not None else None
+    except ValueError:  # not a number, or past 65535
+        port = 0
+    if port == 0:
+        raise ValueError(f"{wanted}: its port must be a number from 1 to 65535, not {shown}")
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or any(char.isspace() or not char.isprintable() for char in value)
+    ):
+        raise ValueError(
+            f"{wanted} (http or https, a host, then a port and a path if need be;"
+            f" no query, no fragment), not {shown}"
+        )
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port is not None:
+        host += f":{port}"
+    return f"{parts.scheme}://{host}{parts.path.rstrip('/')}"
 
 
 def is_loopback_host(host: str) -> bool:

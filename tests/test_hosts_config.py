@@ -138,6 +138,32 @@ def test_base_url_wins_over_any_host(app_factory: Any) -> None:
     assert f'<link rel="canonical" href="https://letters.example.org/c/{SLUG}">' in page.text
 
 
+@pytest.mark.parametrize(
+    ("given", "canonical"),
+    [
+        ("HTTPS://Letters.Example.ORG", "https://letters.example.org"),
+        ("https://letters.example.org/", "https://letters.example.org"),
+        ("Http://LOCALHOST:8080/Open/", "http://localhost:8080/Open"),
+        ("https://[2001:DB8::1]:8443", "https://[2001:db8::1]:8443"),
+    ],
+)
+def test_base_url_is_kept_with_its_scheme_and_host_in_lower_case(
+    app_factory: Any, given: str, canonical: str
+) -> None:
+    assert app_factory(BASE_URL=given).config["BASE_URL"] == canonical
+
+
+def test_an_upper_case_base_url_makes_lower_case_https_links(app_factory: Any) -> None:
+    app = app_factory(BASE_URL="HTTPS://Letters.Example.ORG")
+    make_campaign(app)
+    sign(app, "localhost")
+    page = app.test_client().get(f"/c/{SLUG}")
+    [mail] = outbox(app)
+    assert f"https://letters.example.org/c/{SLUG}/confirm/" in mail.body_text
+    assert f'<link rel="canonical" href="https://letters.example.org/c/{SLUG}">' in page.text
+    assert "HTTPS://" not in page.text and "Letters.Example" not in page.text
+
+
 # ------------------------------------------------------------------ campaign serve
 
 
@@ -251,6 +277,12 @@ BAD_VALUES = [
     ("CAMPAIGN_SMTP_PORT", "abc", "a whole number from 1 to 65535"),
     ("CAMPAIGN_SMTP_TIMEOUT", "soon", "a number, 0 or more"),
     ("CAMPAIGN_BASE_URL", "letters.example.org", "the site's public address"),
+    ("CAMPAIGN_BASE_URL", "https://ann:pw@letters.example.org", "without a user name or password"),
+    ("CAMPAIGN_BASE_URL", "https://letters.example.org:70000", "port must be a number from 1 to"),
+    ("CAMPAIGN_BASE_URL", "https://letters.example.org:0", "port must be a number from 1 to"),
+    ("CAMPAIGN_BASE_URL", "https://letters.example.org/?a=1", "no query, no fragment"),
+    ("CAMPAIGN_BASE_URL", "https://letters.example.org/#top", "no query, no fragment"),
+    ("CAMPAIGN_BASE_URL", "https://[2001:db8::1", "the site's public address"),
     ("CAMPAIGN_SECRET_KEY", "123", "must be text (a long random string), not a number"),
     ("CAMPAIGN_LANGUAGES", '["xx"]', "'xx' is not a locale Babel knows"),
     ("CAMPAIGN_LANGUAGES", '["en","pt-BR"]', "'pt-BR' is not a locale Babel knows"),
@@ -311,6 +343,13 @@ def test_serve_refuses_a_value_that_would_fail_later_in_one_line(
     assert done.returncode == 1
     assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr
     assert done.stderr.startswith(f"Error: {variable}")
+
+
+def test_a_base_url_password_is_not_shown(tmp_path: Path) -> None:
+    for value in ("https://ann:s3cret@letters.example.org", "https://ann:s3cret@[::1:99999"):
+        done = campaign_cli(tmp_path, "--help", CAMPAIGN_BASE_URL=value)
+        assert done.returncode == 1
+        assert "CAMPAIGN_BASE_URL must be" in done.stderr and "s3cret" not in done.stderr
 
 
 def test_a_secret_key_is_never_shown(tmp_path: Path) -> None:

@@ -120,8 +120,9 @@ def test_session_cookie_is_secure_over_https(app: Flask) -> None:
     assert "Secure" in cookie and "HttpOnly" in cookie
 
 
-def test_an_https_base_url_makes_the_session_cookie_secure(app_factory) -> None:
-    app = app_factory(BASE_URL="https://letters.example")
+@pytest.mark.parametrize("base_url", ["https://letters.example", "HTTPS://Letters.Example"])
+def test_an_https_base_url_makes_the_session_cookie_secure(app_factory, base_url: str) -> None:
+    app = app_factory(BASE_URL=base_url)
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert "Secure" in session_cookie(app, "http://letters.example")
 
