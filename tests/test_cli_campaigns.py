@@ -379,6 +379,57 @@ def test_a_byte_order_mark_is_not_kept_in_the_letter(app: Flask, tmp_path: Path)
         assert found is not None and found.letter == "Dear Minister,\n"
 
 
+@pytest.mark.parametrize("newline", ["\r\n", "\r"])
+def test_a_letter_saved_with_other_line_ends_is_kept_with_newlines(
+    app: Flask, tmp_path: Path, newline: str
+) -> None:
+    text = "# Dear Minister\n\nRelease them \u2014 now.\n".replace("\n", newline)
+    path = _letter_file(tmp_path, text.encode())
+    result = app.test_cli_runner().invoke(
+        args=["create-campaign", "crlf", "--title", "CRLF", "--letter", path]
+    )
+    assert result.exit_code == 0, result.output
+    with session_scope(app) as db:
+        found = get_by_slug(db, "crlf")
+        assert found is not None and found.letter == "# Dear Minister\n\nRelease them \u2014 now.\n"
+
+
+def test_the_letter_may_come_from_standard_input(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(
+        args=["create-campaign", "piped", "--title", "Piped", "--letter", "-", "--open"],
+        input="\ufeffDear Minister,\r\n\r\nRelease them.\r\n".encode(),
+    )
+    assert result.exit_code == 0, result.output
+    assert "campaign piped created (open)" in result.output
+    with session_scope(app) as db:
+        found = get_by_slug(db, "piped")
+        assert found is not None and found.letter == "Dear Minister,\n\nRelease them.\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "the letter on standard input has no text: an open letter needs it"),
+        (b"Ch\xe8re", "the letter on standard input is not UTF-8 text (bad byte at offset 2)"),
+        (b"a\x00b", "the letter on standard input holds a control character (U+0000) on line 1"),
+    ],
+)
+def test_a_letter_from_standard_input_it_cannot_use_is_one_line(
+    app: Flask, data: bytes, message: str
+) -> None:
+    result = app.test_cli_runner().invoke(
+        args=["create-campaign", "piped", "--title", "P", "--letter", "-", "--open"], input=data
+    )
+    assert result.exit_code == 1
+    assert one_line_error(result.output).startswith(f"Error: {message}")
+    assert campaign_count(app) == 0
+
+
+def test_the_help_says_the_letter_may_come_from_standard_input(runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["create-campaign", "--help"])
+    assert "(- reads standard input)" in " ".join(result.output.split())
+
+
 def test_a_letter_holding_a_nul_is_bad_input_on_each_database(
     any_app: Flask, tmp_path: Path
 ) -> None:

@@ -194,6 +194,24 @@ def test_import_csv_into_a_letter_without_confirmation_mails_no_receipt(
     db.close()
 
 
+def test_import_csv_refuses_both_count_now_and_send_confirmation(
+    letter: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    for flags in (["--count-now", "--send-confirmation"], ["--send-confirmation", "--count-now"]):
+        result = runner.invoke(args=["import-csv", "release", _paper(tmp_path), *flags])
+        assert result.exit_code == 2
+        assert result.output == "Error: give --count-now or --send-confirmation, not both\n"
+    assert _signatures(letter) == 2
+
+
+def test_import_csv_counts_at_once_by_default(
+    letter: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    result = runner.invoke(args=["import-csv", "release", _paper(tmp_path), "--count-now"])
+    assert result.exit_code == 0, result.output
+    assert counted_by_country(letter, "release") == {"NO": 1, "DE": 1, "US": 1}
+
+
 def test_sending_confirmation_from_the_cli_needs_the_sites_address(
     app_factory: Callable[..., Flask], tmp_path: Path
 ) -> None:

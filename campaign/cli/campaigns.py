@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from dataclasses import replace
 
 import click
@@ -24,30 +25,44 @@ DEMO_ORGANIZER = "demo@example.org"
 DEMO_LOGIN_FILE = "demo-login.txt"
 
 
+def _letter_name(path: str) -> str:
+    """The letter's source as a message names it."""
+    return "the letter on standard input" if path == "-" else f"letter file {path}"
+
+
 def _read_letter(path: str) -> str:
-    """The letter file's text, without a byte order mark; one clear line when it is missing,
-    unreadable, not UTF-8 or holds a control character (NUL...) other than tab and line ends.
+    """The letter's text (path - is standard input) with its line ends as \n and without a
+    byte order mark; one clear line when it is missing, unreadable, not UTF-8 or holds a
+    control character (NUL...) other than tab and line ends.
     """
+    name = _letter_name(path)
+    data: bytes
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            text = handle.read()
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read()
     except FileNotFoundError:
-        raise click.ClickException(f"letter file {path} does not exist") from None
+        raise click.ClickException(f"{name} does not exist") from None
     except IsADirectoryError:
-        raise click.ClickException(f"letter file {path} is a directory") from None
+        raise click.ClickException(f"{name} is a directory") from None
+    except OSError as error:
+        raise click.ClickException(f"cannot read {name}: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise click.ClickException(
-            f"letter file {path} is not UTF-8 text (bad byte at offset {error.start})"
+            f"{name} is not UTF-8 text (bad byte at offset {error.start})"
         ) from None
-    except OSError as error:
-        raise click.ClickException(f"cannot read letter file {path}: {error.strerror}") from None
-    # A byte order mark some editors write first is no part of the letter.
-    text = text.removeprefix("\ufeff")
+    # A byte order mark some editors write first is no part of the letter; nor are the
+    # carriage returns of a file saved on Windows (CRLF) or an old Mac (CR).
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     found = signing.control_character(text, multiline=True)
     if found is not None:
         line = text.count("\n", 0, found) + 1
         raise click.ClickException(
-            f"letter file {path} holds a control character ({errors.codepoint(text[found])})"
+            f"{name} holds a control character ({errors.codepoint(text[found])})"
             f" on line {line}: it is not plain text"
         )
     return text
@@ -65,7 +80,13 @@ def _public_url(path: str) -> str:
 @click.option(
     "--title", required=True, help="The letter's title.", callback=errors.one_line_value("--title")
 )
-@click.option("--letter", "letter_path", required=True, help="A UTF-8 Markdown file.")
+@click.option(
+    "--letter",
+    "letter_path",
+    required=True,
+    metavar="FILE",
+    help="A UTF-8 Markdown file (- reads standard input); CRLF line ends become LF.",
+)
 @click.option(
     "--recipient",
     default="",
@@ -90,7 +111,7 @@ def create_campaign_command(
     letter = _read_letter(letter_path)
     if is_open and not letter.strip():
         raise click.ClickException(
-            f"letter file {letter_path} has no text: an open letter needs it "
+            f"{_letter_name(letter_path)} has no text: an open letter needs it "
             "(without --open the campaign is a draft)"
         )
     db = new_session(current_app)

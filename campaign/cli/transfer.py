@@ -217,15 +217,20 @@ def _counts(report: imports.ImportReport) -> None:
 @click.argument("slug")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Show what the import would do; store nothing.")
+@click.option("--count-now", is_flag=True, help="Count the new signatures at once (the default).")
 @click.option(
-    "--count-now/--send-confirmation",
-    default=True,
-    show_default=True,
-    help="Count the new signatures at once, or mail each signer a confirmation link.",
+    "--send-confirmation",
+    is_flag=True,
+    help="Mail each signer a confirmation link instead (not with --count-now).",
 )
 @with_appcontext
-def import_csv(slug: str, file: str, dry_run: bool, count_now: bool) -> None:
+def import_csv(
+    slug: str, file: str, dry_run: bool, count_now: bool, send_confirmation: bool
+) -> None:
     """Import signatures from a CSV file with the export's columns (FILE - is standard input)."""
+    if count_now and send_confirmation:
+        raise errors.BadValue("give --count-now or --send-confirmation, not both")
+    count_now = not send_confirmation
     app = current_app
     db = new_session(app)
     try:
