@@ -925,6 +925,68 @@ def test_the_bad_link_page_promises_only_what_signing_again_does(
     assert "we mail it a new link" in page.text
 
 
+def title_and_heading(page: Any) -> tuple[str, str]:
+    """A page's <title> and its <h1>, as the page's source holds them."""
+    title = re.search(r"<title>(.*?)</title>", page.text, re.S)
+    heading = re.search(r"<h1[^>]*>(.*?)</h1>", page.text, re.S)
+    assert title is not None and heading is not None
+    return title.group(1).strip(), heading.group(1).strip()
+
+
+def set_signature(app: Flask, **values: Any) -> None:
+    """Change the one signature's columns, its tally following."""
+    with session_scope(app) as db:
+        sig = db.scalars(select(Signature)).one()
+        for key, value in values.items():
+            setattr(sig, key, value)
+        tally.refresh(db, sig)
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_a_signers_link_page_is_titled_as_its_heading_in_every_state(
+    app: Flask,
+    client: FlaskClient,
+    signed: QueuedMail,
+    monkeypatch: pytest.MonkeyPatch,
+    language: str,
+) -> None:
+    """The <title> says what the page says (WCAG 2.4.2): "Confirm your signature" only while
+    there is a signature to confirm, not once it counts, was withdrawn or refused; the same
+    for the withdraw and stop-updates pages."""
+    confirm, withdraw = link(signed, "confirm"), link(signed, "withdraw")
+    seen: list[str] = []
+
+    def check(path: str) -> None:
+        page = client.get(f"{path}?lang={language}")
+        assert page.status_code == 200
+        title, heading = title_and_heading(page)
+        assert title == f"{heading} · Release Amara"
+        seen.append(heading)
+
+    check(confirm)  # to confirm
+    check(withdraw)  # to withdraw
+    client.post(confirm)
+    check(confirm)  # it counts
+    token = signing.make_token(app.config["SECRET_KEY"], signed.signature_id or 0, "stop_updates")
+    stop = f"/c/{SLUG}/updates/stop/{token}"
+    check(stop)  # to stop the updates
+    client.post(stop)
+    check(stop)  # stopped
+    set_signature(app, status="held", duplicate_state="held")
+    check(confirm)  # its address confirmed, held for review
+    client.post(withdraw)
+    check(withdraw)  # withdrawn
+    check(confirm)  # withdrawn, seen from the old confirm link
+    later(monkeypatch, 2)
+    post_sign(client)
+    again = link(outbox(app)[-1], "confirm")
+    check(again)  # a link to sign again
+    client.post(again)
+    set_signature(app, rejected_at=utcnow())
+    check(confirm)  # the organizers refused it
+    assert len(set(seen)) == len(seen) == 10
+
+
 # --------------------------------------------------------------------------- tally
 
 

@@ -164,6 +164,7 @@ def test_a_lost_session_on_a_signers_link_page_shows_its_button_again(
     assert refused.status_code == 400
     assert alert_of(refused.text) == f"There is a problem {STALE_BUTTON}"
     assert "CSRF" not in refused.text
+    assert "<title>Error: " in refused.text  # the title says it too, as the sign form's does
     assert '<script src="/static/site.js" defer>' in refused.text  # focuses the alert
     assert [s.status for s in signatures(csrf_app)] == ["pending"]
     done = browser.post(path, data={"csrf_token": token_of(refused.text)})
