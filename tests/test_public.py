@@ -1056,6 +1056,27 @@ def test_tally_page_says_signed_by_n_mps(client: FlaskClient, signers: None) -> 
     assert "@" not in html.replace("mailto:", "")
 
 
+@pytest.mark.parametrize(
+    ("values", "offer"),
+    [
+        ({}, "Read and sign the letter"),
+        ({"state": "closed"}, "Read the letter"),
+        ({"closes_at": utcnow() - dt.timedelta(days=1)}, "Read the letter"),
+        ({"opens_at": utcnow() + dt.timedelta(days=1)}, "Read the letter"),
+    ],
+)
+def test_the_tally_offers_to_sign_only_a_letter_that_takes_signatures(
+    app: Flask, values: dict[str, Any], offer: str
+) -> None:
+    make_campaign(app, **values)
+    page = app.test_client().get(f"/c/{SLUG}/tally")
+    assert page.status_code == 200
+    actions = re.search(r'<p class="actions">(.*?)</p>', page.text, re.S)
+    assert actions is not None
+    first = re.search(r'<a class="button" href="/c/free-amara">([^<]*)</a>', actions.group(1))
+    assert first is not None and first.group(1) == offer
+
+
 def test_tally_json_has_exactly_the_contract_keys(client: FlaskClient, signers: None) -> None:
     response = client.get(f"/c/{SLUG}/tally.json")
     assert response.status_code == 200

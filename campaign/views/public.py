@@ -578,6 +578,8 @@ def tally_page(slug: str) -> str:
         ),
         share=_share(found, letter.title, counts, "public.tally"),
         embed=snippets(found) if found.state != "draft" else None,
+        # The widget's rule: "sign" only while the letter takes signatures.
+        accepting=campaigns.is_accepting(found, utcnow()),
     )
 
 
