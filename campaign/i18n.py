@@ -246,13 +246,29 @@ def template_context() -> dict[str, object]:
     }
 
 
+# The language of a campaign's own title and text: the dashboard has them written in English
+# and the other languages as translations (a LetterVersion keeps them under "en" too).
+ORIGINAL_LOCALE = "en"
+
+
 @dataclass(frozen=True)
 class Letter:
     """The letter as this reader sees it: in their language when a translation exists."""
 
     title: str
     body: Markup
-    locale: str | None
+    # The language the title and text are written in ("en" for the original, or a
+    # translation's locale).
+    locale: str
+    # That language as a lang attribute, when the page is in another language; else None.
+    # Screen readers then read the letter in its own voice (WCAG 3.1.2).
+    lang: str | None
+
+
+def _letter(title: str, text: str, written_in: str, page_locale: str) -> Letter:
+    tag = written_in.replace("_", "-")
+    other = tag.casefold() != page_locale.replace("_", "-").casefold()
+    return Letter(title, render_markdown(text), written_in, tag if other else None)
 
 
 def letter_for(campaign: Campaign, locale: str) -> Letter:
@@ -261,10 +277,8 @@ def letter_for(campaign: Campaign, locale: str) -> Letter:
     for translation in campaign.translations:
         # One stored without its text (the dashboard once let a title alone through) is skipped.
         if translation.locale in (locale, language) and translation.letter.strip():
-            return Letter(
-                translation.title, render_markdown(translation.letter), translation.locale
-            )
-    return Letter(campaign.title, render_markdown(campaign.letter), None)
+            return _letter(translation.title, translation.letter, translation.locale, locale)
+    return _letter(campaign.title, campaign.letter, ORIGINAL_LOCALE, locale)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 
 from campaign import campaigns, i18n, mail, signing
 from campaign.db import session_scope
-from campaign.models import OutboxMessage, TallyCount
+from campaign.models import LetterTranslation, OutboxMessage, TallyCount
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSLATIONS = ROOT / "campaign" / "translations"
@@ -385,3 +385,54 @@ def test_a_templates_count_is_grouped_and_its_other_values_escaped(app: Flask) -
         assert render_template_string(template, n=1, who="A & B") == "1 sign from A &amp; B"
     with app.test_request_context("/"):
         assert i18n.ngettext("%(num)d letter", "%(num)d letters", 1000) == "1,000 letters"
+
+
+def translate(app: Flask, language: str, title: str, text: str) -> None:
+    """Give the test letter a translation."""
+    with session_scope(app) as db:
+        found = campaigns.get_by_slug(db, SLUG)
+        assert found is not None
+        db.add(LetterTranslation(campaign_id=found.id, locale=language, title=title, letter=text))
+
+
+def marked(page: str, pattern: str) -> str | None:
+    """The lang attribute of the first element the pattern finds (its opening tag up to the
+    attribute), or None when it has none."""
+    found = re.search(pattern, page)
+    assert found is not None, pattern
+    lang = re.search(r' lang="([^"]+)"', found.group(0))
+    return None if lang is None else lang.group(1)
+
+
+@pytest.mark.parametrize(
+    ("language", "translated", "expected"),
+    [
+        ("en", None, None),  # the page's own language: nothing to mark
+        ("fr", None, "en"),  # English on a French page
+        ("fr", "fr", None),  # the French translation on a French page
+        ("es", "fr", "en"),  # the original on a Spanish page, a French translation beside it
+    ],
+)
+def test_a_letter_in_another_language_than_the_page_is_marked_with_its_own(
+    app: Flask,
+    client: FlaskClient,
+    letter: None,
+    language: str,
+    translated: str | None,
+    expected: str | None,
+) -> None:
+    """Screen readers read the title and text in the letter's voice, not the page's (WCAG
+    3.1.2), wherever the page shows them."""
+    if translated:
+        translate(app, translated, "Libérez Amara", "Monsieur le Président,")
+    page = client.get(f"/c/{SLUG}?lang={language}").text
+    assert html_lang(page) == language
+    assert marked(page, r"<h1[^>]*>") == expected
+    assert marked(page, r'<div class="letter"[^>]*>') == expected
+    for path in ("thanks", "tally", "signatories"):
+        crumb = client.get(f"/c/{SLUG}/{path}?lang={language}").text
+        assert marked(crumb, r'<p class="crumb"><a [^>]*>') == expected, path
+    widget = client.get(f"/c/{SLUG}/widget?lang={language}").text
+    assert marked(widget, r'<h1 class="widget-title"><bdi[^>]*>') == expected
+    index = client.get(f"/?lang={language}").text
+    assert marked(index, rf'<a href="/c/{SLUG}"[^>]*>') == expected

@@ -300,7 +300,7 @@ def index() -> str:
     locale = i18n.current()
     counted = tally.totals(db, [campaign.id for campaign in open_campaigns])
     listed = [
-        (campaign, i18n.letter_for(campaign, locale).title, counted[campaign.id])
+        (campaign, i18n.letter_for(campaign, locale), counted[campaign.id])
         for campaign in open_campaigns
     ]
     return render_template("public/index.html", listed=listed)
