@@ -258,6 +258,14 @@ _LINK = re.compile(
     r"live|life|vip|win|bid|loan|work|tv|cc|ws|su|in|us|eu)\b)",
     re.IGNORECASE,
 )
+# What _LINK takes for a host name but is a name: an initial or a two-letter abbreviation,
+# its dot, then a capitalised (or upper-case) name part that ends there ("A.De Silva",
+# "Ma.De la Cruz", "A.DE SILVA"). A host name is written in lower case: "a.de", "x.com",
+# "Foo.De" (a longer label) and anything followed by a path, a port or another label stay
+# links, and so do .com, .org and .net, which are no one's name.
+_NAME_INITIAL = re.compile(
+    r"(?<![\w.@/-])[A-Z][a-z]?\.(?!(?i:com|org|net)\b)(?:[A-Z][a-z]+|[A-Z]{2,})\b(?![./:@])"
+)
 # Control characters (general category Cc: U+0000-U+001F, U+007F-U+009F), surrogates
 # (Cs) and the Unicode line and paragraph separators. Unicode's stability policy fixes
 # the Cc and Cs ranges, so one pattern stands for a unicodedata.category() per character.
@@ -395,9 +403,22 @@ def _line(value: object, *, required: bool, limit: int, links: bool = False) -> 
         raise FieldError(_too_long(limit))
     _check_marks(cleaned)
     # Every form of link _LINK finds holds a "." or "://".
-    if not links and ("." in cleaned or "://" in cleaned) and _LINK.search(cleaned):
+    if not links and ("." in cleaned or "://" in cleaned) and _has_link(cleaned):
         raise FieldError(N_("Remove the link."))
     return cleaned
+
+
+def _has_link(value: str) -> bool:
+    """Whether the text holds a link: a match of _LINK that is not a name's initial."""
+    found = _LINK.search(value)
+    if found is None:
+        return False
+    initials = [initial.span() for initial in _NAME_INITIAL.finditer(value)]
+    while found is not None:
+        if not any(start <= found.start() and found.end() <= end for start, end in initials):
+            return True
+        found = _LINK.search(value, found.end())
+    return False
 
 
 def _too_long(limit: int) -> str:

@@ -247,6 +247,54 @@ def test_validate_entry_refuses_bad_values(field: str, value: Any, message: str)
     assert caught.value.errors == {field: message}
 
 
+# Names with an initial (or a two-letter abbreviation) and a dot before a capitalised name
+# part, which the link rule once took for a domain ("A.De" as a.de).
+NAMES_WITH_INITIALS = [
+    "A.De Silva",
+    "Ma.De la Cruz",
+    "J.Lo Pérez",
+    "M.Sc. Anna Berg",
+    "Dr. A.De Silva",
+    "A.DE SILVA",
+    "K.In Park",
+    "R.Su Yang",
+    "Anna M.To",
+    "A.De-Silva",
+]
+LINKS = [
+    "example.com",
+    "Maria x.com",
+    "Maria www.foo.de",
+    "Maria http://foo",
+    "Maria bit.ly/x",
+    "Maria a.de",  # a real domain, written as one
+    "A.De/silva",
+    "A.De.com",
+    "Visit A.De:8080",
+    "X.Com",
+    "X.COM",
+    "J.Org",
+    "Maria Foo.De",
+    "Maria Example.De",
+    "maria@A.De",
+    "A.De-silva.com",
+]
+
+
+@pytest.mark.parametrize("name", NAMES_WITH_INITIALS)
+def test_an_initial_before_a_capitalised_name_part_is_no_link(name: str) -> None:
+    assert entry(name=name).name == name
+    assert entry(party=name).party == name
+
+
+@pytest.mark.parametrize("value", LINKS)
+def test_links_are_refused_even_beside_names_with_initials(value: str) -> None:
+    for field in ("name", "party"):
+        with pytest.raises(InvalidEntry) as caught:
+            entry(**{field: value})
+        assert caught.value.errors == {field: "Remove the link."}
+
+
 def test_validate_entry_reports_every_bad_field() -> None:
     with pytest.raises(InvalidEntry) as caught:
         validate_entry({"name": "", "email": "nope", "country": "ZZ"})
