@@ -72,8 +72,8 @@ DIGEST_HOUR = 7
 CONFIRM_MAX_AGE_SECONDS = 30 * 24 * 3600
 # How many "you already signed" mails one signature may trigger (per withdrawal).
 DUPLICATE_NOTICE_LIMIT = 3
-# No such mail for a signature this many seconds old or less: a double tap on "Sign", or a
-# second try while the confirmation is on its way, which the first mail answers.
+# No such mail for a signature this many seconds old or less, nor this soon after the last
+# one: a double tap on "Sign", or a second try while the first mail is on its way.
 DUPLICATE_NOTICE_QUIET_SECONDS = 60
 # email-validator's DNS check; off by default so signing works offline.
 EMAIL_CHECK_DELIVERABILITY = False

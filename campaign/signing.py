@@ -25,14 +25,14 @@ from email_validator.rfc_constants import (
     LOCAL_PART_MAX_LENGTH,
 )
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import Table, bindparam, case, literal, or_, select, text
+from sqlalchemy import Table, bindparam, case, func, literal, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from campaign import geo, tally
 from campaign.db import Direct, utcnow
-from campaign.models import Campaign, Signature
+from campaign.models import Campaign, OutboxMessage, Signature
 
 NAME_MAX = 200
 TITLE_MAX = 100
@@ -48,9 +48,9 @@ COMMENT_MAX = 1000
 # stacks of subjoined consonants and vowels up to five in Sanskrit words (h + m + y + aa + u).
 # Five keeps all of them; "Zalgo" text stacks dozens to draw over the lines around it.
 MARKS_MAX = 5
-# An "already signed" mail is not sent for a signature made this many seconds ago or less:
-# a second POST so soon is a double tap on Sign, and the first mail (a confirmation or a
-# receipt) answers it.
+# An "already signed" mail is not sent for a signature made this many seconds ago or less,
+# nor this soon after the last such mail: a second POST so soon is a double tap on Sign, and
+# the first mail (a confirmation, a receipt or that notice) answers it.
 DUPLICATE_NOTICE_QUIET_SECONDS = 60
 
 # Signatures in these states are no longer "on the letter": a new signer resembling
@@ -659,7 +659,8 @@ def sign(
     """Record a signature; UNIQUE(campaign, email_key) refuses duplicates. Flushes only.
 
     An address that signed already is told so by mail (notify_existing) at most notice_limit
-    times per withdrawal, and not when its signature is notice_quiet_seconds old or less.
+    times per withdrawal, and not when its signature, or the last notice queued for it (since
+    its withdrawal), is notice_quiet_seconds old or less.
     """
     key = email_key(entry.email)
     person = name_key(entry.name)
@@ -768,12 +769,19 @@ def _existing(
     # A withdrawn signature is told so too, with a link to sign again (confirm); only its
     # stored address ever gets it. One the organizers rejected or erased is not.
     kept = existing.rejected_at is None and existing.erased_at is None
+    now = utcnow()
+    quiet = dt.timedelta(seconds=quiet_seconds)
     # A signature made moments ago and still on the letter: the same signer tapped Sign
     # twice, and the first mail (a confirmation or a receipt) answers both.
-    double_tap = existing.withdrawn_at is None and utcnow() - existing.signed_at <= (
-        dt.timedelta(seconds=quiet_seconds)
-    )
+    double_tap = existing.withdrawn_at is None and now - existing.signed_at <= quiet
     notify = kept and not double_tap and existing.duplicate_notices < notice_limit
+    if notify and quiet_seconds > 0:
+        # Likewise moments after a notice (since the withdrawal, if any, which its mail
+        # does not answer): the notice queued then answers this tap too.
+        last = _LAST_NOTICE.first(db, {"signature_id": existing.id})
+        since = None if last is None else last[0]
+        if since is not None and now - since <= quiet:
+            notify = existing.withdrawn_at is not None and since < existing.withdrawn_at
     if notify:
         existing.duplicate_notices += 1
         db.flush()
@@ -783,6 +791,16 @@ def _existing(
         notify_existing=notify,
         _signature=existing,
     )
+
+
+# When the last "already signed" notice of a signature was queued (the outbox keeps a row per
+# mail, sent or not, by signature_id): the quiet window counts from it too.
+_LAST_NOTICE = Direct(
+    select(func.max(OutboxMessage.__table__.c.created_at)).where(
+        OutboxMessage.__table__.c.signature_id == bindparam("signature_id"),
+        OutboxMessage.__table__.c.kind == literal("already_signed"),
+    )
+)
 
 
 def lock_person(db: Session, campaign_id: int, person: str, country: str) -> None:

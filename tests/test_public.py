@@ -333,6 +333,54 @@ def test_duplicate_mails_the_owner_the_confirm_link_again_at_most_three_times(
     assert signatures(app)[0].duplicate_notices == 3
 
 
+def signed_long_ago(app: Flask, hours: int = 1) -> None:
+    """Move every signature's signing time back: a signing again is no double tap."""
+    with session_scope(app) as db:
+        for sig in db.scalars(select(Signature)):
+            sig.signed_at -= dt.timedelta(hours=hours)
+
+
+def notices(app: Flask) -> int:
+    return sum(m.kind == "already_signed" for m in outbox(app))
+
+
+def test_signing_again_twice_in_a_second_long_after_signing_mails_one_notice(
+    any_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quiet window (60 s) counts from the last notice too, not only from the signature:
+    a second tap on Sign a second after the first sends no second, identical, mail."""
+    app = any_app
+    make_campaign(app)
+    client = app.test_client()
+    post_sign(client)
+    signed_long_ago(app)
+    assert post_sign(client).status_code == 303
+    assert notices(app) == 1
+    later(monkeypatch, 1)
+    assert post_sign(client).status_code == 303
+    assert notices(app) == 1
+    assert signatures(app)[0].duplicate_notices == 1
+    later(monkeypatch, 60)  # 61 s after the notice: another try, another notice
+    post_sign(client)
+    assert notices(app) == 2
+
+
+def test_a_notice_before_a_withdrawal_does_not_quiet_the_mail_to_sign_again(
+    app: Flask, client: FlaskClient, signed: QueuedMail, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signed_long_ago(app)
+    post_sign(client)
+    assert notices(app) == 1
+    withdrawn(app, client, signed)
+    later(monkeypatch, 2)
+    post_sign(client)
+    assert notices(app) == 2
+    assert "/confirm/" in outbox(app)[-1].body_text  # the link to sign again
+    later(monkeypatch, 1)
+    post_sign(client)  # a second tap on it: quiet
+    assert notices(app) == 2
+
+
 def test_duplicate_of_a_confirmed_signature_sends_no_confirm_link(
     app: Flask, client: FlaskClient, campaign_id: int
 ) -> None:
