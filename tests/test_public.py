@@ -191,7 +191,7 @@ def test_letter_is_shown_in_the_readers_language(app: Flask, client: FlaskClient
         ({"state": "closed"}, "This letter is closed: it no longer takes signatures."),
         (
             {"opens_at": utcnow() + dt.timedelta(days=1)},
-            "This letter is not open for signing yet.",
+            "This letter opens for signing on ",
         ),
         (
             {"closes_at": utcnow() - dt.timedelta(days=1)},
@@ -211,6 +211,40 @@ def test_a_campaign_not_taking_signatures_shows_why_and_stores_nothing(
     assert refused.status_code == 409
     assert message in refused.text
     assert signatures(app) == [] and outbox(app) == []
+
+
+OPENS = dt.datetime(2030, 3, 5, 9, 30, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [
+        ("en", "This letter opens for signing on March 5, 2030 at 9:30\u202fAM (UTC)."),
+        ("fr", "Cette lettre sera ouverte aux signatures le 5 mars 2030 à 09:30 (UTC)."),
+    ],
+)
+def test_a_letter_not_yet_open_says_when_it_opens_at_the_top(
+    app: Flask, client: FlaskClient, language: str, message: str
+) -> None:
+    """A signer on a phone learns at once that they cannot sign yet, and when they can:
+    before the letter's text, not only where the form would be, under it."""
+    make_campaign(app, opens_at=OPENS)
+    page = client.get(f"/c/{SLUG}?lang={language}").text
+    top = page.index(f'<p class="notice" role="status">{message}</p>')
+    assert top < page.index('<div class="letter"')
+    below = page.index(f'<p class="notice">{message}</p>')  # where the form would be
+    assert below > page.index("</article>")
+    refused = client.post(f"/c/{SLUG}/sign?lang={language}", data=GOOD)
+    assert refused.status_code == 409
+    assert message in refused.text
+
+
+def test_a_closed_letter_says_so_before_its_text(app: Flask, client: FlaskClient) -> None:
+    make_campaign(app, state="closed")
+    page = client.get(f"/c/{SLUG}").text
+    message = "This letter is closed: it no longer takes signatures."
+    assert page.index(message) < page.index('<div class="letter"')
+    assert 'class="jump"' not in page
 
 
 # --------------------------------------------------------------------------- signing

@@ -22,7 +22,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_date, format_number
+from flask_babel import format_date, format_number, format_time
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import DBAPIError
@@ -158,6 +158,14 @@ def _state_message(campaign: campaigns.Window) -> str | None:
         return gettext("This letter is a draft: it is not open for signing yet.")
     if campaign.state == "closed" or (campaign.closes_at and now >= campaign.closes_at):
         return gettext("This letter is closed: it no longer takes signatures.")
+    if campaign.opens_at is not None:
+        # In UTC, as every time on the site is written; the date and the time each the
+        # reader's language's way.
+        return gettext(
+            "This letter opens for signing on %(date)s at %(time)s (UTC).",
+            date=format_date(campaign.opens_at, format="long"),
+            time=format_time(campaign.opens_at, format="short"),
+        )
     return gettext("This letter is not open for signing yet.")
 
 
