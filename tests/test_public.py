@@ -621,6 +621,62 @@ def test_the_direction_characters_error_is_in_the_readers_language(
     assert f'<p class="error" id="name-error">{escape(message)}</p>' in response.text
 
 
+def outline(page: str) -> list[tuple[int, str]]:
+    """The page's headings in order: (level, text)."""
+    return [
+        (int(level), re.sub(r"<[^>]+>", "", text).strip())
+        for level, text in re.findall(r"<h([1-6])[^>]*>(.*?)</h\1>", page, re.S)
+    ]
+
+
+def assert_no_level_skipped(headings: list[tuple[int, str]]) -> None:
+    """Each heading at most one level below the one before it (the first an h1 or h2)."""
+    previous = 1
+    for level, text in headings:
+        assert level <= previous + 1, (text, headings)
+        previous = level
+
+
+def test_the_sign_forms_error_summary_is_headed_under_sign_the_letter(
+    client: FlaskClient, campaign_id: int
+) -> None:
+    page = post_sign(client, email="bad", name="").text
+    headings = outline(page)
+    assert_no_level_skipped(headings)
+    sign = headings.index((2, "Sign the letter"))
+    assert headings[sign + 1] == (3, "There is a problem")
+
+
+@pytest.mark.parametrize(
+    ("values", "first"),
+    [
+        # The letter closed meanwhile: the alert before the letter's h1, GOV.UK's pattern.
+        ({"state": "closed"}, (2, "We could not take your signature")),
+        # A draft's page is not shown: the alert is the page's one heading.
+        ({"state": "draft"}, (1, "We could not take your signature")),
+    ],
+)
+def test_a_refused_signatures_page_keeps_a_sound_outline(
+    app: Flask, client: FlaskClient, values: dict[str, Any], first: tuple[int, str]
+) -> None:
+    make_campaign(app, **values)
+    refused = post_sign(client)
+    assert refused.status_code == 409
+    headings = outline(refused.text)
+    assert headings[0] == first
+    assert_no_level_skipped(headings)
+
+
+@pytest.mark.parametrize("field", ["name", "title", "parliament", "party", "comment"])
+def test_the_sign_forms_text_fields_follow_the_direction_of_what_is_typed(
+    client: FlaskClient, campaign_id: int, field: str
+) -> None:
+    """Arabic or Hebrew typed in a field reads right to left, Latin left to right."""
+    page = client.get(f"/c/{SLUG}").text
+    tag = re.search(rf'<(?:input|textarea)[^>]*\bname="{field}"[^>]*>', page)
+    assert tag is not None and ' dir="auto"' in tag.group(0)
+
+
 def test_every_error_is_reported_at_once(app: Flask, client: FlaskClient, campaign_id: int) -> None:
     response = client.post(f"/c/{SLUG}/sign", data={"public": "y"})
     assert response.status_code == 400

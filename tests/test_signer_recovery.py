@@ -61,6 +61,8 @@ def test_a_lost_session_shows_the_form_again_with_what_was_typed(csrf_app: Flask
     assert refused.status_code == 400
     page = refused.text
     assert alert_of(page) == f"There is a problem {STALE_SIGN}"
+    # Inside the section headed "Sign the letter" (h2): a heading of the level below.
+    assert re.search(r'id="error-summary">\s*<h3>There is a problem</h3>', page)
     assert "CSRF" not in page and "session token" not in page
     # What was typed, every field, and no field error (nothing was wrong with it).
     assert 'value="Maria &lt;Santos&gt;"' in page

@@ -102,7 +102,11 @@ class FieldsOnly(DefaultMeta):  # type: ignore[misc]
 
 
 class SignForm(FlaskForm):  # type: ignore[misc]
-    """The signing form: who signs, from where, and how to reach them."""
+    """The signing form: who signs, from where, and how to reach them.
+
+    Its text fields take dir="auto": a name or comment typed in Arabic or Hebrew reads right
+    to left in its field, on a page that is left to right.
+    """
 
     class Meta(FieldsOnly):
         # CSRFProtect checks every POST's token before the view runs (a bad one never reaches
@@ -114,7 +118,12 @@ class SignForm(FlaskForm):  # type: ignore[misc]
     name = StringField(
         _l("Full name"),
         validators=[_rule(signing.clean_name)],
-        render_kw={"autocomplete": "name", "maxlength": signing.NAME_MAX, "required": True},
+        render_kw={
+            "autocomplete": "name",
+            "maxlength": signing.NAME_MAX,
+            "required": True,
+            "dir": "auto",
+        },
     )
     title = StringField(
         # A signer's office ("MP"); the dashboard's "Title" is a letter's, another word in
@@ -126,17 +135,18 @@ class SignForm(FlaskForm):  # type: ignore[misc]
             "maxlength": signing.TITLE_MAX,
             "required": True,
             "autocomplete": "organization-title",
+            "dir": "auto",
         },
     )
     parliament = StringField(
         _l("Parliament"),
         validators=[_rule(signing.clean_parliament)],
-        render_kw={"maxlength": signing.PARLIAMENT_MAX, "required": True},
+        render_kw={"maxlength": signing.PARLIAMENT_MAX, "required": True, "dir": "auto"},
     )
     party = StringField(
         _l("Party (optional)"),
         validators=[_rule(signing.clean_party)],
-        render_kw={"maxlength": signing.PARTY_MAX},
+        render_kw={"maxlength": signing.PARTY_MAX, "dir": "auto"},
     )
     country = SelectField(
         _l("Country"),
@@ -160,7 +170,7 @@ class SignForm(FlaskForm):  # type: ignore[misc]
     comment = TextAreaField(
         _l("Comment (optional)"),
         validators=[_rule(signing.clean_comment)],
-        render_kw={"maxlength": signing.COMMENT_MAX, "rows": 4},
+        render_kw={"maxlength": signing.COMMENT_MAX, "rows": 4, "dir": "auto"},
     )
     public = BooleanField(_l("List my name publicly on the list of signatories"))
     # Hidden from people (CSS and aria-hidden); bots that fill every field fill this one.
