@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import functools
 import io
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,6 +25,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     Engine,
@@ -88,7 +90,8 @@ READER_THREAD_NAME = "campaign-export"
 MARK = "\x1f"
 BOM = "\ufeff"
 
-# What the organizer's search looks in (case-insensitive substring, accents as written).
+# What the organizer's search looks in: a substring, each letter in any case as PostgreSQL's
+# ILIKE folds them (é and e stay apart).
 SEARCHED: tuple[SQLColumnExpression[str], ...] = (
     Signature.name,
     Signature.email,
@@ -149,8 +152,8 @@ class SignatureFilter:
         index of migration 0014 serves it, on SQLite the rows are read.
         """
         if self.q:
-            pattern = literal("%" + _escape_like(self.q) + "%", String())
-            stmt = stmt.where(or_(*(ilike(column, pattern) for column in SEARCHED)))
+            patterns = search_patterns(self.q)
+            stmt = stmt.where(or_(*(ilike(column, *patterns) for column in SEARCHED)))
         if self.status == "counted":
             stmt = stmt.where(Signature.counted.is_(true()))
         elif self.status:
@@ -241,13 +244,77 @@ def apply(stmt: S, signature_filter: SignatureFilter) -> S:
     return signature_filter.apply(stmt)
 
 
-class ilike(FunctionElement[bool]):
-    """SQL: column ILIKE pattern, with backslash as the escape character.
+def _fold(char: str) -> str:
+    """A character in lower case, as PostgreSQL's lower() writes it in a UTF-8 database:
+    one character for one (glibc's towlower() makes İ an i, Python's lower() i and a dot)."""
+    return char.lower()[0]
 
-    SQLAlchemy writes lower(column) LIKE lower(pattern) for SQLite, where both lower() and
-    LIKE fold ASCII letters only: plain LIKE finds the same rows (SQLite's LIKE ignores
-    ASCII case unless PRAGMA case_sensitive_like, never set here) at a third of the cost,
-    which a search reading every row of a letter pays a million times.
+
+@functools.cache
+def _case_variants() -> dict[str, str]:
+    """Each lower-case letter that others fold to -> all of them, itself included, sorted.
+
+    Read from planes 0 and 1 (U+0000-U+1FFFF), where Unicode puts every script that has
+    case; a block whose text lower() leaves alone is skipped at C speed.
+    """
+    found: dict[str, set[str]] = {}
+    every = "".join(map(chr, range(0x20000)))
+    for start in range(0, len(every), 1024):
+        block = every[start : start + 1024]
+        if block.lower() == block:
+            continue
+        for char in block:
+            folded = _fold(char)
+            if folded != char:
+                found.setdefault(folded, {folded}).add(char)
+    return {folded: "".join(sorted(chars)) for folded, chars in found.items()}
+
+
+def _variants(char: str) -> str:
+    """Every character that folds to what char folds to (char itself when none other)."""
+    return _case_variants().get(_fold(char), char)
+
+
+def _like_folds(char: str) -> bool:
+    """Whether SQLite's LIKE, which folds A-Z alone, matches char as PostgreSQL's ILIKE does."""
+    alike = {char.lower(), char.upper()} if char.isascii() else {char}
+    return set(_variants(char)) == alike
+
+
+def _glob_class(chars: str) -> str:
+    """GLOB for one character among chars (GLOB's own *, ? and [ written as themselves)."""
+    if len(chars) > 1:
+        return f"[{chars}]"  # only letters come in several cases: no ], - or ^ inside
+    return f"[{chars}]" if chars in "*?[" else chars
+
+
+def search_patterns(q: str) -> tuple[BindParameter[str], ...]:
+    """The patterns of a search for q in any case (see ilike): PostgreSQL's ILIKE pattern,
+    SQLite's LIKE pattern, and the GLOB patterns that check what that LIKE let through."""
+    exact = "".join(_escape_like(char) for char in q)
+    like = "".join(_escape_like(char) if _like_folds(char) else "_" for char in q)
+    globs: list[str] = []
+    if like != exact:
+        # One GLOB per case of the first character, so that each begins with a plain
+        # character: SQLite skips to where it occurs instead of trying every position.
+        rest = "".join(_glob_class(_variants(char)) for char in q[1:])
+        globs = [f"*{_glob_class(first)}{rest}*" for first in _variants(q[0])]
+    values = (f"%{exact}%", f"%{like}%", *globs)
+    return tuple(literal(value, String()) for value in values)
+
+
+class ilike(FunctionElement[bool]):
+    """SQL: column ILIKE '%q%' with every letter folded to lower case, as PostgreSQL's ILIKE
+    folds them; the patterns come from search_patterns(q).
+
+    SQLite's lower(), upper() and LIKE fold A-Z alone. There, a LIKE with "_" for each
+    character it would not fold alike (any letter but A-Z, and i and k, which İ and the
+    Kelvin sign fold to) reads the rows as fast as a plain LIKE and lets through every row
+    that matches and a few more; GLOBs, where each such character is a class of the
+    characters that fold alike ([iIİ], [ëË]), check those. When every character of q
+    folds alike in LIKE, the LIKE alone is exact and no GLOB is written. The number of
+    GLOBs is part of the statement (its clauses), so a cached compilation never serves a
+    search of another shape.
     """
 
     inherit_cache = True
@@ -255,13 +322,19 @@ class ilike(FunctionElement[bool]):
 
 @compiles(ilike, "sqlite")
 def _ilike_sqlite(element: ilike, compiler: SQLCompiler, **kw: Any) -> str:
-    column, pattern = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"{column} LIKE {pattern} ESCAPE '\\'"
+    column, _, *patterns = element.clauses  # the ILIKE pattern is PostgreSQL's
+    column_sql = compiler.process(column, **kw)
+    like, *globs = (compiler.process(pattern, **kw) for pattern in patterns)
+    sql = f"{column_sql} LIKE {like} ESCAPE '\\'"
+    if not globs:
+        return sql
+    checks = " OR ".join(f"{column_sql} GLOB {glob}" for glob in globs)
+    return f"({sql} AND ({checks}))"
 
 
 @compiles(ilike)
 def _ilike_default(element: ilike, compiler: SQLCompiler, **kw: Any) -> str:
-    column, pattern = element.clauses
+    column, pattern, *_ = element.clauses
     return compiler.process(column.ilike(pattern, escape="\\"), **kw)
 
 

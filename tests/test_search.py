@@ -1,5 +1,6 @@
-"""The organizer's search (?q=): what the old ILIKE found, through PostgreSQL's trigram
-index or by reading the rows on SQLite (whose schema revision 0014 leaves alone)."""
+"""The organizer's search (?q=): a substring in any case, every letter folded as PostgreSQL's
+ILIKE folds it, through PostgreSQL's trigram index or by reading the rows on SQLite (whose
+schema revision 0014 leaves alone)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from admin_helpers import AuthActions, make_campaign, make_organizer, make_signature
+from admin_helpers import (
+    AuthActions,
+    make_campaign,
+    make_organizer,
+    make_signature,
+)
 from alembic import command
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Connection, create_engine, event, inspect, or_, select, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    inspect,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from campaign import export, review
@@ -32,6 +50,11 @@ SIGNERS = (
     ("\u212aelvin Sign", "sign@example.net", "Units", "Bureau"),
     ("Zed Gone", "zed@erase.example", "Vanished", "Nowhere"),
     ("Old Name", "renamed@example.org", "Before", "Parliament of Before"),
+    ("Zoë Ólafsdóttir", "zoe@example.is", "Píratar", "Alþingi"),
+    ("Émile Dupont", "dupont@example.fr", "Écologistes", "Sénat"),
+    ("Åsa Ålund", "asa@example.se", "Vänsterpartiet", "Riksdag"),
+    ("Kemal İnce", "kemal@example.tr", "ĞÜŞİÖÇ", "TBMM"),
+    ("Ирина Петрова", "irina@example.ru", "Яблоко", "Государственная дума"),
 )
 QUERIES = (
     "Álvarez",
@@ -80,7 +103,33 @@ QUERIES = (
     "New Person",
     "Parliament of After",
     "nobody at all",
+    "zoë",
+    "ZOË",
+    "Zoë",
+    "ólafsdóttir",
+    "ÓLAFSDÓTTIR",
+    "ÉMILE",
+    "écologistes",
+    "Ål",
+    "ål",
+    "ÅSA",
+    "ince",
+    "İNCE",
+    "ğüşiöç",
+    "ирина",
+    "ПЕТРОВА",
+    "государственная",
+    "alÞingi",
+    "k",
+    "K",
+    "i",
 )
+
+
+def _fold(text: str) -> str:
+    """Every character in lower case, as PostgreSQL's lower() in a UTF-8 database: one for
+    one, İ to i (glibc's towlower(); Python's lower() writes i and a combining dot)."""
+    return "".join(char.lower()[0] for char in text)
 
 
 @pytest.fixture
@@ -128,19 +177,35 @@ def _exported(client: FlaskClient, q: str) -> set[int]:
 
 
 def _ilike(app: Flask, campaign: Campaign, q: str) -> set[int]:
-    """What the search found before the index: the same ILIKE over every row of the letter."""
+    """What the database's own ILIKE finds over every row of the letter (on SQLite,
+    lower() LIKE lower(), which folds A-Z alone)."""
     engine = create_engine(str(app.config["DATABASE_URL"]))
     pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    columns = (Signature.name, Signature.email, Signature.party, Signature.parliament)
     with Session(bind=engine) as db:
         ids = db.scalars(
             select(Signature.id).where(
                 Signature.campaign_id == campaign.id,
-                or_(*(column.ilike(pattern, escape="\\") for column in columns)),
+                or_(*(column.ilike(pattern, escape="\\") for column in _COLUMNS)),
             )
         ).all()
     engine.dispose()
     return set(ids)
+
+
+_COLUMNS = (Signature.name, Signature.email, Signature.party, Signature.parliament)
+
+
+def _folded(app: Flask, campaign: Campaign, q: str) -> set[int]:
+    """The rows of the letter whose name, email, party or parliament holds q once every
+    letter of both is folded to lower case (see _fold)."""
+    engine = create_engine(str(app.config["DATABASE_URL"]))
+    with Session(bind=engine) as db:
+        rows = db.execute(
+            select(Signature.id, *_COLUMNS).where(Signature.campaign_id == campaign.id)
+        )
+        ids = {row[0] for row in rows if any(_fold(q) in _fold(v or "") for v in row[1:])}
+    engine.dispose()
+    return ids
 
 
 def _id_of(app: Flask, email_key: str) -> int:
@@ -152,13 +217,43 @@ def _id_of(app: Flask, email_key: str) -> int:
     return int(found)
 
 
-def test_search_finds_what_ilike_found(searchable) -> None:
+def test_search_folds_every_letter_as_postgresql_ilike_does(searchable, backend: str) -> None:
     app, campaign, _ = searchable
     client = _logged_in(app)
     for q in QUERIES:
-        expected = _ilike(app, campaign, q)
+        expected = _folded(app, campaign, q)
+        if backend == "postgres":
+            assert _ilike(app, campaign, q) == expected, q
         assert _listed(client, q) == expected, q
         assert _exported(client, q) == expected, q
+
+
+def test_search_finds_accented_letters_in_either_case(searchable) -> None:
+    app, _, _ = searchable
+    client = _logged_in(app)
+    zoe, emile, dupont, asa, kemal, irina = (
+        _id_of(app, email)
+        for email in (
+            "zoe@example.is",
+            "emile@example.fr",
+            "dupont@example.fr",
+            "asa@example.se",
+            "kemal@example.tr",
+            "irina@example.ru",
+        )
+    )
+    for q in ("zoë", "ZOË", "ólafsdóttir", "ÓLAFSDÓTTIR", "Zoë Ólafsdóttir"):
+        assert _listed(client, q) == {zoe}, q
+        assert _exported(client, q) == {zoe}, q
+    for q in ("émile", "Émile", "ÉMILE"):
+        assert _listed(client, q) == {emile, dupont}, q
+        assert _exported(client, q) == {emile, dupont}, q
+    for q in ("Ål", "ål", "ÅL"):
+        assert _listed(client, q) == {asa}, q
+    # İ folds to i, as PostgreSQL's lower() has it.
+    assert _listed(client, "ince") == {kemal}
+    assert _listed(client, "İNCE") == {kemal}
+    assert _listed(client, "петрова") == {irina}
 
 
 def test_search_case_accents_wildcards_and_short_queries(searchable) -> None:
@@ -217,7 +312,7 @@ def test_the_filters_and_sorting_still_apply_beside_the_search(searchable) -> No
             args = {"sort": sort, "dir": direction}
             everyone = _in_order(client, args)
             found = _in_order(client, {**args, "q": "example"})
-            matching = _ilike(app, searchable[1], "example")
+            matching = _folded(app, searchable[1], "example")
             assert found == [i for i in everyone if i in matching], args
     assert _in_order(client, {"q": "example", "country": "NO"}) == []
     assert _in_order(client, {"q": "example", "status": "erased"}) == []
@@ -507,3 +602,49 @@ def test_a_search_whose_matches_fit_on_a_page_reads_the_table_once(app_factory) 
     assert "Page 3 of 3" in page
     page, _ = _table_reads(app, client, {"q": "Member 01", "page": "2"})
     assert "10 signatures match; showing 1\N{EN DASH}10." in page
+
+
+def _cased_letters() -> dict[str, list[str]]:
+    """Every letter of planes 0 and 1 that has another case, grouped by its folded form."""
+    groups: dict[str, list[str]] = {}
+    for code in range(0x20000):
+        char = chr(code)
+        if _fold(char) != char:
+            groups.setdefault(_fold(char), [_fold(char)]).append(char)
+    return groups
+
+
+def test_sqlite_finds_every_letter_in_every_case_by_the_others() -> None:
+    groups = list(_cased_letters().values())
+    # A name per letter, its group's number after it ("Ë#17#", "ë#17#"): a search for one
+    # must find its group's names and no other.
+    names = [f"{char}#{n}#" for n, chars in enumerate(groups) for char in chars]
+    table = Table("names", MetaData(), Column("name", String))
+    engine = create_engine("sqlite://")
+    wrong = []
+    with engine.begin() as conn:
+        table.create(conn)
+        conn.execute(table.insert(), [{"name": name} for name in names])
+        for name in names:
+            search = export.ilike(table.c.name, *export.search_patterns(name))
+            found = sorted(conn.scalars(select(table.c.name).where(search)))
+            if found != sorted(char + name[1:] for char in groups[int(name[2:-1])]):
+                wrong.append((name, found))
+    engine.dispose()
+    assert wrong == []
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_the_letters_fold_as_postgresql_lower_folds_them(any_app: Flask) -> None:
+    engine = create_engine(str(any_app.config["DATABASE_URL"]))
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT chr(c), lower(chr(c)) FROM generate_series(1, 131071) AS c"
+                " WHERE c NOT BETWEEN 55296 AND 57343 AND lower(chr(c)) <> chr(c)"
+            )
+        )
+        lowered = {char: lower for char, lower in rows}
+    engine.dispose()
+    folded = {char: _fold(char) for chars in _cased_letters().values() for char in chars[1:]}
+    assert folded == lowered
