@@ -821,6 +821,29 @@ def test_bad_organizer_input_is_a_form_error(
     assert store.scalar(select(func.count()).select_from(Organizer)) == 3
 
 
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [
+        ("en", "Enter a password of at least 12 characters."),
+        ("fr", "Saisissez un mot de passe d\u2019au moins 12 caractères."),
+    ],
+)
+def test_a_new_organizer_without_a_password_is_told_what_to_enter(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World, lang: str, message: str
+) -> None:
+    auth.login("root@example.org")
+    response = client.post(
+        f"/admin/organizers?lang={lang}", data={"email": "dan@example.org", "password": ""}
+    )
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert message in page
+    assert "This field is required." not in page
+    assert "Ce champ est obligatoire." not in page
+    store.expire_all()
+    assert store.scalar(select(func.count()).select_from(Organizer)) == 3
+
+
 def test_an_admin_assigns_promotes_and_deactivates(
     client: FlaskClient, auth: AuthActions, store: Session, world: World
 ) -> None:

@@ -201,7 +201,9 @@ def _new_password_field(label: Any) -> PasswordField:
     return PasswordField(
         label,
         validators=[
-            DataRequired(),
+            DataRequired(
+                message=_l("Enter a password of at least %(n)d characters.", n=MIN_PASSWORD_LENGTH)
+            ),
             Length(
                 min=MIN_PASSWORD_LENGTH,
                 message=_l("At least %(n)d characters.", n=MIN_PASSWORD_LENGTH),
