@@ -95,10 +95,16 @@ def test_the_page_has_the_form_filled_and_says_why_the_address_stays(
     assert "The email address cannot be changed" in page
     assert "the signer can sign again with the right one" in page
     assert 'name="email"' not in page
-    # A reloaded form address leads back to the form.
+    # Folded until the organizer opens it.
+    assert 'id="edit-details">' in page
+    # A reloaded form address leads back to the form, unfolded.
     response = client.get(f"/admin/c/kem/signatures/{signature.id}/details")
     assert response.status_code == 303
-    assert response.headers["Location"].endswith(f"/signatures/{signature.id}#edit-details")
+    location = response.headers["Location"]
+    assert location.endswith(f"/signatures/{signature.id}?edit=details#edit-details")
+    page = client.get(location).get_data(as_text=True)
+    assert 'id="edit-details" open>' in page
+    assert 'value="Jon Smiht"' in page
 
 
 def test_the_country_is_named_in_the_organizers_language(

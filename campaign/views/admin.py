@@ -996,13 +996,14 @@ def _signature_page(
 def edit_details(slug: str, signature_id: int) -> Response | tuple[str, int]:
     """Correct a signer's details (not the address); the page again, 400, when refused.
 
-    GET (a reloaded or bookmarked address) goes to the form on the signature's page.
+    GET (a reloaded or bookmarked address) goes to the form on the signature's page,
+    unfolded (?edit=details).
     """
     campaign = auth.campaign_or_404(slug)
     found = _signature_or_404(campaign, signature_id)
     back = {"slug": slug, "signature_id": signature_id}
     if request.method == "GET":
-        return _see_other("admin.signature", **back, _anchor="edit-details")
+        return _see_other("admin.signature", **back, edit="details", _anchor="edit-details")
     if found.erased_at is not None:
         flash(_("Nothing changed: %(why)s.", why=SKIPPED["erased"]), "error")
         return see_other_at_top("admin.signature", **back)
