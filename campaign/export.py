@@ -79,6 +79,8 @@ CSV_COLUMNS: tuple[str, ...] = (
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # Status filter values beyond the stored statuses: "counted" (what the public numbers count).
 STATUS_CHOICES: tuple[str, ...] = ("counted", *SIGNATURE_STATUSES)
+# Every status, as an empty status filter: the word of `campaign export-csv --status all`.
+STATUS_ALL = "all"
 CHUNK_ROWS = 2000
 # Threads that read ranges of ids at once (the drivers let go of the GIL while the
 # database works), and how many ranges they may have read ahead of the consumer.
@@ -130,7 +132,8 @@ class SignatureFilter:
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> SignatureFilter:
-        """The filter from query arguments; unknown values are ignored, never an error."""
+        """The filter from query arguments; unknown values are ignored, never an error
+        (status "all" is every status, as no status)."""
         status = (args.get("status") or "").strip().casefold()
         country = (args.get("country") or "").strip().upper()
         continent = (args.get("continent") or "").strip().upper()
@@ -198,7 +201,7 @@ def unknown_filters(args: Mapping[str, str]) -> dict[str, tuple[str, dict[str, s
     """
     problems: dict[str, tuple[str, dict[str, str]]] = {}
     choices: dict[str, tuple[str, ...]] = {
-        "status": STATUS_CHOICES,
+        "status": (*STATUS_CHOICES, STATUS_ALL),
         "continent": tuple(geo.CONTINENTS),
         "verified": _FLAG_CHOICES,
         "held": _FLAG_CHOICES,

@@ -1056,6 +1056,26 @@ def test_an_organizer_whose_session_ended_is_sent_to_log_in_and_back(
     assert _snapshot(store) == before
 
 
+def test_status_all_lists_and_exports_every_status(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    make_signature(store, world.alpha, "Pat Pending", "pat@example.org", confirmed=False)
+    auth.login("alice@example.org")
+    everyone = client.get("/admin/c/alpha/signatures").get_data(as_text=True)
+    page = client.get("/admin/c/alpha/signatures?status=all")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Unknown status filter" not in text
+    listed = set(re.findall(r'href="/admin/c/alpha/signatures/(\d+)"', text))
+    assert "Pat Pending" in text
+    assert listed == set(re.findall(r'href="/admin/c/alpha/signatures/(\d+)"', everyone))
+    export_link = re.search(r'href="(/admin/c/alpha/export\.csv[^"]*)"', text)
+    assert export_link is not None and "status=all" in export_link.group(1)
+    exported = client.get(export_link.group(1).replace("&amp;", "&"))
+    assert exported.status_code == 200
+    assert b"pat@example.org" in exported.data
+
+
 def test_the_list_says_which_filters_it_did_not_apply_and_exports_what_it_shows(
     client: FlaskClient, auth: AuthActions, world: World
 ) -> None:

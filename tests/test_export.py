@@ -158,6 +158,12 @@ def mixed(app: Flask) -> Flask:
             ["Anna Counted", "Bob Pending", "Anna Counted", "Chen Verified", "Dina Imported"],
         ),
         ("?status=Pending&country=de&verified=No", ["Bob Pending"]),
+        # The CLI's word for every status (export-csv --status all).
+        (
+            "?status=all",
+            ["Anna Counted", "Bob Pending", "Anna Counted", "Chen Verified", "Dina Imported"],
+        ),
+        ("?status=ALL&country=de", ["Bob Pending"]),
     ],
 )
 def test_export_applies_the_lists_filters(mixed: Flask, query: str, names: list[str]) -> None:
@@ -177,7 +183,7 @@ def _logged_in(app: Flask):  # type: ignore[no-untyped-def]
         (
             "?status=bogus",
             "Unknown status filter: bogus. Use one of: counted, pending, held, confirmed, "
-            "rejected, withdrawn, erased; or leave it empty.",
+            "rejected, withdrawn, erased, all; or leave it empty.",
         ),
         (
             "?verified=maybe",
