@@ -60,13 +60,27 @@ class Change:
     before: Any
     after: Any
 
+    @property
+    def unchanged(self) -> bool:
+        """The same value on both sides: what the entry is about (the organizer, the
+        language), shown once."""
+        return type(self.before) is type(self.after) and self.before == self.after
+
+
+def _blank(value: Any) -> bool:
+    """No value, or empty text: a field that was never given one (a party of None or "")."""
+    return value is None or value == ""
+
 
 def changes(entry: AuditEntry) -> list[Change]:
-    """The fields an entry names, each with its before and after value (None when absent)."""
+    """The fields an entry names, each with its before and after value (None when absent),
+    less those blank on both sides (an added signature's `duplicate_of_id: None`)."""
     before = json.loads(entry.before or "{}")
     after = json.loads(entry.after or "{}")
     return [
-        Change(key, before.get(key), after.get(key)) for key in sorted(before.keys() | after.keys())
+        Change(key, before.get(key), after.get(key))
+        for key in sorted(before.keys() | after.keys())
+        if not (_blank(before.get(key)) and _blank(after.get(key)))
     ]
 
 

@@ -75,6 +75,65 @@ def test_the_audit_page_lists_entries_newest_first_with_before_and_after(
     assert "<bdi>confirmed</bdi> → <bdi>rejected</bdi>" in page
 
 
+def test_fields_blank_on_both_sides_are_left_out_and_unchanged_ones_shown_once(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    campaign = make_campaign(store, "kem")
+    organizer = make_organizer(store, "alice@example.org", campaigns=(campaign,))
+    signature = make_signature(store, campaign, "Ann Lee", "ann@parl.example")
+    entry = audit.record(
+        store,
+        organizer,
+        "signature.edit",
+        signature=signature,
+        before={"name": "Ann Lee", "party": None, "title": "MP", "public": False},
+        after={"name": "Anne Lee", "party": "", "title": "MP", "duplicate_of_id": None},
+    )
+    store.commit()
+    assert [(c.field, c.before, c.after, c.unchanged) for c in audit.changes(entry)] == [
+        ("name", "Ann Lee", "Anne Lee", False),
+        ("public", False, None, False),
+        ("title", "MP", "MP", True),
+    ]
+    auth.login("alice@example.org")
+    for url in ("/admin/c/kem/audit", f"/admin/c/kem/signatures/{signature.id}"):
+        page = client.get(url).get_data(as_text=True)
+        assert "<bdi>Ann Lee</bdi> → <bdi>Anne Lee</bdi>" in page, url
+        assert "<code>public</code>: <bdi>no</bdi> → <span" in page, url
+        assert "<code>title</code>: <bdi>MP</bdi></li>" in page, url
+        assert "duplicate_of_id" not in page, url
+        assert "<code>party</code>" not in page, url
+
+
+def test_an_added_signatures_entry_names_only_what_it_has(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    campaign = make_campaign(store, "kem")
+    make_organizer(store, "alice@example.org", campaigns=(campaign,))
+    auth.login("alice@example.org")
+    response = client.post(
+        "/admin/c/kem/signatures/new",
+        data={
+            "name": "Ann Lee",
+            "title": "MP",
+            "parliament": "Senate",
+            "party": "",
+            "country": "FR",
+            "email": "ann@parl.example",
+            "mode": "count_now",
+            "locale": "en",
+        },
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    history = page[page.index("<h2>History</h2>") :]
+    assert "signature.add" in history
+    assert '<code>name</code>: <span class="muted">∅</span> → <bdi>Ann Lee</bdi>' in history
+    assert "duplicate_of_id" not in history
+    assert "<code>party</code>" not in history
+    assert "∅</span> → </li>" not in history
+
+
 def test_the_audit_page_is_paged(client: FlaskClient, auth: AuthActions, store: Session) -> None:
     campaign = make_campaign(store, "kem")
     organizer = make_organizer(store, "alice@example.org", campaigns=(campaign,))
