@@ -341,9 +341,15 @@ def test_the_same_update_sent_again_within_ten_minutes_is_refused(world: World) 
     world.client.get(PAGE)  # the first flash
     again = world.client.post(PAGE, data=_form())
     assert again.status_code == 303
-    [message] = flashes(world.client.get(PAGE))
-    assert message.startswith("This update was already sent to the signers at ")
-    assert message.endswith(": it is not sent again.")
+    page = world.client.get(PAGE)
+    [message] = flashes(page)
+    # Its time as the table of updates beside it writes it.
+    [sent] = _updates(world.store)
+    minute = sent.created_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
+    assert message == (
+        f"This update was already sent to the signers at {minute} (UTC): it is not sent again."
+    )
+    assert f">{minute}</time>" in page.get_data(as_text=True)
     assert len(_update_mail(world.store)) == 1 and len(_updates(world.store)) == 1
     assert len(_audit(world.store, "update.send")) == 1
     # Another text is news; the same one after the window is too.

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import html
 import re
 
 from flask import current_app, flash, render_template
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -24,6 +24,12 @@ __all__ = ["bp"]
 
 # A page, its status, and headers of its own (the preview's Content-Security-Policy).
 _Page = tuple[str, int, dict[str, str]]
+
+
+def _minute(value: dt.datetime) -> str:
+    """A UTC time to the minute, as the dashboard's tables write it ("2026-12-01 13:11")."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
+
 
 # The fields a tampered or stale preview may get wrong: then the writing form comes back.
 _TEXT_FIELDS = ("subject", "body", "publish")
@@ -169,7 +175,7 @@ def _send(campaign: Campaign, form: UpdateForm) -> Response | _Page:
             _(
                 "This update was already sent to the signers at %(when)s (UTC): it is not sent "
                 "again.",
-                when=format_datetime(refusal.sent.created_at, format="short"),
+                when=_minute(refusal.sent.created_at),
             ),
             "error",
         )
