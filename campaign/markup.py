@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markdown_it.utils import OptionsDict
 from markupsafe import Markup, escape
@@ -32,7 +33,16 @@ def _parser() -> MarkdownIt:
     parser.enable(["table", "strikethrough"])
     parser.validateLink = _safe_link  # type: ignore[method-assign]
     parser.add_render_rule("image", _image_as_link)
+    parser.core.ruler.push("shift_headings", _shift_headings)
     return parser
+
+
+def _shift_headings(state: StateCore) -> None:
+    """A letter's headings one level down: its "#" is an <h2> under the page's title, the
+    page's one <h1> (an "#####" and an "######" both <h6>)."""
+    for token in state.tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(int(token.tag[1:]) + 1, 6)}"
 
 
 def _image_as_link(

@@ -2,18 +2,56 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from data_helpers import login, make_campaign, make_organizer
+from flask import Flask
+from flask.testing import FlaskClient
 from markupsafe import Markup
 
+from campaign.db import new_session
 from campaign.markup import breakable_address, render_markdown
 
 
 def test_markdown_renders_headings_emphasis_and_lists() -> None:
     html = render_markdown("# Free him\n\nWe, the *undersigned*:\n\n- ask\n- insist\n")
     assert isinstance(html, Markup)
-    assert "<h1>Free him</h1>" in html
+    assert "<h2>Free him</h2>" in html
     assert "<em>undersigned</em>" in html
     assert "<li>ask</li>" in html
+
+
+def test_the_letters_headings_sit_under_the_pages_title() -> None:
+    html = render_markdown(
+        "# One\n\n## Two\n\n### Three\n\n#### Four\n\n##### Five\n\n###### Six\n\nSeven\n===\n"
+    )
+    assert re.findall(r"<(h\d)>(\w+)</h\d>", html) == [
+        ("h2", "One"),
+        ("h3", "Two"),
+        ("h4", "Three"),
+        ("h5", "Four"),
+        ("h6", "Five"),
+        ("h6", "Six"),
+        ("h2", "Seven"),
+    ]
+    assert "<h1" not in html
+
+
+def test_a_letter_heading_is_no_second_h1_on_the_letters_pages(
+    app: Flask, client: FlaskClient
+) -> None:
+    db = new_session(app)
+    campaign = make_campaign(db, title="Free Kem", letter="# Our demand\n\nRelease him.\n")
+    organizer = make_organizer(db, campaigns=(campaign,))
+    db.close()
+    public = client.get("/c/release").get_data(as_text=True)
+    assert re.findall(r"<h1[^>]*>([^<]*)</h1>", public) == ["Free Kem"]
+    assert "<h2>Our demand</h2>" in public
+    login(client, organizer)
+    delivery = client.get("/admin/c/release/letter").get_data(as_text=True)
+    assert re.findall(r"<h1[^>]*>([^<]*)</h1>", delivery) == ["Free Kem"]
+    assert "<h2>Our demand</h2>" in delivery
 
 
 def test_raw_html_is_escaped() -> None:
