@@ -1,4 +1,5 @@
-"""The dashboard's layout in a browser: a signature's actions under their heading."""
+"""The dashboard's layout in a browser: a signature's actions under their heading, a long
+address wrapping on a phone instead of being cut off."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import pytest
 from conftest import LiveServer
 from sqlalchemy import select
 
+from campaign import campaigns, signing
 from campaign import db as dbmod
-from campaign import signing
 from campaign.models import Campaign, Signature
+
+# As long as an address may be (64 characters), and no hyphen to wrap at.
+LONG_SLUG = "releasethepoliticalprisonersofconscienceheldwithouttrialnow12345"
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +54,20 @@ def test_a_lone_action_button_sits_under_the_actions_heading(
     button = wide_page.get_by_role("button", name="Mark verified").bounding_box()
     assert wide_page.get_by_role("button", name="Take off the public list").count() == 0
     assert button["y"] >= heading["y"] + heading["height"], (heading, button)
+
+
+def test_a_long_address_wraps_on_a_phone(live_server: LiveServer, page: Any) -> None:
+    with dbmod.session_scope(live_server.app) as session:
+        if session.scalar(select(Campaign).where(Campaign.slug == LONG_SLUG)) is None:
+            campaigns.create_campaign(
+                session, slug=LONG_SLUG, title="A letter", letter="Dear Minister,", state="open"
+            )
+    page.set_viewport_size({"width": 390, "height": 844})
+    live_server.log_in(page)
+    page.goto(live_server("/admin/"))
+    address = page.get_by_text(f"/c/{LONG_SLUG}")
+    box = address.bounding_box()
+    assert box["x"] + box["width"] <= 390, box
+    # Shown whole, in the page's width: nothing is scrolled or clipped away.
+    assert address.evaluate("e => e.scrollWidth <= e.clientWidth")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
