@@ -901,10 +901,44 @@ def test_an_admin_cannot_demote_or_deactivate_themself(
     auth.login("root@example.org")
     response = client.post(f"/admin/organizers/{world.root.id}", data={"name": "Root"})
     assert response.status_code == 400
-    assert "You cannot remove your own admin role" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "You cannot remove your own admin role." in _field_errors(page, "is_admin")
+    assert "You cannot deactivate yourself." in _field_errors(page, "active")
     root = organizer_by_email(store, "root@example.org")
     assert root.is_admin
     assert root.active
+
+
+@pytest.mark.parametrize(
+    ("data", "refused", "fine"),
+    [
+        ({"active": "y"}, "is_admin", "active"),
+        ({"is_admin": "y"}, "active", "is_admin"),
+    ],
+)
+def test_an_admins_refusal_of_their_own_change_is_told_at_the_box_they_unticked(
+    client: FlaskClient,
+    auth: AuthActions,
+    store: Session,
+    world: World,
+    data: dict[str, str],
+    refused: str,
+    fine: str,
+) -> None:
+    auth.login("root@example.org")
+    response = client.post(f"/admin/organizers/{world.root.id}", data={"name": "Root", **data})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert _field_errors(page, refused) != []
+    assert _field_errors(page, fine) == []
+    root = organizer_by_email(store, "root@example.org")
+    assert root.is_admin and root.active
+
+
+def _field_errors(page: str, name: str) -> list[str]:
+    """The error messages the page shows at one field (the field macro's id="<name>-error")."""
+    found = re.search(rf'id="{name}-error"[^>]*>(.*?)</', page, re.S)
+    return [] if found is None else [found.group(1).strip()]
 
 
 def test_an_admin_sets_a_new_password_and_ends_the_organizers_sessions(

@@ -1373,11 +1373,16 @@ def organizer(organizer_id: int) -> Response | tuple[str, int]:
                 campaigns=[c for c in everything if c.id in chosen],
             )
         except auth.AccountError:
+            # One's own admin role or active state (auth.update_organizer): said at the box
+            # that was unticked.
             db.rollback()
-            form.active.errors = [
-                *form.active.errors,
-                _("You cannot remove your own admin role or deactivate yourself."),
-            ]
+            if not form.is_admin.data:
+                form.is_admin.errors = [
+                    *form.is_admin.errors,
+                    _("You cannot remove your own admin role."),
+                ]
+            if not form.active.data:
+                form.active.errors = [*form.active.errors, _("You cannot deactivate yourself.")]
         else:
             db.commit()
             flash(_("Organizer saved."), "ok")
