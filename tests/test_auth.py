@@ -19,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
 
 from campaign import auth as authmod
 from campaign.db import new_session, utcnow
@@ -206,16 +207,21 @@ def test_logout_is_post_only(client: FlaskClient, auth: AuthActions, store: Sess
     assert client.get("/admin/").status_code == 302
 
 
-@pytest.mark.parametrize("target", ["/admin/c/x/signatures?status=held", "/admin/organizers"])
-def test_next_within_the_site_is_followed(
-    auth: AuthActions, store: Session, target: str, client: FlaskClient
-) -> None:
+def _login_with_next(client: FlaskClient, store: Session, target: str) -> TestResponse:
+    """An organizer's login through /admin/login?next=target."""
     make_organizer(store, "a@example.org")
-    response = client.post(
+    return client.post(
         "/admin/login",
         query_string={"next": target},
         data={"email": "a@example.org", "password": PASSWORD},
     )
+
+
+@pytest.mark.parametrize("target", ["/admin/c/x/signatures?status=held", "/admin/organizers"])
+def test_next_within_the_site_is_followed(
+    auth: AuthActions, store: Session, target: str, client: FlaskClient
+) -> None:
+    response = _login_with_next(client, store, target)
     assert response.status_code == 303
     assert response.headers["Location"] == target
 
@@ -236,12 +242,7 @@ def test_next_within_the_site_is_followed(
     ],
 )
 def test_next_outside_the_site_is_refused(client: FlaskClient, store: Session, target: str) -> None:
-    make_organizer(store, "a@example.org")
-    response = client.post(
-        "/admin/login",
-        query_string={"next": target},
-        data={"email": "a@example.org", "password": PASSWORD},
-    )
+    response = _login_with_next(client, store, target)
     assert response.status_code == 303
     assert response.headers["Location"] == "/admin/"
 
@@ -257,12 +258,7 @@ def test_next_outside_the_site_is_refused(client: FlaskClient, store: Session, t
 def test_next_that_is_no_page_leads_to_the_dashboard(
     client: FlaskClient, store: Session, target: str
 ) -> None:
-    make_organizer(store, "a@example.org")
-    response = client.post(
-        "/admin/login",
-        query_string={"next": target},
-        data={"email": "a@example.org", "password": PASSWORD},
-    )
+    response = _login_with_next(client, store, target)
     assert response.status_code == 303
     assert response.headers["Location"] == "/admin/"
     assert client.get("/admin/").status_code == 200  # still logged in
