@@ -147,7 +147,7 @@ def test_a_wrong_current_password_is_a_form_error_and_changes_nothing(
         (_twice("too short"), "new_password", SHORT),
         ({"new_password_again": "something else entirely"}, "new_password_again", DIFFER),
         ({"current_password": ""}, "current_password", REQUIRED),
-        (_twice(""), "new_password", REQUIRED),
+        (_twice(""), "new_password", "Enter a password of at least 12 characters."),
         (_twice("x" * 1025), "new_password", "At most 1024 characters."),
         (_twice(PASSWORD), "new_password", "Choose a password other than your current one."),
     ],
