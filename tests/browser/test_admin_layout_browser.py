@@ -18,11 +18,17 @@ from campaign.models import Campaign, Signature
 LONG_SLUG = "releasethepoliticalprisonersofconscienceheldwithouttrialnow12345"
 
 
+# A letter of this module's own: the shared demo letter's count is what other modules read.
+LAYOUT_SLUG = "layout-letter"
+
+
 @pytest.fixture(scope="module")
 def unlisted_id(live_server: LiveServer) -> int:
-    """A signature of the demo letter whose signer is not on the public list."""
+    """A signature, on a letter of its own, whose signer is not on the public list."""
     with dbmod.session_scope(live_server.app) as session:
-        letter = session.scalars(select(Campaign).where(Campaign.slug == live_server.slug)).one()
+        letter = campaigns.create_campaign(
+            session, slug=LAYOUT_SLUG, title="Layout", letter="Dear Minister,", state="open"
+        )
         entry = signing.SignatureEntry(
             name="Nora Unlisted",
             title="MP",
@@ -49,7 +55,7 @@ def test_a_lone_action_button_sits_under_the_actions_heading(
     live_server: LiveServer, wide_page: Any, unlisted_id: int
 ) -> None:
     live_server.log_in(wide_page)
-    wide_page.goto(live_server(f"/admin/c/{live_server.slug}/signatures/{unlisted_id}"))
+    wide_page.goto(live_server(f"/admin/c/{LAYOUT_SLUG}/signatures/{unlisted_id}"))
     heading = wide_page.locator("#actions-heading").bounding_box()
     button = wide_page.get_by_role("button", name="Mark verified").bounding_box()
     assert wide_page.get_by_role("button", name="Take off the public list").count() == 0
@@ -60,7 +66,7 @@ def test_a_long_address_wraps_on_a_phone(live_server: LiveServer, page: Any) -> 
     with dbmod.session_scope(live_server.app) as session:
         if session.scalar(select(Campaign).where(Campaign.slug == LONG_SLUG)) is None:
             campaigns.create_campaign(
-                session, slug=LONG_SLUG, title="A letter", letter="Dear Minister,", state="open"
+                session, slug=LONG_SLUG, title="A letter", letter="Dear Minister,", state="draft"
             )
     page.set_viewport_size({"width": 390, "height": 844})
     live_server.log_in(page)
