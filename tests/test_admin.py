@@ -973,7 +973,7 @@ def test_an_admin_sets_a_new_password_and_ends_the_organizers_sessions(
 
 @pytest.mark.parametrize(
     ("password", "message"),
-    [("too short", "At least 12 characters."), ("", "This field is required.")],
+    [("too short", "At least 12 characters."), ("", "Enter a password of at least 12 characters.")],
 )
 def test_a_bad_password_set_by_an_admin_is_a_form_error(
     app: Flask,
