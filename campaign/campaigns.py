@@ -495,6 +495,14 @@ def signed_earlier(
     return [EarlierSigners(number, signers, changed[number]) for number, signers in rows]
 
 
+def translation_shown(campaign: Campaign, locale: str) -> LetterTranslation | None:
+    """The translation a reader in locale ("pt_BR", "fr") is shown: the locale's own, else its
+    language's; None when the original is shown. One stored without its text (the dashboard
+    once let a title alone through) is never shown."""
+    usable = {t.locale: t for t in campaign.translations if t.letter.strip()}
+    return usable.get(locale) or usable.get(locale.split("_")[0])
+
+
 def changed_versions(db: Session, campaign: Campaign, locale: str) -> dict[int, dt.datetime]:
     """The replaced versions whose text differs from what a reader in locale is shown now,
     each with when it was replaced.
@@ -507,11 +515,7 @@ def changed_versions(db: Session, campaign: Campaign, locale: str) -> dict[int, 
     """
     if campaign.letter_version <= 1:
         return {}
-    language = locale.split("_")[0]
-    shown = next(
-        (t for t in campaign.translations if t.locale in (locale, language) and t.letter.strip()),
-        None,
-    )
+    shown = translation_shown(campaign, locale)
     now = {ORIGINAL_LOCALE: (campaign.title, campaign.letter)}
     if shown is not None:
         now[shown.locale] = (shown.title, shown.letter)

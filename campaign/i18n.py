@@ -9,13 +9,21 @@ and the names of countries and continents in it. Translations live in
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import Flask, current_app, g, request, url_for
-from flask_babel import format_datetime, format_number, get_locale, get_translations, refresh
+from flask_babel import (
+    format_date,
+    format_datetime,
+    format_number,
+    get_locale,
+    get_translations,
+    refresh,
+)
 from flask_babel import gettext as babel_gettext
 from flask_babel import lazy_gettext as _l
 from jinja2 import pass_context
@@ -24,6 +32,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from campaign import charts, geo
+from campaign.campaigns import translation_shown
 from campaign.extensions import LANGUAGES, supported_language
 from campaign.markup import render_markdown
 from campaign.models import Campaign
@@ -242,7 +251,7 @@ def template_context() -> dict[str, object]:
         "with_language": with_language,
         "country_name": country_name,
         "continent_name": continent_name,
-        "format_datetime": format_datetime,
+        "format_datetime": date_time,
     }
 
 
@@ -271,13 +280,28 @@ def _letter(title: str, text: str, written_in: str, page_locale: str) -> Letter:
     return Letter(title, render_markdown(text), written_in, tag if other else None)
 
 
+def _first_of_the_month(text: str) -> str:
+    """French writes the first of a month as an ordinal: "1er décembre", not Babel's "1 "."""
+    if text.startswith("1 ") and str(get_locale()).split("_")[0] == "fr":
+        return "1er" + text[1:]
+    return text
+
+
+def long_date(value: dt.date) -> str:
+    """A date written out in the reader's language: "December 3, 2026", "1er décembre 2026"."""
+    return _first_of_the_month(str(format_date(value, format="long")))
+
+
+def date_time(value: dt.datetime) -> str:
+    """A moment in the reader's language, as Babel's medium format: "1er déc. 2026, 16:20:00"."""
+    return _first_of_the_month(str(format_datetime(value)))
+
+
 def letter_for(campaign: Campaign, locale: str) -> Letter:
     """The campaign's letter in locale ("fr", "pt_BR" or its language), else the original."""
-    language = locale.split("_")[0]
-    for translation in campaign.translations:
-        # One stored without its text (the dashboard once let a title alone through) is skipped.
-        if translation.locale in (locale, language) and translation.letter.strip():
-            return _letter(translation.title, translation.letter, translation.locale, locale)
+    translation = translation_shown(campaign, locale)
+    if translation is not None:
+        return _letter(translation.title, translation.letter, translation.locale, locale)
     return _letter(campaign.title, campaign.letter, ORIGINAL_LOCALE, locale)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gettext
 import io
 import re
@@ -15,6 +16,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, render_template_string
 from flask.testing import FlaskClient
+from flask_babel import force_locale
 from sqlalchemy import select, update
 
 from campaign import campaigns, i18n, mail, signing
@@ -280,9 +282,21 @@ def test_plural_rules_are_each_languages_own(app: Flask, client: FlaskClient) ->
 
 def test_dates_are_written_the_readers_way(client: FlaskClient, letter: None) -> None:
     french = client.get(f"/c/{SLUG}/tally?lang=fr").text
-    assert re.search(r"Mis à jour le \d{1,2} \w+\.? 20\d\d", french)
+    assert re.search(r"Mis à jour le \d{1,2}(er)? \w+\.? 20\d\d", french)
     english = client.get(f"/c/{SLUG}/tally?lang=en").text
     assert re.search(r"Updated \w{3} \d{1,2}, 20\d\d", english)
+
+
+def test_french_writes_the_first_of_the_month_as_an_ordinal(app: Flask) -> None:
+    first, tenth = dt.datetime(2026, 12, 1, 9, 30), dt.datetime(2026, 12, 10, 9, 30)
+    with app.test_request_context(), force_locale("fr"):
+        assert i18n.long_date(first) == "1er décembre 2026"
+        assert i18n.long_date(tenth) == "10 décembre 2026"
+        assert i18n.date_time(first).startswith("1er déc. 2026")
+    with app.test_request_context(), force_locale("en"):
+        assert i18n.long_date(first) == "December 1, 2026"
+    with app.test_request_context(), force_locale("es"):
+        assert i18n.long_date(first) == "1 de diciembre de 2026"
 
 
 def test_error_pages_are_translated(client: FlaskClient) -> None:

@@ -15,8 +15,14 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 from campaign import imports, review
-from campaign.campaigns import NewVersionNeeded, save_translation, update_campaign
+from campaign.campaigns import (
+    NewVersionNeeded,
+    save_translation,
+    translation_shown,
+    update_campaign,
+)
 from campaign.db import alembic_config, new_session, upgrade, utcnow
+from campaign.i18n import letter_for
 from campaign.models import AuditEntry, Campaign, LetterTranslation, LetterVersion, Signature
 
 REFUSAL = (
@@ -47,6 +53,23 @@ def _translate(db: Session, campaign: Campaign, locale: str, title: str, letter:
 
 
 # --- the rule ---------------------------------------------------------------
+
+
+def test_the_page_and_the_version_marks_read_the_same_translation(app: Flask, db: Session) -> None:
+    """The letter a reader sees (i18n.letter_for) and the versions compared for that reader
+    (changed_versions) come from one rule: the locale's own translation before its
+    language's, one stored without text never."""
+    campaign = make_campaign(db, "shown")
+    _translate(db, campaign, "pt", "Libertem-no", "Texto europeu.")
+    _translate(db, campaign, "pt_BR", "Libertem-no já", "Texto brasileiro.")
+    _translate(db, campaign, "fr", "Titre seul", "  ")
+    db.refresh(campaign)
+    with app.test_request_context():
+        assert translation_shown(campaign, "pt_BR").locale == "pt_BR"  # type: ignore[union-attr]
+        assert translation_shown(campaign, "pt_PT").locale == "pt"  # type: ignore[union-attr]
+        assert translation_shown(campaign, "fr") is None
+        assert letter_for(campaign, "pt_BR").title == "Libertem-no já"
+        assert letter_for(campaign, "fr").title == campaign.title
 
 
 def test_a_text_changed_before_anyone_signed_is_changed_in_place(any_app: Flask) -> None:
@@ -518,7 +541,7 @@ def test_the_notice_dates_the_last_change_a_reader_can_see(
     _save_translation(client, "es", "Libérenlo", "Señor ministro.")
     assert _stored(app).letter_version == 3
     french = _text(app.test_client().get("/c/release?lang=fr").text)
-    assert re.search(r"modifié le \d+ \w+ 2020", french), french
+    assert re.search(r"modifié le \d+(er)? \w+ 2020", french), french
     assert CHANGED not in _text(app.test_client().get("/c/release?lang=en").text)
 
 

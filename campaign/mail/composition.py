@@ -10,13 +10,13 @@ from urllib.parse import urlsplit
 
 from babel.core import Locale, UnknownLocaleError
 from flask import Flask, current_app
-from flask_babel import force_locale, format_date, format_timedelta, get_translations
+from flask_babel import force_locale, format_timedelta, get_translations
 from jinja2 import Template, pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
-from campaign import markup, signing
+from campaign import i18n, markup, signing
 from campaign.mail.message import SUBJECT_MAX, Composed, header_safe
 from campaign.models import Campaign, LetterUpdate, OutboxMessage, Signature
 
@@ -241,7 +241,7 @@ class _Batch:
             "confirm_url": confirm_url,
             "withdraw_url": link("withdraw"),
             "again": again,
-            "withdrawn_on": format_date(withdrawn_at, format="long") if withdrawn_at else None,
+            "withdrawn_on": i18n.long_date(withdrawn_at) if withdrawn_at else None,
         }
         text_body = self._template(f"email/{kind}.txt").render(values)
         html_body = self._template(f"email/{kind}.html").render(values)

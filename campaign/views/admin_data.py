@@ -18,7 +18,7 @@ from flask import (
     stream_template,
     url_for,
 )
-from flask_babel import format_date, get_locale
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -458,10 +458,10 @@ def letter(slug: str) -> Response:
         groups=groups,
         counts=counts,
         sentence=tally_sentence(counts),
-        today=format_date(now.date(), format="long"),
+        today=i18n.long_date(now.date()),
         verified_only=verified_only,
         earlier=[
-            (_version_mark(i), group, format_date(group.replaced_at, format="long"))
+            (_version_mark(i), group, i18n.long_date(group.replaced_at))
             for i, group in enumerate(earlier)
         ],
         marks={group.number: _version_mark(i) for i, group in enumerate(earlier)},

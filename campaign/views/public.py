@@ -22,7 +22,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_date, format_number, format_time
+from flask_babel import format_number, format_time
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import DBAPIError
@@ -163,7 +163,7 @@ def _state_message(campaign: campaigns.Window) -> str | None:
         # reader's language's way.
         return gettext(
             "This letter opens for signing on %(date)s at %(time)s (UTC).",
-            date=format_date(campaign.opens_at, format="long"),
+            date=i18n.long_date(campaign.opens_at),
             time=format_time(campaign.opens_at, format="short"),
         )
     return gettext("This letter is not open for signing yet.")
@@ -246,7 +246,7 @@ def _published_updates(campaign: Campaign) -> list[PublishedUpdate]:
         PublishedUpdate(
             update.subject,
             update.created_at,
-            format_date(update.created_at, format="long"),
+            i18n.long_date(update.created_at),
             markup.paragraphs(update.body),
         )
         for update in updates.published(get_session(), campaign)
@@ -287,7 +287,7 @@ def _render_campaign(
         form=form if blocked is None else None,
         continent=continent,
         title_suggestions=i18n.title_suggestions(signing.TITLE_SUGGESTIONS),
-        changed_on=format_date(changed_at, format="long") if changed_at else None,
+        changed_on=i18n.long_date(changed_at) if changed_at else None,
         published_updates=_published_updates(campaign),
     )
     return make_response(page, status)
@@ -530,7 +530,7 @@ def _signer_link_page(
         notice=notice,
         # Off the letter by its signer alone: signing again mails a link that brings it back.
         may_sign_again=signing.withdrawn_by_signer(signature),
-        withdrawn_on=format_date(withdrawn_at, format="long") if withdrawn_at else None,
+        withdrawn_on=i18n.long_date(withdrawn_at) if withdrawn_at else None,
     )
 
 
