@@ -328,16 +328,37 @@ def login(db: Session, organizer: Organizer) -> None:
     session.permanent = True
     g.organizer = organizer
     g.login_session = row
+    audit.record(
+        db,
+        organizer,
+        "organizer.login",
+        before={"organizer": organizer.email},
+        after={"organizer": organizer.email, "browser": row.browser, "system": row.system},
+    )
 
 
 def logout(db: Session) -> None:
     """End this browser's session: its row goes, so no copy of its cookie logs in again.
 
-    The caller commits.
+    Audited as organizer.logout when it ended a session (not after log_out_everywhere,
+    which ended it and audited that). The caller commits.
     """
     secret = session.get("login")
+    organizer = current_organizer()
     if isinstance(secret, str):
-        db.execute(delete(LoginSession).where(LoginSession.secret_hash == _digest(secret)))
+        ended = db.scalar(
+            delete(LoginSession)
+            .where(LoginSession.secret_hash == _digest(secret))
+            .returning(LoginSession.id)
+        )
+        if ended is not None and organizer is not None:
+            audit.record(
+                db,
+                organizer,
+                "organizer.logout",
+                before={"organizer": organizer.email},
+                after={"organizer": organizer.email, "session_ended": True},
+            )
     session.clear()
     g.organizer = None
     g.login_session = None

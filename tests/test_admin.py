@@ -862,7 +862,11 @@ def test_an_admin_assigns_promotes_and_deactivates(
     store.expire_all()
     assert store.get(CampaignOrganizer, (world.beta.id, world.alice.id)) is not None
     assert store.get(CampaignOrganizer, (world.alpha.id, world.alice.id)) is None
-    actions = store.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    actions = store.scalars(
+        select(AuditEntry.action)
+        .where(AuditEntry.action.not_in(["organizer.login", "organizer.logout"]))
+        .order_by(AuditEntry.id)
+    ).all()
     assert actions == ["organizer.update", "organizer.unassign", "organizer.assign"]
     client.post(url, data={"name": "Alice", "is_admin": "y", "active": "y"})
     assert organizer_by_email(store, "alice@example.org").is_admin

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -193,6 +194,31 @@ def test_an_organizers_sessions_go_with_the_organizer(store: Session, app: Flask
 
 
 # --- what each way of ending sessions ends ---------------------------------------------
+
+
+def test_logins_and_logouts_are_in_the_audit_trail(app: Flask, store: Session, ann: None) -> None:
+    laptop, laptop_auth = _device(app, FIREFOX_WINDOWS)
+    phone, phone_auth = _device(app, SAFARI_IPHONE)
+    assert laptop_auth.login("ann@example.org").status_code == 303
+    assert phone_auth.login("ann@example.org").status_code == 303
+    assert laptop_auth.logout().status_code == 303
+    assert laptop_auth.logout().status_code == 303  # logged out already: nothing ended
+    logins = _audit(store, "organizer.login")
+    assert [(e.organizer.email, json.loads(e.after)["browser"]) for e in logins] == [
+        ("ann@example.org", "Firefox"),
+        ("ann@example.org", "Safari"),
+    ]
+    [logout] = _audit(store, "organizer.logout")
+    assert logout.organizer.email == "ann@example.org"
+    # Log out everywhere is its own entry, not one more plain logout.
+    assert phone.post("/admin/account/logout-everywhere").status_code == 303
+    assert len(_audit(store, "organizer.logout_everywhere")) == 1
+    assert len(_audit(store, "organizer.logout")) == 1
+    make_organizer(store, "root@example.org", admin=True)
+    admin, admin_auth = app_client(app)
+    assert admin_auth.login("root@example.org").status_code == 303
+    page = admin.get("/admin/audit").get_data(as_text=True)
+    assert "<code>organizer.login</code>" in page and "<code>organizer.logout</code>" in page
 
 
 def test_log_out_everywhere_deletes_every_session_of_the_organizer_only(
