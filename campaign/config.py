@@ -408,6 +408,31 @@ def _check_rate_limit_storage(config: Mapping[str, Any], name: Callable[[str], s
             f"{variable} must be a rate-limit storage like memory:// or redis://host:6379"
             f" ({', '.join(s + '://' for s in sorted(schemes))}), not {shown}"
         )
+    if scheme == "memory":
+        return
+    # The storage's client library, then the storage made as Flask-Limiter will make it (its
+    # client connects on first use): memcached:// without pymemcache, or an address its
+    # client refuses, stops here rather than in a traceback.
+    from limits._storage_scheme import SCHEMES
+    from limits.storage import storage_from_string
+    from limits.util import MissingModule, get_dependency
+
+    needed = list(getattr(SCHEMES[scheme], "DEPENDENCIES", None) or ())
+    # The redis storages take valkey:// with the valkey client, the others with redis.
+    server = "valkey" if scheme.startswith("valkey") else "redis"
+    needed = [
+        n for n in needed if n.split(".")[0] not in ("redis", "valkey") or n.split(".")[0] == server
+    ]
+    for library in needed:
+        if get_dependency(library)[0] is MissingModule:
+            raise ConfigError(
+                f"{variable} ({scheme}://...) needs the Python package {library.split('.')[0]},"
+                " which is not installed"
+            )
+    try:
+        storage_from_string(value)
+    except ValueError:
+        raise ConfigError(f"{variable} is not a {scheme}:// address its client can use") from None
 
 
 def _storage_schemes(base: type) -> set[str]:

@@ -290,6 +290,13 @@ BAD_VALUES = [
     ("CAMPAIGN_SESSION_COOKIE_SAMESITE", "Bogus", "must be Lax, Strict or None, not 'Bogus'"),
     ("CAMPAIGN_WTF_CSRF_TIME_LIMIT", "abc", "must be a number of seconds, 1 or more"),
     ("CAMPAIGN_RATELIMIT_STORAGE_URI", "bogus://", "not bogus://..."),
+    # limits knows the scheme; its client library is not installed here.
+    (
+        "CAMPAIGN_RATELIMIT_STORAGE_URI",
+        "memcached://cache:11211",
+        "needs the Python package pymemcache",
+    ),
+    ("CAMPAIGN_RATELIMIT_STORAGE_URI", "redis://cache:port", "not a redis:// address"),
 ]
 
 
