@@ -317,15 +317,16 @@ def test_dashboard_page_has_no_axe_violations(
         context.close()
 
 
-# Every cell of these tables, and the campaign's counts, without scrolling sideways.
+# Every cell of these tables (campaigns, signatures, the organizer's sessions), and the
+# campaign's counts, without scrolling sideways.
 _OFF_SCREEN_CELLS = """(width) => [...document.querySelectorAll('table td, table th[scope=row]')]
     .filter((cell) => cell.getBoundingClientRect().right > width + 0.5)
     .map((cell) => cell.textContent.trim().slice(0, 40))"""
 
 
 @pytest.mark.parametrize("width", [1280, 360])
-@pytest.mark.parametrize("name", ["index", "signatures"])
-def test_the_campaign_and_signature_lists_fit_the_screen(
+@pytest.mark.parametrize("name", ["index", "signatures", "account"])
+def test_the_dashboard_tables_fit_the_screen(
     dashboard: Any,
     live_server: LiveServer,
     fixtures: Fixtures,

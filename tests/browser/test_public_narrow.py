@@ -109,3 +109,31 @@ def test_a_public_page_fits_a_320px_screen(
         box = cell.bounding_box()
         assert box is not None and box["x"] + box["width"] <= width, cell.inner_text()
     context.close()
+
+
+def test_a_letters_own_headings_read_between_its_text_and_the_page_title(
+    live_server: LiveServer, page: Any
+) -> None:
+    """A letter's "#" to "#####" (rendered <h2> to <h6> under the page's <h1>) are never
+    smaller than its text, nor as large as the page's title."""
+    app = live_server.app
+    with dbmod.session_scope(app) as session:
+        campaigns.create_campaign(
+            session,
+            slug="headings",
+            title="Free the journalists",
+            letter="# One\n\n## Two\n\n### Three\n\n#### Four\n\n##### Five\n\nDear Minister.",
+            state="open",
+        )
+    page.set_viewport_size(NARROW)
+    page.goto(live_server("/c/headings"))
+    sizes = page.evaluate(
+        """() => Object.fromEntries(
+            ["h1", ".letter h2", ".letter h3", ".letter h4", ".letter h5", ".letter h6",
+             ".letter p"].map(s => [s, parseFloat(getComputedStyle(
+                document.querySelector(s)).fontSize)]))"""
+    )
+    text, title = sizes.pop(".letter p"), sizes.pop("h1")
+    assert len(sizes) == 5
+    for selector, size in sizes.items():
+        assert text <= size < title, (selector, size, text, title)
