@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from typing import Any
 
 from flask import Flask
@@ -79,6 +80,27 @@ def options(*, host: str, port: int, workers: int, threads: int) -> dict[str, An
         # others'. Nothing here uses it; stop, restart and reload go by signals.
         "control_socket_disable": True,
     }
+
+
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why host:port cannot be listened on (taken, not this machine's, not allowed), or None.
+
+    gunicorn would try five times, a second apart, logging two lines each; this asks once,
+    the way gunicorn binds (SO_REUSEADDR), and lets the socket go at once.
+    """
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError):
+        return f"cannot listen on {host}:{port}: no such address"
+    family, kind, proto, _, address = found[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            reason = (error.strerror or str(error)).lower()
+            return f"cannot listen on {host}:{port}: {reason}"
+    return None
 
 
 def run_gunicorn(*, host: str, port: int, workers: int, threads: int) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
-from serve_helpers import Server, get, running, serve_env
+from serve_helpers import CAMPAIGN, Server, get, running, serve_env
 
 
 def test_two_servers_of_one_user_leave_each_other_and_the_home_folder_alone(
@@ -31,3 +33,25 @@ def test_two_servers_of_one_user_leave_each_other_and_the_home_folder_alone(
         assert get(f"http://127.0.0.1:{servers[1].port}/healthz")[0] == 200
     # No control socket in the user's home, for one server to take from another.
     assert list(home.iterdir()) == []
+
+
+def test_a_port_in_use_ends_serve_in_one_line_at_once(app_factory: Any, tmp_path: Path) -> None:
+    """Not gunicorn's five tries a second apart, two log lines each (gunicorn never starts)."""
+    app = app_factory()
+    env = serve_env(app.config["DATABASE_URL"], tmp_path / "served")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [CAMPAIGN, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"Error: cannot listen on 127.0.0.1:{port}: address already in use"
+    ]

@@ -68,7 +68,7 @@ def db_upgrade(revision: str) -> None:
 @with_appcontext
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the app with gunicorn (production); needs CAMPAIGN_BASE_URL."""
-    from campaign.server import run_gunicorn
+    from campaign.server import cannot_listen, run_gunicorn
 
     config = current_app.config
     if not config.get("BASE_URL"):
@@ -77,6 +77,9 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
             "set CAMPAIGN_BASE_URL to the site's public address (e.g. https://letters.example.org):"
             " links in mail and on the letter start with it"
         )
+    problem = cannot_listen(host, port)
+    if problem is not None:
+        raise click.ClickException(problem)  # "address already in use": say so once
     storage = str(config.get("RATELIMIT_STORAGE_URI") or "memory://")
     if workers > 1 and config.get("RATELIMIT_ENABLED", True) and storage.startswith("memory://"):
         click.echo(
