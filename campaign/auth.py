@@ -7,7 +7,7 @@ import functools
 import hashlib
 import secrets
 from collections.abc import Callable, Iterable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
@@ -263,12 +263,19 @@ def reset_password(db: Session, organizer: Organizer, password: str) -> None:
 def log_out_everywhere(db: Session, organizer: Organizer) -> None:
     """End every session of the organizer, this one included, and audit it."""
     end_sessions(db, organizer)
+    _audit_ending(db, organizer, "organizer.logout_everywhere", ended="sessions_ended")
+
+
+def _audit_ending(
+    db: Session, organizer: Organizer, action: str, *, ended: str = "session_ended", **before: Any
+) -> None:
+    """The audit entry of an organizer ending one of their sessions, or all (ended)."""
     audit.record(
         db,
         organizer,
-        "organizer.logout_everywhere",
-        before={"organizer": organizer.email},
-        after={"organizer": organizer.email, "sessions_ended": True},
+        action,
+        before={"organizer": organizer.email, **before},
+        after={"organizer": organizer.email, ended: True},
     )
 
 
@@ -352,13 +359,7 @@ def logout(db: Session) -> None:
             .returning(LoginSession.id)
         )
         if ended is not None and organizer is not None:
-            audit.record(
-                db,
-                organizer,
-                "organizer.logout",
-                before={"organizer": organizer.email},
-                after={"organizer": organizer.email, "session_ended": True},
-            )
+            _audit_ending(db, organizer, "organizer.logout")
     session.clear()
     g.organizer = None
     g.login_session = None
@@ -394,17 +395,13 @@ def end_session(db: Session, organizer: Organizer, session_id: int) -> LoginSess
         is None
     ):
         return None
-    audit.record(
+    _audit_ending(
         db,
         organizer,
         "organizer.session_end",
-        before={
-            "organizer": organizer.email,
-            "browser": row.browser,
-            "system": row.system,
-            "started": row.created_at,
-        },
-        after={"organizer": organizer.email, "session_ended": True},
+        browser=row.browser,
+        system=row.system,
+        started=row.created_at,
     )
     return row
 

@@ -122,11 +122,16 @@ def test_a_copied_cookie_stops_working_after_plain_logout(any_app: Flask) -> Non
         assert db.scalar(select(func.count()).select_from(LoginSession)) == 0
 
 
+def _laptop_and_phone(app: Flask) -> tuple[tuple[FlaskClient, AuthActions], ...]:
+    """Ann logged in on a Windows laptop, then on an iPhone."""
+    devices = (_device(app, FIREFOX_WINDOWS), _device(app, SAFARI_IPHONE))
+    for _, helper in devices:
+        assert helper.login("ann@example.org").status_code == 303
+    return devices
+
+
 def test_logging_out_ends_only_this_devices_session(app: Flask, store: Session, ann: None) -> None:
-    laptop, laptop_auth = _device(app, FIREFOX_WINDOWS)
-    phone, phone_auth = _device(app, SAFARI_IPHONE)
-    assert laptop_auth.login("ann@example.org").status_code == 303
-    assert phone_auth.login("ann@example.org").status_code == 303
+    (laptop, laptop_auth), (phone, _) = _laptop_and_phone(app)
     assert laptop_auth.logout().status_code == 303
     assert laptop.get("/admin/").status_code == 302
     assert phone.get("/admin/").status_code == 200
@@ -197,10 +202,7 @@ def test_an_organizers_sessions_go_with_the_organizer(store: Session, app: Flask
 
 
 def test_logins_and_logouts_are_in_the_audit_trail(app: Flask, store: Session, ann: None) -> None:
-    laptop, laptop_auth = _device(app, FIREFOX_WINDOWS)
-    phone, phone_auth = _device(app, SAFARI_IPHONE)
-    assert laptop_auth.login("ann@example.org").status_code == 303
-    assert phone_auth.login("ann@example.org").status_code == 303
+    (_, laptop_auth), (phone, _) = _laptop_and_phone(app)
     assert laptop_auth.logout().status_code == 303
     assert laptop_auth.logout().status_code == 303  # logged out already: nothing ended
     logins = _audit(store, "organizer.login")
