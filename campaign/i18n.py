@@ -292,9 +292,10 @@ def long_date(value: dt.date) -> str:
     return _first_of_the_month(str(format_date(value, format="long")))
 
 
-def date_time(value: dt.datetime) -> str:
-    """A moment in the reader's language, as Babel's medium format: "1er déc. 2026, 16:20:00"."""
-    return _first_of_the_month(str(format_datetime(value)))
+def date_time(value: dt.datetime, format: str | None = None) -> str:
+    """A moment in the reader's language, in Babel's medium format ("1er déc. 2026, 16:20:00")
+    or a pattern of its own that starts with the day ("d MMM y, HH:mm")."""
+    return _first_of_the_month(str(format_datetime(value, format)))
 
 
 def letter_for(campaign: Campaign, locale: str) -> Letter:

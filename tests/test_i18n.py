@@ -293,6 +293,7 @@ def test_french_writes_the_first_of_the_month_as_an_ordinal(app: Flask) -> None:
         assert i18n.long_date(first) == "1er décembre 2026"
         assert i18n.long_date(tenth) == "10 décembre 2026"
         assert i18n.date_time(first).startswith("1er déc. 2026")
+        assert i18n.date_time(first, "d MMM y, HH:mm") == "1er déc. 2026, 09:30"  # the summary
     with app.test_request_context(), force_locale("en"):
         assert i18n.long_date(first) == "December 1, 2026"
     with app.test_request_context(), force_locale("es"):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
-from flask_babel import force_locale, format_datetime
+from flask_babel import force_locale
 
 from campaign import digest, i18n
 from campaign.db import reading, session_scope
@@ -77,7 +77,7 @@ def compose(app: Flask, summary: digest.Summary, base: str, locale: str) -> Comp
             "counted": {letter.slug: _counted(letter) for letter in summary.letters},
             "dashboard": link("admin.index", {}),
             "account": link("admin.account", {}) + "#digest",
-            "since": format_datetime(summary.since, "d MMM y, HH:mm") + " UTC",
+            "since": i18n.date_time(summary.since, "d MMM y, HH:mm") + " UTC",
             "locale": locale.replace("_", "-"),
         }
         text = app.jinja_env.get_template("email/digest.txt").render(values)
