@@ -16,7 +16,7 @@ from babel.dates import format_date
 from flask import Flask
 from flask.testing import FlaskClient
 from markupsafe import escape
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, update
 
 from campaign import campaigns, signing, tally
 from campaign.db import session_scope, utcnow
@@ -760,7 +760,7 @@ def test_csrf_token_is_required(app_factory: Any) -> None:
     refused = post_sign(client)
     assert refused.status_code == 400
     # The form again, in plain words (tests/test_signer_recovery.py), never Flask-WTF's.
-    assert "we could not take your signature" in refused.text
+    assert "We could not take your signature yet." in refused.text
     assert "CSRF" not in refused.text
     assert signatures(app) == []
     page = client.get(f"/c/{SLUG}").text
@@ -815,6 +815,20 @@ def test_confirm_get_changes_nothing_and_shows_a_button(
         assert "maria.santos@example.org" not in page.text
     assert signatures(app)[0].status == "pending"
     assert total(app) == 0
+
+
+def test_a_signature_made_while_open_counts_when_confirmed_after_the_letter_closed(
+    app: Flask, client: FlaskClient, signed: QueuedMail
+) -> None:
+    path = link(signed, "confirm")
+    assert "has closed since" not in client.get(path).text
+    with session_scope(app) as db:
+        db.execute(update(Campaign).values(state="closed"))
+    page = client.get(path).text
+    assert "This letter has closed since it was signed: a signature made while it was open" in page
+    assert client.post(path).status_code == 303
+    assert signatures(app)[0].status == "confirmed"
+    assert total(app) == 1
 
 
 def test_confirm_post_counts_and_can_be_repeated(
@@ -1061,6 +1075,11 @@ def test_the_bad_link_page_promises_only_what_signing_again_does(
     assert page.status_code == 400
     assert "we mail the link to it again" not in page.text
     assert "we mail it a new link" in page.text
+    # Signing again mails no link to stop updates: each update carries one.
+    stop = client.get(f"/c/{SLUG}/updates/stop/nonsense")
+    assert stop.status_code == 400
+    assert "sign the letter again" not in stop.text
+    assert "use the one in the most recent update" in stop.text
 
 
 def title_and_heading(page: Any) -> tuple[str, str]:

@@ -251,7 +251,7 @@ def test_a_country_without_listed_signers_says_so(
     add_signers(db, campaign, ["Private"], "NO", public=False)
     response = client.get(f"/c/{SLUG}/signatories?country=NO")
     assert response.status_code == 200
-    assert "No signer from Norway has been listed yet." in response.text
+    assert "Norway: no signer has been listed yet." in response.text
     assert "Private" not in response.text
 
 
@@ -262,7 +262,7 @@ def test_a_page_past_the_last_signer_leads_back_to_the_first(
     add_signers(db, campaign, ["Ana", "Ben"], "FR")
     token = listing.Cursor("zzz", 10**6).token()
     page = client.get(f"/c/{SLUG}/signatories?country=FR&after={token}").text
-    assert "There are no more signers from France on this list." in page
+    assert "France: there are no more signers on this list." in page
     assert f'href="/c/{SLUG}/signatories?country=FR"' in page
 
 
@@ -299,17 +299,17 @@ def test_a_countrys_pages_say_which_signers_they_show_of_how_many(
     add_signers(db, campaign, ["Ana"], "DE")
     pages = list(walk(client, f"/c/{SLUG}/signatories?country=FR"))
     assert [where(page) for page in pages] == [
-        "Showing 1\u20135 of 12 listed signatories from France",
-        "Showing 6\u201310 of 12 listed signatories from France",
-        "Showing 11\u201312 of 12 listed signatories from France",
+        "France: showing 1\u20135 of 12 listed signatories",
+        "France: showing 6\u201310 of 12 listed signatories",
+        "France: showing 11\u201312 of 12 listed signatories",
     ]
     backwards = list(walk(client, link(pages[-1], "prev") or "", "prev"))
     assert [where(page) for page in backwards] == [
-        "Showing 6\u201310 of 12 listed signatories from France",
-        "Showing 1\u20135 of 12 listed signatories from France",
+        "France: showing 6\u201310 of 12 listed signatories",
+        "France: showing 1\u20135 of 12 listed signatories",
     ]
     one_page = client.get(f"/c/{SLUG}/signatories?country=DE").text
-    assert where(one_page) == "1 listed signatory from Germany"
+    assert where(one_page) == "Germany: 1 listed signatory"
     assert "<nav" not in one_page.split("</main>")[0].split('id="where-in-list"')[1]
 
 
@@ -320,16 +320,16 @@ def test_the_place_in_the_list_is_in_the_readers_language_and_number_format(
     add_signers(db, campaign, [f"Person {i:05}" for i in range(1234)], "FR")
     first = client.get(f"/c/{SLUG}/signatories?country=FR").text
     second = client.get(link(first, "next") or "").text
-    assert where(second) == "Showing 501\u20131,000 of 1,234 listed signatories from France"
+    assert where(second) == "France: showing 501\u20131,000 of 1,234 listed signatories"
     french = client.get((link(first, "next") or "") + "&lang=fr").text
     assert where(french) == (
-        "Affichage de 501 à 1\u202f000 sur 1\u202f234 signataires listés de France"
+        "France : affichage de 501 à 1\u202f000 sur 1\u202f234 signataires listés"
     )
     spanish = client.get((link(first, "next") or "") + "&lang=es").text
-    assert where(spanish) == "Se muestran 501\u20131.000 de 1.234 firmantes listados de Francia"
+    assert where(spanish) == "Francia: se muestran 501\u20131.000 de 1.234 firmantes listados"
     indonesian = client.get((link(first, "next") or "") + "&lang=id").text
     assert where(indonesian) == (
-        "Menampilkan 501\u20131.000 dari 1.234 penanda tangan yang tercantum dari Perancis"
+        "Perancis: menampilkan 501\u20131.000 dari 1.234 penanda tangan yang tercantum"
     )
 
 
@@ -345,7 +345,7 @@ def test_the_total_is_the_tallys_listed_counter_not_a_count_of_rows(
     )
     db.commit()
     page = client.get(f"/c/{SLUG}/signatories?country=FR").text
-    assert where(page) == "Showing 1\u20135 of 40 listed signatories from France"
+    assert where(page) == "France: showing 1\u20135 of 40 listed signatories"
 
 
 def test_a_link_from_before_the_places_or_an_altered_one_shows_sensible_numbers(
@@ -356,18 +356,18 @@ def test_a_link_from_before_the_places_or_an_altered_one_shows_sensible_numbers(
     old = listing.Cursor("name 04", ids[4]).token()  # a link made before cursors had places
     page = client.get(f"/c/{SLUG}/signatories?country=FR&after={old}").text
     assert shown(page) == ids[5:10]
-    assert where(page) == "20 listed signatories from France"
+    assert where(page) == "France: 20 listed signatories"
     forged = listing.Cursor("name 04", ids[4], 10**9).token()
     page = client.get(f"/c/{SLUG}/signatories?country=FR&after={forged}").text
     assert shown(page) == ids[5:10]
-    assert where(page) == "Showing 15\u201319 of 20 listed signatories from France"
+    assert where(page) == "France: showing 15\u201319 of 20 listed signatories"
     low = listing.Cursor("name 15", ids[15], 1).token()
     page = client.get(f"/c/{SLUG}/signatories?country=FR&before={low}").text
     assert shown(page) == ids[10:15]
-    assert where(page) == "Showing 2\u20136 of 20 listed signatories from France"
+    assert where(page) == "France: showing 2\u20136 of 20 listed signatories"
     # The last page is pinned to the counter, whatever the links on the way said.
     *_, end = walk(client, f"/c/{SLUG}/signatories?country=FR&after={forged}")
-    assert where(end) == "Showing 16\u201320 of 20 listed signatories from France"
+    assert where(end) == "France: showing 16\u201320 of 20 listed signatories"
 
 
 def test_no_page_of_the_list_shows_an_email_address(

@@ -4,6 +4,7 @@ a lost session cookie (CSRF), a letter closed while the form was filled."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 from typing import Any
 
@@ -22,6 +23,13 @@ STALE_SIGN = (
 STALE_BUTTON = (
     "Your page had been open a long time, so nothing was done yet: please press the button again."
 )
+NO_COOKIE = (
+    "Your browser did not send back this site's cookie: it may have been cleared, or cookies "
+    "may be blocked for this site. Please press the button again; if this message comes "
+    "back, allow cookies for this site."
+)
+NO_COOKIE_SIGN = f"We could not take your signature yet. {NO_COOKIE}"
+NO_COOKIE_BUTTON = f"Nothing was done yet. {NO_COOKIE}"
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
@@ -47,7 +55,7 @@ def alert_of(page: str) -> str:
         re.S,
     )
     assert found is not None, page
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(1))).strip()
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(1))).strip())
 
 
 # --------------------------------------------------------------------------- lost session
@@ -60,7 +68,7 @@ def test_a_lost_session_shows_the_form_again_with_what_was_typed(csrf_app: Flask
     refused = browser.post(f"/c/{SLUG}/sign", data=typed)
     assert refused.status_code == 400
     page = refused.text
-    assert alert_of(page) == f"There is a problem {STALE_SIGN}"
+    assert alert_of(page) == f"There is a problem {NO_COOKIE_SIGN}"
     # Inside the section headed "Sign the letter" (h2): a heading of the level below.
     assert re.search(r'id="error-summary">\s*<h3>There is a problem</h3>', page)
     assert "CSRF" not in page and "session token" not in page
@@ -101,7 +109,7 @@ def test_the_lost_session_message_is_in_the_signers_language(csrf_app: Flask) ->
     refused = csrf_app.test_client().post(f"/c/{SLUG}/sign?lang=es", data=GOOD)
     assert refused.status_code == 400
     assert '<html lang="es"' in refused.text
-    assert alert_of(refused.text).startswith("Hay un problema Su página llevaba")
+    assert alert_of(refused.text).startswith("Hay un problema Aún no pudimos recoger su firma.")
 
 
 ACTION = re.compile(r'<form method="post" action="([^"]+)"')
@@ -164,7 +172,7 @@ def test_a_lost_session_on_a_signers_link_page_shows_its_button_again(
     browser = csrf_app.test_client()  # the mail app's browser, its cookie gone
     refused = browser.post(path, data={"csrf_token": page_token})
     assert refused.status_code == 400
-    assert alert_of(refused.text) == f"There is a problem {STALE_BUTTON}"
+    assert alert_of(refused.text) == f"There is a problem {NO_COOKIE_BUTTON}"
     assert "CSRF" not in refused.text
     assert "<title>Error: " in refused.text  # the title says it too, as the sign form's does
     assert '<script src="/static/site.js" defer>' in refused.text  # focuses the alert
@@ -174,6 +182,18 @@ def test_a_lost_session_on_a_signers_link_page_shows_its_button_again(
     assert [s.status for s in signatures(csrf_app)] == [
         "confirmed" if purpose == "confirm" else "withdrawn"
     ]
+
+
+def test_a_link_page_kept_open_too_long_says_so_when_the_cookie_came_back(csrf_app: Flask) -> None:
+    signer = csrf_app.test_client()
+    assert post_sign(signer, csrf_token=token_of(signer.get(f"/c/{SLUG}").text)).status_code == 303
+    path = link(outbox(csrf_app)[0], "confirm")
+    browser = csrf_app.test_client()
+    assert browser.get(path).status_code == 200  # its session cookie kept
+    refused = browser.post(path, data={"csrf_token": "a token from long ago"})
+    assert refused.status_code == 400
+    assert alert_of(refused.text) == f"There is a problem {STALE_BUTTON}"
+    assert [s.status for s in signatures(csrf_app)] == ["pending"]
 
 
 def test_other_forms_refuse_a_lost_session_in_plain_words(csrf_app: Flask) -> None:

@@ -16,7 +16,8 @@
   var lang = document.documentElement.lang || "en";
   var plurals = window.Intl && Intl.PluralRules ? new Intl.PluralRules(lang) : null;
   // Digits grouped as the server writes them ("1,234", "1 234", "1.234").
-  var digits = window.Intl && Intl.NumberFormat ? new Intl.NumberFormat(lang) : null;
+  // "always": Spanish CLDR leaves 4 digits ungrouped ("1234"), Babel groups them ("1.234").
+  var digits = window.Intl && Intl.NumberFormat ? new Intl.NumberFormat(lang, { useGrouping: "always" }) : null;
 
   // The server's forms are [the CLDR "one" form, every other form] (see campaign/i18n.py).
   function counted(forms, num) {

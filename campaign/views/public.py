@@ -320,21 +320,35 @@ def campaign(slug: str) -> Response:
     return _render_campaign(_campaign_or_404(slug), None)
 
 
-def _csrf_refused() -> bool:
-    """Whether this POST fails the CSRF check: its session cookie lost (a phone's browser
-    restarted, private browsing, a page kept open overnight) or a foreign Referer.
+def _csrf_refused() -> str | None:
+    """Whether this POST fails the CSRF check, and why: "no-cookie" when it came without
+    this site's session cookie (cleared: a phone's browser restarted, private browsing; or
+    blocked), "stale" otherwise (a page kept open past the token's lifetime, a foreign
+    Referer); None when it passes.
 
     The signer's forms check it here, not in CSRFProtect before the view (they are exempt
     there), so the view can show its page again, with what was typed and a fresh token (so
     a fresh session cookie), in plain words; nothing is stored.
     """
     if not current_app.config.get("WTF_CSRF_ENABLED", True):
-        return False
+        return None
     try:
         csrf.protect()  # logs Flask-WTF's reason
     except CSRFError:
-        return True
-    return False
+        if current_app.config["SESSION_COOKIE_NAME"] not in request.cookies:
+            return "no-cookie"
+        return "stale"
+    return None
+
+
+def _no_cookie_notice(done: str) -> str:
+    """What a refused POST that came without the site's cookie tells the signer."""
+    return gettext(
+        "%(done)s Your browser did not send back this site's cookie: it may have been cleared, "
+        "or cookies may be blocked for this site. Please press the button again; if this "
+        "message comes back, allow cookies for this site.",
+        done=done,
+    )
 
 
 @bp.post("/c/<slug>/sign")
@@ -345,16 +359,20 @@ def sign(slug: str) -> Response | BaseResponse:
     locale = i18n.current()
     # The form's CPU work (CSRF, email syntax) before any query.
     form = SignForm(locale=locale)
-    if _csrf_refused():
+    refused = _csrf_refused()
+    if refused is not None:
         with reading():
             found = _letter_or_404(slug)
             if _state_message(found) is not None:
                 return _refuse(found)
-            stale = gettext(
-                "Your page had been open a long time, so we could not take your signature: "
-                "please press the button again."
-            )
-            return _render_campaign(found, form, 400, notice=stale)
+            if refused == "no-cookie":
+                notice = _no_cookie_notice(gettext("We could not take your signature yet."))
+            else:
+                notice = gettext(
+                    "Your page had been open a long time, so we could not take your signature: "
+                    "please press the button again."
+                )
+            return _render_campaign(found, form, 400, notice=notice)
     valid = form.validate()
     db = get_session()
     if not valid or form.is_bot():
@@ -468,18 +486,24 @@ def _link_page(slug: str, token: str, purpose: str) -> Response | BaseResponse:
         i18n.prefer(result[0].locale)
     letter = i18n.letter_for(found, i18n.current())
     if isinstance(result, str):
-        page = render_template("public/bad_link.html", campaign=found, letter=letter, reason=result)
+        page = render_template(
+            "public/bad_link.html", campaign=found, letter=letter, reason=result, purpose=purpose
+        )
         return make_response(page, 400)
     signature, link = result
     # A confirm link mailed to a withdrawn signature's address when it signed again.
     again = purpose == "confirm" and signing.signs_again(signature, link)
-    if request.method == "POST" and purpose != "stop_updates" and _csrf_refused():
+    refused = _csrf_refused() if request.method == "POST" and purpose != "stop_updates" else None
+    if refused is not None:
         # Nothing done: the same page, its button carrying a fresh token.
-        stale = gettext(
-            "Your page had been open a long time, so nothing was done yet: "
-            "please press the button again."
-        )
-        page = _signer_link_page(found, letter, signature, purpose, again=again, notice=stale)
+        if refused == "no-cookie":
+            notice = _no_cookie_notice(gettext("Nothing was done yet."))
+        else:
+            notice = gettext(
+                "Your page had been open a long time, so nothing was done yet: "
+                "please press the button again."
+            )
+        page = _signer_link_page(found, letter, signature, purpose, again=again, notice=notice)
         return make_response(page, 400)
     if request.method == "POST":
         db = get_session()
@@ -531,6 +555,8 @@ def _signer_link_page(
         # Off the letter by its signer alone: signing again mails a link that brings it back.
         may_sign_again=signing.withdrawn_by_signer(signature),
         withdrawn_on=i18n.long_date(withdrawn_at) if withdrawn_at else None,
+        # Signed while it was open: confirming counts it still (its page says so).
+        closed_since=campaigns.phase(campaign, utcnow()) == "closed",
     )
 
 
@@ -704,11 +730,15 @@ def signatories(slug: str) -> str | BaseResponse:
 
 
 def _where_in_list(page: listing.Page, country: str) -> str:
-    """'Showing 501-1,000 of 1,234 listed signatories from France', or the number alone."""
+    """'France: showing 501-1,000 of 1,234 listed signatories', or the number alone.
+
+    The country leads, before a colon: "from %(country)s" would need each name's article
+    ("from the United Kingdom", "des États-Unis", "del Reino Unido").
+    """
     if page.first is not None and page.last is not None and (page.previous or page.next):
         return i18n.ngettext(
-            "Showing %(first)s\u2013%(last)s of %(count)s listed signatory from %(country)s",
-            "Showing %(first)s\u2013%(last)s of %(count)s listed signatories from %(country)s",
+            "%(country)s: showing %(first)s\u2013%(last)s of %(count)s listed signatory",
+            "%(country)s: showing %(first)s\u2013%(last)s of %(count)s listed signatories",
             page.listed,
             first=format_number(page.first),
             last=format_number(page.last),
@@ -717,8 +747,8 @@ def _where_in_list(page: listing.Page, country: str) -> str:
         )
     # One page holds them all, or a link from before pages carried their place.
     return i18n.ngettext(
-        "%(count)s listed signatory from %(country)s",
-        "%(count)s listed signatories from %(country)s",
+        "%(country)s: %(count)s listed signatory",
+        "%(country)s: %(count)s listed signatories",
         page.listed,
         count=format_number(page.listed),
         country=country,
