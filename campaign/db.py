@@ -285,7 +285,7 @@ class Direct:
             fetched: list[tuple[Any, ...]] = driver.execute(plan.sql, args).fetchall()
         except sqlite3.Error as error:
             raise DBAPIError.instance(
-                plan.sql, args, error, sqlite3.Error, dialect=conn.dialect
+                plan.sql, args, error, sqlite3.Error, hide_parameters=True, dialect=conn.dialect
             ) from error
         if not any(plan.results):
             return fetched
@@ -305,6 +305,15 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of what the database (driver) said, without SQLAlchemy's additions:
+    never the statement's values (a signer's name and address) nor a DETAIL line quoting a
+    row, so it may be logged or shown."""
+    orig = getattr(error, "orig", None) or error
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    return lines[0] if lines else type(orig).__name__
+
+
 def is_sqlite(engine_or_url: Engine | URL | str) -> bool:
     """Whether an engine or URL points at SQLite."""
     url = engine_or_url.url if isinstance(engine_or_url, Engine) else make_url(engine_or_url)
@@ -321,7 +330,12 @@ def _create_private(path: str) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine with this project's connection settings for its backend."""
+    """An engine with this project's connection settings for its backend.
+
+    Its errors never carry a statement's values (hide_parameters): they are signers' names
+    and addresses, and an error's text reaches logs that erasure cannot reach.
+    """
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         # The driver's own transaction handling is turned off so that BEGIN IMMEDIATE
         # below takes the write lock at the start of every writing transaction: a deferred

@@ -21,7 +21,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable
 from werkzeug.wrappers import Response as BaseResponse
 
 from campaign import campaigns
-from campaign.db import get_session
+from campaign.db import first_line, get_session
 from campaign.i18n import gettext
 
 # How long a client is asked to wait (Retry-After) when the database does not answer: on the
@@ -93,7 +93,9 @@ def init_app(app: Flask) -> None:
     def database_down(error: DBAPIError) -> Response:
         # The database went away (restart, failover): answer 503 so clients retry,
         # and drop the broken session; pool_pre_ping reconnects on the next request.
-        app.logger.error("database error: %s", error)
+        # The driver's first line: neither the statement's values nor a row it quotes.
+        orig = getattr(error, "orig", None) or error
+        app.logger.error("database error (%s): %s", type(orig).__name__, first_line(error))
         try:
             get_session().rollback()
         except DBAPIError:

@@ -19,6 +19,7 @@ from app_helpers import base_config
 from flask import Flask
 from flask.testing import FlaskClient
 from pg_helpers import fresh_database
+from test_public import make_campaign, post_sign
 
 from campaign import campaigns, create_app
 from campaign.db import session_scope
@@ -367,3 +368,33 @@ def test_a_new_signature_changes_tally_json_etag(site: Flask) -> None:
     assert changed.status_code == 200
     assert changed.get_json()["signatures"] == 2
     assert changed.headers["ETag"] != etag
+
+
+def test_a_database_error_while_signing_logs_no_signers_data(
+    any_app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 503 is logged, as the driver's first line: never the statement's values (the
+    signer's name and address), which erasure could not reach in a log."""
+    make_campaign(any_app)
+    with any_app.extensions["engine"].begin() as conn:
+        if any_app.extensions["engine"].dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "CREATE TRIGGER full_disk BEFORE INSERT ON signature"
+                " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION full_disk() RETURNS trigger AS $$BEGIN RAISE EXCEPTION"
+                " 'could not extend file: No space left on device' USING ERRCODE = '53100';"
+                " END$$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER full_disk BEFORE INSERT ON signature"
+                " FOR EACH ROW EXECUTE FUNCTION full_disk()"
+            )
+    with caplog.at_level(logging.INFO):
+        response = post_sign(any_app.test_client(), name="Ada Private", email="ada.p@example.org")
+    assert response.status_code == 503
+    logged = caplog.text
+    assert "database error" in logged
+    assert "ada.p@example.org" not in logged and "Ada Private" not in logged

@@ -54,11 +54,7 @@ def where(url: str) -> str:
     return f"{place}/{parsed.database}" if parsed.database else place
 
 
-def first_line(error: BaseException) -> str:
-    """The first line of what the database (driver) said, without SQLAlchemy's additions."""
-    orig = getattr(error, "orig", None) or error
-    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
-    return lines[0] if lines else type(orig).__name__
+first_line = db.first_line
 
 
 def _probe(url: str) -> Engine:
