@@ -66,7 +66,7 @@ class _Server(BaseApplication):  # type: ignore[misc]
 def options(*, host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
     """gunicorn's settings for `campaign serve`."""
     return {
-        "bind": f"{host}:{port}",
+        "bind": bind_address(host, port),
         "workers": workers,
         "threads": threads,
         "worker_class": "gthread",
@@ -82,6 +82,17 @@ def options(*, host: str, port: int, workers: int, threads: int) -> dict[str, An
     }
 
 
+def _bare_host(host: str) -> str:
+    """The host without the brackets an IPv6 address may be written in ("[::1]" -> "::1")."""
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def bind_address(host: str, port: int) -> str:
+    """gunicorn's bind setting: an IPv6 address in brackets ("[::1]:8000")."""
+    bare = _bare_host(host)
+    return f"[{bare}]:{port}" if ":" in bare else f"{bare}:{port}"
+
+
 def cannot_listen(host: str, port: int) -> str | None:
     """Why host:port cannot be listened on (taken, not this machine's, not allowed), or None.
 
@@ -89,7 +100,9 @@ def cannot_listen(host: str, port: int) -> str | None:
     the way gunicorn binds (SO_REUSEADDR), and lets the socket go at once.
     """
     try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        found = socket.getaddrinfo(
+            _bare_host(host), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
     except (socket.gaierror, UnicodeError):
         return f"cannot listen on {host}:{port}: no such address"
     family, kind, proto, _, address = found[0]

@@ -7,7 +7,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from serve_helpers import CAMPAIGN, Server, get, running, serve_env
+
+from campaign.server import cannot_listen, options
 
 
 def test_two_servers_of_one_user_leave_each_other_and_the_home_folder_alone(
@@ -55,3 +58,30 @@ def test_a_port_in_use_ends_serve_in_one_line_at_once(app_factory: Any, tmp_path
     assert done.stderr.strip().splitlines() == [
         f"Error: cannot listen on 127.0.0.1:{port}: address already in use"
     ]
+
+
+@pytest.mark.parametrize(
+    ("host", "bind"),
+    [
+        ("127.0.0.1", "127.0.0.1:8000"),
+        ("letters.example.org", "letters.example.org:8000"),
+        ("::1", "[::1]:8000"),
+        ("[::1]", "[::1]:8000"),
+        ("::", "[::]:8000"),
+    ],
+)
+def test_serve_binds_ipv6_addresses_in_brackets(host: str, bind: str) -> None:
+    assert options(host=host, port=8000, workers=2, threads=4)["bind"] == bind
+
+
+def test_an_ipv6_address_is_checked_with_or_without_brackets() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("this machine has no IPv6")
+    with socket.socket(socket.AF_INET6) as taken:
+        taken.bind(("::1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for host in ("::1", "[::1]"):
+            taken_message = f"cannot listen on {host}:{port}: address already in use"
+            assert cannot_listen(host, port) == taken_message
+    assert cannot_listen("[::1]", port) is None
