@@ -10,6 +10,7 @@ import ipaddress
 import math
 import time
 from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import (
     Flask,
@@ -311,7 +312,20 @@ def _headers(response: Response) -> Response:
     if request.path.startswith("/admin/"):
         # Dashboard pages show signers' addresses: no copy in shared or proxy caches.
         default("Cache-Control", "no-store")
+    if "location" in present and 300 <= response.status_code < 400:
+        _location_without_host(response)
     return response
+
+
+def _location_without_host(response: Response) -> None:
+    """Werkzeug's own redirects (a path without its trailing slash, "//" in a path) name the
+    request's Host header, which the client chose: the same address without the host, so
+    no forged host goes on in a Location that a cache may keep (the site's own redirects
+    are relative already; one to another site is left as it is)."""
+    parts = urlsplit(response.headers["Location"])
+    if parts.netloc and parts.netloc == request.host:
+        path = "/" + parts.path.lstrip("/")  # "//x" would name a host
+        response.headers["Location"] = urlunsplit(("", "", path, parts.query, parts.fragment))
 
 
 def _hsts_seconds() -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from data_helpers import count_signatures
 from flask import Flask
+from flask.testing import FlaskClient
 
 from campaign import campaigns, create_app
 from campaign.db import new_session
@@ -196,3 +197,16 @@ def test_security_txt_only_when_a_contact_is_configured(app_factory) -> None:
     lines = response.get_data(as_text=True).splitlines()
     assert "Contact: mailto:security@letters.example" in lines
     assert any(re.fullmatch(r"Expires: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", line) for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [("/admin", "/admin/"), ("/c/release/withdraw//abc", "/c/release/withdraw/abc")],
+)
+def test_werkzeugs_own_redirects_never_name_the_requests_host(
+    client: FlaskClient, path: str, location: str
+) -> None:
+    """A missing trailing slash or a "//" in a path: the 308 names no host the client chose."""
+    response = client.get(path, headers={"Host": "evil.example"})
+    assert response.status_code == 308
+    assert response.headers["Location"] == location
