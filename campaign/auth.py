@@ -599,6 +599,15 @@ def can_access(db: Session, organizer: Organizer, campaign: Campaign) -> bool:
     return db.get(CampaignOrganizer, (campaign.id, organizer.id)) is not None
 
 
+def may_see(db: Session, campaign: Campaign) -> bool:
+    """Whether this request's visitor may see the letter's public pages: anyone, or for a
+    draft only the organizers who run it (and admins), previewing it."""
+    if campaign.state != "draft":
+        return True
+    organizer = current_organizer()
+    return organizer is not None and can_access(db, organizer, campaign)
+
+
 def campaign_or_404(slug: str) -> Campaign:
     """The campaign the current organizer may run, else 404 (never 403: no existence leak)."""
     db = get_session()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
+from admin_helpers import AuthActions, auth, make_organizer
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,9 @@ SIGNERS = [
     ("Siti Aminah", "ID"),
     ("Kofi Mensah", "GH"),
 ]
+
+
+__all__ = ["auth"]  # the fixture
 
 
 def seed(db: Session, *, slug: str = "free-them", title: str = "Free them", state: str = "open"):
@@ -93,10 +97,31 @@ def test_unknown_slug_is_404(client: FlaskClient, path: str) -> None:
     assert client.get(path).status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/c/free-them/widget", "/c/free-them/badge.svg"])
+DRAFT_EMBEDS = ["/c/free-them/widget", "/c/free-them/badge.svg", "/c/free-them/share.png"]
+
+
+@pytest.mark.parametrize("path", DRAFT_EMBEDS)
 def test_draft_letter_is_404(client: FlaskClient, db: Session, path: str) -> None:
     seed(db, state="draft")
     assert client.get(path).status_code == 404
+
+
+@pytest.mark.parametrize("path", DRAFT_EMBEDS)
+def test_a_drafts_organizers_preview_its_embeds_uncached(
+    client: FlaskClient, db: Session, auth: AuthActions, path: str
+) -> None:
+    """The draft's settings page shows its badge and links its widget: both open for the
+    organizers who run it, kept out of every cache; anyone else still gets a 404."""
+    campaign = seed(db, state="draft")
+    make_organizer(db, "olga@example.org", campaigns=(campaign,))
+    make_organizer(db, "other@example.org")
+    auth.login("other@example.org")
+    assert client.get(path).status_code == 404
+    auth.logout()
+    auth.login("olga@example.org")
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "private, no-store"
 
 
 def test_badge_is_an_svg_stating_the_count(client: FlaskClient, db: Session) -> None:

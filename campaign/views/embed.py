@@ -22,7 +22,7 @@ from flask_babel import format_number
 from markupsafe import escape
 from werkzeug.wrappers import Response as BaseResponse
 
-from campaign import campaigns, charts, hosts, i18n, tally
+from campaign import auth, campaigns, charts, hosts, i18n, tally
 from campaign.db import get_session, utcnow
 from campaign.models import Campaign
 
@@ -74,15 +74,23 @@ def _snippet_helper() -> dict[str, object]:
 
 
 def _campaign(slug: str) -> Campaign:
-    """The campaign of the URL; 404 for an unknown slug or a letter not yet published."""
-    campaign = campaigns.get_by_slug(get_session(), slug)
-    if campaign is None or campaign.state == "draft":
+    """The campaign of the URL; 404 for an unknown slug or a draft, but to the draft's own
+    organizers (and admins), whose dashboard previews its widget and badge."""
+    db = get_session()
+    campaign = campaigns.get_by_slug(db, slug)
+    if campaign is None or not auth.may_see(db, campaign):
         abort(404)
+    if campaign.state == "draft":
+        g.draft_preview = True  # _shareable keeps it out of caches
     return campaign
 
 
 def _shareable(response: Response, seconds: int = CACHE_SECONDS) -> Response:
-    """Cache briefly anywhere; the words follow the reader's language."""
+    """Cache briefly anywhere; the words follow the reader's language. A draft's, seen
+    only by its organizers, is kept out of every cache."""
+    if g.get("draft_preview"):
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
     response.cache_control.public = True
     response.cache_control.max_age = seconds
     response.vary.update(("Accept-Language", "Cookie"))

@@ -110,12 +110,8 @@ def _letter_or_404(slug: str) -> Campaign:
 
 
 def _may_see(campaign: Campaign) -> bool:
-    """Whether this visitor may see the letter's pages: anyone, or for a draft only the
-    organizers who run it (and admins), previewing it."""
-    if campaign.state != "draft":
-        return True
-    organizer = auth.current_organizer()
-    return organizer is not None and auth.can_access(get_session(), organizer, campaign)
+    """Whether this visitor may see the letter's pages (auth.may_see)."""
+    return auth.may_see(get_session(), campaign)
 
 
 def _campaign_or_404(slug: str) -> Campaign:
