@@ -139,8 +139,11 @@ def _share_fonts() -> tuple[str, ...]:
 
 @bp.get("/c/<slug>/share.png")
 def share_image(slug: str) -> BaseResponse:
-    """The link-preview picture (Open Graph, Twitter cards): title, count, map; PNG."""
+    """The link-preview picture (Open Graph, Twitter cards): title, count, map; PNG. None for
+    a draft, even to its organizers: nothing links it before the letter is published."""
     campaign = _campaign(slug)
+    if campaign.state == "draft":
+        abort(404)
     locale = i18n.current()
     counts = tally.tally(get_session(), campaign, locale)
     title = i18n.letter_for(campaign, locale).title
