@@ -1397,3 +1397,25 @@ def test_a_mail_being_written_is_not_yet_an_eml_file(
     # Mid-write (at the fsync) no *.eml existed; afterwards exactly the finished one does.
     assert seen and seen[0] == []
     assert len(eml_files(app)) == 1
+
+
+def test_an_internationalized_domain_is_mailed_in_its_ascii_form(app: Flask) -> None:
+    """The same mailbox, which every server takes: no SMTPUTF8 needed for a domain alone."""
+    queue_one(app, address="ada@exämple.org")
+    [row] = outbox(app)
+    assert row.to_addr == "ada@xn--exmple-cua.org"
+    assert mail.deliver_due(app) == 1
+    [path] = eml_files(app)
+    assert b"To: ada@xn--exmple-cua.org\n" in path.read_bytes()
+
+
+def test_a_non_ascii_mailbox_is_written_in_utf8_not_encoded_words(app: Flask) -> None:
+    """An address may not be RFC 2047-encoded: the .eml holds it in UTF-8, as SMTPUTF8
+    sends it."""
+    queue_one(app, address="тест@example.org")
+    assert mail.deliver_due(app) == 1
+    [path] = eml_files(app)
+    raw = path.read_bytes()
+    assert "To: тест@example.org\n".encode() in raw
+    assert b"=?utf-8?" not in raw.split(b"\n\n", 1)[0].lower().replace(b"subject", b"")
+    assert parse_file(path)["To"] == "тест@example.org"

@@ -183,6 +183,10 @@ def mail_bytes(mail_from: str, message: OutboxMessage, mail: Composed, *, smtp: 
         return data
     email = build_message(mail_from, message, mail)
     if not smtp:
+        if isinstance(email, EmailMessage):
+            # A non-ASCII address in UTF-8 (RFC 6532), as SMTPUTF8 sends it: the default
+            # policy would RFC 2047-encode it, which no address may be.
+            return email.as_bytes(policy=cast(EmailPolicy, email.policy).clone(utf8=True))
         return email.as_bytes()
     with io.BytesIO() as buffer:
         # As smtplib writes it: the message's policy, CRLF, "From " escaped; a non-ASCII

@@ -11,6 +11,7 @@ from email.utils import make_msgid, parseaddr
 from typing import Any, Protocol
 from typing import cast as typing_cast
 
+import idna
 from flask import current_app, has_app_context
 from sqlalchemy import (
     ColumnElement,
@@ -51,12 +52,26 @@ def _message_id() -> str:
 
 
 def _single_address(to: str) -> str:
-    """The address, header-safe; ValueError unless it is exactly one address."""
+    """The address, header-safe, its domain in ASCII; ValueError unless it is exactly one
+    address."""
     address = header_safe(to)
     if parseaddr(address)[1] != address or "@" not in address or " " in address:
         # Callers pass validated addresses; anything else is a bug, never a second recipient.
         raise ValueError(f"not a single mail address: {to!r}")
-    return address
+    return ascii_domain(address)
+
+
+def ascii_domain(address: str) -> str:
+    """The address with an internationalized domain in its ASCII form ("ada@exämple.org" ->
+    "ada@xn--exmple-cua.org"): the same mailbox, which every mail server takes. Only a
+    non-ASCII part before the @ needs a server that offers SMTPUTF8."""
+    local, _, domain = address.rpartition("@")
+    if domain.isascii():
+        return address
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+    except idna.IDNAError:
+        return address  # validated at signing; as it is, SMTPUTF8 carries it
 
 
 def queue(
