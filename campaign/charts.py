@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import io
 import json
+import logging
 import math
 import os
 import re
@@ -27,6 +28,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from campaign import geo
 from campaign.tally import Tally
+
+_log = logging.getLogger(__name__)
 
 # Sequential shades, light to dark (ColorBrewer YlGnBu, its five darker steps of seven): the
 # lightest is a clear teal, apart from the grey of countries without signatures even when a
@@ -567,6 +570,13 @@ def face_for(text: str, fonts: tuple[str, ...] = ()) -> str | None:
         return _best_face(letters, tuple(_faces(fonts)))
 
 
+def covers(text: str, fonts: tuple[str, ...] = ()) -> bool:
+    """Whether face_for(text) draws every letter of text (else some come out as boxes)."""
+    face = face_for(text, fonts)
+    with _PROBING:
+        return all(_has_glyph(face, ch) for ch in _letters(text))
+
+
 @lru_cache(maxsize=256)
 def _best_face(letters: frozenset[str], faces: tuple[str, ...]) -> str | None:
     """The first of faces with every letter, or the one with the most (None: Pillow's own)."""
@@ -696,7 +706,18 @@ def share_image_png(
             return _font(size)
 
     def write(y: float, words: str, size: int, box: tuple[float, int, int], **style: Any) -> float:
-        """Draw words in a box (width, lines, line height) from y; the y after them."""
+        """Draw words in a box (width, lines, line height) from y; the y after them.
+
+        Words no installed font draws whole are left out, not drawn as boxes on every
+        link preview; the log says which font would draw them.
+        """
+        if not covers(words, tried):
+            _log.warning(
+                "share image: no font here draws every letter of %r; it is left out (install"
+                " fonts-noto-core and fonts-noto-cjk, or set CAMPAIGN_SHARE_FONTS)",
+                words[:60],
+            )
+            return y
         chosen = font(size, words)
         width, lines, step = box
         right = _rtl(words)

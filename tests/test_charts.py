@@ -387,3 +387,20 @@ def test_chinese_without_spaces_wraps_onto_three_lines() -> None:
     assert all(draw.textlength(line, font=font) <= 1072 for line in lines)
     # A long Latin word is still cut on its one line.
     assert len(charts._fit_lines(draw, "W" * 500, font, 1072, 3)) == 1
+
+
+def test_a_title_no_font_here_draws_is_left_out_not_drawn_as_boxes(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Chinese on a machine without a CJK font: a blank title, and the log says what to
+    install, rather than a row of missing-glyph boxes on every link preview."""
+    monkeypatch.setattr(charts, "SYSTEM_FONTS", ())
+    title = "释放金速卡和柬埔寨所有政治犯"
+    assert not charts.covers(title)
+    blank = title_pixels("")  # the image of a letter without a title
+    with caplog.at_level("WARNING"):
+        assert title_pixels(title) == blank
+    assert "no font here draws every letter" in caplog.text
+    assert "fonts-noto-cjk" in caplog.text
+    assert charts.covers("Release Kem Sokha")
+    assert title_pixels("Release Kem Sokha") != blank
