@@ -181,6 +181,7 @@ def test_tally_of_an_empty_letter_shows_a_grey_map_and_no_tables(
     assert "<h1" in page and "No signatures yet." in page
     assert 'class="chart chart-map"' in page
     assert "<table" not in page
+    assert "the table by country" not in page  # no table to point to
 
 
 def live(page: str, tag: str) -> dict[str, str]:
