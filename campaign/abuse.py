@@ -2,16 +2,20 @@
 
 Bots give themselves away by volume from one source: many signatures in one hour from
 one address (its keyed hash) or one mail domain, where an ordinary hour brings one or
-two. :func:`activity` counts signatures per group and time bucket and flags a group
-when one of its buckets is both above an absolute threshold and far above the
-campaign's median bucket; :func:`act_on_group` holds or rejects a group's signatures
-through tally.lock/refresh, with an audit entry for each.
+two. :func:`activity` counts the form's signatures per group and time bucket and flags a
+group when one of its buckets is both above an absolute threshold and far above the
+median of the campaign's other buckets; :func:`act_on_group` holds or rejects a group's
+signatures through tally.lock/refresh, with an audit entry for each.
+
+Only signatures made through the form (source "form") are grouped: an imported file or
+an organizer's hand adds many from one domain in an hour, which says nothing about what
+the form brings, and is no bot to stop.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import statistics
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,8 +34,12 @@ Action = Literal["hold", "reject"]
 KINDS: tuple[Kind, ...] = ("client", "domain")
 # A bucket is a burst when it holds at least this many signatures ...
 BURST_MIN = 20
-# ... and at least this many times the campaign's median bucket of the same kind.
+# ... and at least this many times the median of the campaign's other buckets of that kind
+# (a typical hour from one source, the one judged left out: a letter's first burst is no
+# yardstick for itself) ...
 BURST_FACTOR = 5.0
+# ... or of this many signatures, when no other bucket has any: an ordinary hour's one.
+TYPICAL_FLOOR = 1.0
 # Signatures in these states are settled; a bulk action leaves them alone.
 _SETTLED = ("rejected", "withdrawn", "erased")
 _FORMATS = {"hour": "%Y-%m-%d %H:00:00", "day": "%Y-%m-%d 00:00:00"}
@@ -70,6 +78,8 @@ class Activity:
     since: dt.datetime
     bucket: Bucket
     timeline: list[Count]
+    # Per kind, the typical bucket the busiest one is judged against: the median of the
+    # others (TYPICAL_FLOOR when there is none), as any burst of the period would be.
     medians: dict[Kind, float]
     groups: dict[Kind, list[Group]]
 
@@ -98,6 +108,24 @@ def _bucket_expr(db: Session, bucket: Bucket) -> Any:
     return func.strftime(_FORMATS[bucket], Signature.signed_at)
 
 
+def _typical(sizes: list[int], size: int) -> float:
+    """The median of the sorted `sizes` less one bucket of `size`, else TYPICAL_FLOOR.
+
+    The bucket being judged is left out, or a burst would raise its own yardstick: on a
+    new letter it may be most of the buckets, and the median would be the burst itself.
+    """
+    left = len(sizes) - 1
+    if left <= 0:
+        return TYPICAL_FLOOR
+    gone = bisect_left(sizes, size)
+
+    def other(k: int) -> int:
+        # The k-th of the sizes once the one at `gone` is taken out.
+        return sizes[k] if k < gone else sizes[k + 1]
+
+    return (other((left - 1) // 2) + other(left // 2)) / 2
+
+
 def _as_utc(value: dt.datetime | str) -> dt.datetime:
     moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
@@ -116,8 +144,10 @@ def activity(
     """Signatures since `since` per bucket, by address hash and by domain, bursts flagged.
 
     Each kind lists its groups flagged first, then by their largest bucket; `limit` keeps
-    that many per kind (None keeps all). Imported and erased signatures, which have no
-    address hash or domain, appear only in the timeline.
+    that many per kind (None keeps all). A group is flagged when its busiest bucket holds
+    at least `threshold` signatures and `factor` times the median of the kind's other
+    buckets. Imported signatures (a file, or added by an organizer) and erased ones (no
+    address hash or domain left) appear only in the timeline.
     """
     start = _bucket_expr(db, bucket)
     window = (Signature.campaign_id == campaign.id, Signature.signed_at >= since)
@@ -131,7 +161,7 @@ def activity(
     groups: dict[Kind, list[Group]] = {}
     for kind in KINDS:
         column = _column(kind)
-        present = (*window, column.is_not(None), column != "")
+        present = (*window, Signature.source == "form", column.is_not(None), column != "")
         cells: dict[str, list[Count]] = defaultdict(list)
         for key, moment, n in db.execute(
             select(column, start, func.count()).where(*present).group_by(column, start)
@@ -145,14 +175,15 @@ def activity(
                 .group_by(column)
             )
         }
-        sizes = [c.signatures for counts in cells.values() for c in counts]
-        median = float(statistics.median(sizes)) if sizes else 0.0
-        medians[kind] = median
+        sizes = sorted(c.signatures for counts in cells.values() for c in counts)
+        medians[kind] = _typical(sizes, sizes[-1]) if sizes else TYPICAL_FLOOR
         found = []
         for key, counts in cells.items():
             counts.sort(key=lambda c: c.start)
             peak = max(counts, key=lambda c: (c.signatures, -c.start.timestamp()))
-            flagged = peak.signatures >= threshold and peak.signatures >= factor * median
+            # Judging the peak is enough: its yardstick is the lowest of the group's.
+            typical = _typical(sizes, peak.signatures)
+            flagged = peak.signatures >= threshold and peak.signatures >= factor * typical
             found.append(
                 Group(
                     kind=kind,
@@ -185,6 +216,8 @@ def _targets(
     column = _column(kind)
     where = [
         Signature.campaign_id == campaign.id,
+        # The signatures the page grouped: an imported one is never part of a burst.
+        Signature.source == "form",
         column == key,
         Signature.signed_at >= since,
         Signature.status.not_in(_SETTLED),

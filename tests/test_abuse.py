@@ -6,10 +6,12 @@ import datetime as dt
 import html
 import json
 import re
+import statistics
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -29,7 +31,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.orm import Session
 
-from campaign import abuse, campaigns, review, signing, tally
+from campaign import abuse, campaigns, imports, review, signing, tally
 from campaign.db import new_session, utcnow
 from campaign.models import AuditEntry, Campaign, Organizer, Signature
 
@@ -144,6 +146,72 @@ def test_a_campaign_where_every_hour_is_busy_flags_nothing(db: Session) -> None:
     seen = abuse.activity(db, letter, T0, threshold=20, factor=5)
     assert seen.medians["client"] == 30.0
     assert seen.flagged == []
+
+
+@pytest.mark.parametrize("size", [20, 19])
+@pytest.mark.parametrize("kind", abuse.KINDS)
+def test_a_new_letter_s_first_burst_is_flagged(db: Session, kind: abuse.Kind, size: int) -> None:
+    # One ordinary signer, then a burst from one address (or one domain) the next hour: the
+    # burst's own hour is no yardstick for itself, so the threshold alone decides.
+    letter = campaigns.create_campaign(db, slug="new", title="New", state="open")
+    add(db, letter, 0, hour(0), "a" * 64, "first@parl.example")
+    for n in range(1, size + 1):
+        client = BOT if kind == "client" else f"{n:064x}"
+        email = f"x{n}@spam.example" if kind == "domain" else f"x{n}@parl-{n}.example"
+        add(db, letter, n, hour(1, n), client, email)
+    db.commit()
+    seen = abuse.activity(db, letter, T0)
+    key = BOT if kind == "client" else "spam.example"
+    assert [(g.kind, g.key) for g in seen.flagged] == ([(kind, key)] if size >= 20 else [])
+    assert seen.medians == {"client": 1.0, "domain": 1.0}
+
+
+def test_the_typical_hour_is_the_median_of_the_others() -> None:
+    # Every way of leaving one bucket out of a few small lists, against the plain median.
+    for sizes in ([1], [1, 20], [1, 1, 20], [3, 5, 5, 8], [1, 2, 3, 4, 30], [2, 2, 9, 9, 9, 40]):
+        for i, size in enumerate(sizes):
+            others = sizes[:i] + sizes[i + 1 :]
+            expected = statistics.median(others) if others else abuse.TYPICAL_FLOOR
+            assert abuse._typical(sizes, size) == expected, (sizes, size)
+
+
+def _import(db: Session, campaign: Campaign, path: Path, rows: list[str]) -> None:
+    """Import signers from a CSV file, as an organizer does."""
+    path.write_text("name,title,parliament,country_code,email,signed_at\r\n" + "".join(rows))
+    layout = imports.check_file(str(path), max_bytes=10**7)
+    report = imports.apply(db, campaign, str(path), layout, organizer=None, count_now=True)
+    assert report.imported == len(rows)
+    db.commit()
+
+
+def test_imported_signatures_neither_set_the_typical_hour_nor_make_a_burst(
+    db: Session, tmp_path: Path
+) -> None:
+    # 3,000 signers of one parliament imported from a file, over ten hours: they did not
+    # come through the form, so they say nothing about what an ordinary hour of it brings.
+    letter = campaigns.create_campaign(db, slug="paper", title="Paper", state="open")
+    rows = [
+        f"Member{n} Example,MP,Assembly,FR,m{n}@assembly.example,"
+        f"{hour(n % 10, n % 60).isoformat()}\r\n"
+        for n in range(3000)
+    ]
+    _import(db, letter, tmp_path / "assembly.csv", rows)
+    # Through the form: three ordinary signers, two from the same assembly, then a bot run.
+    for n in range(3):
+        add(db, letter, n, hour(10, n), f"{n:064x}", f"s{n}@parl-{n}.example")
+    for n in range(3, 5):
+        add(db, letter, n, hour(10, n), f"{n:064x}", f"s{n}@assembly.example")
+    for n in range(5, 30):
+        add(db, letter, n, hour(11, n), f"{n:064x}", f"x{n}@spam.example")
+    db.commit()
+    seen = abuse.activity(db, letter, T0)
+    assert [g.key for g in seen.flagged] == ["spam.example"]
+    assert seen.medians == {"client": 1.0, "domain": 1.0}
+    assembly = group(seen, "domain", "assembly.example")
+    assert (assembly.total, assembly.open, assembly.flagged) == (2, 2, False)
+    # An action on the group changes what the page showed of it, never the imported rows.
+    assert abuse.affected(db, letter, "domain", "assembly.example", "hold", since=T0) == 2
+    assert sum(c.signatures for c in seen.timeline) == 3030  # the timeline has them all
 
 
 def test_holding_a_group_takes_it_out_of_the_count(
@@ -355,6 +423,35 @@ def test_the_page_flags_the_burst_and_never_shows_an_address(
     assert "Suspicious activity" in client.get("/admin/c/letter/signatures").get_data(
         as_text=True
     )  # a tab of the campaign
+
+
+def test_a_new_letter_s_first_burst_is_flagged_on_the_page_whatever_was_imported(
+    app: Flask, client: FlaskClient, auth: AuthActions, store: Session, tmp_path: Path
+) -> None:
+    # QA's letter: 3,000 signers of one domain imported over two hours, then the first bot
+    # run through the form, 20 signatures from one address and one domain within the hour.
+    campaign = make_campaign(store, "letter", require_confirmation=False)
+    make_organizer(store, "alice@example.org", campaigns=(campaign,))
+    start = utcnow().replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=3)
+    rows = [
+        f"Member{n} Example,MP,Assembly,FR,m{n}@assembly.example,"
+        f"{(start + dt.timedelta(seconds=2 * n)).isoformat()}\r\n"
+        for n in range(3000)
+    ]
+    _import(store, campaign, tmp_path / "assembly.csv", rows)
+    signer = app.test_client()
+    for n in range(20):
+        _post_signature(signer, n, BOT_ADDRESS, f"x{n}@spam.example")
+    auth.login("alice@example.org")
+    page = client.get("/admin/c/letter/activity").get_data(as_text=True)
+    assert re.search(r"<strong>2</strong>\s*bursts flagged", page)
+    flagged = page.split('id="flagged"')[1].split('id="by-client"')[0]
+    assert flagged.count('class="flagged"') == 2 and "spam.example" in flagged
+    rule = "typical other hour from one source (in this period: 1 from one address, 1 from one"
+    assert rule in page and "Only signatures from the signing form count here." in page
+    # The imported signers are in the hours, not among the sources.
+    assert "assembly.example" not in page
+    assert re.search(r"<strong>3,020</strong>\s*signatures in this period", page)
 
 
 def test_on_a_phone_each_number_of_the_activity_tables_keeps_its_name(
