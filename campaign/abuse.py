@@ -159,44 +159,53 @@ def activity(
     ]
     medians: dict[Kind, float] = {}
     groups: dict[Kind, list[Group]] = {}
+    opened = func.sum(case((Signature.status.in_(_SETTLED), 0), else_=1))
     for kind in KINDS:
         column = _column(kind)
         present = (*window, Signature.source == "form", column.is_not(None), column != "")
-        cells: dict[str, list[Count]] = defaultdict(list)
-        for key, moment, n in db.execute(
-            select(column, start, func.count()).where(*present).group_by(column, start)
-        ):
-            cells[str(key)].append(Count(_as_utc(moment), int(n)))
-        open_counts = {
-            str(key): int(n or 0)
-            for key, n in db.execute(
-                select(column, func.sum(case((Signature.status.in_(_SETTLED), 0), else_=1)))
-                .where(*present)
-                .group_by(column)
-            )
-        }
-        sizes = sorted(c.signatures for counts in cells.values() for c in counts)
+        # One row per group and bucket, with its open signatures. At a million signers
+        # from as many addresses these are a million rows: each is read once into plain
+        # numbers, and Count and Group objects are made only for the groups listed.
+        cells = db.execute(
+            select(column, start, func.count(), opened).where(*present).group_by(column, start)
+        ).all()
+        sizes = sorted(int(n) for _, _, n, _ in cells)
         medians[kind] = _typical(sizes, sizes[-1]) if sizes else TYPICAL_FLOOR
+        peaks: dict[str, int] = defaultdict(int)
+        totals: dict[str, int] = defaultdict(int)
+        for key, _, n, _ in cells:
+            peaks[key] = max(peaks[key], n)
+            totals[key] += n
+        # Judging a group's peak is enough: its yardstick is the lowest of the group's
+        # buckets. Groups share few peak sizes: each size is judged once.
+        flagged = {
+            peak: peak >= threshold and peak >= factor * _typical(sizes, peak)
+            for peak in set(peaks.values())
+        }
+        order = sorted(peaks, key=lambda k: (not flagged[peaks[k]], -peaks[k], -totals[k], k))
+        listed = order if limit is None else order[:limit]
+        counts: dict[str, list[Count]] = {key: [] for key in listed}
+        open_counts: dict[str, int] = defaultdict(int)
+        for key, moment, n, still_open in cells:
+            if key in counts:
+                counts[key].append(Count(_as_utc(moment), int(n)))
+                open_counts[key] += int(still_open or 0)
         found = []
-        for key, counts in cells.items():
-            counts.sort(key=lambda c: c.start)
-            peak = max(counts, key=lambda c: (c.signatures, -c.start.timestamp()))
-            # Judging the peak is enough: its yardstick is the lowest of the group's.
-            typical = _typical(sizes, peak.signatures)
-            flagged = peak.signatures >= threshold and peak.signatures >= factor * typical
+        for key in listed:
+            mine = sorted(counts[key], key=lambda c: c.start)
+            peak = max(mine, key=lambda c: (c.signatures, -c.start.timestamp()))
             found.append(
                 Group(
                     kind=kind,
-                    key=key,
-                    total=sum(c.signatures for c in counts),
-                    open=open_counts.get(key, 0),
-                    counts=counts,
+                    key=str(key),
+                    total=totals[key],
+                    open=open_counts[key],
+                    counts=mine,
                     peak=peak,
-                    flagged=flagged,
+                    flagged=flagged[peak.signatures],
                 )
             )
-        found.sort(key=lambda g: (not g.flagged, -g.peak.signatures, -g.total, g.key))
-        groups[kind] = found if limit is None else found[:limit]
+        groups[kind] = found
     return Activity(since=since, bucket=bucket, timeline=timeline, medians=medians, groups=groups)
 
 
