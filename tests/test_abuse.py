@@ -29,6 +29,7 @@ from app_helpers import AppFactory
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, func, select, update
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
 
 from campaign import abuse, campaigns, imports, review, signing, tally
@@ -212,6 +213,35 @@ def test_imported_signatures_neither_set_the_typical_hour_nor_make_a_burst(
     # An action on the group changes what the page showed of it, never the imported rows.
     assert abuse.affected(db, letter, "domain", "assembly.example", "hold", since=T0) == 2
     assert sum(c.signatures for c in seen.timeline) == 3030  # the timeline has them all
+
+
+def test_three_queries_list_the_largest_groups_with_their_open_signatures(
+    db: Session, campaign: Campaign
+) -> None:
+    # At a million signers the groups are read once, in one query per kind (and one for
+    # the hours), however many there are; only the listed ones become objects.
+    first = db.scalar(select(Signature).where(Signature.email == "x36@spam.example"))
+    assert first is not None
+    signing.withdraw(db, first.id)
+    db.commit()
+    statements: list[str] = []
+    engine = db.get_bind()
+
+    def remember(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    sqlalchemy_event.listen(engine, "before_cursor_execute", remember)
+    try:
+        seen = abuse.activity(db, campaign, T0, limit=2)
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", remember)
+    assert len(statements) == 3
+    bot, office = seen.groups["client"]
+    assert (bot.key, bot.total, bot.open, bot.flagged) == (BOT, 25, 24, True)
+    assert (office.key, office.peak.signatures, office.flagged) == (OFFICE, 6, False)
+    # The first ordinary member shares the office's address: its hours, in order.
+    assert office.counts == [abuse.Count(hour(0), 1), abuse.Count(hour(2), 6)]
+    assert [g.key for g in seen.groups["domain"]] == ["spam.example", "parliament.example"]
 
 
 def test_holding_a_group_takes_it_out_of_the_count(
