@@ -455,6 +455,20 @@ def test_the_page_flags_the_burst_and_never_shows_an_address(
     )  # a tab of the campaign
 
 
+def test_the_page_follows_the_operators_burst_rule(
+    app: Flask, client: FlaskClient, auth: AuthActions, letter: Letter
+) -> None:
+    """CAMPAIGN_ABUSE_BURST_MIN and _FACTOR set the rule the page applies and states."""
+    app.config.update(ABUSE_BURST_MIN=40, ABUSE_BURST_FACTOR=2.5)
+    auth.login("alice@example.org")
+    page = client.get("/admin/c/letter/activity").get_data(as_text=True)
+    assert "at least 40 signatures and at least 2.5 times a typical other hour" in page
+    assert 'class="flagged"' not in page  # the bot's hour is no burst at 40
+    app.config.update(ABUSE_BURST_MIN=20)
+    page = client.get("/admin/c/letter/activity").get_data(as_text=True)
+    assert page.count('class="flagged"') >= 2
+
+
 def test_a_new_letter_s_first_burst_is_flagged_on_the_page_whatever_was_imported(
     app: Flask, client: FlaskClient, auth: AuthActions, store: Session, tmp_path: Path
 ) -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -138,7 +138,12 @@ def activity(slug: str) -> str:
     campaign = auth.campaign_or_404(slug)
     period = _period_arg(request.args.get("period"))
     now = utcnow()
-    seen = abuse.activity(get_session(), campaign, _since(period, now), "hour")
+    # The operator's rule (CAMPAIGN_ABUSE_BURST_MIN, CAMPAIGN_ABUSE_BURST_FACTOR).
+    threshold = int(current_app.config.get("ABUSE_BURST_MIN", abuse.BURST_MIN))
+    factor = float(current_app.config.get("ABUSE_BURST_FACTOR", abuse.BURST_FACTOR))
+    seen = abuse.activity(
+        get_session(), campaign, _since(period, now), "hour", threshold=threshold, factor=factor
+    )
     timeline = list(reversed(seen.timeline))
     return render_template(
         "admin/activity.html",
@@ -152,8 +157,8 @@ def activity(slug: str) -> str:
         timeline_peak=max((c.signatures for c in timeline), default=0),
         total=sum(c.signatures for c in timeline),
         kind_labels=KIND_LABELS,
-        threshold=abuse.BURST_MIN,
-        factor=abuse.BURST_FACTOR,
+        threshold=threshold,
+        factor=factor,
         counted=tally.total(get_session(), campaign),
     )
 
