@@ -169,12 +169,14 @@ class SignatureFilter:
             stmt = stmt.where(Signature.verified_at.is_not(None))
         elif self.verified is False:
             stmt = stmt.where(Signature.verified_at.is_(None))
+        # Held means awaiting a decision: the status, as the list's counter and the
+        # duplicates page count it. duplicate_state alone is not: a signature rejected as
+        # a duplicate keeps "held" against the one kept (review.resolve_duplicate), so
+        # that restoring it brings the pair back for a decision.
         if self.held is True:
-            stmt = stmt.where(Signature.duplicate_state == "held")
+            stmt = stmt.where(Signature.status == "held")
         elif self.held is False:
-            stmt = stmt.where(
-                or_(Signature.duplicate_state.is_(None), Signature.duplicate_state != "held")
-            )
+            stmt = stmt.where(Signature.status != "held")
         if self.source:
             stmt = stmt.where(Signature.source == self.source)
         return stmt

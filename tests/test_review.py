@@ -1039,3 +1039,39 @@ def test_a_signature_its_signer_withdrew_offers_no_verifying_or_rejecting(
     assert "Its signer withdrew it: it no longer counts." in page
     assert 'value="verify"' not in page and 'value="reject"' not in page
     assert 'value="erase"' in page  # the signer may still ask for erasure
+
+
+def _held_filter(client: FlaskClient, held: str) -> tuple[set[int], set[int]]:
+    """The ids the list shows with ?held=, and those its export holds."""
+    listed = client.get("/admin/c/kem/signatures", query_string={"held": held}).text
+    exported = client.get("/admin/c/kem/export.csv", query_string={"held": held}).text
+    return (
+        {int(i) for i in re.findall(r"/admin/c/kem/signatures/(\d+)\"", listed)},
+        {int(line.split(",")[0]) for line in exported.splitlines()[1:] if line},
+    )
+
+
+@pytest.mark.parametrize("keep", ["this", "other"])
+def test_the_held_filter_lists_what_awaits_a_decision_not_what_was_decided(
+    client: FlaskClient,
+    logged_in: AuthActions,
+    store: Session,
+    pair: tuple[Signature, Signature],
+    keep: str,
+) -> None:
+    first, held = pair
+    assert _held_filter(client, "yes") == ({held.id}, {held.id})
+    client.post(f"/admin/c/kem/duplicates/{held.id}", data={"keep": keep})
+    rejected = reload(store, first if keep == "this" else held)
+    # The rejected one keeps its flag against the one kept (so that restoring it asks
+    # again), but nothing awaits a decision: the filter agrees with the duplicates page.
+    assert (rejected.status, rejected.duplicate_state) == ("rejected", "held")
+    assert "Nothing to decide" in client.get("/admin/c/kem/duplicates").text
+    assert tally.status_counts(store, [first.campaign_id])[first.campaign_id]["held"] == 0
+    assert _held_filter(client, "yes") == (set(), set())
+    assert _held_filter(client, "no") == ({first.id, held.id}, {first.id, held.id})
+    # Restored, it is held again, and listed so.
+    client.post(f"/admin/c/kem/signatures/{rejected.id}", data={"action": "restore"})
+    assert reload(store, rejected).status == "held"
+    assert _held_filter(client, "yes") == ({rejected.id}, {rejected.id})
+    assert _held_filter(client, "no") == ({first.id, held.id} - {rejected.id},) * 2
