@@ -17,6 +17,7 @@ import dataclasses
 import datetime as dt
 import functools
 import io
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ from sqlalchemy import (
     Select,
     SQLColumnExpression,
     String,
+    and_,
     bindparam,
     case,
     func,
@@ -48,7 +50,7 @@ from sqlalchemy.pool import SingletonThreadPool, StaticPool
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from campaign import geo, listing, tally
+from campaign import geo, listing, signing, tally
 from campaign.db import reading
 from campaign.models import SIGNATURE_STATUSES, SOURCES, Campaign, Signature
 from campaign.signing import N_
@@ -93,7 +95,8 @@ MARK = "\x1f"
 BOM = "\ufeff"
 
 # What the organizer's search looks in: a substring, each letter in any case as PostgreSQL's
-# ILIKE folds them (é and e stay apart).
+# ILIKE folds them (é and e stay apart here; a name is also found without its accents, by
+# its stored key: see name_words).
 SEARCHED: tuple[SQLColumnExpression[str], ...] = (
     Signature.name,
     Signature.email,
@@ -139,7 +142,7 @@ class SignatureFilter:
         continent = (args.get("continent") or "").strip().upper()
         source = (args.get("source") or "").strip().casefold()
         return cls(
-            q=(args.get("q") or "").strip()[:200],
+            q=normalize_query(args.get("q") or "")[:200],
             status=status if status in STATUS_CHOICES else "",
             country=country if geo.is_known(country) else "",
             continent=continent if continent in geo.CONTINENTS else "",
@@ -151,12 +154,12 @@ class SignatureFilter:
     def apply(self, stmt: S) -> S:
         """Narrow a SELECT over Signature to the rows this filter lets through.
 
-        The search is ILIKE '%q%' over SEARCHED (see ilike); on PostgreSQL the trigram
-        index of migration 0014 serves it, on SQLite the rows are read.
+        The search (see search_clause) is ILIKE '%q%' over SEARCHED, or every word of q
+        without its accents in the name's key; on PostgreSQL the trigram index of
+        migrations 0014 and 0019 serves it, on SQLite the rows are read.
         """
         if self.q:
-            patterns = search_patterns(self.q)
-            stmt = stmt.where(or_(*(ilike(column, *patterns) for column in SEARCHED)))
+            stmt = stmt.where(search_clause(self.q))
         if self.status == "counted":
             stmt = stmt.where(Signature.counted.is_(true()))
         elif self.status:
@@ -247,6 +250,54 @@ def from_args(args: Mapping[str, str]) -> SignatureFilter:
 def apply(stmt: S, signature_filter: SignatureFilter) -> S:
     """Narrow a SELECT over Signature by a filter (see SignatureFilter.apply)."""
     return signature_filter.apply(stmt)
+
+
+def normalize_query(q: str) -> str:
+    """The search as typed, in the form the rows are compared in: NFC (a keyboard that
+    sends é as e and a combining accent finds the é the database holds), every run of
+    white space one space, none at either end ("Person  2" finds Person 2)."""
+    return " ".join(unicodedata.normalize("NFC", q).split())
+
+
+def name_words(q: str) -> list[str]:
+    """The words of q as a name key holds them (signing.name_key: accents, case,
+    apostrophes and honorifics dropped), each once; none when q has no letter or digit.
+
+    Each must begin a word of Signature.name_key, where signing stores every name folded
+    so: Seamus, seamus and Séamus find "O'Brien Séamus" (key "obrien seamus"), so does
+    "Seamus O'Brien" (any order of the words), with no function of the row's text run per
+    row.
+    """
+    return list(dict.fromkeys(signing.name_key(q).split()))
+
+
+def search_clause(q: str) -> ColumnElement[bool]:
+    """SQL: whether a signature matches the organizer's search for q.
+
+    Either q itself is a substring of the name, email, party or parliament, each letter
+    in any case (see ilike), or every word of q, folded as names are (see name_words),
+    begins a word of the name's key. The party and parliament are compared with their
+    accents (Grunen does not find Grünen): folding them would take a function of every
+    row's text, or columns of their own.
+    """
+    q = normalize_query(q)
+    patterns = search_patterns(q)
+    found: list[ColumnElement[bool]] = [ilike(column, *patterns) for column in SEARCHED]
+    words = name_words(q)
+    if words:
+        found.append(and_(*(_begins_a_word(Signature.name_key, word) for word in words)))
+    return or_(*found)
+
+
+def _begins_a_word(key: SQLColumnExpression[str], word: str) -> ColumnElement[bool]:
+    """SQL: whether a word of key (words joined by one space) begins with word.
+
+    A beginning, not any substring: "oba" finds Obama, not Jacoba; Franc finds François.
+    The two LIKEs are served by the trigram index on PostgreSQL (a space or the start of
+    the text is a word's edge to pg_trgm too).
+    """
+    escaped = _escape_like(word)
+    return or_(key.like(f"{escaped}%", escape="\\"), key.like(f"% {escaped}%", escape="\\"))
 
 
 def _fold(char: str) -> str:

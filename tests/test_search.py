@@ -1,6 +1,7 @@
 """The organizer's search (?q=): a substring in any case, every letter folded as PostgreSQL's
-ILIKE folds it, through PostgreSQL's trigram index or by reading the rows on SQLite (whose
-schema revision 0014 leaves alone)."""
+ILIKE folds it, or a name without its accents (every word of the query in the name's key),
+through PostgreSQL's trigram index or by reading the rows on SQLite (whose schema revisions
+0014 and 0019 leave alone)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from campaign import export, review
+from campaign import export, review, signing
 from campaign.db import alembic_config, upgrade
 from campaign.models import Campaign, Organizer, Signature
 
@@ -144,6 +145,8 @@ def searchable(app_factory, backend: str) -> Iterator[tuple[Flask, Campaign, Org
             make_signature(db, campaign, name, email, party=party, parliament=parliament)
             for name, email, party, parliament in SIGNERS
         ]
+        for signature in made:  # the key signing stores (make_signature's is simpler)
+            signature.name_key = signing.name_key(signature.name)
         review.erase(db, organizer, made[6])
         review.edit(
             db,
@@ -208,6 +211,33 @@ def _folded(app: Flask, campaign: Campaign, q: str) -> set[int]:
     return ids
 
 
+def _by_name_key(app: Flask, campaign: Campaign, q: str) -> set[int]:
+    """The rows of the letter where every word of q's key (accents, case, apostrophes
+    and honorifics dropped: signing.name_key) begins a word of the name's key."""
+    words = signing.name_key(" ".join(q.split())).split()
+    if not words:
+        return set()
+    engine = create_engine(str(app.config["DATABASE_URL"]))
+    with Session(bind=engine) as db:
+        rows = db.execute(
+            select(Signature.id, Signature.name).where(Signature.campaign_id == campaign.id)
+        )
+        ids = {
+            row[0]
+            for row in rows
+            if all(
+                any(key.startswith(w) for key in signing.name_key(row[1]).split()) for w in words
+            )
+        }
+    engine.dispose()
+    return ids
+
+
+def _matching(app: Flask, campaign: Campaign, q: str) -> set[int]:
+    """What the search finds: q in any case in a column, or a name without its accents."""
+    return _folded(app, campaign, q) | _by_name_key(app, campaign, q)
+
+
 def _id_of(app: Flask, email_key: str) -> int:
     engine = create_engine(str(app.config["DATABASE_URL"]))
     with Session(bind=engine) as db:
@@ -221,9 +251,9 @@ def test_search_folds_every_letter_as_postgresql_ilike_does(searchable, backend:
     app, campaign, _ = searchable
     client = _logged_in(app)
     for q in QUERIES:
-        expected = _folded(app, campaign, q)
         if backend == "postgres":
-            assert _ilike(app, campaign, q) == expected, q
+            assert _ilike(app, campaign, q) == _folded(app, campaign, q), q
+        expected = _matching(app, campaign, q)
         assert _listed(client, q) == expected, q
         assert _exported(client, q) == expected, q
 
@@ -248,8 +278,10 @@ def test_search_finds_accented_letters_in_either_case(searchable) -> None:
     for q in ("émile", "Émile", "ÉMILE"):
         assert _listed(client, q) == {emile, dupont}, q
         assert _exported(client, q) == {emile, dupont}, q
+    jose = _id_of(app, "jose.alvarez@example.org")
     for q in ("Ål", "ål", "ÅL"):
-        assert _listed(client, q) == {asa}, q
+        # Ålund, and Álvarez by the name without its accents.
+        assert _listed(client, q) == {asa, jose}, q
     # İ folds to i, as PostgreSQL's lower() has it.
     assert _listed(client, "ince") == {kemal}
     assert _listed(client, "İNCE") == {kemal}
@@ -271,9 +303,10 @@ def test_search_case_accents_wildcards_and_short_queries(searchable) -> None:
     )
     assert _listed(client, "Álvarez") == {jose}
     assert _listed(client, "ZOLA") == {emile}
-    # Accents count as letters of their own, as before: "emile" is the address only.
+    # A name is found without its accents; a party or parliament only with them.
     assert _listed(client, "Ecologistes") == set()
-    assert _listed(client, "emile") == {emile}
+    assert _listed(client, "emile") == {emile, _id_of(app, "dupont@example.fr")}
+    assert _listed(client, "emile@example") == {emile}
     # Wildcards in the query are plain characters.
     assert _listed(client, "50%") == {ada}
     assert _listed(client, "%") == {ada}
@@ -284,6 +317,93 @@ def test_search_case_accents_wildcards_and_short_queries(searchable) -> None:
     assert _listed(client, "Ad") == {ada}
     assert _listed(client, "Lovelace") == {ada}
     assert _listed(client, "lovelace") == {ada}
+
+
+# (name, email, parliament, party) of members of many parliaments, one name stored as
+# typed on a Mac (NFD: e and a combining diaeresis).
+NAMESAKES = (
+    ("O'Brien Séamus", "s.obrien@example.ie", "Dáil Éireann", "Fianna Fáil"),
+    ("François Dupré", "francois@example.fr", "Assemblée nationale", "Renaissance"),
+    ("Thomas Müller", "mueller@example.de", "Bundestag", "Die Grünen"),
+    ("Ana Câmara", "ana@example.br", "Senado Federal", "PT"),
+    ("João Silva", "joao@example.br", "Câmara dos Deputados", "PSB"),
+    ("Person 2", "person2@example.org", "Parliament", "Party"),
+    ("Noe\u0308l Zoe\u0308", "noel@example.be", "Chambre", "Ecolo"),
+)
+
+
+@pytest.fixture
+def namesakes(app_factory, backend: str) -> tuple[Flask, dict[str, int]]:
+    """An app on each backend with NAMESAKES on letter "kem"; their ids by address."""
+    app = app_factory(backend)
+    engine = create_engine(str(app.config["DATABASE_URL"]))
+    ids: dict[str, int] = {}
+    with Session(bind=engine, expire_on_commit=False) as db:
+        campaign = make_campaign(db, "kem")
+        make_organizer(db, "alice@example.org", campaigns=(campaign,))
+        for name, email, parliament, party in NAMESAKES:
+            made = make_signature(db, campaign, name, email, parliament=parliament, party=party)
+            made.name_key = signing.name_key(name)  # as signing stores it
+            ids[email] = made.id
+        db.commit()
+    engine.dispose()
+    return app, ids
+
+
+def test_names_are_found_without_their_accents_in_any_form(namesakes) -> None:
+    app, ids = namesakes
+    client = _logged_in(app)
+    seamus, francois, muller, ana, joao, person, noel = ids.values()
+    expected = {
+        # Without accents, in any case, words in any order, apostrophes optional.
+        "Seamus": {seamus},
+        "seamus": {seamus},
+        "SEAMUS O'BRIEN": {seamus},
+        "obrien": {seamus},
+        "Francois": {francois},
+        "francois dupre": {francois},
+        "Muller": {muller},
+        "thomas muller": {muller},
+        "Camara": {ana},
+        "Franc": {francois},
+        # A word's beginning, not any part of it (that is the name as typed, accents and all).
+        "uller": set(),
+        "ller": {muller},
+        "eamus": set(),
+        "noel zoe": {noel},
+        # With them, as before; typed decomposed (NFD) or composed, whatever the row holds.
+        "O'Brien Séamus": {seamus},
+        "o'brien séamus": {seamus},
+        "Se\u0301amus": {seamus},
+        "Noël": {noel},
+        "Câmara": {ana, joao},
+        "Dáil Éireann": {seamus},
+        "Die Grünen": {muller},
+        # White space as typed: doubled, around.
+        "Person  2": {person},
+        "  Person 2 ": {person},
+        "François\tDupré": {francois},
+        # Addresses, parties and parliaments as before.
+        "mueller@example.de": {muller},
+        "example.br": {ana, joao},
+        "fianna": {seamus},
+        # Only names are folded: a party or parliament keeps its accents.
+        "Eireann": set(),
+        "Grunen": set(),
+        # No word: no name matches by its key.
+        "'": {seamus},
+        "-": set(),
+    }
+    for q, found in expected.items():
+        assert _listed(client, q) == found, q
+        assert _exported(client, q) == found, q
+
+
+def test_the_search_box_shows_the_query_as_it_is_searched(namesakes) -> None:
+    app, _ = namesakes
+    client = _logged_in(app)
+    response = client.get("/admin/c/kem/signatures", query_string={"q": " Se\u0301amus   O'Brien "})
+    assert 'value="Séamus O&#39;Brien"' in response.text
 
 
 def test_erased_signer_is_not_found_by_old_name_or_address(searchable) -> None:
@@ -312,7 +432,7 @@ def test_the_filters_and_sorting_still_apply_beside_the_search(searchable) -> No
             args = {"sort": sort, "dir": direction}
             everyone = _in_order(client, args)
             found = _in_order(client, {**args, "q": "example"})
-            matching = _folded(app, searchable[1], "example")
+            matching = _matching(app, searchable[1], "example")
             assert found == [i for i in everyone if i in matching], args
     assert _in_order(client, {"q": "example", "country": "NO"}) == []
     assert _in_order(client, {"q": "example", "status": "erased"}) == []
@@ -419,8 +539,42 @@ def test_the_postgres_search_uses_the_trigram_index(any_app: Flask) -> None:
     # PostgreSQL reads a handful of rows without an index: give it a letter of some size.
     _many_signers(url, 20_000)
     for ordered in (False, True):
-        plan = _plan(url, "m12345@", ordered=ordered)
-        assert "Bitmap Index Scan on ix_signature_search" in plan, plan
+        for q in ("m12345@", "Mémber 1234", "1234 member"):
+            plan = _plan(url, q, ordered=ordered)
+            assert "Bitmap Index Scan on ix_signature_search" in plan, plan
+            # The name's key is in the index too: no arm of the OR reads the table.
+            assert "Seq Scan" not in plan, plan
+
+
+def _search_index(url: str) -> str:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        found = conn.exec_driver_sql(
+            "SELECT string_agg(indexdef, '; ') FROM pg_indexes"
+            " WHERE tablename = 'signature' AND indexname LIKE 'ix_signature_search%'"
+        ).scalar()
+    engine.dispose()
+    return str(found)
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_postgres_upgrade_to_0019_adds_the_name_key_to_the_index_and_back(
+    empty_database: str,
+) -> None:
+    url = empty_database
+    _one_signer_at_0013(url)
+    upgrade(url, "0018")
+    assert "name_key" not in _search_index(url)
+    upgrade(url)
+    index = _search_index(url)
+    assert index.startswith("CREATE INDEX ix_signature_search ON"), index
+    assert "name_key gin_trgm_ops" in index and "parliament gin_trgm_ops" in index, index
+    assert _found(url, "lovelace ada") == ["Ada Lovelace"]
+    command.downgrade(alembic_config(url), "0018")
+    index = _search_index(url)
+    assert index.startswith("CREATE INDEX ix_signature_search ON"), index
+    assert "name_key" not in index and "parliament gin_trgm_ops" in index, index
+    assert _found(url, "lovel") == ["Ada Lovelace"]
 
 
 def _one_signer_at_0013(url: str) -> None:
