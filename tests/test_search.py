@@ -549,9 +549,11 @@ def test_the_postgres_search_uses_the_trigram_index(any_app: Flask) -> None:
 def _search_index(url: str) -> str:
     engine = create_engine(url)
     with engine.connect() as conn:
-        found = conn.exec_driver_sql(
-            "SELECT string_agg(indexdef, '; ') FROM pg_indexes"
-            " WHERE tablename = 'signature' AND indexname LIKE 'ix_signature_search%'"
+        found = conn.execute(
+            text(
+                "SELECT string_agg(indexdef, '; ') FROM pg_indexes"
+                " WHERE tablename = 'signature' AND indexname LIKE 'ix_signature_search%'"
+            )
         ).scalar()
     engine.dispose()
     return str(found)
