@@ -16,7 +16,7 @@ from werkzeug.test import TestResponse
 from campaign import auth as authmod
 from campaign import db as dbmod
 from campaign import geo, tally
-from campaign.models import Campaign, Organizer, Signature
+from campaign.models import AuditEntry, Campaign, Organizer, Signature
 
 PASSWORD = "correct horse battery staple"
 
@@ -225,3 +225,15 @@ def logged_in(auth: AuthActions, campaign: Campaign) -> AuthActions:
     """The test client, logged in as the campaign's organizer."""
     assert auth.login("alice@example.org").status_code == 303
     return auth
+
+
+def changes_audited(store: Session) -> list[AuditEntry]:
+    """The audit entries of changes, oldest first: every one but organizers' logins and
+    logouts, which each test's own login writes."""
+    store.expire_all()
+    sessions = ("organizer.login", "organizer.logout")
+    return list(
+        store.scalars(
+            select(AuditEntry).where(AuditEntry.action.not_in(sessions)).order_by(AuditEntry.id)
+        )
+    )
