@@ -216,6 +216,57 @@ _int_ranges: dict[str, tuple[int, int | None]] = {
     "DIGEST_HOUR": (0, 23),
     "PROXY_FIX_HOPS": (0, None),
 }
+# Highest values of the numbers above (their kind and lowest are checked first), each with what
+# it is in words. Past these a value is a typo, and some fail only when used: seconds past
+# timedelta's range make a 500 of each request that adds them to a time (the session's
+# lifetime, the quiet period after signing), and a browser's timer fires at once, over and
+# over, past 24.8 days (LIVE_REFRESH_SECONDS).
+_day = 24 * 3600
+_ten_years = 3653 * _day
+_sixteen_gib = 16 * 1024**3
+_highest: dict[str, tuple[int, str]] = {
+    "SMTP_TIMEOUT": (3600, "an hour"),
+    "MAIL_POLL_SECONDS": (3600, "an hour"),
+    "MAIL_LEASE_RETRY_SECONDS": (3600, "an hour"),
+    "MAIL_RETRY_BASE_SECONDS": (_day, "a day"),
+    "MAIL_RETRY_MAX_SECONDS": (7 * _day, "a week"),
+    "MAIL_SENDER_CPU_SHARE": (1, "all of one core"),
+    "MAIL_SENDER_QUIET_SECONDS": (_day, "a day"),
+    "CONFIRM_MAX_AGE_SECONDS": (_ten_years, "ten years"),
+    "WITHDRAW_MAX_AGE_SECONDS": (_ten_years, "ten years"),
+    "DUPLICATE_NOTICE_LIMIT": (1000, "mails per signature"),
+    "DUPLICATE_NOTICE_QUIET_SECONDS": (_ten_years, "ten years"),
+    "MAX_CONTENT_LENGTH": (_sixteen_gib, "16 GiB"),
+    "PUBLIC_MAX_CONTENT_LENGTH": (_sixteen_gib, "16 GiB"),
+    "MAX_FORM_MEMORY_SIZE": (_sixteen_gib, "16 GiB"),
+    "MAX_FORM_PARTS": (1_000_000, "fields in one form"),
+    "IMPORT_MAX_BYTES": (_sixteen_gib, "16 GiB"),
+    "PROXY_FIX_HOPS": (10, "proxies in front"),
+    "LOGIN_MAX_FAILURES": (1000, "failures before a lockout"),
+    "LOGIN_LOCKOUT_SECONDS": (_ten_years, "ten years"),
+    "PASSWORD_RESET_MAX_AGE_SECONDS": (_ten_years, "ten years"),
+    "PASSWORD_RESET_MAIL_INTERVAL_SECONDS": (_ten_years, "ten years"),
+    "HSTS_SECONDS": (_ten_years, "ten years"),
+    "RETENTION_DAYS_AFTER_CLOSE": (3653, "ten years"),
+    "LOG_RETENTION_DAYS": (3653, "ten years"),
+    "ABUSE_BURST_MIN": (1_000_000, "signatures in an hour"),
+    "ABUSE_BURST_FACTOR": (1_000_000, "times the median hour"),
+    "PERMANENT_SESSION_LIFETIME": (_ten_years, "ten years"),
+    "LIVE_REFRESH_SECONDS": (_day, "a day"),
+    "WTF_CSRF_TIME_LIMIT": (_ten_years, "ten years"),
+}
+# Secrets taken from the environment exactly as written, never read as JSON: a password may
+# be `true`, `0`, `1e3` or `"x"`, which JSON would make True, 0, 1000.0 or x, and str() then
+# 'True', '' (`or ""`), '1000.0', 'x': a login refused forever with nothing said. (SECRET_KEY
+# keeps its JSON reading, which its check turns into an error or, quoted, documented text:
+# reading it raw now would change the key of every deployment that quoted it.)
+_raw_text_keys = ("SMTP_USERNAME", "SMTP_PASSWORD")
+# The databases this app runs on, each with the one driver it is written and tested for:
+# SQLite through the standard library (db.make_engine's gate and pragmas use sqlite3's own
+# connection), PostgreSQL through psycopg 3 (a dependency; the mail lease passes it libpq's
+# keepalive options). postgresql:// means postgresql+psycopg in SQLAlchemy 2.1.
+_drivers = {"sqlite": "pysqlite", "postgresql": "psycopg"}
+_schemes = {"sqlite": "sqlite://", "postgresql": "postgresql+psycopg://"}
 
 
 def parse_bool(name: str, text: str) -> bool:
@@ -232,11 +283,16 @@ def load_environment(config: Any, environ: Mapping[str, str], prefix: str = "CAM
     """Set config from PREFIX_<KEY> variables: JSON where it parses, booleans strictly.
 
     Flask's from_prefixed_env() reads ``False`` (not JSON) as the string 'False', which is
-    true; a key whose default is a boolean takes only the words parse_bool() knows.
+    true; a key whose default is a boolean takes only the words parse_bool() knows. The SMTP
+    login (_raw_text_keys) is taken as written: JSON would change a password like `true`.
     """
     booleans = {key for key, value in config.items() if isinstance(value, bool)}
     booleans |= _other_booleans
     config.from_prefixed_env(prefix)
+    for key in _raw_text_keys:
+        raw = environ.get(f"{prefix}_{key}")
+        if raw is not None:
+            config[key] = raw
     for key in sorted(booleans):
         name = f"{prefix}_{key}"
         if name in environ:
@@ -249,7 +305,8 @@ def check(
     """Refuse a value the app cannot run with: ConfigError naming the variable, the need.
 
     Every key that has a default in this module must keep its type (a whole number stays
-    one, a duration a number of 0 or more); addresses, rate limits and networks must parse.
+    one, a duration a number of 0 or more, none past _highest); addresses, rate limits and
+    networks must parse, database URLs name a database and driver this app runs with.
     BASE_URL is then written back in its one spelling (hosts.canonical_base_url).
     """
     defaults = {key: value for key, value in globals().items() if key.isupper()}
@@ -277,7 +334,12 @@ def check(
             raise ConfigError(
                 f"{name(key)} must be a whole number from {low} to {high}, not {value!r}"
             )
+    for key, (highest, what) in _highest.items():
+        value = config.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > highest:
+            raise ConfigError(f"{name(key)} must be at most {highest} ({what}), not {value!r}")
     _check_urls(config, name)
+    _check_text(config, name)
     _check_rate_limits(config, name)
     _check_rate_limit_storage(config, name)
     _check_networks(config, name)
@@ -307,27 +369,23 @@ def _type_needed(key: str, default: Any, value: Any) -> str | None:
 
 
 def _check_urls(config: MutableMapping[str, Any], name: Callable[[str], str]) -> None:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    for key in ("DATABASE_URL", "MAIL_LEASE_DATABASE_URL"):
-        value = config.get(key)
-        if value is None or value == "":
-            continue
-        expected = (
-            f"{name(key)} must be a database URL like sqlite:////srv/campaign.sqlite3 or"
-            " postgresql+psycopg://user@host/db"
-        )
-        try:
-            url = make_url(str(value))
-        except ArgumentError:
-            # Not echoed: a mistyped URL may still hold a password.
-            raise ConfigError(f"{expected}; it is not a URL") from None
-        try:
-            url.get_dialect()
-        except (ArgumentError, ImportError, ValueError) as error:
-            shown = url.render_as_string(hide_password=True)
-            raise ConfigError(f"{expected}, not {shown!r} ({_reason(error)})") from None
+    main = _check_database_url(config, name, "DATABASE_URL")
+    lease = _check_database_url(config, name, "MAIL_LEASE_DATABASE_URL")
+    if lease is not None:
+        # mail.lease takes the senders' lease there only when the database is PostgreSQL
+        # (on SQLite: an flock beside the file), and as an advisory lock on a psycopg
+        # connection with libpq's keepalive options: nothing else can hold it.
+        variable = name("MAIL_LEASE_DATABASE_URL")
+        if lease != "postgresql":
+            raise ConfigError(
+                f"{variable} must be a PostgreSQL URL like postgresql+psycopg://user@host/db,"
+                f" not {lease}://... (it holds the mail senders' advisory lock)"
+            )
+        if main != "postgresql":
+            raise ConfigError(
+                f"{variable} applies only when {name('DATABASE_URL')} is PostgreSQL; on SQLite"
+                " the mail senders' lease is a file lock beside the database: unset it"
+            )
     base = config.get("BASE_URL")
     if base:
         from campaign.hosts import canonical_base_url
@@ -343,9 +401,154 @@ def _check_urls(config: MutableMapping[str, Any], name: Callable[[str], str]) ->
             raise ConfigError(f"{name('BASE_URL')} must {error}") from None
 
 
+def _check_database_url(
+    config: Mapping[str, Any], name: Callable[[str], str], key: str
+) -> str | None:
+    """A URL of a database and driver this app runs with (_drivers), its driver importable.
+
+    Its backend name (sqlite, postgresql); None when unset (DATABASE_URL: SQLite in the
+    instance folder; MAIL_LEASE_DATABASE_URL: DATABASE_URL). Messages show the URL's scheme
+    only: the rest may hold a password, in its user part or its query.
+    """
+    from sqlalchemy.engine import URL, make_url
+    from sqlalchemy.exc import ArgumentError
+
+    value = config.get(key)
+    if value is None or value == "":
+        return None if key != "DATABASE_URL" else "sqlite"
+    expected = (
+        f"{name(key)} must be a database URL like sqlite:////srv/campaign.sqlite3 or"
+        " postgresql+psycopg://user@host/db"
+    )
+    try:
+        if not isinstance(value, str | URL):
+            raise ArgumentError(value)
+        url = make_url(value)
+    except ArgumentError:
+        # Not echoed: a mistyped URL may still hold a password.
+        raise ConfigError(f"{expected}; it is not a URL") from None
+    shown = f"{url.drivername}://..."
+    try:
+        dialect = url.get_dialect()
+    except (ArgumentError, ImportError, ValueError) as error:
+        raise ConfigError(f"{expected}, not {shown} ({_reason(error)})") from None
+    backend, driver = url.get_backend_name(), dialect.driver
+    missing = None
+    try:
+        dialect.import_dbapi()
+    except ImportError as error:
+        module = getattr(error, "name", None)
+        missing = (
+            f"the Python module {module} is not installed"
+            if isinstance(error, ModuleNotFoundError) and module
+            else f"its driver does not load: {_reason(error)}"
+        )
+    if _drivers.get(backend) != driver:
+        notes = [f"write {_schemes[backend]}"] if backend in _schemes else []
+        notes += [missing] if missing else []
+        raise ConfigError(
+            f"{expected}, not {shown}: this app runs on SQLite and on PostgreSQL through"
+            " psycopg only" + (f" ({'; '.join(notes)})" if notes else "")
+        )
+    if missing:
+        raise ConfigError(f"{name(key)} ({shown}) cannot connect: {missing}")
+    return backend
+
+
 def _reason(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def _check_text(config: Mapping[str, Any], name: Callable[[str], str]) -> None:
+    """Addresses and names the app writes into mail, pages and files: text, each its kind.
+
+    In the environment a value that reads as JSON (42, true, null) is taken as such, and
+    would fail only when used: From: headers, security.txt, the share image's fonts.
+    """
+    for key in ("SMTP_HOST", "SMTP_USERNAME", "SMTP_PASSWORD"):
+        value = config.get(key)
+        if value is not None and not isinstance(value, str):
+            # Not shown: the login is a secret (in the environment these are read as written).
+            raise ConfigError(f"{name(key)} must be text, not {_kind(value)}")
+    for key in ("MAIL_FROM", "PRIVACY_CONTACT"):
+        value = config.get(key)
+        if key == "PRIVACY_CONTACT" and (value is None or value == ""):
+            continue  # the privacy page shows MAIL_FROM
+        problem = _mailbox_problem(value)
+        if problem:
+            raise ConfigError(
+                f"{name(key)} must be one mail address, with a name or not, like"
+                f" letters@example.org or Open Letter <letters@example.org>, not {value!r}"
+                f" ({problem})"
+            )
+    contact = config.get("SECURITY_CONTACT")
+    if contact is not None and contact != "":
+        problem = _security_contact_problem(contact)
+        if problem:
+            raise ConfigError(
+                f"{name('SECURITY_CONTACT')} must be a mail address or an https:// or mailto:"
+                f" address like security@example.org, not {contact!r} ({problem})"
+            )
+    fonts = config.get("SHARE_FONTS")
+    listed = isinstance(fonts, list | tuple) and all(isinstance(f, str) and f for f in fonts)
+    if fonts is not None and not isinstance(fonts, str) and not listed:
+        raise ConfigError(
+            f"{name('SHARE_FONTS')} must be font files: a JSON list of paths like"
+            f' ["/srv/fonts/NotoSansKhmer-Regular.ttf"], or one path, not {fonts!r}'
+        )
+
+
+def _mailbox_problem(value: Any) -> str | None:
+    """Why value is not one mail address with an optional name ("Name <a@b.org>"); None."""
+    from email.utils import getaddresses
+
+    if not isinstance(value, str):
+        return f"it reads as {_kind(value)}"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "a line break or control character"
+    found = [address for address in getaddresses([value]) if any(address)]
+    if len(found) != 1 or not found[0][1]:
+        return "one address is needed" if len(found) > 1 else "no address in it"
+    address = found[0][1]
+    text = value.strip()
+    # Only "address" or "name <address>": getaddresses() also takes "a@b.org (name)" or a
+    # missing ">", which the From: header would carry as written.
+    if text != address and not text.endswith(f"<{address}>"):
+        return "write a name as Name <address>"
+    return _address_problem(address)
+
+
+def _address_problem(address: str) -> str | None:
+    """Why address is not a mail address (email-validator's reason, first line); None."""
+    from email_validator import EmailNotValidError, validate_email
+
+    local, _at, domain = address.rpartition("@")
+    if local and domain.lower() == "localhost":
+        # The default, campaign@localhost: the machine's own mail server. email-validator
+        # refuses the name as reserved; its local part is still checked.
+        address = f"{local}@example.org"
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError as error:
+        return _reason(error)
+    return None
+
+
+def _security_contact_problem(value: Any) -> str | None:
+    """Why value is no Contact: of security.txt (RFC 9116: https, mailto or a bare address)."""
+    if not isinstance(value, str):
+        return f"it reads as {_kind(value)}"
+    if not value.isprintable() or any(ch.isspace() for ch in value):
+        return "a space, line break or control character"
+    scheme, colon, rest = value.partition(":")
+    if not colon:
+        return _address_problem(value)
+    if scheme.lower() == "mailto":
+        return _address_problem(rest.partition("?")[0])
+    if scheme.lower() == "https":
+        return None if urlsplit(value).hostname else "no host name"
+    return "RFC 9116 takes https:// or mailto: addresses"
 
 
 def _check_rate_limits(config: Mapping[str, Any], name: Callable[[str], str]) -> None:
@@ -447,6 +650,8 @@ def _storage_schemes(base: type) -> set[str]:
 
 def _kind(value: Any) -> str:
     """What a value that is not text was read as (its JSON kind), for a message."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "true or false"
     if isinstance(value, int | float):

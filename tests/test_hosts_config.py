@@ -297,6 +297,63 @@ BAD_VALUES = [
         "needs the Python package pymemcache",
     ),
     ("CAMPAIGN_RATELIMIT_STORAGE_URI", "redis://cache:port", "not a redis:// address"),
+    # A driver that is not installed, or a database this app does not run on: one line, not
+    # the ModuleNotFoundError of the first connection (get_dialect() imports no driver).
+    (
+        "CAMPAIGN_DATABASE_URL",
+        "postgresql+psycopg2://u:pw@h/db",
+        "(write postgresql+psycopg://; the Python module psycopg2 is not installed)",
+    ),
+    ("CAMPAIGN_DATABASE_URL", "mysql://u:pw@h/db", "the Python module MySQLdb is not installed"),
+    ("CAMPAIGN_DATABASE_URL", "mysql+pymysql://u:pw@h/db", "runs on SQLite and on PostgreSQL"),
+    ("CAMPAIGN_DATABASE_URL", "oracle://u:pw@h/db", "not oracle://..."),
+    ("CAMPAIGN_DATABASE_URL", "mssql+pyodbc://u:pw@h/db", "module pyodbc is not installed"),
+    ("CAMPAIGN_DATABASE_URL", "postgresql+asyncpg://u:pw@h/db", "module asyncpg is not installed"),
+    ("CAMPAIGN_DATABASE_URL", "sqlite+aiosqlite:///x.db", "(write sqlite://; the Python module"),
+    (
+        "CAMPAIGN_MAIL_LEASE_DATABASE_URL",
+        "postgresql+psycopg2://u:pw@h/db",
+        "the Python module psycopg2 is not installed",
+    ),
+    ("CAMPAIGN_MAIL_LEASE_DATABASE_URL", "sqlite:////tmp/x.db", "must be a PostgreSQL URL"),
+    # On SQLite the lease is an flock: a lease URL would be ignored.
+    (
+        "CAMPAIGN_MAIL_LEASE_DATABASE_URL",
+        "postgresql+psycopg://u@127.0.0.1:1/db",
+        "applies only when CAMPAIGN_DATABASE_URL is PostgreSQL",
+    ),
+    ("CAMPAIGN_MAIL_FROM", "not an address", "must be one mail address"),
+    ("CAMPAIGN_MAIL_FROM", "a@b.example.org, evil@x.org", "(one address is needed)"),
+    ("CAMPAIGN_MAIL_FROM", "Campaign letters@example.org", "must be one mail address"),
+    ("CAMPAIGN_MAIL_FROM", "letters@example.org (Campaign)", "Name <address>"),
+    ("CAMPAIGN_MAIL_FROM", "Campaign <letters@example.org", "must be one mail address"),
+    ("CAMPAIGN_MAIL_FROM", "null", "(it reads as null)"),
+    ("CAMPAIGN_MAIL_FROM", "a@b.example.org\nBcc: x@y.org", "control character"),
+    ("CAMPAIGN_PRIVACY_CONTACT", "42", "must be one mail address"),
+    ("CAMPAIGN_SECURITY_CONTACT", "42", "(it reads as a number)"),
+    ("CAMPAIGN_SECURITY_CONTACT", "true", "(it reads as true or false)"),
+    ("CAMPAIGN_SECURITY_CONTACT", "security at example.org", "a space"),
+    ("CAMPAIGN_SECURITY_CONTACT", "ftp://example.org/security", "https:// or mailto:"),
+    ("CAMPAIGN_SECURITY_CONTACT", "mailto:nobody", "must be a mail address or an https://"),
+    ("CAMPAIGN_SHARE_FONTS", "42", "must be font files"),
+    ("CAMPAIGN_SHARE_FONTS", "true", "must be font files"),
+    ("CAMPAIGN_SHARE_FONTS", "[1]", "must be font files"),
+    ("CAMPAIGN_SMTP_HOST", "42", "must be text, not a number"),
+    # Past these a value overflowed when used (500s) or made no sense.
+    (
+        "CAMPAIGN_DUPLICATE_NOTICE_QUIET_SECONDS",
+        "100000000000000000000",
+        "must be at most 315619200 (ten years), not 100000000000000000000",
+    ),
+    ("CAMPAIGN_PERMANENT_SESSION_LIFETIME", "100000000000000000000", "(ten years)"),
+    ("CAMPAIGN_CONFIRM_MAX_AGE_SECONDS", "100000000000000000000", "(ten years)"),
+    ("CAMPAIGN_WTF_CSRF_TIME_LIMIT", "100000000000000000000", "(ten years)"),
+    ("CAMPAIGN_LIVE_REFRESH_SECONDS", "10000000", "must be at most 86400 (a day)"),
+    ("CAMPAIGN_MAIL_RETRY_MAX_SECONDS", "1e400", "must be at most 604800 (a week), not inf"),
+    ("CAMPAIGN_MAIL_SENDER_CPU_SHARE", "2", "must be at most 1 (all of one core)"),
+    ("CAMPAIGN_RETENTION_DAYS_AFTER_CLOSE", "99999999999", "must be at most 3653 (ten years)"),
+    ("CAMPAIGN_IMPORT_MAX_BYTES", "100000000000000000000", "(16 GiB)"),
+    ("CAMPAIGN_PROXY_FIX_HOPS", "1000", "must be at most 10"),
 ]
 
 
@@ -457,3 +514,152 @@ def test_a_bad_value_in_a_config_mapping_is_refused_too(
 
     with pytest.raises(ConfigError, match=re.escape(expected)):
         app_factory(**{key: value})
+
+
+# ------------------------------------------------------------------ databases, mail, text
+
+
+def quiet_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **values: str) -> Flask:
+    """env_app() without a mail sender (its database has no tables)."""
+    return env_app(monkeypatch, tmp_path, CAMPAIGN_MAIL_SENDER="false", **values)
+
+
+def test_a_lease_url_of_another_kind_than_postgresql_is_refused_with_postgresql(
+    tmp_path: Path,
+) -> None:
+    # mail.lease gives the lease's engine libpq's keepalive options: on SQLite every retry
+    # was a TypeError traceback, and no sender ever delivered.
+    for value in ("sqlite:////tmp/x.db", "postgresql+psycopg2://ann:s3cret@db/x"):
+        done = campaign_cli(
+            tmp_path,
+            "--help",
+            CAMPAIGN_DATABASE_URL="postgresql+psycopg://ann:s3cret@127.0.0.1:1/campaign",
+            CAMPAIGN_MAIL_LEASE_DATABASE_URL=value,
+        )
+        assert done.returncode == 1
+        assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr
+        assert done.stderr.startswith("Error: CAMPAIGN_MAIL_LEASE_DATABASE_URL must be")
+        assert "s3cret" not in done.stderr
+
+
+def test_a_database_url_password_is_not_shown_when_its_driver_is_missing(
+    tmp_path: Path,
+) -> None:
+    for value in (
+        "postgresql+psycopg2://ann:s3cret@db/x",
+        "mysql+pymysql://ann:s3cret@db/x",
+        "postgresql+asyncpg://db/x?password=s3cret",
+    ):
+        done = campaign_cli(tmp_path, "--help", CAMPAIGN_DATABASE_URL=value)
+        assert done.returncode == 1
+        assert "CAMPAIGN_DATABASE_URL" in done.stderr and "s3cret" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://campaign@db.internal:5432/campaign",
+        "postgresql://campaign@db.internal:5432/campaign",  # psycopg in SQLAlchemy 2.1
+    ],
+)
+def test_a_postgresql_lease_url_with_a_postgresql_database_is_taken(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str
+) -> None:
+    app = env_app(
+        monkeypatch,
+        tmp_path,
+        CAMPAIGN_DATABASE_URL="postgresql+psycopg://campaign@127.0.0.1:1/campaign",
+        CAMPAIGN_MAIL_LEASE_DATABASE_URL=url,
+        CAMPAIGN_MAIL_SENDER="false",
+    )
+    assert app.config["MAIL_LEASE_DATABASE_URL"] == url
+    app.extensions["engine"].dispose()
+
+
+@pytest.mark.parametrize("word", ["true", "null", "0", "1e3", '"quoted"', "[1]", " spaced ", ""])
+def test_the_smtp_login_is_taken_as_written(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, word: str
+) -> None:
+    # JSON made these True, None, 0, 1000.0, 'quoted': str() then sent another password.
+    app = quiet_app(monkeypatch, tmp_path, CAMPAIGN_SMTP_USERNAME=word, CAMPAIGN_SMTP_PASSWORD=word)
+    assert app.config["SMTP_USERNAME"] == word
+    assert app.config["SMTP_PASSWORD"] == word
+
+
+def test_an_smtp_password_of_another_kind_is_refused_unseen(app_factory: Any) -> None:
+    from campaign.config import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        app_factory(SMTP_PASSWORD=314159)
+    assert str(refused.value) == "SMTP_PASSWORD must be text, not a number"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "campaign@localhost",
+        "letters@example.org",
+        "Open Letter <letters@example.org>",
+        '"Open Letter, Paris" <letters@example.org>',
+        "Lettre ouverte — Zoë <letters@example.org>",
+        "<letters@example.org>",
+    ],
+)
+def test_a_mail_from_of_one_address_is_taken(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str
+) -> None:
+    app = quiet_app(monkeypatch, tmp_path, CAMPAIGN_MAIL_FROM=value)
+    assert app.config["MAIL_FROM"] == value
+
+
+def test_the_privacy_page_links_the_address_of_a_named_sender(app_factory: Any) -> None:
+    app = app_factory(MAIL_FROM="Open Letter <letters@example.org>")
+    page = app.test_client().get("/privacy")
+    assert page.status_code == 200
+    assert '<a href="mailto:letters@example.org">letters@example.org</a>' in page.text
+
+
+@pytest.mark.parametrize(
+    ("value", "contact"),
+    [
+        ("security@example.org", "mailto:security@example.org"),
+        ("mailto:security@example.org", "mailto:security@example.org"),
+        ("https://example.org/security", "https://example.org/security"),
+    ],
+)
+def test_security_txt_names_a_good_contact(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str, contact: str
+) -> None:
+    app = quiet_app(monkeypatch, tmp_path, CAMPAIGN_SECURITY_CONTACT=value)
+    answer = app.test_client().get("/.well-known/security.txt")
+    assert answer.status_code == 200
+    assert answer.text.startswith(f"Contact: {contact}\nExpires: ")
+
+
+@pytest.mark.parametrize("value", ['["/srv/fonts/a.ttf"]', "/srv/fonts/a.ttf", '"/a.ttf"', "[]"])
+def test_share_fonts_are_a_list_or_one_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str
+) -> None:
+    app = quiet_app(monkeypatch, tmp_path, CAMPAIGN_SHARE_FONTS=value)
+    assert isinstance(app.config["SHARE_FONTS"], list | str)
+
+
+def test_every_number_at_its_highest_still_serves(app_factory: Any) -> None:
+    from campaign.config import _highest
+
+    app = app_factory(**{key: highest for key, (highest, _what) in _highest.items()})
+    make_campaign(app)
+    answer = sign(app, "localhost")
+    assert answer.status_code in (302, 303), answer.text
+    again = sign(app, "localhost")  # a duplicate: the quiet period is added to a time
+    assert again.status_code in (302, 303), again.text
+    for path in (f"/c/{SLUG}", f"/c/{SLUG}/tally.json", "/admin/login", "/privacy"):
+        assert app.test_client().get(path).status_code == 200, path
+
+
+def test_every_default_is_within_its_highest() -> None:
+    from campaign import config
+
+    for key, (highest, _what) in config._highest.items():
+        default = getattr(config, key)
+        assert default is None or default <= highest, key
