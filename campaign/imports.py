@@ -26,6 +26,7 @@ import signal
 import sys
 import threading
 import time
+import unicodedata
 from array import array
 from bisect import bisect_left
 from collections import Counter
@@ -92,6 +93,46 @@ N_ = signing.N_
 # import's mode gives it. Any other value is a mistake, never a status to trust.
 _ON_THE_LETTER = ("pending", "held", "confirmed")
 _UNKNOWN_STATUS = N_("Unknown status: use pending, held or confirmed, or leave it empty.")
+
+# The public column's words, in any case: a file saved by a spreadsheet in the organizer's
+# language says VRAI or FAUX (French Excel), so the four interface languages' words count
+# too. The pairs are what the import page and the row error list (PUBLIC_WORDS); on/off,
+# t/f and si without its accent are kept quietly, as files that worked before still do.
+_PUBLIC_PAIRS = (
+    ("true", "false"),
+    ("yes", "no"),
+    ("y", "n"),
+    ("1", "0"),
+    ("vrai", "faux"),
+    ("oui", "non"),
+    ("verdadero", "falso"),
+    ("sí", "no"),
+    ("benar", "salah"),
+    ("ya", "tidak"),
+)
+PUBLIC_WORDS = ", ".join(f"{yes}/{no}" for yes, no in _PUBLIC_PAIRS)
+_PUBLIC_YES = frozenset({yes for yes, _no in _PUBLIC_PAIRS} | {"on", "t", "si"})
+_PUBLIC_NO = frozenset({no for _yes, no in _PUBLIC_PAIRS} | {"off", "f", ""})
+# The words written out (the CLI prints msgids as they are); they are PUBLIC_WORDS, which the
+# import page's hint shows, and tests/test_imports.py holds every catalog to that.
+NOT_YES_OR_NO = N_(
+    "Not yes or no: use true/false, yes/no, y/n, 1/0, vrai/faux, oui/non, verdadero/falso, "
+    "sí/no, benar/salah, ya/tidak (in any case), or leave it empty for no."
+)
+
+# The sign form's messages speak to the signer ("Enter your email address."); a row's
+# problem is the organizer's, so the preview says what is wrong with the cell instead.
+_FOR_ORGANIZERS = {
+    N_("Enter your email address."): N_("The email address is missing."),
+    N_("This field is required."): N_("The cell is empty; this column is required."),
+    N_("Choose a country."): N_("The country code is missing."),
+    N_("Choose a country from the list."): N_(
+        "Unknown country code: use the two-letter ISO code (FR, KH, ID...)."
+    ),
+    N_("Enter a valid email address, like name@example.org."): N_(
+        "This is not a valid email address."
+    ),
+}
 
 
 class ImportRefused(ValueError):
@@ -418,12 +459,23 @@ def _parse_time(value: str, now: dt.datetime) -> dt.datetime | None:
     return when
 
 
+def _public(cell: str) -> bool | None:
+    """The public column's word as a yes or a no (None: neither); see _PUBLIC_PAIRS."""
+    word = unicodedata.normalize("NFC", cell.strip()).casefold()
+    if word in _PUBLIC_YES:
+        return True
+    if word in _PUBLIC_NO:
+        return False
+    return None
+
+
 def _validate(line: int, cells: dict[str, str] | str, now: dt.datetime) -> _Row:
     """The form's rules on one row, plus the columns only a file has."""
     if isinstance(cells, str):
         return _Row(line, {}, errors={"row": cells})
     row = _Row(line, cells)
-    raw = {
+    public = _public(cells.get("public", ""))
+    raw: dict[str, str | bool | None] = {
         "name": cells["name"],
         "title": cells["title"],
         "parliament": cells["parliament"],
@@ -431,14 +483,19 @@ def _validate(line: int, cells: dict[str, str] | str, now: dt.datetime) -> _Row:
         "country": cells["country_code"],
         "email": cells["email"],
         "comment": cells.get("comment", ""),
-        "public": cells.get("public", ""),
+        "public": bool(public),  # a word that is neither is the row's error below
     }
     try:
         row.entry = signing.validate_entry(raw)
     except signing.InvalidEntry as error:
         row.errors.update(
-            {("country_code" if k == "country" else k): v for k, v in error.errors.items()}
+            {
+                ("country_code" if k == "country" else k): _FOR_ORGANIZERS.get(v, v)
+                for k, v in error.errors.items()
+            }
         )
+    if public is None:
+        row.errors["public"] = NOT_YES_OR_NO
     status = cells.get("status", "").strip().casefold()
     if status in _OFF_THE_LETTER:
         row.errors["status"] = N_("Rejected, withdrawn and erased signatures are not imported.")

@@ -122,8 +122,8 @@ def test_import_csv_prints_the_counts_and_imports(
 
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        "line 4: invalid: country_code: Choose a country from the list.; "
-        "email: Enter a valid email address, like name@example.org.",
+        "line 4: invalid: country_code: Unknown country code: use the two-letter ISO code "
+        "(FR, KH, ID...).; email: This is not a valid email address.",
         "line 5: duplicate: The same address is on line 2.",
         "line 6: imported: Held for review: same name and country as an earlier signer.",
         "imported: 3",

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from campaign import imports, mail, tally
+from campaign import i18n, imports, mail, tally
 from campaign.db import new_session
 from campaign.models import AuditEntry, Campaign, OutboxMessage, Signature, TallyCount
 
@@ -90,7 +90,7 @@ def _apply(client: FlaskClient, preview, mode: str = "count_now"):  # type: igno
     )
 
 
-PAPER = _csv(
+PAPER_ROWS = (
     "Anna Müller,MP,Bundestag,Greens,DE,anna@example.org,yes,",
     'Bob Smith,Senator,Senate,,US,bob@example.org,no,"two\nlines"',
     "Dr. Anna Muller,MP,Bundestag,Greens,DE,anna.m@example.org,yes,",
@@ -99,6 +99,7 @@ PAPER = _csv(
     "Ingrid Existing,MP,Storting,,NO,INGRID@example.org,yes,",
     "Ingrid Existing,MP,Storting,,NO,ingrid.other@example.org,yes,",
 )
+PAPER = _csv(*PAPER_ROWS)
 
 
 def test_preview_shows_each_rows_outcome_and_stores_nothing(setup) -> None:  # type: ignore[no-untyped-def]
@@ -114,9 +115,9 @@ def test_preview_shows_each_rows_outcome_and_stores_nothing(setup) -> None:  # t
     assert "<strong>1</strong> invalid, skipped" in page
     # line 5: the header is line 1 and Bob's comment spans lines 3 and 4
     assert "Held for review: same name and country as line 2." in page
-    assert "<code>country_code</code>: Choose a country from the list." in page
-    assert "<code>email</code>: Enter a valid email address" in page
-    assert "<code>public</code>: Use yes or no." in page
+    assert "<code>country_code</code>: Unknown country code: use the two-letter ISO code" in page
+    assert "<code>email</code>: This is not a valid email address." in page
+    assert f"<code>public</code>: Not yes or no: use {imports.PUBLIC_WORDS} (in any case)" in page
     assert "The same address is on line 2." in page
     assert "This address has already signed." in page
     assert "Held for review: same name and country as an earlier signer." in page
@@ -547,7 +548,13 @@ def test_a_row_with_more_cells_than_the_header_is_invalid(app: Flask, tmp_path: 
     db.close()
     assert [(r.outcome, dict(r.errors)) for r in report.rows] == [
         ("invalid", {"row": "This row has more cells than the header."}),
-        ("invalid", {"country_code": "Choose a country.", "email": "Enter your email address."}),
+        (
+            "invalid",
+            {
+                "country_code": "The country code is missing.",
+                "email": "The email address is missing.",
+            },
+        ),
     ]
 
 
@@ -572,9 +579,9 @@ def test_rows_of_invisible_or_reordering_text_are_invalid_and_invisible_ends_tri
         (
             "invalid",
             {
-                "name": "This field is required.",
-                "title": "This field is required.",
-                "parliament": "This field is required.",
+                "name": "The cell is empty; this column is required.",
+                "title": "The cell is empty; this column is required.",
+                "parliament": "The cell is empty; this column is required.",
             },
         ),
         ("invalid", {"name": "Remove the invisible text direction characters."}),
@@ -1045,3 +1052,103 @@ def test_an_upload_past_the_request_limit_gets_the_import_page_with_the_file_lim
     assert "The file is larger than 20 MB, the most that can be imported." in page
     assert 'type="file"' in page  # the upload form, to try another file
     assert _count(app, Signature) == 1
+
+
+# A spreadsheet in each interface language writes its own words for a yes and a no.
+PUBLIC_YES = ["VRAI", "Oui", "sí", "SÍ", "si", "Verdadero", "ya", "BENAR", "true", "Yes", "y", "1"]
+PUBLIC_NO = ["FAUX", "non", "No", "falso", "TIDAK", "salah", "False", "n", "0", " ", ""]
+
+
+def test_the_public_column_takes_yes_and_no_in_the_interface_languages_in_any_case(
+    app: Flask, tmp_path: Path
+) -> None:
+    words = PUBLIC_YES + PUBLIC_NO
+    rows = [
+        f"Signer {chr(65 + i)}{chr(97 + i)},MP,Senate,,FR,p{i}@example.org,{word},"
+        for i, word in enumerate(words)
+    ]
+    db = new_session(app)
+    campaign = make_campaign(db)
+    report = _import(db, campaign, _file(tmp_path, _csv(*rows)), count_now=True)
+    db.commit()
+    public = dict(db.execute(select(Signature.email, Signature.public)).all())
+    db.close()
+
+    assert (report.imported, report.invalid) == (len(words), 0)
+    assert [public[f"p{i}@example.org"] for i in range(len(words))] == [True] * len(PUBLIC_YES) + [
+        False
+    ] * len(PUBLIC_NO)
+
+
+def test_the_import_page_and_a_refused_public_cell_list_the_same_words(setup) -> None:  # type: ignore[no-untyped-def]
+    _app, client = setup
+    for lang in ("en", "fr", "es", "id"):
+        hint = _text(client.get(f"/admin/c/release/import?lang={lang}"))
+        assert imports.PUBLIC_WORDS in hint, lang
+        preview = _text(
+            _upload(client, _csv("Rita Maybe,MP,Senate,,FR,rita@example.org,peut-être,"))
+        )
+        error = re.search(r"<code>public</code>: ([^<]+)</li>", preview)
+        assert error is not None, lang
+        assert imports.PUBLIC_WORDS in error.group(1), lang
+
+
+def test_row_errors_speak_to_the_organizer_not_the_signer(setup) -> None:  # type: ignore[no-untyped-def]
+    _app, client = setup
+    page = _text(
+        _upload(
+            client,
+            _csv("Nora Nomail,MP,Senate,,,,yes,", "Tia Titleless,,Senate,,FR,tia@example.org,no,"),
+        )
+    )
+    assert "<code>email</code>: The email address is missing." in page
+    assert "<code>country_code</code>: The country code is missing." in page
+    assert "<code>title</code>: The cell is empty; this column is required." in page
+    assert "your email" not in page and "Choose a country" not in page
+    french = _text(
+        client.post(
+            "/admin/c/release/import?lang=fr",
+            data={
+                "step": "preview",
+                "file": (io.BytesIO(_csv("Nora Nomail,MP,Senate,,FR,,yes,")), "a.csv"),
+            },
+            content_type="multipart/form-data",
+        )
+    )
+    assert "<code>email</code>: L\u2019adresse e-mail est manquante." in french
+
+
+def test_the_applied_imports_counts_are_grouped_as_the_preview_groups_them(setup) -> None:  # type: ignore[no-untyped-def]
+    _app, client = setup
+    rows = [f"Signer {i:04d},MP,Senate,,FR,s{i}@example.org,yes," for i in range(1001)]
+    preview = _upload(client, _csv(*rows))
+    assert "<strong>1,001</strong> to import" in _text(preview)
+    done = _apply(client, preview)
+    assert done.status_code == 303
+    page = _text(client.get(done.headers["Location"]))
+    assert "Imported: 1,001 (held for review: " in page
+
+
+def test_the_mail_language_choice_names_languages_as_the_language_switcher_does(setup) -> None:  # type: ignore[no-untyped-def]
+    _app, client = setup
+    for lang in ("en", "id", "fr"):
+        page = client.post(
+            f"/admin/c/release/import?lang={lang}",
+            data={"step": "preview", "file": (io.BytesIO(_csv(*PAPER_ROWS)), "p.csv")},
+            content_type="multipart/form-data",
+        ).get_data(as_text=True)
+        picker = re.search(r'<select[^>]*name="locale"[^>]*>(.*?)</select>', page, re.S)
+        assert picker is not None, lang
+        names = re.findall(r'<option[^>]*value="([^"]+)"[^>]*>([^<]+)</option>', picker.group(1))
+        assert names == [(code, i18n.LANGUAGE_NAMES[code]) for code in ("en", "id", "fr", "es")]
+        assert ("id", "Bahasa Indonesia") in names and ("fr", "Français") in names
+
+
+@pytest.mark.parametrize("lang", ["fr", "es", "id"])
+def test_every_catalog_keeps_the_public_columns_words_in_its_error(app: Flask, lang: str) -> None:
+    from flask_babel import force_locale, gettext
+
+    with app.test_request_context(), force_locale(lang):
+        translated = gettext(imports.NOT_YES_OR_NO)
+    assert translated != imports.NOT_YES_OR_NO
+    assert imports.PUBLIC_WORDS in translated

@@ -217,12 +217,20 @@ def _new_password_field(label: Any) -> PasswordField:
     )
 
 
+# An organizer's address, checked with the project's own message: WTForms' built-in one
+# ("Adresse électronique non valide.") reads unlike every other page ("Adresse e-mail").
+ORGANIZER_EMAIL = Email(
+    check_deliverability=False,
+    message=_l("Enter a valid email address, like name@example.org."),
+)
+
+
 class OrganizerCreateForm(FlaskForm):  # type: ignore[misc]
     """A new organizer account."""
 
     email = EmailField(
         _l("Email address"),
-        validators=[DataRequired(), Length(max=254), Email(check_deliverability=False)],
+        validators=[DataRequired(), Length(max=254), ORGANIZER_EMAIL],
         filters=[_strip],
     )
     name = StringField(_l("Name"), validators=[Length(max=200), LINE], filters=[_strip])
@@ -275,7 +283,7 @@ class PasswordResetRequestForm(FlaskForm):  # type: ignore[misc]
 
     email = EmailField(
         _l("Email address"),
-        validators=[DataRequired(), Length(max=254), Email(check_deliverability=False)],
+        validators=[DataRequired(), Length(max=254), ORGANIZER_EMAIL],
         filters=[_strip],
         render_kw={"autocomplete": "username", "spellcheck": "false", "autocapitalize": "none"},
     )
@@ -373,11 +381,21 @@ CONFIRMATION = "confirmation"
 
 
 def mail_languages() -> list[SelectChoice]:
-    """The interface languages, each named in itself: the languages a signer's mail is in."""
+    """The interface languages, each named in itself: the languages a signer's mail is in.
+
+    The names are the language switcher's (i18n.LANGUAGE_NAMES: "Bahasa Indonesia", where
+    Babel says "Indonesia"); a configured language it does not name gets Babel's own name.
+    """
     return [
-        SelectChoice(code, Locale.parse(code).get_display_name(code) or code)
+        SelectChoice(code, i18n.LANGUAGE_NAMES.get(code) or _own_name(code))
         for code in current_app.config["LANGUAGES"]
     ]
+
+
+def _own_name(code: str) -> str:
+    """A language's name in itself, capitalised as a choice is ("português", "Português")."""
+    name = Locale.parse(code).get_display_name(code) or code
+    return name[:1].upper() + name[1:]
 
 
 # The language a signature added by the dashboard (imported, or added by hand) is stored in:

@@ -18,7 +18,7 @@ from flask import (
     stream_template,
     url_for,
 )
-from flask_babel import get_locale
+from flask_babel import format_number, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -189,6 +189,7 @@ def _render_upload(
         error=error,
         required=imports.REQUIRED_COLUMNS,
         optional=imports.OPTIONAL_COLUMNS,
+        public_words=imports.PUBLIC_WORDS,
         max_megabytes=imports.megabytes(_max_bytes()),
     ), status
 
@@ -293,12 +294,13 @@ def _apply_upload(campaign: Campaign) -> Response | tuple[str, int]:
     os.unlink(path)
     flash(
         _(
-            "Import applied. Imported: %(imported)d (held for review: %(held)d). "
-            "Skipped: %(duplicate)d already signed, %(invalid)d invalid.",
-            imported=report.imported,
-            held=report.held,
-            duplicate=report.duplicate,
-            invalid=report.invalid,
+            "Import applied. Imported: %(imported)s (held for review: %(held)s). "
+            "Skipped: %(duplicate)s already signed, %(invalid)s invalid.",
+            # Digits grouped as the preview writes them ("3,000", "3 000").
+            imported=format_number(report.imported),
+            held=format_number(report.held),
+            duplicate=format_number(report.duplicate),
+            invalid=format_number(report.invalid),
         ),
         "ok",
     )
