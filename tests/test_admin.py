@@ -405,6 +405,33 @@ def test_counts_past_999_are_grouped_as_the_reader_writes_them(
     assert "1,236 signatures match; showing 1,001\u20131,050." in last  # an en dash
 
 
+def test_the_campaign_lists_status_headings_are_capitalised_as_the_other_headings(
+    client: FlaskClient, auth: AuthActions, world: World
+) -> None:
+    auth.login("alice@example.org")
+    for lang, expected in (
+        ("en", ["Campaign", "State", "Pending", "Held", "Confirmed", "Rejected"]),
+        ("fr", ["Campagne", "État", "En attente", "Retenue", "Confirmée", "Refusée"]),
+    ):
+        page = client.get(f"/admin/?lang={lang}").get_data(as_text=True)
+        headings = re.findall(r'<th scope="col"[^>]*>([^<]+)</th>', page)
+        assert headings[:6] == expected, headings
+        assert f'data-label="{expected[2]}"' in page
+
+
+def test_bulk_outcomes_write_their_counts_as_the_reader_does(app: Flask) -> None:
+    from collections import Counter
+
+    from flask import get_flashed_messages
+
+    from campaign.views import admin
+
+    with app.test_request_context("/admin/?lang=fr"):
+        admin._flash_outcome("verify", 1234, Counter({"erased": 2500}))
+        messages = [m.replace("\u202f", " ").replace("\xa0", " ") for m in get_flashed_messages()]
+    assert "1 234" in messages[0] and "2 500" in messages[1], messages
+
+
 @pytest.fixture
 def csrf_app(app_factory: Any) -> Flask:
     """The app with CSRF checks on, as in production."""
@@ -799,7 +826,7 @@ def test_an_admin_creates_an_organizer_who_can_log_in(
     ("data", "message"),
     [
         ({"email": "alice@example.org"}, "An organizer has this address already."),
-        ({"email": "not-an-address"}, "Invalid email address."),
+        ({"email": "not-an-address"}, "Enter a valid email address, like name@example.org."),
         ({"password": "short one"}, "At least 12 characters."),
         ({"name": "Dan\x07Lee"}, "Remove the control characters."),
     ],
@@ -842,6 +869,19 @@ def test_a_new_organizer_without_a_password_is_told_what_to_enter(
     assert "Ce champ est obligatoire." not in page
     store.expire_all()
     assert store.scalar(select(func.count()).select_from(Organizer)) == 3
+
+
+def test_a_new_organizers_bad_address_is_told_in_the_sites_own_words(
+    client: FlaskClient, auth: AuthActions, store: Session, world: World
+) -> None:
+    auth.login("root@example.org")
+    response = client.post(
+        "/admin/organizers?lang=fr", data={"email": "pas-une-adresse", "password": "x" * 20}
+    )
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "Saisissez une adresse e-mail valide, comme nom@example.org." in page
+    assert "électronique" not in page
 
 
 def test_an_admin_assigns_promotes_and_deactivates(

@@ -99,10 +99,10 @@ def test_fields_blank_on_both_sides_are_left_out_and_unchanged_ones_shown_once(
     for url in ("/admin/c/kem/audit", f"/admin/c/kem/signatures/{signature.id}"):
         page = client.get(url).get_data(as_text=True)
         assert "<bdi>Ann Lee</bdi> → <bdi>Anne Lee</bdi>" in page, url
-        assert "<code>public</code>: <bdi>no</bdi> → <span" in page, url
-        assert "<code>title</code>: <bdi>MP</bdi></li>" in page, url
-        assert "duplicate_of_id" not in page, url
-        assert "<code>party</code>" not in page, url
+        assert "<li>Listed publicly: <bdi>no</bdi> → <span" in page, url
+        assert "<li>Title: <bdi>MP</bdi></li>" in page, url
+        assert "duplicate_of_id" not in page and "Possible duplicate of" not in page, url
+        assert "<li>Party" not in page, url
 
 
 def test_an_added_signatures_entry_names_only_what_it_has(
@@ -128,9 +128,9 @@ def test_an_added_signatures_entry_names_only_what_it_has(
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     history = page[page.index("<h2>History</h2>") :]
     assert "signature.add" in history
-    assert '<code>name</code>: <span class="muted">∅</span> → <bdi>Ann Lee</bdi>' in history
-    assert "duplicate_of_id" not in history
-    assert "<code>party</code>" not in history
+    assert '<li>Name: <span class="muted">∅</span> → <bdi>Ann Lee</bdi>' in history
+    assert "duplicate_of_id" not in history and "Possible duplicate of" not in history
+    assert "<li>Party" not in history
     assert "∅</span> → </li>" not in history
 
 
@@ -175,3 +175,24 @@ def test_redaction_blanks_named_fields_only(store: Session) -> None:
     after = json.loads(entry.after)
     assert after["rejected_reason"] == "[erased]"
     assert after["status"] == "rejected"
+
+
+def test_a_signatures_history_names_fields_and_statuses_in_the_readers_language(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    campaign = make_campaign(store, "kem")
+    make_organizer(store, "alice@example.org", campaigns=(campaign,))
+    signature = make_signature(store, campaign, "Ann Lee", "ann@parl.example")
+    auth.login("alice@example.org")
+    url = f"/admin/c/kem/signatures/{signature.id}"
+    client.post(url, data={"action": "reject", "reason": "not an MP"})
+    client.post(url, data={"action": "restore"})
+    client.post(url, data={"action": "erase", "confirm_erase": "y"})
+    page = client.get(f"{url}?lang=fr").get_data(as_text=True)
+    history = page[page.index("<h2>Historique</h2>") :].replace("\xa0", " ")
+    assert "<li>Statut : <bdi>refusée</bdi> → <bdi>confirmée</bdi></li>" in history
+    # Erased later, the reason reads so; an empty one reads as no value, not as nothing.
+    assert '<li>Motif du refus : <bdi>[effacé]</bdi> → <span class="muted">∅</span></li>' in history
+    assert "<li>Compte : <bdi>oui</bdi> → <bdi>non</bdi></li>" in history
+    assert "rejected" not in history and "[erased]" not in history
+    assert "<code>status</code>" not in history and "<code>rejected_reason</code>" not in history

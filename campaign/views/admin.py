@@ -19,7 +19,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import get_locale, lazy_pgettext
+from flask_babel import format_number, get_locale, lazy_pgettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
@@ -102,13 +102,13 @@ SKIPPED = {
     "bad_choice": _l("the choice is unknown"),
 }
 DONE = {
-    "verify": _l("Verified: %(n)d."),
-    "unverify": _l("Verified mark removed: %(n)d."),
-    "reject": _l("Rejected: %(n)d."),
-    "restore": _l("Restored: %(n)d."),
-    "resend": _l("Confirmation mail queued: %(n)d."),
-    "erase": _l("Personal data erased: %(n)d."),
-    "unlist": _l("Taken off the public list: %(n)d."),
+    "verify": _l("Verified: %(n)s."),
+    "unverify": _l("Verified mark removed: %(n)s."),
+    "reject": _l("Rejected: %(n)s."),
+    "restore": _l("Restored: %(n)s."),
+    "resend": _l("Confirmation mail queued: %(n)s."),
+    "erase": _l("Personal data erased: %(n)s."),
+    "unlist": _l("Taken off the public list: %(n)s."),
 }
 # The details an organizer corrects, as the flash after a correction names them.
 DETAIL_LABELS = {
@@ -118,6 +118,24 @@ DETAIL_LABELS = {
     "party": _l("Party"),
     "country_code": _l("Country"),
 }
+# The fields of a signature's audit entries as the dashboard names them elsewhere (its
+# details, the flash after a correction); a field not named here shows its code.
+AUDIT_FIELD_LABELS = {
+    **DETAIL_LABELS,
+    "email": _l("Email"),
+    "comment": _l("Comment"),
+    "public": _l("Listed publicly"),
+    "status": _l("Status"),
+    "counted": _l("Counts"),
+    "verified_at": _l("Verified"),
+    "rejected_at": _l("Rejected"),
+    "rejected_reason": _l("Reason for rejection"),
+    "erased_at": _l("Erased"),
+    "duplicate_of_id": _l("Possible duplicate of"),
+    "locale": _l("Language"),
+}
+# What review.erase and audit.redact_signature leave in an entry's personal fields.
+_ERASED_MARK = "[erased]"
 STATE_LABELS = {
     "draft": _l("draft"),
     "open": _l("open"),
@@ -175,6 +193,14 @@ def status_label(status: str) -> str:
 
 
 @bp.app_template_global()
+def status_heading(status: str) -> str:
+    """A signature status as a column heading: capitalised, as the other headings are
+    ("En attente" beside "Campagne"); status_label is the word inside a sentence."""
+    label = status_label(status)
+    return label[:1].upper() + label[1:]
+
+
+@bp.app_template_global()
 def source_label(source: str) -> str:
     """Where a signature came from, in the reader's language."""
     return str(SOURCE_LABELS.get(source, source))
@@ -203,11 +229,22 @@ def language_name(code: str) -> str:
 
 
 @bp.app_template_global()
-def audit_value(value: object) -> str:
-    """One value of an audit entry as a person reads it: times to the minute, long text cut."""
+def audit_field(field: str) -> str:
+    """An audit entry's field in the reader's language; "" for one without a label."""
+    return str(AUDIT_FIELD_LABELS.get(field, ""))
+
+
+@bp.app_template_global()
+def audit_value(value: object, field: str = "") -> str:
+    """One value of an audit entry as a person reads it: times to the minute, long text cut,
+    yes/no, a status and the mark of erased data in the reader's language."""
     if isinstance(value, bool):
         return str(_("yes") if value else _("no"))
     text = str(value)
+    if text == _ERASED_MARK:
+        return str(_("[erased]"))
+    if field == "status":
+        return status_label(text)
     if _ISO_TIME.match(text):
         return text[:16].replace("T", " ")
     return text if len(text) <= 160 else text[:157] + "..."
@@ -919,10 +956,11 @@ def _act(db: Session, organizer: Organizer, signature: Signature, action: str, r
 
 def _flash_outcome(action: str, done: int, skipped: Counter[str]) -> None:
     if done:
-        flash(str(DONE[action] % {"n": done}), "ok")
+        # Counts as the reader's language writes them ("1,234", "1 234").
+        flash(str(DONE[action] % {"n": format_number(done)}), "ok")
     for code, n in sorted(skipped.items()):
         flash(
-            _("Skipped %(n)d: %(why)s.", n=n, why=SKIPPED.get(code, code)),
+            _("Skipped %(n)s: %(why)s.", n=format_number(n), why=SKIPPED.get(code, code)),
             "error" if not done else "ok",
         )
 
