@@ -144,7 +144,8 @@ RETENTION_DAYS_AFTER_CLOSE = 90
 # Promise made on the privacy page: how long the web server's request logs are kept.
 LOG_RETENTION_DAYS = 14
 # Suspicious activity (campaign/abuse.py): a group's hour is a burst with at least this many
-# signatures and at least this many times the campaign's median hour of the same kind.
+# signatures and at least this many times the median of the campaign's other hours of the
+# same kind (signing-form signatures only).
 ABUSE_BURST_MIN = 20
 ABUSE_BURST_FACTOR = 5.0
 
