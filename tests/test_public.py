@@ -900,6 +900,7 @@ def test_withdraw_drops_the_count(app: Flask, client: FlaskClient, signed: Queue
     assert total(app) == 1
     done = client.post(path, follow_redirects=True)
     assert "Your signature has been withdrawn" in done.text
+    assert "It no longer counts on this letter." in done.text
     assert client.post(path).status_code == 303
     assert [s.status for s in signatures(app)] == ["withdrawn"]
     assert total(app) == 0
@@ -907,6 +908,14 @@ def test_withdraw_drops_the_count(app: Flask, client: FlaskClient, signed: Queue
     confirm_again = client.post(link(signed, "confirm"), follow_redirects=True)
     assert "This signature was withdrawn" in confirm_again.text
     assert total(app) == 0
+
+
+def test_withdrawing_an_unconfirmed_signature_says_it_will_not_count(
+    app: Flask, client: FlaskClient, signed: QueuedMail
+) -> None:
+    done = client.post(link(signed, "withdraw"), follow_redirects=True)
+    assert "It will not count on this letter." in done.text  # it never did
+    assert "no longer counts" not in done.text
 
 
 def later(monkeypatch: pytest.MonkeyPatch, seconds: int) -> None:
@@ -941,7 +950,7 @@ def test_signing_again_after_withdrawing_mails_a_link_that_counts_again(
     )
     assert sig.withdrawn_at is not None
     withdrawn_on = format_date(sig.withdrawn_at, format="long", locale="en")
-    assert f"was withdrawn on {withdrawn_on}" in notice.body_text
+    assert f"Your signature was withdrawn on {withdrawn_on}" in notice.body_text
     assert "/withdraw/" not in notice.body_text
     path = link(notice, "confirm")
     for _ in range(2):
