@@ -6,13 +6,9 @@ import base64
 import datetime as dt
 import hashlib
 import html
-import json
-import os
 import re
-import secrets
-import time
 
-from flask import current_app, flash, render_template, request
+from flask import current_app, flash, render_template
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -144,23 +140,11 @@ def _shown_audience(form: UpdateForm) -> int | None:
 @bp.route("/c/<slug>/updates", methods=["GET", "POST"])
 @login_required
 def updates_page(slug: str) -> Response | _Page:
-    """Updates sent to the letter's signers, and a new one: write, preview, then send or test.
-
-    A preview is shown by a redirect (to ?draft=<token>#top), as the dashboard's other forms
-    end: the writing form's address ends in #error-summary for its errors, and a browser keeps
-    that fragment on the page a POST answers, so a preview shown there would sit on it.
-    """
+    """Updates sent to the letter's signers, and a new one: write, preview, then send or test."""
     campaign = auth.campaign_or_404(slug)
     form = UpdateForm()
     if not form.is_submitted():
-        token = request.args.get("draft")
-        if token is None:
-            return _list_page(campaign, UpdateForm(formdata=None))
-        draft = _stored_draft(campaign, token)
-        if draft is None:
-            flash(_("That preview is no longer here: write the update again."), "error")
-            return _list_page(campaign, UpdateForm(formdata=None))
-        return _preview_page(campaign, draft)
+        return _list_page(campaign, UpdateForm(formdata=None))
     if form.edit.data:
         return _list_page(campaign, form)
     form.validate()
@@ -170,67 +154,7 @@ def updates_page(slug: str) -> Response | _Page:
         return _send(campaign, form)
     if form.test.data:
         return _test(campaign, form)
-    return _show_preview(campaign, form)
-
-
-# A previewed update waits in instance/update-drafts/<campaign id>-<token>.json (the session
-# cookie is too small for its text) while the organizer reads it; removed after a day.
-_DRAFT_TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
-_DRAFT_SECONDS = 24 * 3600
-
-
-def _drafts_dir() -> str:
-    path = os.path.join(current_app.instance_path, "update-drafts")
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    return path
-
-
-def _draft_path(campaign: Campaign, token: str) -> str:
-    return os.path.join(_drafts_dir(), f"{campaign.id}-{token}.json")
-
-
-def _remove_stale_drafts(now: float) -> None:
-    directory = _drafts_dir()
-    for name in os.listdir(directory):
-        path = os.path.join(directory, name)
-        try:
-            if now - os.path.getmtime(path) > _DRAFT_SECONDS:
-                os.unlink(path)
-        except FileNotFoundError:
-            continue  # another worker removed it first
-
-
-def _show_preview(campaign: Campaign, form: UpdateForm) -> Response:
-    """Keep the checked update as a draft and show its preview at the top of a page of its own."""
-    _remove_stale_drafts(time.time())
-    token = secrets.token_urlsafe(24)
-    draft = {
-        "subject": form.subject.data or "",
-        "body": form.body.data or "",
-        "publish": bool(form.publish.data),
-    }
-    with open(_draft_path(campaign, token), "w", encoding="utf-8") as handle:
-        json.dump(draft, handle, ensure_ascii=False)
-    return see_other_at_top("admin.updates_page", slug=campaign.slug, draft=token)
-
-
-def _stored_draft(campaign: Campaign, token: str) -> UpdateForm | None:
-    """The draft's form (checked when it was kept); None when it is gone or not one."""
-    if not _DRAFT_TOKEN.match(token):
-        return None
-    try:
-        with open(_draft_path(campaign, token), encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    if not (
-        isinstance(data, dict)
-        and isinstance(data.get("subject"), str)
-        and isinstance(data.get("body"), str)
-        and isinstance(data.get("publish"), bool)
-    ):
-        return None
-    return UpdateForm(formdata=None, data=data)
+    return _preview_page(campaign, form)
 
 
 def _send(campaign: Campaign, form: UpdateForm) -> Response | _Page:
@@ -292,11 +216,11 @@ def _send(campaign: Campaign, form: UpdateForm) -> Response | _Page:
     return see_other_at_top("admin.updates_page", slug=campaign.slug)
 
 
-def _test(campaign: Campaign, form: UpdateForm) -> Response:
+def _test(campaign: Campaign, form: UpdateForm) -> _Page:
     """Mail the previewed update to the organizer alone, then show the preview again."""
     organizer = _organizer()
     db = get_session()
     updates.send_test(db, organizer, campaign, _sample(form, campaign))
     db.commit()
     flash(_("A test was mailed to %(email)s. Nobody else got it.", email=organizer.email), "ok")
-    return _show_preview(campaign, form)
+    return _preview_page(campaign, form)
