@@ -127,7 +127,8 @@ _FOR_ORGANIZERS = {
     N_("This field is required."): N_("The cell is empty; this column is required."),
     N_("Choose a country."): N_("The country code is missing."),
     N_("Choose a country from the list."): N_(
-        "Unknown country code: use the two-letter ISO code (FR, KH, ID...)."
+        "Not the code of a country signers sign from: use a country's two-letter ISO code "
+        "(FR, KH, ID...)."
     ),
     N_("Enter a valid email address, like name@example.org."): N_(
         "This is not a valid email address."

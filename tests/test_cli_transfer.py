@@ -122,8 +122,9 @@ def test_import_csv_prints_the_counts_and_imports(
 
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        "line 4: invalid: country_code: Unknown country code: use the two-letter ISO code "
-        "(FR, KH, ID...).; email: This is not a valid email address.",
+        "line 4: invalid: country_code: Not the code of a country signers sign from: use a "
+        "country's two-letter ISO code (FR, KH, ID...).; email: This is not a valid email "
+        "address.",
         "line 5: duplicate: The same address is on line 2.",
         "line 6: imported: Held for review: same name and country as an earlier signer.",
         "imported: 3",

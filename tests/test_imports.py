@@ -115,7 +115,7 @@ def test_preview_shows_each_rows_outcome_and_stores_nothing(setup) -> None:  # t
     assert "<strong>1</strong> invalid, skipped" in page
     # line 5: the header is line 1 and Bob's comment spans lines 3 and 4
     assert "Held for review: same name and country as line 2." in page
-    assert "<code>country_code</code>: Unknown country code: use the two-letter ISO code" in page
+    assert "<code>country_code</code>: Not the code of a country signers sign from" in page
     assert "<code>email</code>: This is not a valid email address." in page
     assert f"<code>public</code>: Not yes or no: use {imports.PUBLIC_WORDS} (in any case)" in page
     assert "The same address is on line 2." in page
