@@ -67,7 +67,7 @@ def test_cookies_cleared_before_pressing_sign(
     with page.expect_navigation():
         page.get_by_role("button", name="Sign the letter").click()
     alert_in_view(page)
-    assert "please press the button again" in page.locator("#error-summary").inner_text()
+    assert "allow cookies for this site" in page.locator("#error-summary").inner_text()
     assert page.get_by_label("Full name").input_value() == "Rosa Parks"
     assert page.get_by_label("Country").input_value() == "US"
     assert stored(live_server, letter) == 0
