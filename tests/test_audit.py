@@ -56,21 +56,26 @@ def test_an_entry_on_a_signature_belongs_to_its_campaign(store: Session) -> None
     assert recorded.organizer_id == organizer.id
 
 
-def test_the_audit_page_lists_entries_newest_first_with_before_and_after(
-    client: FlaskClient, auth: AuthActions, store: Session
-) -> None:
+def _alice_on_anns_signature(store: Session, auth: AuthActions) -> str:
+    """Alice, logged in, running letter kem with Ann's signature on it: that page's path."""
     campaign = make_campaign(store, "kem")
     make_organizer(store, "alice@example.org", campaigns=(campaign,))
     signature = make_signature(store, campaign, "Ann Lee", "ann@parl.example")
     auth.login("alice@example.org")
-    url = f"/admin/c/kem/signatures/{signature.id}"
+    return f"/admin/c/kem/signatures/{signature.id}"
+
+
+def test_the_audit_page_lists_entries_newest_first_with_before_and_after(
+    client: FlaskClient, auth: AuthActions, store: Session
+) -> None:
+    url = _alice_on_anns_signature(store, auth)
     client.post(url, data={"action": "verify"})
     client.post(url, data={"action": "reject", "reason": "not an MP"})
     page = client.get("/admin/c/kem/audit").get_data(as_text=True)
     actions = re.findall(r"<code>(signature\.\w+)</code>", page)
     assert actions == ["signature.reject", "signature.verify"]
     assert "alice@example.org" in page
-    assert f"#{signature.id}" in page
+    assert f"#{url.rsplit('/', 1)[1]}" in page
     assert "not an MP" in page
     assert "<bdi>confirmed</bdi> → <bdi>rejected</bdi>" in page
 
@@ -180,11 +185,7 @@ def test_redaction_blanks_named_fields_only(store: Session) -> None:
 def test_a_signatures_history_names_fields_and_statuses_in_the_readers_language(
     client: FlaskClient, auth: AuthActions, store: Session
 ) -> None:
-    campaign = make_campaign(store, "kem")
-    make_organizer(store, "alice@example.org", campaigns=(campaign,))
-    signature = make_signature(store, campaign, "Ann Lee", "ann@parl.example")
-    auth.login("alice@example.org")
-    url = f"/admin/c/kem/signatures/{signature.id}"
+    url = _alice_on_anns_signature(store, auth)
     client.post(url, data={"action": "reject", "reason": "not an MP"})
     client.post(url, data={"action": "restore"})
     client.post(url, data={"action": "erase", "confirm_erase": "y"})
