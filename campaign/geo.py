@@ -78,6 +78,7 @@ _NAMES: dict[str, dict[str, str]] = {
         "es": "República Democrática del Congo",
         "id": "Republik Demokratik Kongo",
     },
+    "CG": {"es": "República del Congo"},  # "Congo" alone beside the DRC's full name
     "CI": {"es": "Costa de Marfil"},
     "CX": {"fr": "Île Christmas"},
     "CZ": {"id": "Ceko"},
@@ -87,6 +88,8 @@ _NAMES: dict[str, dict[str, str]] = {
     "GL": {"fr": "Groenland"},
     "GQ": {"fr": "Guinée équatoriale"},
     "KM": {"es": "Comoras"},
+    "MO": {"fr": "Macao"},
+    "NE": {"es": "Níger"},
     "PS": {"en": "Palestine", "es": "Palestina", "fr": "Palestine", "id": "Palestina"},
     "RE": {"fr": "La Réunion"},
     "RU": {"en": "Russia", "es": "Rusia", "fr": "Russie", "id": "Rusia"},
