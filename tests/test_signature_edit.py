@@ -191,6 +191,9 @@ def test_a_stored_name_with_direction_controls_is_isolated_and_must_be_corrected
     signature = make_signature(store, campaign, name, "john@parl.example")
     page = client.get(f"/admin/c/kem/signatures/{signature.id}").get_data(as_text=True)
     assert f"Signature #{signature.id}: <bdi>{name}</bdi></h1>" in page
+    french = client.get(f"/admin/c/kem/signatures/{signature.id}?lang=fr").get_data(as_text=True)
+    assert f"Signature n° {signature.id} : <bdi>{name}</bdi></h1>" in french  # French spacing
+    client.get(f"/admin/c/kem/signatures/{signature.id}?lang=en")  # the language chosen back
     listed = client.get("/admin/c/kem/signatures").get_data(as_text=True)
     assert f"<bdi>{name}</bdi></a>" in listed
     response = _post(client, signature, party="Labour")
