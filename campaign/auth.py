@@ -382,18 +382,13 @@ def end_session(db: Session, organizer: Organizer, session_id: int) -> LoginSess
 
     Another organizer's session is never found: the answer is None, as for one that ended.
     """
-    row = db.scalar(
-        select(LoginSession).where(
-            LoginSession.id == session_id, LoginSession.organizer_id == organizer.id
-        )
+    # One DELETE, so that of two requests ending it at once only one finds it.
+    row: LoginSession | None = db.scalar(
+        delete(LoginSession)
+        .where(LoginSession.id == session_id, LoginSession.organizer_id == organizer.id)
+        .returning(LoginSession)
     )
     if row is None:
-        return None
-    # By statement, so that of two requests ending it at once only one finds it.
-    if (
-        db.scalar(delete(LoginSession).where(LoginSession.id == row.id).returning(LoginSession.id))
-        is None
-    ):
         return None
     _audit_ending(
         db,
