@@ -572,7 +572,11 @@ def face_for(text: str, fonts: tuple[str, ...] = ()) -> str | None:
 
 def covers(text: str, fonts: tuple[str, ...] = ()) -> bool:
     """Whether face_for(text) draws every letter of text (else some come out as boxes)."""
-    face = face_for(text, fonts)
+    return _draws_all(face_for(text, fonts), text)
+
+
+def _draws_all(face: str | None, text: str) -> bool:
+    """Whether the font (None: Pillow's own) draws every letter of text."""
     with _PROBING:
         return all(_has_glyph(face, ch) for ch in _letters(text))
 
@@ -699,9 +703,10 @@ def share_image_png(
     draw = ImageDraw.Draw(image)
     tried = tuple(fonts)
 
-    def font(size: int, words: str) -> Font:
+    def font(size: int, face: str | None) -> Font:
+        """The face (face_for's choice) at size."""
         try:
-            return _font(size, face_for(words, tried))
+            return _font(size, face)
         except OSError:  # the file went away since it was looked into
             return _font(size)
 
@@ -711,14 +716,15 @@ def share_image_png(
         Words no installed font draws whole are left out, not drawn as boxes on every
         link preview; the log says which font would draw them.
         """
-        if not covers(words, tried):
+        face = face_for(words, tried)
+        if not _draws_all(face, words):
             _log.warning(
                 "share image: no font here draws every letter of %r; it is left out (install"
                 " fonts-noto-core and fonts-noto-cjk, or set CAMPAIGN_SHARE_FONTS)",
                 words[:60],
             )
             return y
-        chosen = font(size, words)
+        chosen = font(size, face)
         width, lines, step = box
         right = _rtl(words)
         for line in _fit_lines(draw, words, chosen, width, lines):
@@ -744,7 +750,7 @@ def share_image_png(
         draw.text(
             (_MARGIN - 6, y),
             number,
-            font=font(168, number),
+            font=font(168, face_for(number, tried)),
             fill=SHADES[-1],
             stroke_width=3,
             stroke_fill=SHADES[-1],
